@@ -1,0 +1,99 @@
+"""The gift catalogue: synced from `[[gifts]]`, read by the chat, the pages and the CLI.
+
+Usage::
+
+    report = sync(config.gifts)      # SyncReport(added=[...], changed=[...], retired=[...], ...)
+    for number, gift in enumerate(active(), 1): ...
+    gift_by_number(3)                # the third gift as listed, or None
+
+Stock: `Gift.stock` is what the operator makes available; `Gift.committed` is
+what shares hold (open reservations plus units already ordered). A sync never
+sets stock below what is committed, so a reservation is never lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bot import config as cfg
+from storage.db import locked, write_transaction
+from storage.models import Gift, utcnow
+
+SYNCED = ("position", "name", "price", "description", "image", "variants", "stock")
+
+
+@dataclass
+class SyncReport:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # stock raised to what shares already hold
+
+    def lines(self) -> list[str]:
+        out = [f"added {gid}" for gid in self.added]
+        out += [f"changed {gid}" for gid in self.changed]
+        out += [f"retired {gid}" for gid in self.retired]
+        out += [f"kept stock of {note}" for note in self.kept]
+        return out or ["catalogue up to date"]
+
+
+def sync(gifts: list[cfg.Gift]) -> SyncReport:
+    """Make the Gift table match the config, in one transaction."""
+    report = SyncReport()
+    with write_transaction():
+        existing = {g.id: g for g in locked(Gift.select())}
+        for position, item in enumerate(gifts):
+            wanted = {
+                "position": position,
+                "name": item.name,
+                "price": item.price,
+                "description": item.description,
+                "image": item.image,
+                "variants": list(item.variants),
+                "stock": item.stock,
+            }
+            row = existing.pop(item.id, None)
+            if row is None:
+                Gift.create(id=item.id, active=True, **wanted)
+                report.added.append(item.id)
+                continue
+            if item.stock < row.committed:
+                report.kept.append(f"{item.id} at {row.committed} (config {item.stock})")
+                wanted["stock"] = row.committed
+            if any(getattr(row, k) != v for k, v in wanted.items()) or not row.active:
+                Gift.update(active=True, updated_at=utcnow(), **wanted).where(
+                    Gift.id == item.id
+                ).execute()
+                report.changed.append(item.id)
+        for gid, row in existing.items():
+            if row.active:
+                Gift.update(active=False, updated_at=utcnow()).where(Gift.id == gid).execute()
+                report.retired.append(gid)
+    return report
+
+
+def active() -> list[Gift]:
+    """The gifts on offer, in catalogue order."""
+    return list(Gift.select().where(Gift.active).order_by(Gift.position, Gift.id))
+
+
+def gift_by_number(number: int) -> Gift | None:
+    gifts = active()
+    return gifts[number - 1] if 1 <= number <= len(gifts) else None
+
+
+def get(gift_id: str) -> Gift | None:
+    return Gift.get_or_none(Gift.id == gift_id)
+
+
+def as_dict(gift: Gift) -> dict:
+    return {
+        "id": gift.id,
+        "name": gift.name,
+        "price": gift.price,
+        "stock": gift.available,
+        "total_stock": gift.stock,
+        "committed": gift.committed,
+        "variants": gift.variants,
+        "active": gift.active,
+    }

@@ -1,0 +1,208 @@
+"""The chat: one push from WeChat in, one reply out, each push acted on once.
+
+Usage::
+
+    chat = Chat(config, renderer, notices, clock=utcnow)
+    reply = chat.handle(Incoming(openid="o_a", kind="text", text="礼品", msg_id="1", create_time=1))
+
+Order of reading a message: the words that work everywhere (menu words, 礼品,
+取消 …) first, then the form in progress, then browsing (a number picks a
+gift, 送 shares it), then a short help — never silence. The whole message is
+one transaction: WeChat's retry of it finds the first reply and gets it back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot import catalogue, orders, shares, users
+from bot.config import Config
+from bot.conversation import Conflict, Ended, Engine, State, load, save
+from bot.flows import absolute, build_flows
+from bot.notices import Notices
+from bot.render import Renderer
+from bot.replies import Card, Reply, Text, as_dict, from_dict
+from storage.db import write_transaction
+from storage.models import InboundMessage, utcnow
+
+COMMANDS = {
+    "礼品": "GIFTS",
+    "礼物": "GIFTS",
+    "我送出的": "MY_GIFTS",
+    "我收到的": "MY_ORDERS",
+    "帮助": "HELP",
+    "?": "HELP",
+}
+SHARE_WORD, RESUME_WORD, CANCEL_WORD = "送", "继续", "取消"
+CLAIM_RE = re.compile(r"^领取\s*(\S+)$")
+QR_PREFIX = "qrscene_"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A push from WeChat, in our words: kind is text/image/voice/location/…/event."""
+
+    openid: str
+    kind: str
+    create_time: int
+    msg_id: str = ""
+    text: str = ""
+    event: str = ""  # lower case: subscribe, unsubscribe, scan, click, view
+    event_key: str = ""
+    label: str = ""  # a location message's place name
+
+    @property
+    def dedupe_key(self) -> str:
+        if self.msg_id:
+            return f"msg:{self.msg_id}"
+        return f"evt:{self.openid}:{self.create_time}:{self.event}:{self.event_key}"[:128]
+
+
+class Chat:
+    def __init__(
+        self,
+        config: Config,
+        renderer: Renderer,
+        notices: Notices,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ):
+        self.config = config
+        self.renderer = renderer
+        self.clock = clock
+        self.engine = Engine(config, renderer, build_flows(config, renderer, notices))
+        self.timeout = dt.timedelta(minutes=config.conversation.timeout_minutes)
+
+    def handle(self, msg: Incoming) -> Reply:
+        """Act on a push once; a retry of it gets the first reply again."""
+        for _ in range(3):
+            try:
+                with write_transaction():
+                    return self._handle_once(msg)
+            except Conflict:
+                continue
+        raise Conflict(msg.openid)
+
+    def _handle_once(self, msg: Incoming) -> Reply:
+        key = msg.dedupe_key
+        first = (
+            InboundMessage.insert(key=key, openid=msg.openid, received_at=self.clock())
+            .on_conflict_ignore()
+            .as_rowcount()
+            .execute()
+        )
+        if not first:
+            return from_dict(InboundMessage.get_by_id(key).reply)
+        now = self.clock()
+        users.touch(msg.openid, subscribed=_subscription(msg))
+        state = load(msg.openid, now, self.timeout)
+        try:
+            reply = self._dispatch(msg, state, now)
+        except Ended as ended:
+            state.clear()
+            reply = self._text(f"errors/{ended.code}.txt")
+        if state.timed_out and isinstance(reply, Text):
+            reply = Text(self.renderer.text("flow/timed_out.txt") + "\n\n" + reply.content)
+        save(state, now)
+        InboundMessage.update(reply=as_dict(reply)).where(InboundMessage.key == key).execute()
+        return reply
+
+    # -- reading the message ---------------------------------------------------
+
+    def _dispatch(self, msg: Incoming, state: State, now: dt.datetime) -> Reply:
+        if msg.kind == "event":
+            return self._event(msg, state, now)
+        if msg.kind != "text":
+            if state.active:
+                return self.engine.non_text(state, msg.kind, msg.label, now)
+            return self._text("chat/not_text.txt")
+        text = unicodedata.normalize("NFKC", msg.text).strip()
+        if text in COMMANDS:
+            return self.command(COMMANDS[text], state, now)
+        if claim := CLAIM_RE.match(text):
+            return self.start_claim(claim.group(1), state, now)
+        if text == RESUME_WORD and state.flow and state.paused:
+            return self.engine.resume(state, now)
+        if state.active:
+            return self.engine.step(state, text, now)
+        if text.isdigit():
+            return self.pick(int(text), state)
+        if text == SHARE_WORD:
+            return self.start_share(state, now)
+        if text == CANCEL_WORD and state.flow:
+            state.clear()
+            return self._text("flow/cancelled_paused.txt")
+        return self._help(state)
+
+    def _event(self, msg: Incoming, state: State, now: dt.datetime) -> Reply:
+        if msg.event == "subscribe":
+            if msg.event_key.startswith(QR_PREFIX):
+                return self.start_claim(msg.event_key.removeprefix(QR_PREFIX), state, now)
+            return self._text("chat/welcome.txt", gifts=catalogue.active())
+        if msg.event == "scan":
+            return self.start_claim(msg.event_key, state, now)
+        if msg.event == "click":
+            return self.command(msg.event_key, state, now)
+        return None  # unsubscribe, view, location reports …: nothing to say
+
+    # -- what the words do -----------------------------------------------------
+
+    def command(self, name: str, state: State, now: dt.datetime) -> Reply:
+        """A menu word; a form in progress is paused, not lost."""
+        if name == "GIFTS":
+            reply = self._text("chat/catalogue.txt", gifts=catalogue.active())
+        elif name == "MY_GIFTS":
+            reply = self._text("chat/my_gifts.txt", shares=shares.of_giver(state.openid), now=now)
+        elif name == "MY_ORDERS":
+            reply = self._text("chat/my_orders.txt", orders=orders.of_recipient(state.openid))
+        else:
+            return self._help(state)
+        if state.active:
+            state.paused = True
+            reply = Text(reply.content + "\n\n" + self.renderer.text("flow/paused.txt"))
+        return reply
+
+    def pick(self, number: int, state: State) -> Reply:
+        gift = catalogue.gift_by_number(number)
+        if gift is None:
+            return self._text(
+                "chat/no_such_number.txt", number=number, count=len(catalogue.active())
+            )
+        state.context["picked"] = gift.id
+        return Card(
+            title=self.renderer.text("chat/gift_card_title.txt", gift=gift),
+            description=self.renderer.text("chat/gift_card_description.txt", gift=gift),
+            picurl=absolute(self.config, gift.image),
+            url=f"{self.config.server.public_url}/gifts/{gift.id}",
+        )
+
+    def start_share(self, state: State, now: dt.datetime) -> Reply:
+        gift = catalogue.get(state.context.get("picked") or "")
+        if gift is None or not gift.active:
+            return self._text("chat/pick_first.txt")
+        if gift.available < 1:
+            return self._text("errors/out_of_stock.txt", gift=gift.name, left=0)
+        return self.engine.start(state, "share", {"gift_id": gift.id}, now)
+
+    def start_claim(self, token: str, state: State, now: dt.datetime) -> Reply:
+        share = shares.by_token(token)
+        refusal = orders.claim_refusal(share, state.openid, now)
+        if refusal:
+            order = share and orders.existing_order(share, state.openid)
+            return self._text(f"errors/{refusal}.txt", share=share, order=order)
+        return self.engine.start(state, "order", {"token": share.token}, now)
+
+    def _help(self, state: State) -> Reply:
+        return self._text("chat/help.txt", paused=bool(state.flow and state.paused))
+
+    def _text(self, template: str, **context) -> Text:
+        return Text(self.renderer.text(template, **context))
+
+
+def _subscription(msg: Incoming) -> bool | None:
+    if msg.kind == "event" and msg.event in ("subscribe", "unsubscribe"):
+        return msg.event == "subscribe"
+    return None

@@ -1,0 +1,410 @@
+"""Load and check `config.toml`.
+
+Usage::
+
+    config = load("config.toml")        # raises ConfigError("gifts[2].price", "must be ...")
+    config.wechat.token, config.gifts[0].name
+
+Every table is a dataclass; its fields are the allowed keys, their annotations
+the expected types, a missing default means "required". Unknown keys, wrong
+types and broken cross-key rules all stop start-up with the key and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import ipaddress
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+MENU_KEYS = ("GIFTS", "MY_GIFTS", "MY_ORDERS")
+
+
+class ConfigError(Exception):
+    """A config key is missing, unknown or wrong; `key` is its dotted path."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Server:
+    public_url: str
+    cookie_secret: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    sandbox: bool = False
+    xheaders: bool = False
+
+    @property
+    def is_loopback(self) -> bool:
+        host = urlsplit(self.public_url).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str = "sqlite:///data/gift-bot.db"
+
+
+@dataclass(frozen=True)
+class WeChat:
+    token: str
+    app_id: str
+    app_secret: str
+    encoding_aes_key: str = ""
+    api_base: str = "https://api.weixin.qq.com"
+    oauth_base: str = "https://open.weixin.qq.com"
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Aliyun:
+    access_key_id: str = ""
+    access_key_secret: str = ""
+    sign_name: str = ""
+    template_code: str = ""
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: str = "https"
+
+
+@dataclass(frozen=True)
+class Tencent:
+    secret_id: str = ""
+    secret_key: str = ""
+    sdk_app_id: str = ""
+    sign_name: str = ""
+    template_id: str = ""
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"
+    protocol: str = "https"
+
+
+@dataclass(frozen=True)
+class Sms:
+    backend: str = "console"
+    webhook_url: str = ""
+    retry_seconds: float = 30.0
+    max_attempts: int = 8
+    aliyun: Aliyun = field(default_factory=Aliyun)
+    tencent: Tencent = field(default_factory=Tencent)
+
+
+@dataclass(frozen=True)
+class Shares:
+    expire_hours: float = 72.0
+    max_quantity: int = 10
+    blessing_max_length: int = 60
+
+
+@dataclass(frozen=True)
+class Delivery:
+    days_ahead: int = 7
+    lead_hours: float = 24.0
+    slots: list[str] = field(default_factory=lambda: ["09:00-12:00", "14:00-18:00", "18:00-21:00"])
+    closed_dates: list[str] = field(default_factory=list)
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    timeout_minutes: float = 30.0
+
+
+@dataclass(frozen=True)
+class MenuButton:
+    name: str
+    type: str = "click"
+    key: str = ""
+    url: str = ""
+    sub_button: list[MenuButton] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Menu:
+    button: list[MenuButton] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Gift:
+    id: str
+    name: str
+    price: int
+    description: str
+    image: str
+    stock: int
+    variants: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: Server
+    wechat: WeChat
+    gifts: list[Gift]
+    database: Database = field(default_factory=Database)
+    sms: Sms = field(default_factory=Sms)
+    shares: Shares = field(default_factory=Shares)
+    delivery: Delivery = field(default_factory=Delivery)
+    conversation: Conversation = field(default_factory=Conversation)
+    menu: Menu = field(default_factory=Menu)
+    path: Path | None = None
+
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self.wechat.encoding_aes_key)
+
+
+def load(path: str | Path) -> Config:
+    """Read, type-check and cross-check a config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("--config", f"no such file: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, path: Path | None = None) -> Config:
+    config = _build(Config, raw, "", skip={"path"})
+    config = dataclasses.replace(config, path=path)
+    _check(config)
+    return config
+
+
+# -- generic, annotation-driven building ------------------------------------
+
+
+def _build(cls, table, where: str, skip=frozenset()):
+    if not isinstance(table, dict):
+        raise ConfigError(where or "(top)", "must be a table")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+    for key in table:
+        if key not in fields:
+            raise ConfigError(_join(where, key), f"unknown key (allowed: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        key = _join(where, name)
+        if name in table:
+            values[name] = _convert(hints[name], table[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(key, "is required")
+    return cls(**values)
+
+
+def _convert(hint, value, key):
+    origin = typing.get_origin(hint)
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(key, "must be an array")
+        return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        return _convert(next(a for a in typing.get_args(hint) if a is not type(None)), value, key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"must be a number, not {value!r}")
+        return float(value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(key, f"must be an integer, not {value!r}")
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, not {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, not {value!r}")
+    return value
+
+
+def _join(where, key):
+    return f"{where}.{key}" if where else key
+
+
+# -- rules across keys -------------------------------------------------------
+
+
+def _check(c: Config) -> None:
+    _check_server(c.server)
+    _check_database(c.database)
+    _check_wechat(c.wechat)
+    _check_sms(c.sms)
+    _positive("shares.expire_hours", c.shares.expire_hours)
+    _positive("shares.max_quantity", c.shares.max_quantity)
+    _positive("shares.blessing_max_length", c.shares.blessing_max_length)
+    _check_delivery(c.delivery)
+    _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
+    _check_gifts(c.gifts)
+    _check_menu(c.menu)
+
+
+def _positive(key, value):
+    if value <= 0:
+        raise ConfigError(key, f"must be greater than 0, not {value}")
+
+
+def _check_url(key, value, schemes=("http", "https")):
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(key, f"must be an absolute {'/'.join(schemes)} URL, not {value!r}")
+
+
+def _check_server(s: Server):
+    _check_url("server.public_url", s.public_url)
+    if urlsplit(s.public_url).path not in ("", "/"):
+        raise ConfigError("server.public_url", "must be scheme and host only, without a path")
+    if not 0 < s.port < 65536:
+        raise ConfigError("server.port", f"must be 1-65535, not {s.port}")
+    if len(s.cookie_secret) < 16:
+        raise ConfigError("server.cookie_secret", "must be at least 16 characters")
+    if s.sandbox and not s.is_loopback:
+        raise ConfigError(
+            "server.sandbox", "is only allowed when server.public_url is a loopback address"
+        )
+
+
+def _check_database(d: Database):
+    if not d.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError("database.url", "must start with sqlite:/// or postgresql://")
+
+
+def _check_wechat(w: WeChat):
+    if not w.token or not w.token.isalnum() or not 3 <= len(w.token) <= 32:
+        raise ConfigError("wechat.token", "must be 3-32 letters or digits, as WeChat requires")
+    if not w.app_id:
+        raise ConfigError("wechat.app_id", "must not be empty")
+    if w.encoding_aes_key and len(w.encoding_aes_key) != 43:
+        raise ConfigError(
+            "wechat.encoding_aes_key", "must be 43 characters (or empty for plaintext mode)"
+        )
+    _check_url("wechat.api_base", w.api_base)
+    _check_url("wechat.oauth_base", w.oauth_base)
+    _positive("wechat.timeout_seconds", w.timeout_seconds)
+
+
+SMS_BACKENDS = ("console", "webhook", "aliyun", "tencent")
+_SMS_REQUIRED = {
+    "aliyun": ("access_key_id", "access_key_secret", "sign_name", "template_code"),
+    "tencent": ("secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"),
+}
+
+
+def _check_sms(s: Sms):
+    if s.backend not in SMS_BACKENDS:
+        raise ConfigError("sms.backend", f"must be one of {', '.join(SMS_BACKENDS)}")
+    if s.backend == "webhook":
+        _check_url("sms.webhook_url", s.webhook_url)
+    for key in _SMS_REQUIRED.get(s.backend, ()):
+        if not getattr(getattr(s, s.backend), key):
+            raise ConfigError(f"sms.{s.backend}.{key}", f"is required with backend {s.backend}")
+    for vendor in ("aliyun", "tencent"):
+        if getattr(s, vendor).protocol not in ("http", "https"):
+            raise ConfigError(f"sms.{vendor}.protocol", "must be http or https")
+    _positive("sms.retry_seconds", s.retry_seconds)
+    _positive("sms.max_attempts", s.max_attempts)
+
+
+def _check_delivery(d: Delivery):
+    _positive("delivery.days_ahead", d.days_ahead)
+    if d.lead_hours < 0:
+        raise ConfigError("delivery.lead_hours", "must not be negative")
+    if not d.slots:
+        raise ConfigError("delivery.slots", "needs at least one slot")
+    for i, slot in enumerate(d.slots):
+        try:
+            start, end = (dt.time.fromisoformat(t) for t in slot.split("-"))
+        except ValueError:
+            raise ConfigError(
+                f"delivery.slots[{i}]", f"must look like 09:00-12:00, not {slot!r}"
+            ) from None
+        if start >= end:
+            raise ConfigError(f"delivery.slots[{i}]", "must end after it starts")
+    for i, day in enumerate(d.closed_dates):
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            raise ConfigError(
+                f"delivery.closed_dates[{i}]", f"must be YYYY-MM-DD, not {day!r}"
+            ) from None
+    try:
+        import zoneinfo
+
+        zoneinfo.ZoneInfo(d.timezone)
+    except (KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError):
+        raise ConfigError("delivery.timezone", f"unknown time zone {d.timezone!r}") from None
+
+
+def _check_gifts(gifts: list[Gift]):
+    if not gifts:
+        raise ConfigError("gifts", "the catalogue needs at least one [[gifts]] entry")
+    seen = set()
+    for i, g in enumerate(gifts):
+        key = f"gifts[{i}]"
+        if not g.id or not g.id.replace("-", "").replace("_", "").isalnum() or len(g.id) > 32:
+            raise ConfigError(f"{key}.id", "must be 1-32 letters, digits, - or _")
+        if g.id in seen:
+            raise ConfigError(f"{key}.id", f"duplicate gift id {g.id!r}")
+        seen.add(g.id)
+        if not g.name.strip() or len(g.name) > 32:
+            raise ConfigError(f"{key}.name", "must be 1-32 characters")
+        if g.price <= 0:
+            raise ConfigError(f"{key}.price", "must be a positive number of fen (分)")
+        if g.stock < 0:
+            raise ConfigError(f"{key}.stock", "must not be negative")
+        if not g.image.startswith(("/static/", "https://", "http://")):
+            raise ConfigError(f"{key}.image", "must be a /static/ path or an http(s) URL")
+        if len(set(g.variants)) != len(g.variants) or any(not v.strip() for v in g.variants):
+            raise ConfigError(f"{key}.variants", "must be distinct, non-empty names")
+
+
+def _check_menu(menu: Menu):
+    buttons = menu.button
+    if not buttons:
+        raise ConfigError("menu.button", f"needs buttons for {', '.join(MENU_KEYS)}")
+    if len(buttons) > 3:
+        raise ConfigError("menu.button", f"WeChat allows at most 3 top buttons, not {len(buttons)}")
+    keys = []
+    for i, b in enumerate(buttons):
+        where = f"menu.button[{i}]"
+        _check_button(where, b, top=True)
+        if len(b.sub_button) > 5:
+            raise ConfigError(f"{where}.sub_button", "WeChat allows at most 5 sub buttons")
+        for j, sub in enumerate(b.sub_button):
+            _check_button(f"{where}.sub_button[{j}]", sub, top=False)
+            keys.append(sub.key)
+        keys.append(b.key)
+    missing = [k for k in MENU_KEYS if k not in keys]
+    if missing:
+        raise ConfigError("menu.button", f"no click button for {', '.join(missing)}")
+
+
+def _check_button(where, b: MenuButton, top: bool):
+    limit = 16 if top else 60
+    if not b.name or len(b.name.encode()) > limit:
+        raise ConfigError(f"{where}.name", f"must be 1-{limit} bytes in UTF-8 (WeChat's limit)")
+    if b.sub_button:
+        if not top:
+            raise ConfigError(f"{where}.sub_button", "WeChat allows only one level of sub buttons")
+        return
+    if b.type == "click":
+        if not b.key or len(b.key.encode()) > 128:
+            raise ConfigError(f"{where}.key", "a click button needs a key of 1-128 bytes")
+    elif b.type == "view":
+        _check_url(f"{where}.url", b.url)
+        if len(b.url.encode()) > 1024:
+            raise ConfigError(f"{where}.url", "must be at most 1024 bytes")
+    else:
+        raise ConfigError(f"{where}.type", "must be click or view")

@@ -1,0 +1,83 @@
+"""The two chat flows, declared as data on one engine.
+
+    share (giver, S11):      送 → quantity → blessing → summary → 确认 → the share card
+    order (recipient, S14):  领取 <token> → [variant] → name → phone → address → delivery
+                             → summary → 确认 → the order, its SMS and the giver's notice
+
+Moves in every flow: 返回, 修改 <field> (or its number on the summary), 取消,
+and a menu word pauses the form until 继续.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bot import catalogue, orders, shares
+from bot.config import Config
+from bot.conversation import Ended, Flow, State
+from bot.forms.base import Form
+from bot.forms.order import OrderForm
+from bot.forms.share import ShareForm
+from bot.notices import Notices
+from bot.render import Renderer
+from bot.replies import Card, Reply, Text
+
+
+def absolute(config: Config, path: str) -> str:
+    return path if path.startswith(("http://", "https://")) else config.server.public_url + path
+
+
+def claim_url(config: Config, token: str) -> str:
+    return f"{config.server.public_url}/claim/{token}"
+
+
+def share_card(config: Config, renderer: Renderer, share) -> Card:
+    gift = share.gift
+    return Card(
+        title=renderer.text("share/card_title.txt", gift=gift, share=share),
+        description=renderer.text("share/card_description.txt", gift=gift, share=share),
+        picurl=absolute(config, gift.image),
+        url=claim_url(config, share.token),
+    )
+
+
+def _naive(now: dt.datetime) -> dt.datetime:
+    return now.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Flow]:
+    def gift_subject(context: dict) -> dict:
+        gift = catalogue.get(context["gift_id"])
+        if gift is None or not gift.active:
+            raise Ended("gift_retired")
+        return {"gift": gift}
+
+    def create_share(state: State, form: Form) -> Reply:
+        share = shares.create(
+            config,
+            state.openid,
+            state.context["gift_id"],
+            state.answers["quantity"],
+            state.answers["blessing"],
+            _naive(form.ctx.now),
+        )
+        share.gift = form.ctx.subject["gift"]
+        return share_card(config, renderer, share)
+
+    def share_subject(context: dict) -> dict:
+        share = shares.by_token(context["token"])
+        if share is None:
+            raise Ended("share_unknown")
+        return {"gift": share.gift, "share": share, "address_hint": context.get("address_hint")}
+
+    def place_order(state: State, form: Form) -> Reply:
+        order, _ = orders.place(
+            notices, state.context["token"], state.openid, state.answers, "chat",
+            _naive(form.ctx.now),
+        )  # fmt: skip
+        return Text(renderer.text("order/done.txt", order=order, rows=form.summary(state.answers)))
+
+    return [
+        Flow("share", ShareForm, subject=gift_subject, confirm=create_share),
+        Flow("order", OrderForm, subject=share_subject, confirm=place_order),
+    ]

@@ -1,0 +1,126 @@
+"""Forms declared once, run by the chat (one field per message) and the web (all at once).
+
+Usage::
+
+    form = OrderForm(ctx)                         # ctx: FormContext
+    value = form.field("phone").parse("+86 138-0013-8000", ctx)   # or raises Invalid
+    errors = form.validate(answers)               # {} when every answer still holds
+    form.next_field(answers)                      # first required field still empty
+
+A field turns the text a person typed into a canonical, JSON-able value, or
+raises `Invalid(code, **params)`; the code names `templates/errors/<code>.txt`,
+so every reason a person reads lives in a template. `check` re-validates a
+stored value (a delivery slot may have passed since it was chosen).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import Config
+
+
+class Invalid(Exception):
+    """A value was refused; `code` names the template that says why."""
+
+    def __init__(self, code: str, **params: Any):
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+
+@dataclass(frozen=True)
+class FormContext:
+    """What a form's fields may look at: the config, the time, and the form's subject."""
+
+    config: Config
+    now: dt.datetime  # aware
+    subject: dict[str, Any] = field(default_factory=dict)  # e.g. {"gift": Gift, "variants": [...]}
+
+
+def _always(ctx: FormContext) -> bool:
+    return True
+
+
+def _same(value: Any, ctx: FormContext) -> Any:
+    return value
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # the key in answers and in the web form
+    label: str  # the word a person reads: 姓名, 手机 ...
+    parse: Callable[[str, FormContext], Any]
+    check: Callable[[Any, FormContext], Any] = _same
+    show: Callable[[Any, FormContext], str] = lambda value, ctx: str(value)
+    required: Callable[[FormContext], bool] = _always
+    example: str = ""
+    takes_location: bool = False  # a WeChat location message can start this field's answer
+
+    @property
+    def ask(self) -> str:
+        """The prompt template, by naming rule."""
+        return f"ask/{self.name}.txt"
+
+
+class Form:
+    """A list of fields plus `clean()` across them; subclasses declare `fields`."""
+
+    name: str = ""
+    fields: tuple[Field, ...] = ()
+
+    def __init__(self, ctx: FormContext):
+        self.ctx = ctx
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+    def active_fields(self) -> list[Field]:
+        return [f for f in self.fields if f.required(self.ctx)]
+
+    def next_field(self, answers: dict[str, Any]) -> Field | None:
+        """Computed, never stored: the first required field still empty."""
+        return next((f for f in self.active_fields() if answers.get(f.name) is None), None)
+
+    def parse_all(self, texts: dict[str, str]) -> tuple[dict[str, Any], dict[str, Invalid]]:
+        """Parse every field from typed text (the web form); returns (values, errors by field)."""
+        values, errors = {}, {}
+        for f in self.active_fields():
+            try:
+                values[f.name] = f.parse(texts.get(f.name, "") or "", self.ctx)
+            except Invalid as exc:
+                errors[f.name] = exc
+        if not errors:
+            errors.update(self._clean(values))
+        return values, errors
+
+    def validate(self, answers: dict[str, Any]) -> dict[str, Invalid]:
+        """Re-check every stored answer and the rules across them; {} when all still hold."""
+        errors = {}
+        for f in self.active_fields():
+            if answers.get(f.name) is None:
+                errors[f.name] = Invalid("required", label=f.label)
+                continue
+            try:
+                answers[f.name] = f.check(answers[f.name], self.ctx)
+            except Invalid as exc:
+                errors[f.name] = exc
+        if not errors:
+            errors.update(self._clean(answers))
+        return errors
+
+    def summary(self, answers: dict[str, Any]) -> list[tuple[Field, str]]:
+        return [(f, f.show(answers[f.name], self.ctx)) for f in self.active_fields()]
+
+    def _clean(self, values: dict[str, Any]) -> dict[str, Invalid]:
+        try:
+            self.clean(values)
+        except Invalid as exc:
+            return {exc.params.get("field", "__all__"): exc}
+        return {}
+
+    def clean(self, values: dict[str, Any]) -> None:
+        """Rules across fields; raise Invalid(code, field=name) to blame one."""

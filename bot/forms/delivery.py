@@ -1,0 +1,282 @@
+"""Delivery slots: the windows offered to the recipient, and reading the one they chose.
+
+Usage::
+
+    slots = delivery_slots(config.delivery, now)     # [Slot(2026-12-01, "09:00-12:00"), ...]
+    slots[0].label                                   # "12月1日 周二 09:00-12:00"
+    key = parse_slot("明天下午", config.delivery, now)  # "2026-12-01 14:00-18:00", or raises Invalid
+    check_slot(key, config.delivery, later)          # raises Invalid("slot_unavailable") once passed
+    show_slot(key, config.delivery)                  # "12月1日 周二 14:00-18:00"
+
+A person may answer with the number shown beside a slot (1-based), the slot's
+key, or words: `12月1日下午`, `12/1 15点`, `明天下午`, `周六上午`, `下周一`.
+A time picks the window containing it; 上午/中午/下午/晚上 pick the first
+offered window of that day overlapping it; a date alone picks the day's first
+offered window; a time without a date, the first offered day with such a window.
+The slot list is computed from config and the clock, never stored, so `now` is
+always passed in (tests fix it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from bot.config import Delivery
+from bot.forms.base import Invalid
+
+WEEKDAYS = "一二三四五六日"
+# Rough hours people mean by each word; a window overlapping them is a match.
+PARTS_OF_DAY = {
+    "早上": (6, 12),
+    "上午": (6, 12),
+    "中午": (11, 14),
+    "下午": (12, 18),
+    "傍晚": (17, 20),
+    "晚上": (18, 24),
+}
+_CN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
+_CN_DIGITS |= {"五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_KEY = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}-\d{2}:\d{2})")
+_NUMBER = re.compile(r"第?(\d{1,3})个?")
+_FULL_DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})[日号]?")
+# The look-arounds keep 14:00-18:00 from reading as the date 00-18.
+_MONTH_DAY = re.compile(r"(?<![\d:])(\d{1,2})[-/.月](\d{1,2})(?![\d:])[日号]?")
+_DAY_ONLY = re.compile(r"(\d{1,2})[日号]")
+_RELATIVE = {"大后天": 3, "后天": 2, "明天": 1, "明日": 1, "今天": 0, "今日": 0}
+_WEEKDAY = re.compile(r"(下下|下|这|本)?(?:周|星期|礼拜)([1-7日天])")
+_CLOCK = re.compile(r"(\d{1,2})[:：](\d{2})")
+_HOUR = re.compile(r"(\d{1,2})点(?:(半)|(\d{1,2})分?)?")
+
+
+@dataclass(frozen=True)
+class Slot:
+    date: dt.date
+    window: str  # "14:00-18:00", as configured
+    timezone: str = "Asia/Shanghai"
+
+    @property
+    def key(self) -> str:
+        return f"{self.date.isoformat()} {self.window}"
+
+    @property
+    def start(self) -> dt.datetime:
+        return self._at(self.window.split("-")[0])
+
+    @property
+    def end(self) -> dt.datetime:
+        return self._at(self.window.split("-")[1])
+
+    @property
+    def label(self) -> str:
+        return f"{_day_label(self.date)} {self.window}"
+
+    @classmethod
+    def from_key(cls, key: str, timezone: str = "Asia/Shanghai") -> Slot:
+        """Inverse of `key`; raises ValueError on anything else."""
+        match = _KEY.fullmatch(key.strip())
+        if not match:
+            raise ValueError(f"not a slot key: {key!r}")
+        return cls(dt.date.fromisoformat(match[1]), match[2], timezone)
+
+    def _at(self, hhmm: str) -> dt.datetime:
+        return dt.datetime.combine(
+            self.date, dt.time.fromisoformat(hhmm), tzinfo=ZoneInfo(self.timezone)
+        )
+
+
+def delivery_slots(delivery: Delivery, now: dt.datetime) -> list[Slot]:
+    """Every window of the next `days_ahead` days starting `lead_hours` or more after now."""
+    return [s for s in _all_slots(delivery, now) if _refusal(s, delivery, now) is None]
+
+
+def parse_slot(text: str, delivery: Delivery, now: dt.datetime) -> str:
+    """Read a slot number, a slot key or a date/time in words; return the offered slot's key."""
+    typed = " ".join(unicodedata.normalize("NFKC", text or "").split())
+    if not typed:
+        raise Invalid("slot_empty")
+    offered = delivery_slots(delivery, now)
+    number = _NUMBER.fullmatch(_arabic(typed).replace(" ", ""))
+    if number:
+        n = int(number[1])
+        if not 1 <= n <= len(offered):
+            raise Invalid("slot_out_of_range", text=typed, number=n, count=len(offered))
+        return offered[n - 1].key
+    key = _KEY.fullmatch(typed)
+    if key and key[2] in delivery.slots:
+        return check_slot(typed, delivery, now)
+    day, hours, when = _read_when(typed, _local(now, delivery).date())
+    if day is None and hours is None:
+        raise Invalid("slot_unknown", text=typed)
+    wanted = [s for s in _all_slots(delivery, now, day) if hours is None or _overlaps(s, hours)]
+    chosen = next((s for s in wanted if s in offered), None)
+    if chosen:
+        return chosen.key
+    if day is None:
+        # Only a time of day was given, and no offered day has such a window.
+        raise Invalid("slot_unavailable", reason="no_window", when=when, **_limits(delivery))
+    reason = _day_refusal(day, delivery, now) or "no_window"
+    if reason == "no_window" and wanted:
+        reason = _refusal(wanted[-1], delivery, now) or "no_window"
+    raise Invalid("slot_unavailable", reason=reason, when=when, **_limits(delivery))
+
+
+def check_slot(key: str, delivery: Delivery, now: dt.datetime) -> str:
+    """Re-validate a stored slot key against what is offered now."""
+    try:
+        slot = Slot.from_key(key, delivery.timezone)
+    except ValueError:
+        raise Invalid("slot_unknown", text=key) from None
+    reason = _refusal(slot, delivery, now) if slot.window in delivery.slots else "no_window"
+    if reason:
+        raise Invalid("slot_unavailable", reason=reason, when=slot.label, **_limits(delivery))
+    return slot.key
+
+
+def show_slot(key: str, delivery: Delivery) -> str:
+    """The label a person reads: 12月1日 周二 14:00-18:00."""
+    return Slot.from_key(key, delivery.timezone).label
+
+
+# -- which slots exist, and why one is refused --------------------------------
+
+
+def _all_slots(delivery: Delivery, now: dt.datetime, day: dt.date | None = None) -> list[Slot]:
+    """Configured windows (ordered by start) for `day`, or for every day in the offer."""
+    today = _local(now, delivery).date()
+    days = [day] if day else [today + dt.timedelta(days=i) for i in range(delivery.days_ahead)]
+    windows = sorted(delivery.slots)  # "HH:MM-HH:MM" sorts by start time
+    return [Slot(d, w, delivery.timezone) for d in days for w in windows]
+
+
+def _refusal(slot: Slot, delivery: Delivery, now: dt.datetime) -> str | None:
+    """Why this slot is not offered, or None when it is."""
+    reason = _day_refusal(slot.date, delivery, now)
+    if reason:
+        return reason
+    if slot.start < now:
+        return "past"
+    if slot.start < now + dt.timedelta(hours=delivery.lead_hours):
+        return "lead"
+    return None
+
+
+def _day_refusal(day: dt.date, delivery: Delivery, now: dt.datetime) -> str | None:
+    today = _local(now, delivery).date()
+    if day < today:
+        return "past"
+    if day >= today + dt.timedelta(days=delivery.days_ahead):
+        return "too_far"
+    if day.isoformat() in delivery.closed_dates:
+        return "closed"
+    return None
+
+
+def _overlaps(slot: Slot, hours: tuple[dt.time, dt.time]) -> bool:
+    start, end = (dt.time.fromisoformat(t) for t in slot.window.split("-"))
+    if hours[0] == hours[1]:  # an exact time: the window must contain it
+        return start <= hours[0] < end
+    return start < hours[1] and hours[0] < end
+
+
+def _limits(delivery: Delivery) -> dict:
+    lead = delivery.lead_hours
+    return {"lead_hours": int(lead) if lead == int(lead) else lead, "days": delivery.days_ahead}
+
+
+def _local(now: dt.datetime, delivery: Delivery) -> dt.datetime:
+    return now.astimezone(ZoneInfo(delivery.timezone))
+
+
+def _day_label(day: dt.date) -> str:
+    return f"{day.month}月{day.day}日 周{WEEKDAYS[day.weekday()]}"
+
+
+# -- reading dates and times in words -----------------------------------------
+
+
+def _read_when(text: str, today: dt.date) -> tuple[dt.date | None, tuple | None, str]:
+    """(date or None, (from, to) times or None, what we understood, for the message)."""
+    text = _arabic(text).replace("今晚", "今天晚上").replace("明晚", "明天晚上")
+    day, text = _read_date(text, today)
+    hours = None
+    part = next((p for p in PARTS_OF_DAY if p in text), "")
+    if clock := _CLOCK.search(text):
+        hour, minute = int(clock[1]), int(clock[2])
+    elif clock := _HOUR.search(text):
+        hour, minute = int(clock[1]), 30 if clock[2] else int(clock[3] or 0)
+    if clock:
+        if part in ("下午", "傍晚", "晚上") and hour < 12 or part == "中午" and hour < 3:
+            hour += 12  # 下午3点 is 15:00
+        if hour > 23 or minute > 59:
+            return None, None, ""
+        at = dt.time(hour, minute)
+        hours, part = (at, at), at.strftime("%H:%M")
+    elif part:
+        start, end = PARTS_OF_DAY[part]
+        hours = (dt.time(start), dt.time(23, 59) if end == 24 else dt.time(end))
+    when = " ".join(x for x in (_day_label(day) if day else "", part) if x)
+    return day, hours, when
+
+
+def _read_date(text: str, today: dt.date) -> tuple[dt.date | None, str]:
+    """The date in the text, and the rest of the text to read a time from.
+
+    A date that does not exist (2月30日) leaves no rest, so the whole answer is
+    not understood rather than read as a time alone.
+    """
+    if m := _FULL_DATE.search(text):
+        return _cut(text, m, _date(int(m[1]), int(m[2]), int(m[3])))
+    if m := _MONTH_DAY.search(text):
+        candidates = [_date(today.year + k, int(m[1]), int(m[2])) for k in (-1, 0, 1)]
+        return _cut(text, m, _nearest(candidates, today))
+    for word, days in _RELATIVE.items():
+        if word in text:
+            return today + dt.timedelta(days=days), text.replace(word, " ")
+    if m := _WEEKDAY.search(text):
+        wanted = 6 if m[2] in "日天" else int(m[2]) - 1
+        if m[1]:  # 下周一: counted from Monday of the named week, not from today
+            monday = today - dt.timedelta(days=today.weekday())
+            weeks = {"下下": 2, "下": 1}.get(m[1], 0)
+            day = monday + dt.timedelta(weeks=weeks, days=wanted)
+        else:  # 周六: the coming one, today included
+            day = today + dt.timedelta(days=(wanted - today.weekday()) % 7)
+        return _cut(text, m, day)
+    if m := _DAY_ONLY.search(text):
+        months = [(today.year, today.month + k) for k in (0, 1)]
+        candidates = [_date(y + (mo - 1) // 12, (mo - 1) % 12 + 1, int(m[1])) for y, mo in months]
+        return _cut(text, m, _nearest(candidates, today))
+    return None, text
+
+
+def _cut(text: str, match: re.Match, day: dt.date | None) -> tuple[dt.date | None, str]:
+    return day, (text[: match.start()] + " " + text[match.end() :]) if day else ""
+
+
+def _date(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _nearest(candidates: list[dt.date | None], today: dt.date) -> dt.date | None:
+    # 12/1 typed in late November is this year; 1/2 typed on 30 December is next year.
+    valid = [c for c in candidates if c]
+    return min(valid, key=lambda c: abs((c - today).days)) if valid else None
+
+
+def _arabic(text: str) -> str:
+    return re.sub(r"[零一二两三四五六七八九十]+", _cn_number, text)
+
+
+def _cn_number(match: re.Match) -> str:
+    """十二 → 12, 三十一 → 31, 两 → 2: enough for months, days and hours."""
+    s = match[0]
+    if "十" in s:
+        tens, _, ones = s.partition("十")
+        return str(_CN_DIGITS.get(tens, 1) * 10 + _CN_DIGITS.get(ones, 0))
+    return "".join(str(_CN_DIGITS[ch]) for ch in s)

@@ -1,0 +1,141 @@
+"""Claims and orders (S13, S14): exactly one order per recipient per share, whatever the races.
+
+Usage::
+
+    refusal = claim_refusal(share, "o_b", now)   # None, or the code that says why not
+    order, created = place(notices, token, "o_b", answers, channel="web", now=now)
+
+`place` runs one transaction: lock the share, refuse what cannot be claimed,
+take one unit with a guarded UPDATE, create the order and queue its SMS and
+the giver's notice in the outbox. A double submit finds the order already made
+(the unique share+recipient index makes sure) and returns it with created=False.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import peewee
+
+from bot import shares
+from bot.forms.base import Invalid
+from bot.notices import Notices
+from storage.db import db, locked, write_transaction
+from storage.models import Gift, Order, Share
+
+ORDER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud on the phone
+
+
+def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> str | None:
+    """Why this person cannot claim this share now, as an error code; None when they can."""
+    if share is None:
+        return "share_unknown"
+    if openid and share.giver_id == openid:
+        return "own_share"
+    if openid and existing_order(share, openid):
+        return "already_claimed"
+    state = shares.state_of(share, now)
+    return None if state == "open" else f"share_{state}"
+
+
+def existing_order(share: Share, openid: str) -> Order | None:
+    return Order.get_or_none((Order.share == share.id) & (Order.recipient == openid))
+
+
+def place(
+    notices: Notices, token: str, openid: str, answers: dict, channel: str, now: dt.datetime
+) -> tuple[Order, bool]:
+    """Turn validated answers into the one order of `openid` for this share."""
+    try:
+        with write_transaction():
+            return _place(notices, token, openid, answers, channel, now)
+    except peewee.IntegrityError:
+        # A concurrent submit by the same person won the unique index: show theirs.
+        share = shares.by_token(token)
+        order = share and existing_order(share, openid)
+        if order is None:
+            raise
+        return order, False
+
+
+def _place(notices, token, openid, answers, channel, now):
+    share = locked(Share.select().where(Share.token == token)).first()
+    if share is not None and (order := existing_order(share, openid)):
+        return order, False
+    refusal = claim_refusal(share, openid, now)
+    if refusal:
+        raise Invalid(refusal)
+    took = (
+        Share.update(claimed=Share.claimed + 1)
+        .where((Share.id == share.id) & (Share.claimed < Share.quantity) & ~Share.released)
+        .execute()
+    )
+    if took != 1:
+        raise Invalid("share_used_up")
+    share.claimed += 1
+    address = answers["address"]
+    date, window = answers["delivery"].split(" ", 1)
+    order = _create_with_unique_number(
+        share=share.id,
+        gift=share.gift_id,
+        recipient=openid,
+        variant=answers.get("variant") or "",
+        name=answers["name"],
+        phone=answers["phone"],
+        region=address["region"],
+        address_detail=address["detail"],
+        delivery_date=dt.date.fromisoformat(date),
+        delivery_slot=window,
+        channel=channel,
+        created_at=now,
+    )
+    order.share, order.gift = share, Gift.get_by_id(share.gift_id)
+    notices.order_placed(order)
+    return order, True
+
+
+def _create_with_unique_number(**fields) -> Order:
+    for _ in range(5):
+        number = new_order_no(fields["created_at"])
+        try:
+            with db.atomic():  # a savepoint: a clash must not spoil the outer transaction
+                return Order.create(order_no=number, **fields)
+        except peewee.IntegrityError:
+            if Order.get_or_none(Order.order_no == number) is None:
+                raise  # not our number that clashed: the share+recipient index
+    raise RuntimeError("could not find a free order number")
+
+
+def new_order_no(now: dt.datetime) -> str:
+    """Like G261126-7KQ3X: a date to sort by, then 5 characters hard to misread (28M a day)."""
+    tail = "".join(secrets.choice(ORDER_ALPHABET) for _ in range(5))
+    return f"G{now:%y%m%d}-{tail}"
+
+
+def of_recipient(openid: str, limit: int = 10) -> list[Order]:
+    return list(
+        Order.select(Order, Gift)
+        .join(Gift)
+        .where(Order.recipient == openid)
+        .order_by(Order.created_at.desc())
+        .limit(limit)
+    )
+
+
+def for_export(status: str | None = None) -> list[Order]:
+    query = Order.select(Order, Gift).join(Gift).order_by(Order.created_at, Order.id)
+    if status:
+        query = query.where(Order.status == status)
+    return list(query)
+
+
+def ship(order_no: str, now: dt.datetime) -> tuple[Order | None, bool]:
+    """Mark an order shipped; returns (the order or None, whether this call shipped it)."""
+    changed = (
+        Order.update(status="shipped", shipped_at=now)
+        .where((Order.order_no == order_no) & (Order.status == "placed"))
+        .execute()
+    )
+    order = Order.get_or_none(Order.order_no == order_no)
+    return order, bool(changed)

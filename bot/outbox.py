@@ -1,0 +1,153 @@
+"""The durable outbox: every outside call (SMS, WeChat message) is a row first.
+
+Usage::
+
+    with write_transaction():                 # the same transaction as the order
+        Order.create(...)
+        enqueue("sms", f"sms:order:{no}", {"phone": ..., "text": ...})
+
+    worker = Worker({"sms": send_sms, "wechat_text": send_text}, retry_seconds=30, max_attempts=8)
+    await worker.run_once()                   # or: await worker.run(stop_event)
+
+A row is claimed with a lease (so a worker killed mid-send is retried by
+another once the lease runs out): `SELECT … FOR UPDATE SKIP LOCKED` on
+PostgreSQL, and on SQLite an `UPDATE … WHERE` the row is still free that must
+change exactly one row. Failures back off exponentially; a permanent failure
+or the last attempt marks the row `dead`. Senders raise an exception with a
+`retryable` attribute; anything else counts as retryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+
+from storage.db import is_postgres, write_transaction
+from storage.models import Outbox, db, utcnow
+
+log = logging.getLogger("gift_bot.outbox")
+
+Sender = Callable[[dict, str], Awaitable[object]]  # (payload, idempotency key)
+
+
+def enqueue(kind: str, key: str, payload: dict) -> bool:
+    """Add an effect unless one with this idempotency key exists; True when added."""
+    added = (
+        Outbox.insert(kind=kind, key=key, payload=payload, next_attempt_at=utcnow())
+        .on_conflict_ignore()
+        .as_rowcount()
+        .execute()
+    )
+    return added == 1
+
+
+def retry(row_id: int) -> bool:
+    """Put a dead (or pending) row back in line, now; True when it was found."""
+    return bool(
+        Outbox.update(status="pending", next_attempt_at=utcnow(), lease_until=None, attempts=0)
+        .where((Outbox.id == row_id) & (Outbox.status != "sent"))
+        .execute()
+    )
+
+
+class Worker:
+    def __init__(
+        self,
+        senders: dict[str, Sender],
+        retry_seconds: float,
+        max_attempts: int,
+        lease_seconds: float = 60.0,
+        batch: int = 20,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ):
+        self.senders = senders
+        self.retry_seconds = retry_seconds
+        self.max_attempts = max_attempts
+        self.lease = dt.timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self.clock = clock
+        self.wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        """Work the outbox until `stop` is set; `wake` cuts an idle wait short."""
+        while not stop.is_set():
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed")
+                db.close()
+                done = 0
+            if done:
+                continue
+            self.wake.clear()
+            waits = [asyncio.ensure_future(e.wait()) for e in (stop, self.wake)]
+            await asyncio.wait(waits, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+
+    async def run_once(self) -> int:
+        """Send every due row once; returns how many were tried."""
+        rows = self.claim()
+        for row in rows:
+            await self.deliver(row)
+        return len(rows)
+
+    def claim(self) -> list[Outbox]:
+        now = self.clock()
+        due = (
+            (Outbox.status == "pending")
+            & (Outbox.next_attempt_at <= now)
+            & (Outbox.lease_until.is_null() | (Outbox.lease_until < now))
+        )
+        taken = []
+        with write_transaction():
+            query = Outbox.select().where(due).order_by(Outbox.id).limit(self.batch)
+            if is_postgres():
+                query = query.for_update(skip_locked=True)
+            for row in query:
+                changed = (
+                    Outbox.update(lease_until=now + self.lease, attempts=Outbox.attempts + 1)
+                    .where((Outbox.id == row.id) & due)
+                    .execute()
+                )
+                if changed == 1:
+                    row.attempts += 1
+                    taken.append(row)
+        return taken
+
+    async def deliver(self, row: Outbox) -> None:
+        sender = self.senders.get(row.kind)
+        try:
+            if sender is None:
+                raise LookupError(f"no sender for outbox kind {row.kind!r}")
+            await sender(row.payload, row.key)
+        except Exception as exc:  # each failure is recorded on the row, never lost
+            self.failed(row, exc)
+        else:
+            Outbox.update(
+                status="sent", sent_at=self.clock(), lease_until=None, last_error=""
+            ).where(Outbox.id == row.id).execute()
+            log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
+
+    def failed(self, row: Outbox, exc: Exception) -> None:
+        retryable = getattr(exc, "retryable", not isinstance(exc, LookupError))
+        dead = not retryable or row.attempts >= self.max_attempts
+        delay = self.retry_seconds * 2 ** (row.attempts - 1)
+        Outbox.update(
+            status="dead" if dead else "pending",
+            lease_until=None,
+            next_attempt_at=self.clock() + dt.timedelta(seconds=delay),
+            last_error=f"{type(exc).__name__}: {exc}"[:1000],
+        ).where(Outbox.id == row.id).execute()
+        log.warning(
+            "outbox %s",
+            "dead" if dead else "will retry",
+            extra={
+                "outbox_id": row.id,
+                "kind": row.kind,
+                "attempts": row.attempts,
+                "error": str(exc),
+            },
+        )

@@ -1,0 +1,66 @@
+"""Every word a person reads comes from a Jinja2 template under `templates/`.
+
+Usage::
+
+    renderer = Renderer(config)
+    renderer.text("chat/welcome.txt", user=user)      # chat replies and SMS: no escaping
+    renderer.page("pages/claim.html", share=share)     # pages: HTML-escaped
+    renderer.error(invalid)                            # templates/errors/<code>.txt
+
+Templates see `config`, `money` (fen → "¥128.00"), `public_url` and
+`delivery_slots(ctx)` as globals, and the filters `money` and `cst` (a stored
+UTC time in the configured time zone).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from pathlib import Path
+
+import jinja2
+
+from bot.config import Config
+from bot.forms.base import FormContext, Invalid
+from bot.forms.delivery import delivery_slots
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def money(fen: int) -> str:
+    return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+def slots_of(ctx: FormContext):
+    return delivery_slots(ctx.config.delivery, ctx.now)
+
+
+class Renderer:
+    def __init__(self, config: Config, directory: Path = TEMPLATES):
+        loader = jinja2.FileSystemLoader(str(directory))
+        common = {"undefined": jinja2.StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+        self.text_env = jinja2.Environment(loader=loader, autoescape=False, **common)
+        self.html_env = jinja2.Environment(loader=loader, autoescape=True, **common)
+        zone = zoneinfo.ZoneInfo(config.delivery.timezone)
+
+        def local(value: dt.datetime) -> str:
+            """A stored (naive UTC) time as people read it, in the bot's time zone."""
+            return value.replace(tzinfo=dt.UTC).astimezone(zone).strftime("%m月%d日 %H:%M")
+
+        for env in (self.text_env, self.html_env):
+            env.globals.update(
+                config=config,
+                money=money,
+                public_url=config.server.public_url,
+                delivery_slots=slots_of,
+            )
+            env.filters.update(money=money, cst=local)
+
+    def text(self, name: str, **context) -> str:
+        return self.text_env.get_template(name).render(**context).strip()
+
+    def page(self, name: str, **context) -> str:
+        return self.html_env.get_template(name).render(**context)
+
+    def error(self, invalid: Invalid) -> str:
+        return self.text(f"errors/{invalid.code}.txt", **invalid.params)

@@ -1,0 +1,42 @@
+"""What the bot says back in chat, as plain values; `handlers/` turns them into WeChat XML.
+
+Usage::
+
+    Text("你好")
+    Card(title="…", description="…", picurl="https://…/tea.png", url="https://…/claim/…")
+    as_dict(reply) / from_dict(data)      # kept with the message, for WeChat's retries
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Text:
+    content: str
+
+
+@dataclass(frozen=True)
+class Card:
+    """A one-article news reply: WeChat shows title, description and picture, and opens url."""
+
+    title: str
+    description: str
+    picurl: str
+    url: str
+
+
+Reply = Text | Card | None
+
+
+def as_dict(reply: Reply) -> dict:
+    if reply is None:
+        return {"type": "none"}
+    return {"type": type(reply).__name__.lower(), **asdict(reply)}
+
+
+def from_dict(data: dict | None) -> Reply:
+    data = dict(data or {"type": "none"})
+    kind = data.pop("type")
+    return {"text": Text, "card": Card}[kind](**data) if kind != "none" else None

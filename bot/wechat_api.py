@@ -1,0 +1,320 @@
+"""Our thin async client of WeChat's server API and web OAuth.
+
+Usage::
+
+    api = WeChatApi(config.wechat)                      # no I/O, no HTTP client yet
+    await api.send_text(openid, "礼物已经送到啦")          # raises WeChatError
+    ticket, seconds = await api.create_qr("g_123", 2_592_000)
+    api.qr_image_url(ticket)                            # https://mp.weixin.qq.com/cgi-bin/showqrcode?...
+    url = api.oauth_authorize_url("https://gift.example.com/claim/abc", state="abc")
+    openid = await api.oauth_openid(code)               # after WeChat redirects back with ?code=
+    asyncio.run(api.create_menu(config.menu))           # what `python -m bot menu push` does
+
+Every host comes from `[wechat] api_base` / `oauth_base`, so tests and the
+sandbox point it at `FakeWeChat` in `tests/fakes/wechat_api.py`.
+
+The access_token lives in the `ApiToken` row named "wechat", shared by every
+worker and process. It is fetched through `/cgi-bin/stable_token`, which hands
+back the same token while it is valid, so two workers refreshing at once do
+not invalidate each other (the plain `/cgi-bin/token` would).
+
+Failures raise `WeChatError`; `.retryable` tells the outbox whether to try
+again later (busy, quota, network) or give up (bad openid, 48 h window shut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from bot.config import Menu, MenuButton, WeChat
+from storage.models import ApiToken, utcnow
+
+log = logging.getLogger("gift_bot.wechat_api")
+
+SHOWQR_BASE = "https://mp.weixin.qq.com"  # QR images are served from here, with no token
+TOKEN_ROW = "wechat"
+TOKEN_MARGIN = dt.timedelta(minutes=5)
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # token stale, invalid or expired
+# Worth trying again later: WeChat busy, quota or rate limits. A token error that
+# survived our own refresh-and-retry is kept retryable too, since another
+# worker's force_refresh may have raced us; a bad secret will run out of attempts.
+RETRYABLE_CODES = frozenset({-1, 45009, 45011}) | TOKEN_ERRORS
+MAX_CLIENTS = 10
+SCENE_MAX = 64
+
+
+@dataclass(frozen=True)
+class QrCode:
+    ticket: str
+    url: str  # what the QR encodes; drawing it needs no call to WeChat
+    expire_seconds: int
+
+
+class WeChatError(Exception):
+    """WeChat said no (`errcode` != 0), or never answered (`errcode` is None)."""
+
+    def __init__(self, errcode: int | None, errmsg: str, retryable: bool | None = None):
+        super().__init__(f"WeChat error {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.retryable = errcode in RETRYABLE_CODES if retryable is None else retryable
+
+
+class WeChatApi:
+    """One account's API client; safe to share between tasks of one event loop."""
+
+    def __init__(self, config: WeChat, showqr_base: str = SHOWQR_BASE):
+        self.config = config
+        self.api_base = config.api_base.rstrip("/")
+        self.oauth_base = config.oauth_base.rstrip("/")
+        self.showqr_base = showqr_base.rstrip("/")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: AsyncHTTPClient | None = None
+        self._token_lock: asyncio.Lock | None = None
+
+    def close(self) -> None:
+        """Release the HTTP client's sockets; the next call makes a new one."""
+        if self._client is not None:
+            self._client.close()
+        self._loop = self._client = self._token_lock = None
+
+    # -- access_token ---------------------------------------------------------
+
+    async def access_token(self) -> str:
+        """The shared token, fetched through stable_token when missing or expiring."""
+        token = _stored_token()
+        if token:
+            return token
+        async with self._lock():
+            # Another task of this process may have fetched it while we waited.
+            return _stored_token() or await self._fetch_token(force_refresh=False)
+
+    async def _renew_token(self, failed: str) -> str:
+        """Replace a token WeChat just refused; force a new one only if asked for."""
+        async with self._lock():
+            token = _stored_token()
+            if token and token != failed:
+                return token  # someone renewed it while this call was failing
+            _drop_token(failed)
+            token = await self._fetch_token(force_refresh=False)
+            if token == failed:
+                # stable_token still vouches for the token WeChat refused: only
+                # force_refresh (20 a day) gets past that.
+                token = await self._fetch_token(force_refresh=True)
+            return token
+
+    async def _fetch_token(self, force_refresh: bool) -> str:
+        body = {
+            "grant_type": "client_credential",
+            "appid": self.config.app_id,
+            "secret": self.config.app_secret,
+            "force_refresh": force_refresh,
+        }
+        data = await self._send("POST", "/cgi-bin/stable_token", body)
+        token, expires_in = data["access_token"], int(data["expires_in"])
+        _store_token(token, utcnow() + dt.timedelta(seconds=expires_in))
+        log.info(
+            "new access_token %s, valid %d s, force=%s", _mask(token), expires_in, force_refresh
+        )
+        return token
+
+    # -- generic call ---------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Call `path` with the access_token; one refresh and retry on a token error."""
+        token = await self.access_token()
+        try:
+            return await self._send(method, path, json_body, params, token)
+        except WeChatError as err:
+            if err.errcode not in TOKEN_ERRORS:
+                raise
+            log.warning("%s refused token %s (%s); renewing", path, _mask(token), err.errcode)
+        return await self._send(method, path, json_body, params, await self._renew_token(token))
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        json_body: dict[str, Any] | None = None,
+        params: dict[str, str] | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """One HTTP exchange; WeChat's JSON back, or WeChatError."""
+        query = {**(params or {}), **({"access_token": token} if token else {})}
+        url = self.api_base + path + ("?" + urlencode(query) if query else "")
+        body = None
+        if json_body is not None:
+            # WeChat rejects \uXXXX escapes with 40033: send the UTF-8 itself.
+            body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
+        request = HTTPRequest(
+            url,
+            method=method,
+            body=body,
+            headers={"Content-Type": "application/json; charset=utf-8"} if body else None,
+        )
+        try:
+            response = await self._http().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as exc:  # refused, reset, DNS, TLS, timeout
+            log.warning("%s %s: %s", method, path, exc)
+            raise WeChatError(None, f"network error: {exc}", retryable=True) from exc
+        return _parse(path, response.code, response.body)
+
+    def _http(self) -> AsyncHTTPClient:
+        """This loop's HTTP client; made lazily because `asyncio.run` brings a new loop."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self.close()  # the previous loop's client, if any, is no use in this one
+            self._loop, self._token_lock = loop, asyncio.Lock()
+            self._client = AsyncHTTPClient(
+                force_instance=True,
+                max_clients=MAX_CLIENTS,
+                defaults={
+                    "connect_timeout": self.config.timeout_seconds,
+                    "request_timeout": self.config.timeout_seconds,
+                },
+            )
+        return self._client
+
+    def _lock(self) -> asyncio.Lock:
+        self._http()  # a Lock belongs to one loop: renew it with the client
+        assert self._token_lock is not None
+        return self._token_lock
+
+    # -- what the bot does ----------------------------------------------------
+
+    async def create_menu(self, menu: Menu) -> None:
+        """Replace the account's custom menu."""
+        await self.call(
+            "POST", "/cgi-bin/menu/create", {"button": [_button(b) for b in menu.button]}
+        )
+
+    async def send_text(self, openid: str, content: str) -> None:
+        """A customer-service text message (only inside the user's 48 h window)."""
+        await self._send_custom(openid, "text", {"content": content})
+
+    async def send_news(
+        self, openid: str, title: str, description: str, url: str, picurl: str
+    ) -> None:
+        """A customer-service link card (WeChat takes one article only)."""
+        article = {"title": title, "description": description, "url": url, "picurl": picurl}
+        await self._send_custom(openid, "news", {"articles": [article]})
+
+    async def _send_custom(self, openid: str, msgtype: str, content: dict[str, Any]) -> None:
+        body = {"touser": openid, "msgtype": msgtype, msgtype: content}
+        await self.call("POST", "/cgi-bin/message/custom/send", body)
+
+    async def create_qr(self, scene: str, expire_seconds: int) -> QrCode:
+        """A temporary QR code carrying `scene`: its ticket, its content URL and lifetime."""
+        if not 1 <= len(scene) <= SCENE_MAX:
+            raise ValueError(f"scene must be 1-{SCENE_MAX} characters, not {len(scene)}")
+        data = await self.call(
+            "POST",
+            "/cgi-bin/qrcode/create",
+            {
+                "expire_seconds": expire_seconds,
+                "action_name": "QR_STR_SCENE",
+                "action_info": {"scene": {"scene_str": scene}},
+            },
+        )
+        return QrCode(data["ticket"], data["url"], int(data["expire_seconds"]))
+
+    def qr_image_url(self, ticket: str) -> str:
+        """Where the QR image of `ticket` is shown (no token needed)."""
+        return f"{self.showqr_base}/cgi-bin/showqrcode?ticket={quote(ticket, safe='')}"
+
+    # -- web OAuth -------------------------------------------------------------
+
+    def oauth_authorize_url(self, redirect_uri: str, state: str, scope: str = "snsapi_base") -> str:
+        """The consent page URL; WeChat insists on this parameter order and the fragment."""
+        if scope not in ("snsapi_base", "snsapi_userinfo"):
+            raise ValueError(f"unknown OAuth scope {scope!r}")
+        if not (state.isascii() and state.isalnum() and len(state) <= 128):
+            raise ValueError("OAuth state must be at most 128 letters or digits")
+        return (
+            f"{self.oauth_base}/connect/oauth2/authorize"
+            f"?appid={quote(self.config.app_id, safe='')}"
+            f"&redirect_uri={quote(redirect_uri, safe='')}"
+            f"&response_type=code&scope={scope}&state={state}#wechat_redirect"
+        )
+
+    async def oauth_openid(self, code: str) -> str:
+        """Trade the one-time `code` from the OAuth redirect for the user's OpenID."""
+        params = {
+            "appid": self.config.app_id,
+            "secret": self.config.app_secret,
+            "code": code,
+            "grant_type": "authorization_code",
+        }
+        data = await self._send("GET", "/sns/oauth2/access_token", params=params)
+        return data["openid"]
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _parse(path: str, status: int, body: bytes | None) -> dict[str, Any]:
+    if status >= 500:
+        raise WeChatError(None, f"HTTP {status} from {path}", retryable=True)
+    if status != 200:
+        raise WeChatError(None, f"HTTP {status} from {path}", retryable=False)
+    try:
+        data = json.loads(body or b"")
+    except ValueError:
+        # A proxy's HTML error page, most likely: a passing fault.
+        raise WeChatError(None, f"{path} answered something that is not JSON", True) from None
+    errcode = data.get("errcode", 0)
+    if errcode != 0:
+        log.info("%s: errcode %s %s", path, errcode, data.get("errmsg", ""))
+        raise WeChatError(errcode, data.get("errmsg", ""))
+    return data
+
+
+def _button(b: MenuButton) -> dict[str, Any]:
+    """A config button in WeChat's shape; a parent button has no type of its own."""
+    if b.sub_button:
+        return {"name": b.name, "sub_button": [_button(s) for s in b.sub_button]}
+    if b.type == "view":
+        return {"type": "view", "name": b.name, "url": b.url}
+    return {"type": b.type, "name": b.name, "key": b.key}
+
+
+def _stored_token() -> str | None:
+    """The shared token, unless missing or within TOKEN_MARGIN of expiry."""
+    row = ApiToken.get_or_none(ApiToken.name == TOKEN_ROW)
+    if row is None or row.expires_at - utcnow() < TOKEN_MARGIN:
+        return None
+    return row.value
+
+
+def _store_token(token: str, expires_at: dt.datetime) -> None:
+    (
+        ApiToken.insert(name=TOKEN_ROW, value=token, expires_at=expires_at)
+        .on_conflict(
+            conflict_target=[ApiToken.name],
+            update={ApiToken.value: token, ApiToken.expires_at: expires_at},
+        )
+        .execute()
+    )
+
+
+def _drop_token(token: str) -> None:
+    # Only that token: another worker may already have stored a fresh one.
+    ApiToken.delete().where((ApiToken.name == TOKEN_ROW) & (ApiToken.value == token)).execute()
+
+
+def _mask(token: str) -> str:
+    return token[:6] + "…" if len(token) > 6 else "…"

@@ -1,0 +1,108 @@
+"""The Tornado application: the URL table, its settings, and the server's life.
+
+Usage::
+
+    app = make_app(services)                 # tornado.web.Application
+    await serve(services)                    # listen, work the outbox, stop cleanly on SIGTERM
+
+One process serves the callback, the pages and the background outbox loop.
+Domain calls are synchronous database work on the loop; everything that goes
+over the network (SMS, WeChat API) is awaited or leaves through the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import tornado.web
+from tornado.httpserver import HTTPServer
+
+from bot import shares
+from bot.app import Services
+from handlers.web import claim, dev, oauth, pages
+from handlers.web.base import BaseHandler
+from handlers.wechat import WeChatHandler, make_crypt
+
+log = logging.getLogger("gift_bot.server")
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+TOKEN = r"([^/]{1,128})"
+EXPIRY_SWEEP_SECONDS = 60
+
+
+class NotFound(BaseHandler):
+    def prepare(self) -> None:
+        raise tornado.web.HTTPError(404)
+
+
+def make_app(services: Services, port: int | None = None) -> tornado.web.Application:
+    config = services.config
+    routes = [
+        (r"/wechat", WeChatHandler),
+        (rf"/claim/{TOKEN}", claim.ClaimPage),
+        (rf"/claim/{TOKEN}/form", claim.OrderFormPage),
+        (rf"/claim/{TOKEN}/done", claim.DonePage),
+        (rf"/claim/{TOKEN}/qr\.svg", claim.ClaimQr),
+        (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
+        (r"/oauth/callback", oauth.OAuthCallback),
+        (r"/healthz", pages.Health),
+    ]
+    if config.server.sandbox:
+        routes += [
+            (r"/dev", dev.DevPage),
+            (r"/dev/send", dev.DevSend),
+            (r"/dev/inbox", dev.DevInbox),
+            (r"/dev/as", dev.DevAs),
+            (r"/dev/login", dev.DevLogin),
+        ]
+    return tornado.web.Application(
+        routes,
+        services=services,
+        crypt=make_crypt(config),
+        port=port or config.server.port,
+        cookie_secret=config.server.cookie_secret,
+        xsrf_cookies=True,
+        xsrf_cookie_kwargs={"httponly": False, "samesite": "Lax"},
+        static_path=str(STATIC),
+        default_handler_class=NotFound,
+    )
+
+
+async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`): stop taking requests, finish the outbox pass, close."""
+    config = services.config
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = HTTPServer(make_app(services), xheaders=config.server.xheaders)
+    server.listen(config.server.port, config.server.host)
+    log.info("listening", extra={"url": config.server.public_url, "port": config.server.port})
+    background = [
+        asyncio.create_task(services.worker.run(stop)),
+        asyncio.create_task(sweep_expired(services, stop)),
+    ]
+    await stop.wait()
+    log.info("stopping")
+    server.stop()
+    await asyncio.wait_for(server.close_all_connections(), timeout=10)
+    await asyncio.gather(*background, return_exceptions=True)
+    services.wechat.close()
+    log.info("stopped")
+
+
+async def sweep_expired(services: Services, stop: asyncio.Event) -> None:
+    """Return the stock of expired shares, once a minute."""
+    while not stop.is_set():
+        try:
+            released = shares.release_expired(services.now())
+            if released:
+                log.info("released expired shares", extra={"count": released})
+        except Exception:
+            log.exception("expiry sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=EXPIRY_SWEEP_SECONDS)

@@ -1,0 +1,239 @@
+"""The command line: `python -m bot COMMAND --config PATH`.
+
+    serve                        the bot: callback, pages, outbox worker
+    worker                       only the outbox worker (for a separate deployment)
+    catalogue sync               make the gifts table match [[gifts]]
+    catalogue list [--format json|table]
+    menu push                    create the custom menu through the WeChat API
+    orders export --format json|csv [--status placed|shipped]
+    orders ship ORDER_NO
+    outbox list [--status pending|sent|dead] [--format json|table]
+    outbox retry ID
+
+Every verb returns an exit code: 0 done, 1 failed, 2 bad usage or config.
+Output meant for scripts (`--format json`, csv) is plain; tables are for people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+from bot import catalogue, logs, orders, outbox
+from bot.app import Services
+from bot.config import Config, ConfigError, load
+from bot.wechat_api import WeChatApi, WeChatError
+from storage import db as storage
+from storage.models import Outbox
+
+DEFAULT_CONFIG = "config.toml"
+EXPORT_FIELDS = [
+    "order_no", "status", "created_at", "gift_id", "gift_name", "variant", "name", "phone",
+    "address", "region", "address_detail", "delivery_time", "delivery_date", "delivery_slot",
+    "channel", "share_token", "shipped_at",
+]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"config error: {exc.key}: {exc.reason}", file=sys.stderr)
+        return 2
+    logs.setup(json_lines=not config.server.sandbox)
+    return args.run(config, args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m bot", description="gift-bot")
+    top.add_argument("--config", default=DEFAULT_CONFIG, type=Path, help="config file (TOML)")
+    verbs = top.add_subparsers(required=True, metavar="COMMAND")
+
+    def verb(name, run, help, parent=verbs):
+        p = parent.add_parser(name, help=help)
+        p.add_argument("--config", default=argparse.SUPPRESS, type=Path, help=argparse.SUPPRESS)
+        p.set_defaults(run=run)
+        return p
+
+    verb("serve", serve, "run the bot")
+    verb("worker", worker, "run only the outbox worker")
+    cat = verbs.add_parser("catalogue", help="the gift catalogue").add_subparsers(required=True)
+    verb("sync", catalogue_sync, "sync gifts from the config", cat)
+    verb("list", catalogue_list, "list gifts", cat).add_argument(
+        "--format", choices=["json", "table"], default="table"
+    )
+    menu = verbs.add_parser("menu", help="the custom menu").add_subparsers(required=True)
+    verb("push", menu_push, "create the menu through the WeChat API", menu)
+    ords = verbs.add_parser("orders", help="orders to ship").add_subparsers(required=True)
+    export = verb("export", orders_export, "print orders", ords)
+    export.add_argument("--format", choices=["json", "csv"], default="json")
+    export.add_argument("--status", choices=["placed", "shipped"])
+    verb("ship", orders_ship, "mark an order shipped", ords).add_argument("order_no")
+    box = verbs.add_parser("outbox", help="outside calls waiting or failed").add_subparsers(
+        required=True
+    )
+    listing = verb("list", outbox_list, "list outbox rows", box)
+    listing.add_argument("--status", choices=["pending", "sent", "dead"])
+    listing.add_argument("--format", choices=["json", "table"], default="table")
+    verb("retry", outbox_retry, "send a dead row again", box).add_argument("id", type=int)
+    return top
+
+
+def open_db(config: Config) -> None:
+    storage.connect(config.database.url)
+    storage.migrate()
+
+
+def serve(config: Config, args) -> int:
+    from handlers.app import serve as run_server
+
+    asyncio.run(run_server(Services.start(config)))
+    return 0
+
+
+def worker(config: Config, args) -> int:
+    services = Services.start(config, sync=False)
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        import signal
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await services.worker.run(stop)
+
+    asyncio.run(run())
+    return 0
+
+
+def catalogue_sync(config: Config, args) -> int:
+    open_db(config)
+    for line in catalogue.sync(config.gifts).lines():
+        print(line)
+    return 0
+
+
+def catalogue_list(config: Config, args) -> int:
+    open_db(config)
+    rows = [catalogue.as_dict(g) for g in catalogue.active()]
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print_table(rows, ["id", "name", "price", "stock", "committed", "variants"])
+    return 0
+
+
+def menu_push(config: Config, args) -> int:
+    open_db(config)  # the access token is kept in the database, shared with the server
+    try:
+        asyncio.run(WeChatApi(config.wechat).create_menu(config.menu))
+    except WeChatError as exc:
+        print(f"menu push failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"menu pushed: {', '.join(b.name for b in config.menu.button)}")
+    return 0
+
+
+def export_row(order) -> dict:
+    when = f"{order.delivery_date.isoformat()} {order.delivery_slot}"
+    return {
+        "order_no": order.order_no,
+        "status": order.status,
+        "created_at": order.created_at.isoformat(timespec="seconds") + "Z",
+        "gift_id": order.gift_id,
+        "gift_name": order.gift.name,
+        "variant": order.variant,
+        "name": order.name,
+        "phone": order.phone,
+        "address": order.address,
+        "region": order.region,
+        "address_detail": order.address_detail,
+        "delivery_time": when,
+        "delivery_date": order.delivery_date.isoformat(),
+        "delivery_slot": order.delivery_slot,
+        "channel": order.channel,
+        "share_token": order.share.token,
+        "shipped_at": order.shipped_at.isoformat(timespec="seconds") + "Z"
+        if order.shipped_at
+        else "",
+    }
+
+
+def orders_export(config: Config, args) -> int:
+    open_db(config)
+    rows = [export_row(o) for o in orders.for_export(args.status)]
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    # A BOM, so Excel opens the UTF-8 (Chinese names and addresses) cleanly.
+    sys.stdout.buffer.write(b"\xef\xbb\xbf" + out.getvalue().encode("utf-8"))
+    return 0
+
+
+def orders_ship(config: Config, args) -> int:
+    open_db(config)
+    from storage.models import utcnow
+
+    order, shipped = orders.ship(args.order_no, utcnow())
+    if order is None:
+        print(f"no order {args.order_no}", file=sys.stderr)
+        return 1
+    print(f"{order.order_no} {'shipped' if shipped else 'was already ' + order.status}")
+    return 0
+
+
+def outbox_list(config: Config, args) -> int:
+    open_db(config)
+    query = Outbox.select().order_by(Outbox.id)
+    if args.status:
+        query = query.where(Outbox.status == args.status)
+    rows = [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "key": r.key,
+            "status": r.status,
+            "attempts": r.attempts,
+            "next_attempt_at": r.next_attempt_at.isoformat(timespec="seconds") + "Z",
+            "last_error": r.last_error,
+        }  # fmt: skip
+        for r in query
+    ]
+    if args.format == "json":
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print_table(
+            rows, ["id", "kind", "key", "status", "attempts", "next_attempt_at", "last_error"]
+        )
+    return 0
+
+
+def outbox_retry(config: Config, args) -> int:
+    open_db(config)
+    if not outbox.retry(args.id):
+        print(f"no outbox row {args.id} waiting or dead", file=sys.stderr)
+        return 1
+    print(f"outbox row {args.id} queued again")
+    return 0
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))

@@ -1,0 +1,69 @@
+"""What every page handler shares: the services, Jinja2 pages, the visitor's OpenID cookie.
+
+Usage::
+
+    class GiftPage(BaseHandler):
+        def get(self, gift_id):
+            self.render_page("pages/gift.html", gift=...)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import tornado.web
+
+from bot.app import Services
+
+OPENID_COOKIE = "gb_openid"
+COOKIE_DAYS = 30
+
+
+class BaseHandler(tornado.web.RequestHandler):
+    @property
+    def services(self) -> Services:
+        return self.settings["services"]
+
+    def get_current_user(self) -> str | None:
+        value = self.get_signed_cookie(OPENID_COOKIE, max_age_days=COOKIE_DAYS)
+        return value.decode() if value else None
+
+    def remember(self, openid: str) -> None:
+        self.set_signed_cookie(
+            OPENID_COOKIE,
+            openid,
+            expires_days=COOKIE_DAYS,
+            httponly=True,
+            samesite="Lax",
+            secure=self.request.protocol == "https",
+        )
+
+    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            self.services.renderer.page(
+                template, xsrf_form_html=self.xsrf_form_html, user=self.current_user, **context
+            )
+        )
+
+    def set_default_headers(self) -> None:
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "same-origin")
+        self.set_header(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: https:; style-src 'self'; "
+            "script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if self.request.path.startswith("/wechat"):
+            self.finish(f"{status_code}")
+            return
+        self.render_page("pages/error.html", status=status_code, code=status_code)
+
+    @staticmethod
+    def hashed(openid: str) -> str:
+        """A stable, non-reversible tag for logs: never log an OpenID itself."""
+        return hashlib.sha256(openid.encode()).hexdigest()[:12]

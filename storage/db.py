@@ -1,0 +1,101 @@
+"""Bind the models to the database named by `[database] url`, and bring its schema up to date.
+
+Usage::
+
+    database = storage.db.connect("sqlite:///data/gift-bot.db")   # binds storage.models.db
+    storage.db.migrate()                                           # idempotent
+
+SQLite runs in WAL mode with a busy timeout so that several threads and
+processes can write; PostgreSQL goes through `playhouse.db_url`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import peewee
+from playhouse import db_url
+from playhouse.migrations import Runner
+
+from storage.models import ALL_MODELS, db
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": "normal",
+    "busy_timeout": 10_000,
+    "foreign_keys": 1,
+}
+
+
+def connect(url: str) -> peewee.Database:
+    """Open the database at `url` and bind every model to it."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+        database = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=10)
+    else:
+        database = db_url.connect(url.replace("postgres://", "postgresql://", 1))
+    db.initialize(database)
+    return database
+
+
+def migrate() -> list[str]:
+    """Apply the migrations not yet applied; returns their names.
+
+    Several workers may start at once: on PostgreSQL an advisory lock lets one
+    migrate while the others wait; on SQLite the IMMEDIATE transaction does.
+    """
+    with write_transaction():
+        if is_postgres():
+            db.execute_sql("SELECT pg_advisory_xact_lock(7040118)")
+        runner = Runner(db.obj, directory=str(MIGRATIONS))
+        pending = [m.name for m in runner.status() if not m.applied]
+        if pending:
+            runner.up()
+    return pending
+
+
+def write_transaction():
+    """A transaction for read-then-write work.
+
+    On SQLite it takes the write lock at BEGIN (IMMEDIATE), so two writers
+    queue on the busy timeout instead of failing when a read turns into a
+    write; on PostgreSQL pair it with `locked()` rows.
+    """
+    if isinstance(db.obj, peewee.SqliteDatabase):
+        return db.atomic(lock_type="IMMEDIATE")
+    return db.atomic()
+
+
+def locked(query):
+    """SELECT … FOR UPDATE where the database has it (SQLite is already serialized)."""
+    return query.for_update() if is_postgres() else query
+
+
+def is_alive() -> bool:
+    """True when the database answers a trivial query."""
+    try:
+        db.execute_sql("SELECT 1").fetchone()
+        return True
+    except peewee.DatabaseError:
+        db.close()
+        return False
+
+
+def is_postgres() -> bool:
+    return isinstance(db.obj, peewee.PostgresqlDatabase)
+
+
+__all__ = [
+    "ALL_MODELS",
+    "connect",
+    "db",
+    "is_alive",
+    "is_postgres",
+    "locked",
+    "migrate",
+    "write_transaction",
+]

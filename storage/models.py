@@ -1,0 +1,167 @@
+"""The tables, as peewee models.
+
+Usage::
+
+    from storage.models import Gift, Share, db
+    with db.atomic():
+        Share.create(...)
+
+`db` is a proxy bound at start-up by `storage.db.connect()`. Times are naive
+UTC datetimes. The schema itself is created by `storage/migrations/`; a test
+checks that the migrations and these models agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import peewee as pw
+
+db = pw.DatabaseProxy()
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class JSONField(pw.TextField):
+    """A JSON document kept as text, so it works the same on SQLite and PostgreSQL."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class User(BaseModel):
+    """Anyone who has written to the account or opened its pages; OpenID is the login."""
+
+    openid = pw.CharField(max_length=64, primary_key=True)
+    first_seen = pw.DateTimeField(default=utcnow)
+    last_seen = pw.DateTimeField(default=utcnow)
+    subscribed = pw.BooleanField(default=False)
+    unsubscribed_at = pw.DateTimeField(null=True)
+
+
+class Gift(BaseModel):
+    """A catalogue entry, synced from `[[gifts]]`; `committed` units are held by shares."""
+
+    id = pw.CharField(max_length=32, primary_key=True)
+    position = pw.IntegerField(default=0)
+    name = pw.CharField(max_length=64)
+    price = pw.IntegerField()
+    description = pw.TextField(default="")
+    image = pw.CharField(max_length=512, default="")
+    variants = JSONField(default=list)
+    stock = pw.IntegerField(default=0)
+    committed = pw.IntegerField(default=0)
+    active = pw.BooleanField(default=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+    @property
+    def available(self) -> int:
+        return max(self.stock - self.committed, 0)
+
+
+class Share(BaseModel):
+    """A gift sent by a giver: `quantity` units, one per recipient, claimable until `expires_at`."""
+
+    token = pw.CharField(max_length=64, unique=True)
+    giver = pw.ForeignKeyField(User, backref="shares", on_delete="RESTRICT")
+    gift = pw.ForeignKeyField(Gift, backref="shares", on_delete="RESTRICT")
+    quantity = pw.IntegerField()
+    claimed = pw.IntegerField(default=0)
+    blessing = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField(index=True)
+    released = pw.BooleanField(default=False)  # unclaimed units returned after expiry
+    qr_url = pw.CharField(max_length=512, null=True)
+    qr_expires_at = pw.DateTimeField(null=True)
+
+    @property
+    def left(self) -> int:
+        return self.quantity - self.claimed
+
+
+class Order(BaseModel):
+    """One recipient's claim of one unit of a share, with where and when to deliver it."""
+
+    order_no = pw.CharField(max_length=32, unique=True)
+    share = pw.ForeignKeyField(Share, backref="orders", on_delete="RESTRICT")
+    gift = pw.ForeignKeyField(Gift, backref="orders", on_delete="RESTRICT")
+    recipient = pw.ForeignKeyField(User, backref="orders", on_delete="RESTRICT")
+    variant = pw.CharField(max_length=64, default="")
+    name = pw.CharField(max_length=64)
+    phone = pw.CharField(max_length=20)
+    region = pw.CharField(max_length=128)
+    address_detail = pw.CharField(max_length=256)
+    delivery_date = pw.DateField()
+    delivery_slot = pw.CharField(max_length=16)
+    status = pw.CharField(max_length=16, default="placed")  # placed | shipped
+    channel = pw.CharField(max_length=8, default="web")  # web | chat
+    created_at = pw.DateTimeField(default=utcnow)
+    shipped_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("share", "recipient"), True),)
+
+    @property
+    def address(self) -> str:
+        return f"{self.region}{self.address_detail}"
+
+
+class Conversation(BaseModel):
+    """One user's chat dialogue in progress; `version` makes every update compare-and-set."""
+
+    openid = pw.CharField(max_length=64, primary_key=True)
+    flow = pw.CharField(max_length=16, null=True)
+    step = pw.CharField(max_length=32, null=True)
+    answers = JSONField(default=dict)
+    context = JSONField(default=dict)
+    paused = pw.BooleanField(default=False)
+    version = pw.IntegerField(default=0)
+    expires_at = pw.DateTimeField(null=True)
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
+class InboundMessage(BaseModel):
+    """Every WeChat push seen, keyed by MsgId (or sender + CreateTime + event), with our reply."""
+
+    key = pw.CharField(max_length=128, primary_key=True)
+    openid = pw.CharField(max_length=64)
+    received_at = pw.DateTimeField(default=utcnow)
+    reply = JSONField(null=True)  # None while the first delivery is still being handled
+
+
+class Outbox(BaseModel):
+    """An outside call to make (SMS, WeChat message), written in the transaction that caused it."""
+
+    key = pw.CharField(max_length=128, unique=True)  # idempotency key, e.g. sms:order:<no>
+    kind = pw.CharField(max_length=32)
+    payload = JSONField()
+    status = pw.CharField(max_length=16, default="pending", index=True)  # pending|sent|dead
+    attempts = pw.IntegerField(default=0)
+    next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
+    lease_until = pw.DateTimeField(null=True)
+    last_error = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+    sent_at = pw.DateTimeField(null=True)
+
+
+class ApiToken(BaseModel):
+    """A cached credential of an outside API (the WeChat access_token), shared by all workers."""
+
+    name = pw.CharField(max_length=32, primary_key=True)
+    value = pw.TextField()
+    expires_at = pw.DateTimeField()
+
+
+ALL_MODELS = [User, Gift, Share, Order, Conversation, InboundMessage, Outbox, ApiToken]

@@ -1,0 +1,232 @@
+"""Fixtures: a config built from config.example.toml, the real server on a free port, the
+databases (SQLite always; PostgreSQL when reachable), and the fakes of the outside world.
+
+Usage in a test::
+
+    def test_x(bot):                      # the real server, SQLite, WeChat faked
+        reply = bot.wx.text("o_a", "礼品")
+        bot.drain()                       # work the outbox now
+        bot.fake_wechat.messages, bot.sms.received
+
+    @pytest.mark.parametrize("bot", ["sqlite", "postgres"], indirect=True)
+
+PostgreSQL: GIFTBOT_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test);
+each test gets its own schema, dropped afterwards. When the server is not
+reachable those tests are skipped, and the run says so in its summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import secrets
+import sys
+import threading
+import tomllib
+from pathlib import Path
+
+import peewee
+import pytest
+import requests
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fakes.sms_vendors import FakeWebhook  # noqa: E402
+from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat  # noqa: E402
+from wechat_sim import WeChatSim  # noqa: E402
+
+from bot.app import Clock, Services  # noqa: E402
+from bot.config import parse  # noqa: E402
+from handlers.app import make_app  # noqa: E402
+
+PG_URL = os.environ.get("GIFTBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+TOKEN = "testtoken123"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def example_config() -> dict:
+    return tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def pg_reachable() -> bool:
+    try:
+        db = peewee.PostgresqlDatabase(None)
+        from playhouse.db_url import parse as parse_url
+
+        db.init(**parse_url(PG_URL))
+        db.connect()
+        db.close()
+        return True
+    except Exception:
+        return False
+
+
+PG_OK = pg_reachable()
+PG_SKIP = f"PostgreSQL not reachable at {PG_URL}: storage/concurrency tests skipped on it"
+
+
+@pytest.fixture
+def pg_schema_url():
+    """A fresh PostgreSQL schema for one test; its URL sets the search_path."""
+    if not PG_OK:
+        pytest.skip(PG_SKIP)
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = peewee.PostgresqlDatabase(None)
+    from playhouse.db_url import parse as parse_url
+
+    admin.init(**parse_url(PG_URL))
+    admin.execute_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    admin.execute_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request, tmp_path):
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_schema_url")
+    return f"sqlite:///{tmp_path / 'bot.db'}"
+
+
+def make_config(db_url: str, public_url: str, **overrides):
+    raw = merge(
+        example_config(),
+        {
+            "server": {"public_url": public_url, "sandbox": False},
+            "database": {"url": db_url},
+            "wechat": {"token": TOKEN, "app_id": APP_ID, "app_secret": APP_SECRET},
+            "sms": {"retry_seconds": 1},
+            "delivery": {"closed_dates": []},
+        },
+    )
+    return parse(merge(raw, overrides))
+
+
+class LiveBot:
+    """The real application on a real socket, served from its own thread and loop."""
+
+    def __init__(self, config_overrides: dict, db_url: str):
+        self.sockets = bind_sockets(0, "127.0.0.1")
+        self.port = self.sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.fake_wechat = FakeWeChat().start()
+        self.sms = FakeWebhook().__enter__()
+        overrides = merge(
+            {
+                "wechat": {"api_base": self.fake_wechat.url, "oauth_base": self.fake_wechat.url},
+                "sms": {"backend": "webhook", "webhook_url": self.sms.url},
+            },
+            config_overrides,
+        )
+        self.config = make_config(db_url, self.url, **overrides)
+        self.clock = Clock()
+        self.wx = WeChatSim(
+            self.url, TOKEN, APP_ID, aes_key=self.config.wechat.encoding_aes_key or ""
+        )
+        self.wx.clock = lambda: int(self.clock().timestamp())
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError(f"server did not start: {getattr(self, 'error', None)!r}")
+
+    async def _main(self) -> None:
+        try:
+            self.loop = asyncio.get_running_loop()
+            self.services = Services.start(self.config, clock=self.clock)
+            self.stop_event = asyncio.Event()
+            server = HTTPServer(make_app(self.services, port=self.port))
+            server.add_sockets(self.sockets)
+        except Exception as exc:  # reported by the constructor
+            self.error = exc
+            self._ready.set()
+            raise
+        self._ready.set()
+        await self.stop_event.wait()
+        server.stop()
+        self.services.wechat.close()
+
+    def run(self, coro, timeout: float = 30):
+        """Run a coroutine on the server's loop (where its HTTP clients live)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def drain(self, rounds: int = 10) -> int:
+        """Work the outbox now, until nothing is due; returns how many sends were tried."""
+        total = 0
+        for _ in range(rounds):
+            done = self.run(self.services.worker.run_once())
+            total += done
+            if not done:
+                break
+        return total
+
+    def session(self, openid: str | None = None) -> requests.Session:
+        """A browser-like HTTP session; with openid, already through the fake OAuth as them."""
+        s = requests.Session()
+        if openid:
+            self.fake_wechat.set_user(openid)
+        return s
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self._thread.join(10)
+        self.fake_wechat.stop()
+        self.sms.__exit__(None, None, None)
+
+
+@pytest.fixture
+def bot_factory(db_url):
+    started = []
+
+    def start(**overrides) -> LiveBot:
+        live = LiveBot(overrides, db_url)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
+
+
+@pytest.fixture
+def bot(bot_factory) -> LiveBot:
+    return bot_factory()
+
+
+@pytest.fixture
+def safe_bot(bot_factory) -> LiveBot:
+    return bot_factory(wechat={"encoding_aes_key": AES_KEY})
+
+
+@pytest.fixture
+def transcript(request):
+    """Write a chat transcript to test-artifacts/transcripts/<test>.txt for people to read."""
+
+    def save(wx: WeChatSim) -> Path:
+        folder = ARTIFACTS / "transcripts"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{request.node.name}.txt"
+        path.write_text(wx.transcript_text(), encoding="utf-8")
+        return path
+
+    return save
+
+
+def pytest_report_header(config):
+    return f"PostgreSQL: {'reachable at ' + PG_URL if PG_OK else PG_SKIP}"

@@ -1,0 +1,1 @@
+"""Local stand-ins for the outside world (SMS vendors, webhooks), served on 127.0.0.1."""

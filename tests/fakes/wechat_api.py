@@ -1,0 +1,355 @@
+"""A fake of WeChat's server API and web OAuth, on a real local socket.
+
+Usage::
+
+    with FakeWeChat() as fake:                  # 127.0.0.1:<free port>, served from its own thread
+        api = WeChatApi(fake.config())          # api_base = oauth_base = fake.url
+        asyncio.run(api.send_text("o_alice", "你好"))
+        fake.messages                           # [{"touser": "o_alice", "msgtype": "text", ...}]
+        fake.fail_next("/cgi-bin/message/custom/send", 45015)   # the next send is refused
+        fake.fail_next("/cgi-bin/qrcode/create", status=502)    # ... or the gateway falls over
+        fake.expire_token()                     # every token dies; APIs answer 40001
+        fake.set_user("o_bob")                  # who holds the phone on the consent page
+
+The server runs its own event loop in a background thread, so synchronous
+test code and code under test in `asyncio.run(...)` can both reach it. It
+checks what WeChat checks (appid/secret, token, menu limits, `\\uXXXX`
+escapes, one-time OAuth codes) and records every request in `calls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application, RequestHandler
+
+from bot.config import WeChat
+
+APP_ID = "wx0fake0app0id0000"
+APP_SECRET = "fake-app-secret"
+TOKEN_SECONDS = 7200
+STABLE_RENEW_SECONDS = 300  # stable_token hands out a new token in the last 5 minutes
+CODE_SECONDS = 300
+QR_MAX_SECONDS = 2_592_000
+CLICK_TYPES = {"click", "scancode_push", "scancode_waitmsg", "pic_sysphoto", "pic_weixin"}
+_ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})")
+_OK = {"errcode": 0, "errmsg": "ok"}
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+class Refusal(Exception):
+    """Raised as `Refusal(errcode, errmsg)`: what the fake answers instead of a result."""
+
+
+@dataclass
+class _Grant:
+    """What a one-time OAuth code stands for."""
+
+    openid: str
+    scope: str
+    expires: float
+    used: bool = False
+
+
+class FakeWeChat:
+    """WeChat's API and OAuth for one account, with knobs to make it misbehave."""
+
+    def __init__(self, app_id: str = APP_ID, app_secret: str = APP_SECRET):
+        self.app_id, self.app_secret = app_id, app_secret
+        self.url = ""
+        self.calls: list[tuple[str, dict[str, str], Any]] = []
+        self.messages: list[dict] = []
+        self.menus: list[dict] = []
+        self.qrcodes: list[dict] = []
+        self.token_fetches = 0
+        self.user: str | None = None
+        self.consents = True
+        self._tokens: dict[str, float] = {}  # every live token -> monotonic expiry
+        self.current_token: str | None = None  # what stable_token hands back
+        self._codes: dict[str, _Grant] = {}
+        self._failures: dict[str, list[tuple[int, int]]] = {}
+        self._lock = threading.RLock()  # knobs run in the test's thread, requests in ours
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._routes = {
+            "/cgi-bin/stable_token": (self._stable_token, False),
+            "/cgi-bin/token": (self._token, False),
+            "/cgi-bin/menu/create": (self._menu_create, True),
+            "/cgi-bin/message/custom/send": (self._custom_send, True),
+            "/cgi-bin/qrcode/create": (self._qrcode_create, True),
+            "/connect/oauth2/authorize": (self._authorize, False),
+            "/sns/oauth2/access_token": (self._oauth_token, False),
+        }
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> FakeWeChat:
+        sockets = bind_sockets(0, "127.0.0.1")
+        self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._serve(sockets, ready),), name="FakeWeChat", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(5):
+            raise RuntimeError("FakeWeChat did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._loop and self._stopping and self._thread:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+            self._thread.join(5)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> FakeWeChat:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def _serve(self, sockets: list, ready: threading.Event) -> None:
+        server = HTTPServer(Application([(r"(/.*)", _Handler, {"fake": self})]))
+        server.add_sockets(sockets)
+        self._loop, self._stopping = asyncio.get_running_loop(), asyncio.Event()
+        ready.set()
+        await self._stopping.wait()
+        server.stop()
+        await server.close_all_connections()
+
+    def config(self, **overrides: Any) -> WeChat:
+        """A `[wechat]` config pointing every base URL at this fake."""
+        base = {"token": "faketoken", "app_id": self.app_id, "app_secret": self.app_secret}
+        return WeChat(**base | {"api_base": self.url, "oauth_base": self.url} | overrides)
+
+    # -- knobs -------------------------------------------------------------------
+
+    def fail_next(self, path: str, errcode: int = -1, *, status: int = 200, times: int = 1) -> None:
+        """The next `times` requests to `path` get `errcode` (or HTTP `status` if not 200)."""
+        with self._lock:
+            self._failures.setdefault(path, []).extend([(errcode, status)] * times)
+
+    def expire_token(self) -> None:
+        """Every token dies now; stable_token mints a new one on its next call."""
+        with self._lock:
+            self._tokens.clear()
+            self.current_token = None
+
+    def set_user(self, openid: str | None, consents: bool = True) -> None:
+        """Who is using the phone on the consent page, and whether they agree."""
+        with self._lock:
+            self.user, self.consents = openid, consents
+
+    def issue_code(self, openid: str, scope: str = "snsapi_base") -> str:
+        """A one-time OAuth code, as the consent page would hand out."""
+        with self._lock:
+            code = secrets.token_urlsafe(12)
+            self._codes[code] = _Grant(openid, scope, time.monotonic() + CODE_SECONDS)
+            return code
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def respond(self, path: str, query: dict[str, str], raw: bytes) -> Response:
+        """One request in, one (status, headers, body) out; called by the server thread."""
+        with self._lock:
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            self.calls.append((path, query, body))
+            if path not in self._routes:
+                return _page(404, "no such endpoint")
+            try:
+                return _as_response(self._route(path, query, raw, body))
+            except Refusal as refusal:
+                errcode, errmsg = refusal.args
+                return _as_response({"errcode": errcode, "errmsg": errmsg})
+
+    def _route(self, path: str, query: dict, raw: bytes, body: Any) -> dict | Response:
+        queued = self._failures.get(path)
+        if queued:
+            errcode, status = queued.pop(0)
+            if status != 200:
+                return _page(status, "an outage injected by fail_next")
+            raise Refusal(errcode, "injected by FakeWeChat.fail_next")
+        handler, needs_token = self._routes[path]
+        if needs_token:
+            self._check_token(query.get("access_token"))
+        if any(int(code, 16) > 0x7F for code in _ESCAPE.findall(raw)):
+            raise Refusal(40033, "invalid charset. please check your request, \\uxxxx")
+        if raw and body is None:
+            raise Refusal(47001, "data format error")
+        return handler(query, body or {})
+
+    def _check_token(self, token: str | None) -> None:
+        if not token:
+            raise Refusal(41001, "access_token missing")
+        if self._tokens.get(token, 0) < time.monotonic():
+            raise Refusal(40001, "invalid credential, access_token is invalid or not latest")
+
+    def _check_app(self, appid: str | None, secret: str | None) -> None:
+        if appid != self.app_id:
+            raise Refusal(40013, "invalid appid")
+        if secret != self.app_secret:
+            raise Refusal(40125, "invalid appsecret")
+
+    def _mint(self) -> str:
+        token = secrets.token_urlsafe(96)
+        self._tokens[token] = time.monotonic() + TOKEN_SECONDS
+        return token
+
+    # -- the API -----------------------------------------------------------------
+
+    def _stable_token(self, query: dict, body: dict) -> dict:
+        self._check_app(body.get("appid"), body.get("secret"))
+        if body.get("grant_type") != "client_credential":
+            raise Refusal(40002, "invalid grant_type")
+        self.token_fetches += 1
+        if body.get("force_refresh") and self.current_token:
+            self._tokens.pop(self.current_token, None)  # force_refresh kills the old token at once
+        left = self._tokens.get(self.current_token or "", 0) - time.monotonic()
+        if left < STABLE_RENEW_SECONDS:
+            self.current_token, left = self._mint(), TOKEN_SECONDS
+        return {"access_token": self.current_token, "expires_in": int(left)}
+
+    def _token(self, query: dict, body: dict) -> dict:
+        self._check_app(query.get("appid"), query.get("secret"))
+        self.token_fetches += 1
+        return {"access_token": self._mint(), "expires_in": TOKEN_SECONDS}
+
+    def _menu_create(self, query: dict, body: dict) -> dict:
+        buttons = body.get("button")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            raise Refusal(40016, "invalid button size")
+        for button in buttons:
+            subs = button.get("sub_button")
+            _check_button(button, name_limit=16, leaf=not subs)
+            if subs and (not isinstance(subs, list) or len(subs) > 5):
+                raise Refusal(40017, "invalid sub button size")
+            for sub in subs or []:
+                _check_button(sub, name_limit=60, leaf=True)
+        self.menus.append(body)
+        return _OK
+
+    def _custom_send(self, query: dict, body: dict) -> dict:
+        if not body.get("touser"):
+            raise Refusal(40003, "invalid openid")
+        msgtype = body.get("msgtype")
+        if msgtype == "text":
+            content = (body.get("text") or {}).get("content") or ""
+            if not content:
+                raise Refusal(44004, "empty content")
+            if len(content.encode()) > 2048:
+                raise Refusal(45002, "content size out of limit")
+        elif msgtype == "news":
+            articles = (body.get("news") or {}).get("articles") or []
+            if len(articles) != 1:
+                raise Refusal(45008 if articles else 44003, "one article, please")
+        else:
+            raise Refusal(40008, "invalid message type")
+        self.messages.append(body)
+        return _OK
+
+    def _qrcode_create(self, query: dict, body: dict) -> dict:
+        scene = ((body.get("action_info") or {}).get("scene") or {}).get("scene_str") or ""
+        if body.get("action_name") != "QR_STR_SCENE" or not 1 <= len(scene) <= 64:
+            raise Refusal(40097, "invalid args")
+        seconds = min(int(body.get("expire_seconds") or 60), QR_MAX_SECONDS)
+        # Real tickets are base64 with + / =, which is why the image URL must quote them.
+        ticket = "gQ" + base64.b64encode(secrets.token_bytes(30)).decode()
+        url = f"http://weixin.qq.com/q/{secrets.token_urlsafe(16)}"
+        self.qrcodes.append({"ticket": ticket, "scene": scene, "expire_seconds": seconds})
+        return {"ticket": ticket, "expire_seconds": seconds, "url": url}
+
+    # -- web OAuth ---------------------------------------------------------------
+
+    def _authorize(self, query: dict, body: dict) -> Response:
+        """The consent page: send the phone's user back to redirect_uri with a code."""
+        if query.get("appid") != self.app_id:
+            return _page(400, "unknown appid (10003 on the real page)")
+        if query.get("response_type") != "code" or not query.get("redirect_uri"):
+            return _page(400, "response_type=code and redirect_uri are required")
+        scope = query.get("scope", "")
+        if scope not in ("snsapi_base", "snsapi_userinfo"):
+            return _page(400, "scope must be snsapi_base or snsapi_userinfo")
+        openid = query.get("fake_openid") or self.user
+        if openid is None:
+            return _page(400, "nobody holds the phone; call set_user() or add fake_openid")
+        back = {"state": query.get("state", "")}
+        if self.consents:
+            back = {"code": self.issue_code(openid, scope), **back}
+        uri = query["redirect_uri"]
+        return 302, {"Location": uri + ("&" if "?" in uri else "?") + urlencode(back)}, b""
+
+    def _oauth_token(self, query: dict, body: dict) -> dict:
+        self._check_app(query.get("appid"), query.get("secret"))
+        if query.get("grant_type") != "authorization_code":
+            raise Refusal(40002, "invalid grant_type")
+        grant = self._codes.get(query.get("code", ""))
+        if grant is None:
+            raise Refusal(40029, "invalid code")
+        if grant.used:
+            raise Refusal(40163, "code been used")
+        if grant.expires < time.monotonic():
+            raise Refusal(42003, "code expired")
+        grant.used = True
+        tokens = {
+            "access_token": secrets.token_urlsafe(32),
+            "refresh_token": secrets.token_urlsafe(32),
+        }
+        return {**tokens, "expires_in": TOKEN_SECONDS, "openid": grant.openid, "scope": grant.scope}
+
+
+class _Handler(RequestHandler):
+    def initialize(self, fake: FakeWeChat) -> None:
+        self.fake = fake
+
+    def get(self, path: str) -> None:
+        query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
+        status, headers, body = self.fake.respond(path, query, self.request.body)
+        self.set_status(status)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.finish(body)
+
+    post = get
+
+
+def _page(status: int, text: str) -> Response:
+    return status, {"Content-Type": "text/plain; charset=utf-8"}, f"FakeWeChat: {text}".encode()
+
+
+def _as_response(result: dict | Response) -> Response:
+    if isinstance(result, tuple):
+        return result
+    body = json.dumps(result, ensure_ascii=False).encode()
+    return 200, {"Content-Type": "application/json; charset=utf-8"}, body
+
+
+def _check_button(button: dict, name_limit: int, leaf: bool) -> None:
+    """WeChat's limits; a parent button (one with sub_buttons) needs only a name."""
+    if not 1 <= len((button.get("name") or "").encode()) <= name_limit:
+        raise Refusal(40018, f"invalid button name size (1-{name_limit} bytes)")
+    kind = button.get("type")
+    if not leaf:
+        return
+    if kind in CLICK_TYPES and not 1 <= len((button.get("key") or "").encode()) <= 128:
+        raise Refusal(40019, "invalid button key size")
+    if kind == "view" and not 1 <= len((button.get("url") or "").encode()) <= 1024:
+        raise Refusal(40020, "invalid button url size")
+    if kind == "view" and not button["url"].startswith(("http://", "https://")):
+        raise Refusal(40055, "invalid button url domain")
+    if kind not in CLICK_TYPES and kind != "view":
+        raise Refusal(40015, f"invalid button type {kind!r}")

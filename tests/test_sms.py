@@ -1,0 +1,260 @@
+"""SMS senders, each against a local fake of its vendor (tests/fakes/sms_vendors.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+import pytest
+from fakes import sms_signing
+from fakes.sms_vendors import FakeAliyun, FakeTencent, FakeWebhook, closed_port
+
+from bot.config import Aliyun, Sms, Tencent
+from bot.sms import SmsError, SmsMessage, make_sender, tencent_params
+
+PHONE = "+8613800138000"
+BARE = "13800138000"  # must never show up in a log line or an error
+MASKED = "138****8000"
+PARAMS = {"order_no": "A1", "gift": "玫瑰花束", "time": "5月20日 09:00-12:00"}
+MSG = SmsMessage(
+    phone=PHONE,
+    text="【礼物铺】您的订单 A1（玫瑰花束）将于 5月20日 09:00-12:00 送达。",
+    template="order_placed",
+    params=PARAMS,
+    key="outbox-42",
+)
+
+
+def send(sms: Sms, msg: SmsMessage = MSG) -> str:
+    return asyncio.run(make_sender(sms).send(msg))
+
+
+def send_error(sms: Sms, msg: SmsMessage = MSG) -> SmsError:
+    with pytest.raises(SmsError) as info:
+        send(sms, msg)
+    assert BARE not in str(info.value)
+    return info.value
+
+
+@pytest.fixture
+def aliyun():
+    with FakeAliyun(access_key_id="AK-test", secret="SK-test") as fake:
+        yield fake
+
+
+@pytest.fixture
+def tencent():
+    with FakeTencent(secret_id="SID-test", secret_key="SKEY-test") as fake:
+        yield fake
+
+
+@pytest.fixture
+def webhook():
+    with FakeWebhook() as fake:
+        yield fake
+
+
+def aliyun_sms(endpoint: str, secret: str = "SK-test") -> Sms:
+    return Sms(
+        backend="aliyun",
+        aliyun=Aliyun(
+            access_key_id="AK-test",
+            access_key_secret=secret,
+            sign_name="礼物铺",
+            template_code="SMS_100",
+            endpoint=endpoint,
+            protocol="http",
+        ),
+    )
+
+
+def tencent_sms(endpoint: str, secret_key: str = "SKEY-test") -> Sms:
+    return Sms(
+        backend="tencent",
+        tencent=Tencent(
+            secret_id="SID-test",
+            secret_key=secret_key,
+            sdk_app_id="1400000000",
+            sign_name="礼物铺",
+            template_id="200",
+            endpoint=endpoint,
+            protocol="http",
+        ),
+    )
+
+
+# -- console ------------------------------------------------------------------
+
+
+def test_console_shows_the_sms_on_stderr_with_the_phone_masked(capsys, caplog):
+    caplog.set_level(logging.INFO, logger="gift_bot.sms")
+    assert send(Sms(backend="console")) == "console-outbox-42"
+    err = capsys.readouterr().err
+    assert MASKED in err and MSG.text in err and "order_placed" in err
+    assert BARE not in err
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "gift_bot.sms"]
+    assert MASKED in line and BARE not in line
+
+
+# -- webhook ------------------------------------------------------------------
+
+
+def test_webhook_posts_the_message_as_json(webhook):
+    assert send(Sms(backend="webhook", webhook_url=webhook.url)) == "webhook-outbox-42"
+    assert webhook.received == [
+        {
+            "phone": PHONE,
+            "text": MSG.text,
+            "template": "order_placed",
+            "params": PARAMS,
+            "key": "outbox-42",
+        }
+    ]
+
+
+def test_webhook_5xx_is_retried_later_and_then_goes_through(webhook):
+    webhook.fail_times = 1
+    sms = Sms(backend="webhook", webhook_url=webhook.url)
+    error = send_error(sms)
+    assert error.retryable and error.code == "HTTP500"
+    assert send(sms) == "webhook-outbox-42"
+    assert len(webhook.received) == 1
+
+
+def test_webhook_4xx_is_final(webhook):
+    webhook.reject = True
+    error = send_error(Sms(backend="webhook", webhook_url=webhook.url))
+    assert not error.retryable and error.code == "HTTP400"
+
+
+def test_webhook_nobody_listening_is_retryable():
+    url = f"http://127.0.0.1:{closed_port()}/"
+    error = send_error(Sms(backend="webhook", webhook_url=url))
+    assert error.retryable and error.code == "NetworkError"
+
+
+# -- Aliyun -------------------------------------------------------------------
+
+
+def test_aliyun_sends_a_signed_request_with_our_fields(aliyun):
+    assert send(aliyun_sms(aliyun.endpoint)) == "1^0"  # the BizId
+    (seen,) = aliyun.received
+    assert seen["PhoneNumbers"] == "8613800138000"
+    assert (seen["SignName"], seen["TemplateCode"], seen["OutId"]) == (
+        "礼物铺",
+        "SMS_100",
+        "outbox-42",
+    )
+    assert json.loads(seen["TemplateParam"]) == PARAMS
+    assert "玫瑰花束" in seen["TemplateParam"]  # sent as UTF-8, not \\u escapes
+
+
+def test_aliyun_wrong_secret_fails_the_signature_for_good(aliyun, caplog):
+    error = send_error(aliyun_sms(aliyun.endpoint, secret="not-the-secret"))
+    assert error.code == "SignatureDoesNotMatch" and not error.retryable
+    assert aliyun.received == []
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "gift_bot.sms"]
+    assert MASKED in line and BARE not in line
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [
+        ("isv.BUSINESS_LIMIT_CONTROL", True),
+        ("isp.SYSTEM_ERROR", True),
+        ("isv.MOBILE_NUMBER_ILLEGAL", False),
+        ("isv.SMS_SIGNATURE_ILLEGAL", False),
+        ("isv.SMS_TEMPLATE_ILLEGAL", False),
+        ("isv.INVALID_JSON_PARAM", False),
+        ("isv.BLACK_KEY_CONTROL_LIMIT", False),
+    ],
+)
+def test_aliyun_business_errors_are_classified_by_code(aliyun, code, retryable):
+    aliyun.answer_code = code
+    error = send_error(aliyun_sms(aliyun.endpoint))
+    assert (error.code, error.retryable) == (code, retryable)
+
+
+@pytest.mark.parametrize("html", [False, True])
+def test_aliyun_server_errors_are_retryable(aliyun, html):
+    aliyun.fail_status, aliyun.fail_html = 503, html
+    error = send_error(aliyun_sms(aliyun.endpoint))
+    assert error.retryable
+    assert error.code == ("BadResponse" if html else "ServiceUnavailable")
+
+
+def test_aliyun_nobody_listening_fails_fast_and_is_retryable():
+    started = time.monotonic()
+    error = send_error(aliyun_sms(f"127.0.0.1:{closed_port()}"))
+    assert error.retryable and error.code == "NetworkError"
+    assert time.monotonic() - started < 3  # refused at once: the SDK does not retry
+
+
+# -- Tencent ------------------------------------------------------------------
+
+
+def test_tencent_sends_a_signed_request_with_our_fields(tencent):
+    assert send(tencent_sms(tencent.endpoint)) == "2028:1"  # the SerialNo
+    (seen,) = tencent.received
+    assert seen["PhoneNumberSet"] == [PHONE]
+    assert seen["TemplateParamSet"] == ["A1", "玫瑰花束", "5月20日 09:00-12:00"]
+    assert (seen["SmsSdkAppId"], seen["SignName"], seen["TemplateId"]) == (
+        "1400000000",
+        "礼物铺",
+        "200",
+    )
+    assert seen["SessionContext"] == "outbox-42"
+
+
+def test_tencent_wrong_secret_fails_the_signature_for_good(tencent):
+    error = send_error(tencent_sms(tencent.endpoint, secret_key="not-the-key"))
+    assert error.code == "AuthFailure.SignatureFailure" and not error.retryable
+    assert tencent.received == []
+
+
+def test_tencent_request_outside_the_clock_window_is_refused(tencent, monkeypatch):
+    monkeypatch.setattr(sms_signing, "TC3_MAX_SKEW", -1)  # every timestamp is now stale
+    error = send_error(tencent_sms(tencent.endpoint))
+    assert error.code == "AuthFailure.SignatureExpire" and not error.retryable
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [
+        ("LimitExceeded.PhoneNumberThirtySecondLimit", True),
+        ("LimitExceeded.DeliveryFrequencyLimit", True),
+        ("InvalidParameterValue.IncorrectPhoneNumber", False),
+        ("FailedOperation.SignatureIncorrectOrUnapproved", False),
+        ("FailedOperation.TemplateParamSetNotMatchApprovedTemplate", False),
+        ("FailedOperation.PhoneNumberInBlacklist", False),
+    ],
+)
+def test_tencent_per_number_status_is_classified_by_code(tencent, code, retryable):
+    tencent.status_code = code
+    error = send_error(tencent_sms(tencent.endpoint))
+    assert (error.code, error.retryable) == (code, retryable)
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"),
+    [("InternalError", True), ("UnauthorizedOperation.SmsSdkAppIdVerifyFail", False)],
+)
+def test_tencent_request_errors_are_classified_by_code(tencent, code, retryable):
+    tencent.error_code = code
+    error = send_error(tencent_sms(tencent.endpoint))
+    assert (error.code, error.retryable) == (code, retryable)
+
+
+def test_tencent_nobody_listening_is_retryable():
+    error = send_error(tencent_sms(f"127.0.0.1:{closed_port()}"))
+    assert error.retryable and error.code == "ClientNetworkError"
+
+
+def test_tencent_params_follow_the_documented_order_not_the_dicts():
+    msg = SmsMessage(PHONE, "", "order_placed", {"time": "t", "order_no": "o", "gift": "g"}, "k")
+    assert tencent_params(msg) == ["o", "g", "t"]
+    with pytest.raises(SmsError) as info:
+        tencent_params(SmsMessage(PHONE, "", "order_placed", {"colour": "red"}, "k"))
+    assert not info.value.retryable

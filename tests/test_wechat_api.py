@@ -1,0 +1,309 @@
+"""The WeChat API client against the local fake of WeChat (a real socket, no mocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import socket
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fakes.wechat_api import FakeWeChat
+from tornado.httpclient import AsyncHTTPClient
+
+import storage.db
+from bot.config import Menu, MenuButton
+from bot.wechat_api import WeChatApi, WeChatError
+from storage.models import ApiToken, utcnow
+
+SEND = "/cgi-bin/message/custom/send"
+
+
+@pytest.fixture
+def database(tmp_path):
+    database = storage.db.connect("sqlite:///" + str(tmp_path / "t.db"))
+    storage.db.migrate()
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def fake():
+    with FakeWeChat() as fake:
+        yield fake
+
+
+@pytest.fixture
+def api(fake, database):
+    return WeChatApi(fake.config())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def paths(fake):
+    return [path for path, _, _ in fake.calls]
+
+
+# -- access_token ---------------------------------------------------------------
+
+
+def test_token_is_fetched_once_and_shared_by_two_clients(fake, database):
+    first, second = WeChatApi(fake.config()), WeChatApi(fake.config())
+    token = run(first.access_token())
+    assert run(second.access_token()) == token
+    assert fake.token_fetches == 1
+    assert ApiToken.get(ApiToken.name == "wechat").value == token
+
+
+def test_token_is_fetched_with_stable_token_and_no_force(api, fake):
+    run(api.access_token())
+    path, _, body = fake.calls[0]
+    assert path == "/cgi-bin/stable_token"
+    assert body == {
+        "grant_type": "client_credential",
+        "appid": fake.app_id,
+        "secret": fake.app_secret,
+        "force_refresh": False,
+    }
+
+
+def test_token_expiring_within_five_minutes_is_fetched_again(api, fake):
+    run(api.access_token())
+    ApiToken.update(expires_at=utcnow() + dt.timedelta(minutes=4)).execute()
+    run(api.access_token())
+    assert fake.token_fetches == 2
+
+
+def test_stale_token_is_refreshed_and_the_call_retried_once(api, fake):
+    old = run(api.access_token())
+    fake.expire_token()
+    run(api.send_text("o_alice", "hi"))
+    assert paths(fake) == ["/cgi-bin/stable_token", SEND, "/cgi-bin/stable_token", SEND]
+    assert fake.calls[2][2]["force_refresh"] is False
+    assert ApiToken.get().value not in (old, None)
+    assert len(fake.messages) == 1
+
+
+def test_refused_token_that_stable_token_hands_back_is_force_refreshed(api, fake):
+    old = run(api.access_token())
+    fake.fail_next(SEND, 40001)
+    run(api.send_text("o_alice", "hi"))
+    forced = [
+        body["force_refresh"] for path, _, body in fake.calls if path.endswith("stable_token")
+    ]
+    assert forced == [False, False, True]
+    assert fake.current_token != old
+    assert ApiToken.get().value == fake.current_token
+
+
+def test_token_refused_twice_is_given_up_after_one_retry(api, fake):
+    fake.fail_next(SEND, 42001, times=2)
+    with pytest.raises(WeChatError) as caught:
+        run(api.send_text("o_alice", "hi"))
+    assert caught.value.errcode == 42001
+    assert paths(fake).count(SEND) == 2
+
+
+def test_concurrent_calls_in_one_worker_fetch_the_token_once(api, fake):
+    async def five_at_once():
+        await asyncio.gather(*(api.send_text(f"o_{i}", "hi") for i in range(5)))
+
+    run(five_at_once())
+    assert fake.token_fetches == 1
+    assert len(fake.messages) == 5
+
+
+def test_bad_secret_is_a_permanent_error(fake, database):
+    api = WeChatApi(fake.config(app_secret="wrong"))
+    with pytest.raises(WeChatError) as caught:
+        run(api.access_token())
+    assert (caught.value.errcode, caught.value.retryable) == (40125, False)
+
+
+def test_client_survives_one_asyncio_run_after_another(api, fake):
+    run(api.send_text("o_alice", "one"))
+    run(api.send_text("o_alice", "two"))
+    assert [m["text"]["content"] for m in fake.messages] == ["one", "two"]
+
+
+# -- what the bot sends ---------------------------------------------------------
+
+MENU = Menu(
+    button=[
+        MenuButton(name="送礼物", key="GIFTS"),
+        MenuButton(
+            name="我的",
+            sub_button=[
+                MenuButton(name="我送的礼物", key="MY_GIFTS"),
+                MenuButton(name="我的订单", key="MY_ORDERS"),
+                MenuButton(name="帮助", type="view", url="https://gift.example.com/help"),
+            ],
+        ),
+    ]
+)
+
+
+def test_menu_push_sends_wechat_shape_with_chinese_unescaped(api, fake):
+    run(api.create_menu(MENU))
+    assert fake.menus == [
+        {
+            "button": [
+                {"type": "click", "name": "送礼物", "key": "GIFTS"},
+                {
+                    "name": "我的",
+                    "sub_button": [
+                        {"type": "click", "name": "我送的礼物", "key": "MY_GIFTS"},
+                        {"type": "click", "name": "我的订单", "key": "MY_ORDERS"},
+                        {"type": "view", "name": "帮助", "url": "https://gift.example.com/help"},
+                    ],
+                },
+            ]
+        }
+    ]
+
+
+def test_fake_refuses_escaped_chinese_like_wechat(api, fake):
+    token = run(api.access_token())
+
+    async def post_escaped():
+        client = AsyncHTTPClient(force_instance=True)
+        body = json.dumps({"button": [{"type": "click", "name": "礼物", "key": "G"}]})
+        url = f"{fake.url}/cgi-bin/menu/create?access_token={token}"
+        response = await client.fetch(url, method="POST", body=body)
+        client.close()
+        return json.loads(response.body)
+
+    assert run(post_escaped())["errcode"] == 40033
+    assert fake.menus == []
+
+
+def test_menu_over_wechat_limits_is_refused(api, fake):
+    too_long = Menu(button=[MenuButton(name="一个很长的菜单名字", key="GIFTS")])
+    with pytest.raises(WeChatError) as caught:
+        run(api.create_menu(too_long))
+    assert (caught.value.errcode, caught.value.retryable) == (40018, False)
+
+
+def test_custom_text_message(api, fake):
+    run(api.send_text("o_alice", "礼物已送达"))
+    assert fake.messages == [
+        {"touser": "o_alice", "msgtype": "text", "text": {"content": "礼物已送达"}}
+    ]
+
+
+def test_custom_news_message_has_one_article(api, fake):
+    run(
+        api.send_news(
+            "o_bob",
+            "你收到一份礼物",
+            "点开领取",
+            "https://g.example/c/1",
+            "https://g.example/p.jpg",
+        )
+    )
+    (message,) = fake.messages
+    assert message["msgtype"] == "news"
+    assert message["news"]["articles"] == [
+        {
+            "title": "你收到一份礼物",
+            "description": "点开领取",
+            "url": "https://g.example/c/1",
+            "picurl": "https://g.example/p.jpg",
+        }
+    ]
+
+
+def test_qr_code_is_created_and_its_image_url_quotes_the_ticket(api, fake):
+    qr = run(api.create_qr("share_abc123", 3600))
+    ticket = qr.ticket
+    assert fake.qrcodes == [{"ticket": ticket, "scene": "share_abc123", "expire_seconds": 3600}]
+    assert qr.expire_seconds == 3600
+    assert qr.url.startswith("http")
+    url = api.qr_image_url(ticket)
+    assert url.startswith("https://mp.weixin.qq.com/cgi-bin/showqrcode?ticket=")
+    assert parse_qs(urlsplit(url).query)["ticket"] == [ticket]
+    assert "/" not in urlsplit(url).query and "+" not in urlsplit(url).query
+
+
+def test_qr_scene_over_64_characters_is_refused_before_calling_wechat(api, fake):
+    with pytest.raises(ValueError):
+        run(api.create_qr("x" * 65, 60))
+    assert fake.calls == []
+
+
+# -- web OAuth --------------------------------------------------------------------
+
+
+def test_oauth_url_has_wechat_param_order_and_fragment(api, fake):
+    url = api.oauth_authorize_url("https://gift.example.com/claim/abc?x=1", state="abc123")
+    assert url == (
+        f"{fake.url}/connect/oauth2/authorize?appid={fake.app_id}"
+        "&redirect_uri=https%3A%2F%2Fgift.example.com%2Fclaim%2Fabc%3Fx%3D1"
+        "&response_type=code&scope=snsapi_base&state=abc123#wechat_redirect"
+    )
+
+
+def test_oauth_state_must_be_letters_and_digits(api):
+    with pytest.raises(ValueError):
+        api.oauth_authorize_url("https://gift.example.com/", state="a b")
+
+
+def test_oauth_code_is_exchanged_once_for_the_openid(api, fake):
+    fake.set_user("o_carol")
+    url = api.oauth_authorize_url("https://gift.example.com/claim/abc", state="s1")
+
+    async def consent():
+        client = AsyncHTTPClient(force_instance=True)
+        response = await client.fetch(url.split("#")[0], follow_redirects=False, raise_error=False)
+        client.close()
+        return response
+
+    response = run(consent())
+    assert response.code == 302
+    back = urlsplit(response.headers["Location"])
+    assert back.netloc == "gift.example.com" and back.path == "/claim/abc"
+    query = parse_qs(back.query)
+    assert query["state"] == ["s1"]
+    code = query["code"][0]
+
+    assert run(api.oauth_openid(code)) == "o_carol"
+    with pytest.raises(WeChatError) as reused:
+        run(api.oauth_openid(code))
+    assert (reused.value.errcode, reused.value.retryable) == (40163, False)
+    with pytest.raises(WeChatError) as unknown:
+        run(api.oauth_openid("not-a-code"))
+    assert unknown.value.errcode == 40029
+
+
+# -- errors: try again later, or give up -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "errcode, retryable",
+    [(-1, True), (45009, True), (45015, False), (45047, False), (43004, False), (40003, False)],
+)
+def test_wechat_errors_say_whether_to_try_again(api, fake, errcode, retryable):
+    fake.fail_next(SEND, errcode)
+    with pytest.raises(WeChatError) as caught:
+        run(api.send_text("o_alice", "hi"))
+    assert (caught.value.errcode, caught.value.retryable) == (errcode, retryable)
+
+
+def test_server_error_is_retryable(api, fake):
+    fake.fail_next(SEND, status=502)
+    with pytest.raises(WeChatError) as caught:
+        run(api.send_text("o_alice", "hi"))
+    assert caught.value.errcode is None and caught.value.retryable
+
+
+def test_closed_port_is_a_retryable_network_error(database, fake):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    api = WeChatApi(fake.config(api_base=closed, timeout_seconds=2))
+    with pytest.raises(WeChatError) as caught:
+        run(api.send_text("o_alice", "hi"))
+    assert caught.value.errcode is None and caught.value.retryable
