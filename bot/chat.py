@@ -119,20 +119,21 @@ class Chat:
             if state.active:
                 return self.engine.non_text(state, msg.kind, msg.label, now)
             return self._text("chat/not_text.txt")
-        text = unicodedata.normalize("NFKC", msg.text).strip()
-        if text in COMMANDS:
-            return self.command(COMMANDS[text], state, now)
-        if claim := CLAIM_RE.match(text):
+        text = msg.text.strip()  # answers are kept as typed; words are matched loosely
+        word = unicodedata.normalize("NFKC", text)
+        if word in COMMANDS:
+            return self.command(COMMANDS[word], state, now)
+        if claim := CLAIM_RE.match(word):
             return self.start_claim(claim.group(1), state, now)
-        if text == RESUME_WORD and state.flow and state.paused:
+        if word == RESUME_WORD and state.flow and state.paused:
             return self.engine.resume(state, now)
         if state.active:
             return self.engine.step(state, text, now)
-        if text.isdigit():
-            return self.pick(int(text), state)
-        if text == SHARE_WORD:
+        if word.isdigit():
+            return self.pick(int(word), state)
+        if word == SHARE_WORD:
             return self.start_share(state, now)
-        if text == CANCEL_WORD and state.flow:
+        if word == CANCEL_WORD and state.flow:
             state.clear()
             return self._text("flow/cancelled_paused.txt")
         return self._help(state)

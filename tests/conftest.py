@@ -22,6 +22,7 @@ import copy
 import os
 import secrets
 import sys
+import tempfile
 import threading
 import tomllib
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 import peewee
 import pytest
 import requests
+import tomli_w
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -104,7 +106,7 @@ def db_url(request, tmp_path):
     return f"sqlite:///{tmp_path / 'bot.db'}"
 
 
-def make_config(db_url: str, public_url: str, **overrides):
+def make_raw_config(db_url: str, public_url: str, **overrides) -> dict:
     raw = merge(
         example_config(),
         {
@@ -115,7 +117,11 @@ def make_config(db_url: str, public_url: str, **overrides):
             "delivery": {"closed_dates": []},
         },
     )
-    return parse(merge(raw, overrides))
+    return merge(raw, overrides)
+
+
+def make_config(db_url: str, public_url: str, **overrides):
+    return parse(make_raw_config(db_url, public_url, **overrides))
 
 
 class LiveBot:
@@ -134,7 +140,8 @@ class LiveBot:
             },
             config_overrides,
         )
-        self.config = make_config(db_url, self.url, **overrides)
+        self.raw_config = make_raw_config(db_url, self.url, **overrides)
+        self.config = parse(self.raw_config)
         self.clock = Clock()
         self.wx = WeChatSim(
             self.url, TOKEN, APP_ID, aes_key=self.config.wechat.encoding_aes_key or ""
@@ -182,6 +189,13 @@ class LiveBot:
         if openid:
             self.fake_wechat.set_user(openid)
         return s
+
+    def tmp_config(self) -> str:
+        """This server's config as a TOML file, for the command line."""
+        fd, path = tempfile.mkstemp(suffix=".toml")
+        with os.fdopen(fd, "wb") as f:
+            tomli_w.dump(self.raw_config, f)
+        return path
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stop_event.set)

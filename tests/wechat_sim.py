@@ -154,7 +154,9 @@ class WeChatSim:
 
     def subscribe(self, openid: str, scene: str = "") -> dict | None:
         key = f"qrscene_{scene}" if scene else ""
-        return self._say(openid, f"[follow {scene}]".strip(), self.event_xml(openid, "subscribe", key))
+        return self._say(
+            openid, f"[follow {scene}]".strip(), self.event_xml(openid, "subscribe", key)
+        )
 
     def unsubscribe(self, openid: str) -> dict | None:
         return self._say(openid, "[unfollow]", self.event_xml(openid, "unsubscribe"))

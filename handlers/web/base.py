@@ -13,6 +13,7 @@ import hashlib
 from typing import Any
 
 import tornado.web
+from markupsafe import Markup
 
 from bot.app import Services
 
@@ -44,7 +45,10 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(
             self.services.renderer.page(
-                template, xsrf_form_html=self.xsrf_form_html, user=self.current_user, **context
+                template,
+                xsrf_form_html=lambda: Markup(self.xsrf_form_html()),
+                user=self.current_user,
+                **context,
             )
         )
 

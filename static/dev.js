@@ -1,0 +1,267 @@
+// The /dev sandbox chat: talk to the bot as any OpenID, see what it sends back.
+//
+//   POST /dev/send  {openid, kind, text|key|label}  → {reply: {type: text|card|none|error, …}}
+//   GET  /dev/inbox?after=N                          → {items: [{id, channel, to, text}]}
+//
+// Bot text is untrusted: it only ever reaches the page through textContent.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const STORE = "gift-bot-dev";
+const POLL_MS = 2000;
+// A claim token (URL-safe base64) after 领取, and http(s) links.
+const LINKS = /(https?:\/\/[^\s<>"'，。！？、）)]+)|(领取[ \t]+([A-Za-z0-9_-]{8,64}))/g;
+
+const saved = JSON.parse(sessionStorage.getItem(STORE) || "{}");
+const histories = new Map(Object.entries(saved.histories || {}));
+const sms = saved.sms || [];
+let lastInbox = saved.lastInbox || 0;
+let polling = false;
+
+function save() {
+  sessionStorage.setItem(
+    STORE,
+    JSON.stringify({ histories: Object.fromEntries(histories), sms, lastInbox, openid: openid() }),
+  );
+}
+
+function openid() {
+  return $("openid").value.trim() || "dev-giver";
+}
+
+function xsrf() {
+  const input = document.querySelector('input[name="_xsrf"]');
+  return input ? input.value : "";
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Links the bot sends point at public_url; open them here, signed in as the chat's user.
+function asUser(url) {
+  let target;
+  try {
+    target = new URL(url, location.href);
+  } catch {
+    return null;
+  }
+  const local = target.origin === location.origin || ["127.0.0.1", "localhost", "[::1]"].includes(target.hostname);
+  if (!local) return target.href;
+  const next = target.pathname + target.search + target.hash;
+  return `/dev/as?openid=${encodeURIComponent(openid())}&next=${encodeURIComponent(next)}`;
+}
+
+function linkify(text) {
+  const frag = document.createDocumentFragment();
+  let at = 0;
+  for (const m of text.matchAll(LINKS)) {
+    frag.append(text.slice(at, m.index));
+    if (m[1]) {
+      const a = el("a", "link", m[1]);
+      a.href = asUser(m[1]) || "#";
+      a.target = "_blank";
+      a.rel = "noopener";
+      frag.append(a);
+    } else {
+      const a = el("a", "link", m[2]);
+      a.href = "#";
+      a.title = "点一下发送这句话";
+      a.addEventListener("click", (event) => {
+        event.preventDefault();
+        sendText(`领取 ${m[3]}`);
+      });
+      frag.append(a);
+    }
+    at = m.index + m[0].length;
+  }
+  frag.append(text.slice(at));
+  return frag;
+}
+
+function card(reply) {
+  const a = el("a", "news");
+  a.href = asUser(reply.url) || "#";
+  a.target = "_blank";
+  a.rel = "noopener";
+  a.append(el("p", "news-title", reply.title || ""));
+  if (reply.picurl) {
+    const img = el("img", "news-pic");
+    const pic = new URL(reply.picurl, location.href);
+    // Same-site pictures by path, so the page's CSP (img-src 'self' https:) lets them in.
+    img.src = pic.protocol === "https:" ? pic.href : pic.pathname + pic.search;
+    img.alt = "";
+    a.append(img);
+  }
+  if (reply.description) a.append(el("p", "news-desc", reply.description));
+  return a;
+}
+
+function render(item) {
+  const li = el("li", `msg ${item.from}`);
+  if (item.from === "event") {
+    li.append(el("span", "event-note", item.text));
+    return li;
+  }
+  if (item.from === "me") {
+    li.append(el("div", "bubble", item.text));
+    return li;
+  }
+  const reply = item.reply || { type: "none" };
+  if (item.label) li.append(el("span", "msg-label", item.label));
+  if (reply.type === "text") {
+    const bubble = el("div", "bubble");
+    bubble.append(linkify(reply.content || ""));
+    li.append(bubble);
+  } else if (reply.type === "card") {
+    li.append(card(reply));
+  } else if (reply.type === "error") {
+    li.className = "msg event";
+    li.append(el("span", "event-note error", `出错了：${reply.content || "未知错误"}`));
+  } else {
+    li.className = "msg event";
+    li.append(el("span", "event-note", "（机器人没有回复）"));
+  }
+  return li;
+}
+
+function add(who, item) {
+  if (!histories.has(who)) histories.set(who, []);
+  histories.get(who).push(item);
+  save();
+  if (who === openid()) {
+    $("messages").append(render(item));
+    scrollDown();
+  }
+}
+
+function redraw() {
+  $("messages").replaceChildren(...(histories.get(openid()) || []).map(render));
+  for (const button of document.querySelectorAll("[data-openid]")) {
+    button.classList.toggle("active", button.dataset.openid === openid());
+  }
+  scrollDown();
+  save();
+}
+
+function scrollDown() {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
+async function send(payload, echo) {
+  const who = openid();
+  add(who, echo);
+  let reply;
+  try {
+    const response = await fetch("/dev/send", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-XSRFToken": xsrf() },
+      body: JSON.stringify({ openid: who, ...payload }),
+    });
+    reply = response.ok ? (await response.json()).reply : { type: "error", content: `HTTP ${response.status}` };
+  } catch (error) {
+    reply = { type: "error", content: `连不上服务器（${error.message}）` };
+  }
+  add(who, { from: "bot", reply });
+  poll();
+}
+
+function sendText(text) {
+  if (text.trim()) send({ kind: "text", text }, { from: "me", text });
+}
+
+async function poll() {
+  if (polling) return;
+  polling = true;
+  try {
+    const response = await fetch(`/dev/inbox?after=${lastInbox}`, { cache: "no-store" });
+    if (response.ok) {
+      for (const item of (await response.json()).items || []) {
+        lastInbox = Math.max(lastInbox, item.id);
+        if (item.channel === "sms") {
+          sms.push(item);
+          showSms(item);
+        } else if (item.channel === "wechat") {
+          add(item.to, { from: "bot", label: "客服消息", reply: { type: "text", content: item.text } });
+        }
+      }
+      save();
+    }
+  } catch {
+    // The server may be restarting; the next tick tries again.
+  } finally {
+    polling = false;
+  }
+}
+
+function showSms(item) {
+  const li = el("li", "sms-item");
+  li.append(el("p", "sms-to", `发给 ${item.to}`), el("p", "sms-text", item.text));
+  $("sms").prepend(li);
+}
+
+function scene() {
+  return $("scene").value.trim().replace(/^领取\s*/, "");
+}
+
+function wire() {
+  if (saved.openid) $("openid").value = saved.openid;
+  sms.forEach(showSms);
+  $("openid").addEventListener("change", redraw);
+  for (const button of document.querySelectorAll("[data-openid]")) {
+    button.addEventListener("click", () => {
+      $("openid").value = button.dataset.openid;
+      redraw();
+    });
+  }
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sendText($("text").value);
+    $("text").value = "";
+    $("text").focus();
+  });
+  for (const parent of document.querySelectorAll(".menu-parent")) {
+    parent.addEventListener("click", () => {
+      const sub = parent.nextElementSibling;
+      for (const other of document.querySelectorAll(".submenu")) if (other !== sub) other.hidden = true;
+      sub.hidden = !sub.hidden;
+    });
+  }
+  for (const button of document.querySelectorAll(".menubar [data-type]")) {
+    button.addEventListener("click", () => {
+      button.closest(".submenu")?.setAttribute("hidden", "");
+      if (button.dataset.type === "view" && button.dataset.url) {
+        window.open(asUser(button.dataset.url), "_blank", "noopener");
+        return;
+      }
+      const key = button.dataset.key;
+      send({ kind: "click", key }, { from: "event", text: `点击菜单「${button.textContent.trim()}」(${key})` });
+    });
+  }
+  $("subscribe").addEventListener("click", () => {
+    const key = scene();
+    send({ kind: "subscribe", key }, { from: "event", text: key ? `扫码关注（场景 ${key}）` : "关注公众号" });
+  });
+  $("scan").addEventListener("click", () => {
+    const key = scene();
+    if (!key) {
+      $("scene").focus();
+      $("scene").placeholder = "先填领取 token";
+      return;
+    }
+    send({ kind: "scan", key }, { from: "event", text: `扫码领取（场景 ${key}）` });
+  });
+  $("location").addEventListener("click", () => {
+    const label = $("place").value.trim();
+    send({ kind: "location", label }, { from: "event", text: `发送位置：${label || "（无名称）"}` });
+  });
+  redraw();
+  poll();
+  setInterval(poll, POLL_MS);
+}
+
+document.addEventListener("DOMContentLoaded", wire);

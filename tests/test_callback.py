@@ -1,0 +1,148 @@
+"""The /wechat callback: the URL check, signatures before anything runs, safe mode, retries."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from wechat_sim import WeChatSim, sha1_signature
+
+from storage.models import InboundMessage, Share, User
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_url_check_echoes_echostr_when_signed(bot):
+    query = bot.wx.signed_query() | {"echostr": "4815162342"}
+    assert get(f"{bot.url}/wechat?{urllib.parse.urlencode(query)}") == (200, "4815162342")
+
+
+def test_url_check_with_wrong_signature_is_403(bot):
+    query = bot.wx.signed_query() | {"echostr": "4815162342", "signature": "0" * 40}
+    status, body = get(f"{bot.url}/wechat?{urllib.parse.urlencode(query)}")
+    assert status == 403 and "4815162342" not in body
+
+
+def test_forged_message_is_refused_and_changes_nothing(bot):
+    forger = WeChatSim(bot.url, token="not-the-token", app_id=bot.config.wechat.app_id)
+    status, _ = forger.post_raw(forger.text_xml("o_forger", "礼品"), forger.signed_query())
+    assert status == 403
+    status, _ = bot.wx.post_raw(bot.wx.text_xml("o_forger", "礼品"), {})  # no signature at all
+    assert status == 403
+    assert User.select().count() == 0
+    assert InboundMessage.select().count() == 0
+
+
+def test_forged_share_confirmation_creates_no_share(bot):
+    bot.wx.text("o_alice", "1")
+    bot.wx.text("o_alice", "送")
+    bot.wx.text("o_alice", "1")
+    bot.wx.text("o_alice", "跳过")
+    forged = bot.wx.signed_query()
+    forged["signature"] = sha1_signature("guess", forged["timestamp"], forged["nonce"])
+    status, _ = bot.wx.post_raw(bot.wx.text_xml("o_alice", "确认"), forged)
+    assert status == 403
+    assert Share.select().count() == 0
+
+
+def test_old_signed_request_is_a_replay_and_refused(bot):
+    old = str(int(time.time()) - 3600)
+    status, _ = bot.wx.post_raw(bot.wx.text_xml("o_a", "礼品"), bot.wx.signed_query(timestamp=old))
+    assert status == 403
+    assert User.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "this is not xml",
+        "<xml><FromUserName>o_a</FromUserName>",  # cut short
+        "<xml><MsgType>text</MsgType></xml>",  # no sender
+        "<xml><FromUserName>o_a</FromUserName><MsgType>text</MsgType><CreateTime>x</CreateTime></xml>",
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><FromUserName>&a;</FromUserName></xml>',
+        "<other>not the xml root</other>",
+    ],
+    ids=["not-xml", "truncated", "no-sender", "bad-createtime", "doctype-entities", "wrong-root"],
+)
+def test_malformed_message_is_400_and_changes_nothing(bot, body):
+    status, _ = bot.wx.post_raw(body, bot.wx.signed_query())
+    assert status == 400
+    assert User.select().count() == 0
+
+
+def test_wechat_retry_of_a_message_gets_the_same_reply_and_acts_once(bot):
+    for text in ("1", "送", "1", "跳过"):
+        bot.wx.text("o_alice", text)
+    confirm = bot.wx.text_xml("o_alice", "确认", msg_id=777000111)
+    first = bot.wx.push(confirm)
+    again = bot.wx.push(confirm)
+    assert first["MsgType"] == "news" and again == first
+    assert Share.select().count() == 1
+
+
+def test_overlapping_retries_act_once(bot):
+    for text in ("2", "送", "1", "跳过"):
+        bot.wx.text("o_alice", text)
+    confirm = bot.wx.text_xml("o_alice", "确认", msg_id=777000222)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda _: bot.wx.push(confirm), range(4)))
+    assert all(r == replies[0] for r in replies)
+    assert Share.select().count() == 1
+
+
+def test_event_retry_is_deduplicated_by_sender_and_create_time(bot):
+    xml = bot.wx.event_xml("o_alice", "CLICK", "GIFTS", created=1_790_000_000)
+    assert bot.wx.push(xml) == bot.wx.push(xml)
+    assert InboundMessage.select().count() == 1
+
+
+def test_safe_mode_round_trip_is_encrypted_and_signed(safe_bot):
+    reply = safe_bot.wx.text("o_alice", "礼品")  # the simulator checks MsgSignature and AppID
+    assert "明前龙井礼盒" in reply["Content"]
+    status, body = safe_bot.wx.post_raw(
+        safe_bot.wx.text_xml("o_alice", "礼品"), safe_bot.wx.signed_query()
+    )
+    assert status == 400, "a plaintext message in safe mode is refused"
+
+
+def test_safe_mode_with_wrong_msg_signature_is_403(safe_bot):
+    wx = safe_bot.wx
+    encrypted = wx.encrypt(wx.text_xml("o_alice", "礼品"))
+    query = wx.signed_query() | {"encrypt_type": "aes", "msg_signature": "f" * 40}
+    status, _ = wx.post_raw(f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>", query)
+    assert status == 403
+    assert User.select().count() == 0
+
+
+def test_safe_mode_message_for_another_app_is_400(safe_bot):
+    other = WeChatSim(
+        safe_bot.url,
+        safe_bot.wx.token,
+        "wx_someone_else",
+        aes_key=safe_bot.config.wechat.encoding_aes_key,
+    )
+    with pytest.raises(Exception) as refused:
+        other.text("o_alice", "礼品")
+    assert getattr(refused.value, "status", None) == 400
+    assert User.select().count() == 0
+
+
+def test_safe_mode_garbage_ciphertext_is_400(safe_bot):
+    wx = safe_bot.wx
+    garbage = "bm90IGEgcmVhbCBjaXBoZXJ0ZXh0"
+    query = wx.signed_query()
+    query |= {
+        "encrypt_type": "aes",
+        "msg_signature": sha1_signature(wx.token, query["timestamp"], query["nonce"], garbage),
+    }
+    status, _ = wx.post_raw(f"<xml><Encrypt><![CDATA[{garbage}]]></Encrypt></xml>", query)
+    assert status == 400
