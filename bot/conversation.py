@@ -177,8 +177,7 @@ class Engine:
             state.answers[current.name] = current.parse(text, form.ctx)
         except Invalid as exc:
             return Text(self.renderer.error(exc) + "\n\n" + self._prompt(form, current, state))
-        if state.context.pop("editing", False):
-            return self._summary(state, form)
+        state.context.pop("editing", None)  # an edit returns to the summary once all is answered
         return self._ask_next(state, form)
 
     def _edit_target(self, state: State, form: Form, text: str) -> Field | None:
@@ -194,7 +193,7 @@ class Engine:
     def _back(self, state: State, form: Form) -> Reply:
         fields = form.active_fields()
         if state.context.pop("editing", False):
-            return self._summary(state, form)
+            return self._ask_next(state, form)
         if state.step == SUMMARY:
             previous = fields[-1]
         else:

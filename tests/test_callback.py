@@ -12,6 +12,8 @@ from wechat_sim import WeChatSim, sha1_signature
 
 from storage.models import InboundMessage, Share, User
 
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+
 
 def get(url: str) -> tuple[int, str]:
     try:

@@ -12,6 +12,8 @@ import requests
 from bot.forms.delivery import delivery_slots
 from storage.models import Gift, Order, Outbox, Share
 
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+
 FORM = {
     "name": "张小红",
     "phone": "+86 138-0013-8000",

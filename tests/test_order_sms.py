@@ -1,0 +1,106 @@
+"""The order SMS through each provider, from a real order on the real server, via the outbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from fakes.sms_vendors import FakeAliyun, FakeTencent
+from test_claim_web import browser, claim, share_in_chat
+
+from storage.models import Order, Outbox
+
+
+@pytest.fixture
+def aliyun():
+    with FakeAliyun(access_key_id="LTAI-test", secret="aliyun-secret") as fake:
+        yield fake
+
+
+@pytest.fixture
+def tencent():
+    with FakeTencent(secret_id="AKID-test", secret_key="tencent-secret") as fake:
+        yield fake
+
+
+def aliyun_bot(bot_factory, fake, secret="aliyun-secret"):
+    return bot_factory(
+        sms={
+            "backend": "aliyun",
+            "aliyun": {
+                "access_key_id": "LTAI-test", "access_key_secret": secret, "sign_name": "礼物小助手",
+                "template_code": "SMS_123456789", "endpoint": fake.endpoint, "protocol": "http",
+            },
+        }
+    )  # fmt: skip
+
+
+def tencent_bot(bot_factory, fake):
+    return bot_factory(
+        sms={
+            "backend": "tencent",
+            "tencent": {
+                "secret_id": "AKID-test", "secret_key": "tencent-secret", "sdk_app_id": "1400000000",
+                "sign_name": "礼物小助手", "template_id": "123456", "endpoint": fake.endpoint,
+                "protocol": "http",
+            },
+        }
+    )  # fmt: skip
+
+
+def test_aliyun_receives_a_signed_request_with_the_order_in_its_params(bot_factory, aliyun):
+    bot = aliyun_bot(bot_factory, aliyun)
+    claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
+    bot.drain()
+    order = Order.get()
+    (sent,) = aliyun.received
+    assert sent["PhoneNumbers"] == "8613800138000" and sent["SignName"] == "礼物小助手"
+    params = json.loads(sent["TemplateParam"])
+    assert params["order_no"] == order.order_no and params["gift"] == "明前龙井礼盒"
+    assert sent["OutId"] == f"sms:order:{order.order_no}"
+    assert Outbox.get(Outbox.kind == "sms").status == "sent"
+
+
+def test_tencent_receives_a_signed_request_with_the_order_in_its_params(bot_factory, tencent):
+    bot = tencent_bot(bot_factory, tencent)
+    claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
+    bot.drain()
+    order = Order.get()
+    (sent,) = tencent.received
+    assert sent["PhoneNumberSet"] == ["+8613800138000"]
+    assert sent["TemplateParamSet"][:2] == [order.order_no, "明前龙井礼盒"]
+    assert sent["SmsSdkAppId"] == "1400000000" and sent["TemplateId"] == "123456"
+
+
+def test_a_wrong_vendor_secret_marks_the_sms_dead_and_keeps_it_visible(bot_factory, aliyun):
+    bot = aliyun_bot(bot_factory, aliyun, secret="wrong-secret")
+    claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
+    bot.drain()
+    row = Outbox.get(Outbox.kind == "sms")
+    assert row.status == "dead" and "Signature" in row.last_error
+    assert "13800138000" not in row.last_error
+    assert aliyun.received == []
+
+
+def test_a_failing_webhook_is_retried_with_backoff_until_it_goes_through(bot):
+    bot.sms.fail_times = 2
+    claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
+    bot.drain()
+    row = Outbox.get(Outbox.kind == "sms")
+    assert row.status == "pending" and row.attempts == 1 and "500" in row.last_error
+    for _ in range(2):
+        bot.clock.offset += row.next_attempt_at - bot.clock() + dt.timedelta(seconds=1)
+        bot.drain()
+        row = Outbox.get(Outbox.kind == "sms")
+    assert row.status == "sent" and row.attempts == 3
+    assert len(bot.sms.received) == 1
+
+
+def test_the_giver_out_of_the_48h_window_leaves_the_notice_dead_not_retried(bot):
+    bot.fake_wechat.fail_next("/cgi-bin/message/custom/send", 45015)
+    claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
+    bot.drain()
+    notice = Outbox.get(Outbox.kind == "wechat_text")
+    assert notice.status == "dead" and "45015" in notice.last_error
+    assert Outbox.get(Outbox.kind == "sms").status == "sent"
