@@ -71,10 +71,12 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         return {"gift": share.gift, "share": share, "address_hint": context.get("address_hint")}
 
     def place_order(state: State, form: Form) -> Reply:
-        order, _ = orders.place(
+        order, created = orders.place(
             notices, state.context["token"], state.openid, state.answers, "chat",
             _naive(form.ctx.now),
         )  # fmt: skip
+        if not created:  # already ordered on the web (or a second 确认): that order stands
+            return Text(renderer.text("errors/already_claimed.txt", order=order))
         return Text(renderer.text("order/done.txt", order=order, rows=form.summary(state.answers)))
 
     return [

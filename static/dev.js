@@ -19,20 +19,12 @@ let lastInbox = saved.lastInbox || 0;
 let polling = false;
 
 function save() {
-  sessionStorage.setItem(
-    STORE,
-    JSON.stringify({ histories: Object.fromEntries(histories), sms, lastInbox, openid: openid() }),
-  );
+  const state = { histories: Object.fromEntries(histories), sms, lastInbox, openid: openid() };
+  sessionStorage.setItem(STORE, JSON.stringify(state));
 }
 
-function openid() {
-  return $("openid").value.trim() || "dev-giver";
-}
-
-function xsrf() {
-  const input = document.querySelector('input[name="_xsrf"]');
-  return input ? input.value : "";
-}
+const openid = () => $("openid").value.trim() || "dev-giver";
+const xsrf = () => document.querySelector('input[name="_xsrf"]')?.value || "";
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -44,11 +36,7 @@ function el(tag, className, text) {
 // Links the bot sends point at public_url; open them here, signed in as the chat's user.
 function asUser(url) {
   let target;
-  try {
-    target = new URL(url, location.href);
-  } catch {
-    return null;
-  }
+  try { target = new URL(url, location.href); } catch { return null; }
   const local = target.origin === location.origin || ["127.0.0.1", "localhost", "[::1]"].includes(target.hostname);
   if (!local) return target.href;
   const next = target.pathname + target.search + target.hash;
@@ -60,22 +48,17 @@ function linkify(text) {
   let at = 0;
   for (const m of text.matchAll(LINKS)) {
     frag.append(text.slice(at, m.index));
+    const a = el("a", "link", m[0]);
     if (m[1]) {
-      const a = el("a", "link", m[1]);
-      a.href = asUser(m[1]) || "#";
-      a.target = "_blank";
-      a.rel = "noopener";
-      frag.append(a);
+      Object.assign(a, { href: asUser(m[1]) || "#", target: "_blank", rel: "noopener" });
     } else {
-      const a = el("a", "link", m[2]);
-      a.href = "#";
-      a.title = "点一下发送这句话";
+      Object.assign(a, { href: "#", title: "点一下发送这句话" });
       a.addEventListener("click", (event) => {
         event.preventDefault();
         sendText(`领取 ${m[3]}`);
       });
-      frag.append(a);
     }
+    frag.append(a);
     at = m.index + m[0].length;
   }
   frag.append(text.slice(at));
@@ -84,9 +67,7 @@ function linkify(text) {
 
 function card(reply) {
   const a = el("a", "news");
-  a.href = asUser(reply.url) || "#";
-  a.target = "_blank";
-  a.rel = "noopener";
+  Object.assign(a, { href: asUser(reply.url) || "#", target: "_blank", rel: "noopener" });
   a.append(el("p", "news-title", reply.title || ""));
   if (reply.picurl) {
     const img = el("img", "news-pic");
@@ -147,10 +128,7 @@ function redraw() {
   save();
 }
 
-function scrollDown() {
-  const list = $("messages");
-  list.scrollTop = list.scrollHeight;
-}
+const scrollDown = () => ($("messages").scrollTop = $("messages").scrollHeight);
 
 async function send(payload, echo) {
   const who = openid();
@@ -204,9 +182,7 @@ function showSms(item) {
   $("sms").prepend(li);
 }
 
-function scene() {
-  return $("scene").value.trim().replace(/^领取\s*/, "");
-}
+const scene = () => $("scene").value.trim().replace(/^领取\s*/, "");
 
 function wire() {
   if (saved.openid) $("openid").value = saved.openid;

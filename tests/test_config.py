@@ -65,6 +65,8 @@ def _toml_value(value) -> str:
         return json.dumps(value, ensure_ascii=False)  # JSON string escapes are TOML's too
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"no TOML for {value!r}")
 
 

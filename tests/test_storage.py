@@ -1,0 +1,148 @@
+"""Storage contract, run on SQLite and on PostgreSQL: migrations match the models, stock is
+reserved atomically and never goes negative, the outbox hands each row to one worker."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from dataclasses import replace
+
+import pytest
+from conftest import make_config
+from playhouse.schema_diff import diff_models
+
+from bot import catalogue, shares
+from bot.forms.base import Invalid
+from bot.outbox import Worker, enqueue
+from storage import db as storage
+from storage.models import ALL_MODELS, Gift, Outbox, Share, User, utcnow
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def config(db_url):
+    config = make_config(db_url, "http://127.0.0.1:8080")
+    storage.connect(db_url)
+    storage.migrate()
+    catalogue.sync(config.gifts)
+    yield config
+    storage.db.close()
+
+
+def test_migrating_an_empty_database_gives_exactly_the_models(config):
+    assert not diff_models(storage.db.obj, ALL_MODELS), "migrations and models differ"
+    assert storage.migrate() == [], "a second start applies nothing"
+
+
+def test_two_workers_starting_at_once_migrate_once(db_url):
+    storage.connect(db_url)
+    errors = []
+
+    def start():
+        try:
+            storage.migrate()
+        except Exception as exc:  # pragma: no cover - the failure is the assertion
+            errors.append(exc)
+        finally:
+            storage.db.close()
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert not diff_models(storage.db.obj, ALL_MODELS)
+
+
+def test_concurrent_shares_never_take_stock_below_zero(config):
+    Gift.update(stock=5, committed=0).where(Gift.id == "scarf").execute()
+    User.create(openid="o_giver")
+    made, refused = [], []
+
+    def share():
+        try:
+            made.append(shares.create(config, "o_giver", "scarf", 2, "", utcnow()))
+        except Invalid as exc:
+            refused.append(exc.code)
+        finally:
+            storage.db.close()
+
+    threads = [threading.Thread(target=share) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gift = Gift.get_by_id("scarf")
+    assert len(made) == 2 and set(refused) == {"out_of_stock"}
+    assert gift.committed == 4 and gift.available == 1
+
+
+def test_expired_shares_give_their_unclaimed_units_back_once(config):
+    User.create(openid="o_giver")
+    now = utcnow()
+    share = shares.create(config, "o_giver", "coffee", 3, "", now)
+    Share.update(claimed=1).where(Share.id == share.id).execute()
+    later = now + dt.timedelta(hours=config.shares.expire_hours, minutes=1)
+    before = Gift.get_by_id("coffee").committed
+    assert shares.release_expired(later) == 1
+    assert shares.release_expired(later) == 0
+    assert Gift.get_by_id("coffee").committed == before - 2
+
+
+def test_sync_never_loses_reserved_stock(config):
+    User.create(openid="o_giver")
+    shares.create(config, "o_giver", "fruit", 4, "", utcnow())
+    lowered = [replace(g, stock=1) if g.id == "fruit" else g for g in config.gifts]
+    report = catalogue.sync(lowered)
+    fruit = Gift.get_by_id("fruit")
+    assert fruit.stock == 4 and fruit.committed == 4 and fruit.available == 0
+    assert any("fruit" in line for line in report.kept)
+
+
+def test_each_outbox_row_goes_to_exactly_one_worker(config):
+    for i in range(30):
+        enqueue("sms", f"sms:test:{i}", {"n": i})
+    sent: list[int] = []
+
+    async def record(payload, key):
+        sent.append(payload["n"])
+
+    def work():
+        worker = Worker({"sms": record}, retry_seconds=1, max_attempts=3, batch=5)
+        while asyncio.run(worker.run_once()):
+            pass
+        storage.db.close()
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(sent) == list(range(30))
+    assert Outbox.select().where(Outbox.status == "sent").count() == 30
+
+
+def test_a_crashed_send_is_retried_after_its_lease(config):
+    enqueue("sms", "sms:test:lease", {"n": 1})
+    clock = utcnow
+    first = Worker({}, retry_seconds=1, max_attempts=3, lease_seconds=60, clock=clock)
+    assert len(first.claim()) == 1  # taken, then the process dies before sending
+    sent = []
+
+    async def record(payload, key):
+        sent.append(key)
+
+    second = Worker({"sms": record}, retry_seconds=1, max_attempts=3)
+    assert asyncio.run(second.run_once()) == 0, "leased: not handed out twice"
+    second.clock = lambda: utcnow() + dt.timedelta(seconds=61)
+    assert asyncio.run(second.run_once()) == 1
+    assert sent == ["sms:test:lease"]
+
+
+def test_enqueue_with_the_same_key_adds_one_row(config):
+    assert enqueue("sms", "sms:order:X", {"a": 1})
+    assert not enqueue("sms", "sms:order:X", {"a": 2})
+    assert Outbox.select().count() == 1
