@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import ipaddress
+import re
 import tomllib
 import types
 import typing
@@ -23,6 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 MENU_KEYS = ("GIFTS", "MY_GIFTS", "MY_ORDERS")
+SLOT_RE = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")  # what delivery slot keys are made of
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class ConfigError(Exception):
@@ -264,7 +267,8 @@ def _check_url(key, value, schemes=("http", "https")):
 
 def _check_server(s: Server):
     _check_url("server.public_url", s.public_url)
-    if urlsplit(s.public_url).path not in ("", "/"):
+    parts = urlsplit(s.public_url)
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError("server.public_url", "must be scheme and host only, without a path")
     if not 0 < s.port < 65536:
         raise ConfigError("server.port", f"must be 1-65535, not {s.port}")
@@ -284,8 +288,9 @@ def _check_database(d: Database):
 def _check_wechat(w: WeChat):
     if not w.token or not w.token.isalnum() or not 3 <= len(w.token) <= 32:
         raise ConfigError("wechat.token", "must be 3-32 letters or digits, as WeChat requires")
-    if not w.app_id:
-        raise ConfigError("wechat.app_id", "must not be empty")
+    for key in ("app_id", "app_secret"):
+        if not getattr(w, key).strip():
+            raise ConfigError(f"wechat.{key}", "must not be empty")
     if w.encoding_aes_key and len(w.encoding_aes_key) != 43:
         raise ConfigError(
             "wechat.encoding_aes_key", "must be 43 characters (or empty for plaintext mode)"
@@ -325,6 +330,8 @@ def _check_delivery(d: Delivery):
         raise ConfigError("delivery.slots", "needs at least one slot")
     for i, slot in enumerate(d.slots):
         try:
+            if not SLOT_RE.match(slot):
+                raise ValueError(slot)
             start, end = (dt.time.fromisoformat(t) for t in slot.split("-"))
         except ValueError:
             raise ConfigError(
@@ -334,6 +341,8 @@ def _check_delivery(d: Delivery):
             raise ConfigError(f"delivery.slots[{i}]", "must end after it starts")
     for i, day in enumerate(d.closed_dates):
         try:
+            if not DATE_RE.match(day):
+                raise ValueError(day)
             dt.date.fromisoformat(day)
         except ValueError:
             raise ConfigError(
@@ -384,8 +393,7 @@ def _check_menu(menu: Menu):
             raise ConfigError(f"{where}.sub_button", "WeChat allows at most 5 sub buttons")
         for j, sub in enumerate(b.sub_button):
             _check_button(f"{where}.sub_button[{j}]", sub, top=False)
-            keys.append(sub.key)
-        keys.append(b.key)
+        keys += [x.key for x in (b, *b.sub_button) if x.type == "click" and not x.sub_button]
     missing = [k for k in MENU_KEYS if k not in keys]
     if missing:
         raise ConfigError("menu.button", f"no click button for {', '.join(missing)}")

@@ -18,7 +18,7 @@ import secrets
 
 import peewee
 
-from bot import shares
+from bot import shares, users
 from bot.forms.base import Invalid
 from bot.notices import Notices
 from storage.db import db, locked, write_transaction
@@ -60,6 +60,7 @@ def place(
 
 
 def _place(notices, token, openid, answers, channel, now):
+    users.touch(openid)  # a visitor known only by cookie is recorded before they order
     share = locked(Share.select().where(Share.token == token)).first()
     if share is not None and (order := existing_order(share, openid)):
         return order, False

@@ -45,7 +45,7 @@ class Renderer:
 
         def local(value: dt.datetime) -> str:
             """A stored (naive UTC) time as people read it, in the bot's time zone."""
-            return value.replace(tzinfo=dt.UTC).astimezone(zone).strftime("%m月%d日 %H:%M")
+            return value.replace(tzinfo=dt.UTC).astimezone(zone).strftime("%Y年%-m月%-d日 %H:%M")
 
         for env in (self.text_env, self.html_env):
             env.globals.update(

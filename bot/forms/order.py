@@ -20,6 +20,8 @@ def parse_variant(text: str, ctx: FormContext) -> str:
     """A variant by its number in the list or by its name."""
     variants = ctx.subject["gift"].variants
     text = text.strip()
+    if not text:
+        raise Invalid("variant_empty", variants=variants)
     if text.isdigit() and 1 <= int(text) <= len(variants):
         return variants[int(text) - 1]
     if text in variants:

@@ -1,0 +1,406 @@
+"""The command line, `python -m bot COMMAND --config PATH`, run for real in a subprocess.
+
+Each test gets a shop: config.example.toml with `[database] url` on a fresh SQLite file
+in tmp_path. Shares and orders are made in-process on that same file (as the chat and the
+web form would make them); the CLI reads and changes them from its own process.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import example_config, merge
+from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
+from test_config import write_config  # the TOML writer; tomllib only reads
+
+from bot import catalogue, orders, shares, users
+from bot.config import MENU_KEYS, Config, load
+from bot.forms.delivery import delivery_slots
+from bot.notices import Notices
+from bot.render import Renderer
+from storage import db as storage
+from storage.models import Gift, Order, Outbox, Share, utcnow
+
+CONTRACT_ORDER_FIELDS = {
+    "order_no",
+    "gift_id",
+    "name",
+    "phone",
+    "address",
+    "delivery_time",
+    "status",
+    "created_at",
+}
+XIAOHONG = {
+    "name": "张小红",
+    "phone": "+8613800138000",
+    "address": {
+        "region": "广东省深圳市南山区",
+        "detail": "科技园南区 8 栋 1201",
+        "province": "广东省",
+        "city": "深圳市",
+        "district": "南山区",
+        "code": "440305",
+    },
+}
+
+
+class Shop:
+    """A config file on its own SQLite database, for the CLI and for in-process set-up."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.opened = False
+        self.raw = merge(
+            example_config(),
+            {
+                "database": {"url": f"sqlite:///{folder / 'bot.db'}"},
+                "delivery": {"closed_dates": []},
+            },
+        )
+        self.save()
+
+    def save(self) -> None:
+        """Write `raw` out, as an operator editing config.toml would."""
+        self.path = write_config(self.folder, self.raw)
+        self.config: Config = load(self.path)
+
+    def gift(self, gift_id: str) -> dict:
+        return next(g for g in self.raw["gifts"] if g["id"] == gift_id)
+
+    def cli(self, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args, "--config", str(self.path)],
+            cwd=self.folder,
+            capture_output=True,
+            timeout=60,
+            **({} if binary else {"text": True, "encoding": "utf-8"}),
+        )
+
+    def cli_json(self, *args: str):
+        result = self.cli(*args, "--format", "json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def open(self) -> Shop:
+        """Bind the models to the shop's database in this process and sync the catalogue."""
+        storage.connect(self.config.database.url)
+        self.opened = True
+        storage.migrate()
+        catalogue.sync(self.config.gifts)
+        return self
+
+    def close(self) -> None:
+        if self.opened:
+            storage.db.close()
+
+    def share(self, gift_id: str, quantity: int = 1, giver: str = "o_giver") -> Share:
+        users.touch(giver)
+        return shares.create(self.config, giver, gift_id, quantity, "生日快乐", utcnow())
+
+    def order(self, share: Share, openid: str, **answers) -> Order:
+        now = utcnow()
+        slot = delivery_slots(self.config.delivery, now.replace(tzinfo=dt.UTC))[0]
+        users.touch(openid)
+        notices = Notices(self.config, Renderer(self.config))
+        answers = {**XIAOHONG, "delivery": slot.key, **answers}
+        order, created = orders.place(notices, share.token, openid, answers, "web", now)
+        assert created
+        return order
+
+
+@pytest.fixture
+def shop(tmp_path):
+    shop = Shop(tmp_path)
+    yield shop
+    shop.close()
+
+
+def lines(result: subprocess.CompletedProcess) -> list[str]:
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def stock_by_id(shop: Shop) -> dict[str, int]:
+    return {g["id"]: g["stock"] for g in shop.cli_json("catalogue", "list")}
+
+
+# -- help ---------------------------------------------------------------------------
+
+
+def test_help_lists_the_verbs(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for verb in ("serve", "catalogue", "menu", "orders", "outbox"):
+        assert verb in result.stdout
+
+
+# -- catalogue ------------------------------------------------------------------------
+
+
+def test_catalogue_sync_reports_added_changed_and_retired_gifts(shop):
+    ids = [g["id"] for g in shop.raw["gifts"]]
+    assert lines(shop.cli("catalogue", "sync")) == [f"added {gid}" for gid in ids]
+    assert lines(shop.cli("catalogue", "sync")) == ["catalogue up to date"]
+
+    shop.gift("mooncake")["price"] = 13800
+    retired = shop.raw["gifts"].pop()
+    shop.raw["gifts"].append(
+        {
+            "id": "tea-puer",
+            "name": "普洱茶饼",
+            "price": 22800,
+            "description": "云南勐海熟普 357 克。",
+            "image": "/static/gifts/tea.png",
+            "stock": 12,
+        }
+    )
+    shop.save()
+    assert sorted(lines(shop.cli("catalogue", "sync"))) == [
+        "added tea-puer",
+        "changed mooncake",
+        f"retired {retired['id']}",
+    ]
+    assert lines(shop.cli("catalogue", "sync")) == ["catalogue up to date"]
+
+    listed = {g["id"]: g for g in shop.cli_json("catalogue", "list")}
+    assert retired["id"] not in listed
+    assert listed["mooncake"]["price"] == 13800
+    assert listed["tea-puer"]["name"] == "普洱茶饼"
+
+
+def test_catalogue_list_json_shows_stock_not_reserved_by_shares(shop):
+    lines(shop.cli("catalogue", "sync"))
+    listed = shop.cli_json("catalogue", "list")
+    assert [g["id"] for g in listed] == [g["id"] for g in shop.raw["gifts"]]
+    for gift in listed:
+        assert {"id", "name", "stock"} <= gift.keys()
+    assert listed[0]["name"] == "明前龙井礼盒"  # Chinese as is, not \u escapes
+    before = {g["id"]: g["stock"] for g in listed}
+
+    shop.open().share("tea-longjing", quantity=3)
+
+    after = stock_by_id(shop)
+    assert after["tea-longjing"] == before["tea-longjing"] - 3
+    assert {k: v for k, v in after.items() if k != "tea-longjing"} == {
+        k: v for k, v in before.items() if k != "tea-longjing"
+    }
+
+
+def test_sync_keeps_stock_that_shares_hold_when_the_config_lowers_it(shop):
+    share = shop.open().share("scarf", quantity=5)
+    shop.gift("scarf")["stock"] = 2
+    shop.save()
+
+    result = shop.cli("catalogue", "sync")
+
+    assert "kept stock of scarf at 5 (config 2)" in lines(result)
+    assert stock_by_id(shop)["scarf"] == 0
+    gift = Gift.get_by_id("scarf")
+    assert (gift.stock, gift.committed) == (5, 5)
+    assert shares.state_of(Share.get_by_id(share.id), utcnow()) == "open"
+    assert shop.order(share, "o_friend").gift_id == "scarf"  # the reservation still delivers
+
+
+# -- orders ---------------------------------------------------------------------------
+
+
+def test_orders_export_json_lists_every_order_with_the_contract_fields(shop):
+    share = shop.open().share("flowers", quantity=2)
+    first = shop.order(share, "o_xiaohong", variant="玫瑰")
+    second = shop.order(share, "o_daming", name="王大明", phone="+8613900139000")
+
+    exported = shop.cli_json("orders", "export")
+
+    assert [row["order_no"] for row in exported] == [first.order_no, second.order_no]
+    for row in exported:
+        assert row.keys() >= CONTRACT_ORDER_FIELDS
+    row = exported[0]
+    assert row["gift_id"] == "flowers"
+    assert row["name"] == "张小红"
+    assert row["phone"] == "+8613800138000"
+    assert row["address"] == "广东省深圳市南山区科技园南区 8 栋 1201"
+    assert row["delivery_time"] == f"{first.delivery_date.isoformat()} {first.delivery_slot}"
+    assert row["status"] == "placed"
+    created = dt.datetime.fromisoformat(row["created_at"].removesuffix("Z"))
+    assert abs(created - first.created_at) < dt.timedelta(seconds=1)
+    assert exported[1]["name"] == "王大明"
+
+
+def test_orders_export_csv_starts_with_a_bom_and_reads_back_chinese_intact(shop):
+    share = shop.open().share("tea-longjing", quantity=2)
+    tricky = {**XIAOHONG["address"], "detail": '科技园南区 8 栋, "海景" 1201'}
+    orders_made = [
+        shop.order(share, "o_xiaohong"),
+        shop.order(share, "o_daming", name="王大明", address=tricky),
+    ]
+
+    result = shop.cli("orders", "export", "--format", "csv", binary=True)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"\xef\xbb\xbf")
+    reader = csv.DictReader(io.StringIO(result.stdout.decode("utf-8-sig"), newline=""))
+    assert set(reader.fieldnames) >= CONTRACT_ORDER_FIELDS
+    rows = list(reader)
+    assert [r["order_no"] for r in rows] == [o.order_no for o in orders_made]
+    assert [r["name"] for r in rows] == ["张小红", "王大明"]
+    assert rows[0]["address"] == "广东省深圳市南山区科技园南区 8 栋 1201"
+    assert rows[1]["address"] == '广东省深圳市南山区科技园南区 8 栋, "海景" 1201'
+
+
+def test_orders_ship_marks_an_order_shipped_once(shop):
+    share = shop.open().share("coffee", quantity=2)
+    shipped = shop.order(share, "o_xiaohong")
+    waiting = shop.order(share, "o_daming")
+
+    assert lines(shop.cli("orders", "ship", shipped.order_no)) == [f"{shipped.order_no} shipped"]
+
+    status = {row["order_no"]: row for row in shop.cli_json("orders", "export")}
+    assert status[shipped.order_no]["status"] == "shipped"
+    assert status[waiting.order_no]["status"] == "placed"
+    placed = shop.cli_json("orders", "export", "--status", "placed")
+    assert [row["order_no"] for row in placed] == [waiting.order_no]
+
+    again = shop.cli("orders", "ship", shipped.order_no)
+    assert "already shipped" in " ".join(lines(again))
+
+
+def test_shipping_an_unknown_order_exits_1(shop):
+    shop.open()
+    result = shop.cli("orders", "ship", "G000000-XXXXX")
+    assert result.returncode == 1
+    assert "G000000-XXXXX" in result.stderr
+
+
+# -- outbox ---------------------------------------------------------------------------
+
+
+def test_outbox_list_shows_the_queued_sms_and_wechat_notice(shop):
+    order = shop.order(shop.open().share("mooncake"), "o_xiaohong")
+
+    rows = shop.cli_json("outbox", "list")
+
+    assert {(r["kind"], r["key"], r["status"]) for r in rows} == {
+        ("sms", f"sms:order:{order.order_no}", "pending"),
+        ("wechat_text", f"notice:claimed:{order.order_no}", "pending"),
+    }
+    assert shop.cli_json("outbox", "list", "--status", "dead") == []
+
+
+def test_outbox_retry_puts_a_dead_row_back_in_line(shop):
+    order = shop.order(shop.open().share("mooncake"), "o_xiaohong")
+    sms = Outbox.get(Outbox.key == f"sms:order:{order.order_no}")
+    Outbox.update(status="dead", attempts=8, last_error="SmsError: quota").where(
+        Outbox.id == sms.id
+    ).execute()
+    assert [r["id"] for r in shop.cli_json("outbox", "list", "--status", "dead")] == [sms.id]
+
+    assert lines(shop.cli("outbox", "retry", str(sms.id))) == [f"outbox row {sms.id} queued again"]
+
+    row = next(r for r in shop.cli_json("outbox", "list") if r["id"] == sms.id)
+    assert (row["status"], row["attempts"]) == ("pending", 0)
+
+
+def test_outbox_retry_of_an_unknown_or_sent_row_exits_1(shop):
+    order = shop.order(shop.open().share("mooncake"), "o_xiaohong")
+    notice = Outbox.get(Outbox.key == f"notice:claimed:{order.order_no}")
+    Outbox.update(status="sent").where(Outbox.id == notice.id).execute()
+
+    unknown = shop.cli("outbox", "retry", "9999")
+    assert unknown.returncode == 1
+    assert "9999" in unknown.stderr
+
+    sent = shop.cli("outbox", "retry", str(notice.id))
+    assert sent.returncode == 1
+    assert Outbox.get_by_id(notice.id).status == "sent"
+
+
+# -- menu -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_wechat(shop):
+    with FakeWeChat() as fake:
+        shop.raw = merge(
+            shop.raw, {"wechat": {"api_base": fake.url, "app_id": APP_ID, "app_secret": APP_SECRET}}
+        )
+        shop.save()
+        yield fake
+
+
+def test_menu_push_creates_the_menu_with_the_three_keys(shop, fake_wechat):
+    result = shop.cli("menu", "push")
+
+    assert result.returncode == 0, result.stderr
+    (menu,) = fake_wechat.menus  # the fake refuses \uXXXX escapes of Chinese (40033)
+    assert [b["key"] for b in menu["button"]] == list(MENU_KEYS)
+    assert [b["name"] for b in menu["button"]] == ["送礼物", "我送出的", "我收到的"]
+    assert "送礼物" in result.stdout
+
+
+def test_menu_push_refused_by_wechat_exits_1_with_the_error(shop, fake_wechat):
+    fake_wechat.fail_next("/cgi-bin/menu/create", 40018)
+
+    result = shop.cli("menu", "push")
+
+    assert result.returncode == 1
+    assert "40018" in result.stderr
+    assert fake_wechat.menus == []
+
+
+# -- serve ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_healthz_and_stops_promptly_on_sigterm(shop):
+    port = free_port()
+    shop.raw = merge(shop.raw, {"server": {"port": port, "public_url": f"http://127.0.0.1:{port}"}})
+    shop.save()
+    log = (shop.folder / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--config", str(shop.path)],
+        cwd=shop.folder,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    browser = requests.Session()  # keeps its connection open, as a browser would
+    try:
+        started = time.monotonic()
+        status = None
+        while status != 200 and time.monotonic() - started < 15 and server.poll() is None:
+            try:
+                status = browser.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        served = (shop.folder / "serve.log").read_text(errors="replace")
+        assert status == 200, served
+        assert time.monotonic() - started < 10
+
+        stopping = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=10) == 0
+        assert time.monotonic() - stopping < 5
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        browser.close()
+        log.close()
