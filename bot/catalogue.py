@@ -60,11 +60,13 @@ def sync(gifts: list[cfg.Gift]) -> SyncReport:
             if item.stock < row.committed:
                 report.kept.append(f"{item.id} at {row.committed} (config {item.stock})")
                 wanted["stock"] = row.committed
-            if any(getattr(row, k) != v for k, v in wanted.items()) or not row.active:
+            changed = [k for k, v in wanted.items() if getattr(row, k) != v]
+            if changed or not row.active:
                 Gift.update(active=True, updated_at=utcnow(), **wanted).where(
                     Gift.id == item.id
                 ).execute()
-                report.changed.append(item.id)
+                if changed != ["position"] or not row.active:  # moved up a place: not news
+                    report.changed.append(item.id)
         for gid, row in existing.items():
             if row.active:
                 Gift.update(active=False, updated_at=utcnow()).where(Gift.id == gid).execute()

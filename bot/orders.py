@@ -125,7 +125,13 @@ def of_recipient(openid: str, limit: int = 10) -> list[Order]:
 
 
 def for_export(status: str | None = None) -> list[Order]:
-    query = Order.select(Order, Gift).join(Gift).order_by(Order.created_at, Order.id)
+    query = (
+        Order.select(Order, Gift, Share)
+        .join(Gift)
+        .switch(Order)
+        .join(Share)
+        .order_by(Order.created_at, Order.id)
+    )
     if status:
         query = query.where(Order.status == status)
     return list(query)

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import sys
+import unicodedata
 from pathlib import Path
 
 from bot import catalogue, logs, orders, outbox
@@ -232,8 +233,12 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     if not rows:
         print("(none)")
         return
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    cells = [columns, *([str(r.get(c, "")) for c in columns] for r in rows)]
+    widths = [max(width(row[i]) for row in cells) for i in range(len(columns))]
     for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        print("  ".join(v + " " * (w - width(v)) for v, w in zip(row, widths, strict=True)))
+
+
+def width(text: str) -> int:
+    """Columns on a terminal: Chinese characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

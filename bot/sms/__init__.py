@@ -12,7 +12,7 @@ Usage::
         exc.retryable, exc.code                  # try again later, or give up for good
 
 Backends: `console` (stderr, for `make run`), `webhook` (POST JSON to
-`sms.webhook_url`), `aliyun` and `tencent` (the official SDKs, whose
+`sms.webhook_url`), `aliyun` and `tencent` (the official SDKs, in `bot/sms/aliyun.py` and `tencent.py`, whose
 `endpoint`/`protocol` can point at a local fake). The SDKs block, so they run
 in a worker thread. Vendors know one template each (`template_code` /
 `template_id`); `msg.template` is our own name, used by console and webhook.
@@ -21,26 +21,15 @@ Every log line and error message shows the phone masked (138****8000).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
 import sys
 from dataclasses import dataclass
 
-from alibabacloud_dysmsapi20170525 import models as aliyun_models
-from alibabacloud_dysmsapi20170525.client import Client as AliyunClient
-from alibabacloud_tea_openapi import models as aliyun_openapi
-from darabonba.exceptions import ResponseException, RetryError, UnretryableException
-from tencentcloud.common.credential import Credential
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.sms.v20210111 import models as tencent_models
-from tencentcloud.sms.v20210111.sms_client import SmsClient
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from bot.config import Aliyun, Sms, Tencent
+from bot.config import Sms
 from bot.forms.person import mask_phone
 
 log = logging.getLogger("gift_bot.sms")
@@ -50,7 +39,6 @@ READ_TIMEOUT = 10.0
 
 # Tencent takes template variables as a list, not a map: this is their order,
 # and the order of the {1} {2} {3} placeholders in the approved template.
-TENCENT_PARAM_ORDER = ("order_no", "gift", "time")
 
 # Codes worth another try later: throttling and the vendor's own faults.
 # Everything else a vendor answers (bad number, sign, template, params, auth,
@@ -93,7 +81,7 @@ def is_retryable_code(code: str) -> bool:
     return code in _RETRYABLE_CODES or code.startswith(_RETRYABLE_PREFIXES)
 
 
-def _error(code: str, message: str, phone: str, retryable: bool | None = None) -> SmsError:
+def failure(code: str, message: str, phone: str, retryable: bool | None = None) -> SmsError:
     """An SmsError whose text cannot leak the phone (vendor messages echo URLs and bodies)."""
     if retryable is None:
         retryable = is_retryable_code(code)
@@ -173,116 +161,13 @@ class WebhookSender(Sender):
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except (HTTPClientError, OSError) as exc:  # timeouts (599), refused, DNS
-            raise _error("NetworkError", repr(exc), msg.phone) from None
+            raise failure("NetworkError", repr(exc), msg.phone) from None
         if response.code >= 300:
             # 408 and 429 are "not now", not "never".
             retryable = response.code >= 500 or response.code in (408, 429)
             detail = response.body[:200].decode("utf-8", "replace")
-            raise _error(f"HTTP{response.code}", detail, msg.phone, retryable)
+            raise failure(f"HTTP{response.code}", detail, msg.phone, retryable)
         return f"webhook-{msg.key}"
-
-
-class AliyunSender(Sender):
-    """Aliyun dysmsapi SendSms through the official SDK (ACS3-HMAC-SHA256 signing)."""
-
-    name = "aliyun"
-
-    def __init__(self, cfg: Aliyun):
-        self.cfg = cfg
-        self._client = AliyunClient(
-            aliyun_openapi.Config(
-                access_key_id=cfg.access_key_id,
-                access_key_secret=cfg.access_key_secret,
-                endpoint=cfg.endpoint,
-                protocol=cfg.protocol,
-                connect_timeout=int(CONNECT_TIMEOUT * 1000),  # milliseconds
-                read_timeout=int(READ_TIMEOUT * 1000),
-            )
-        )
-
-    async def _deliver(self, msg: SmsMessage) -> str:
-        return await asyncio.to_thread(self._send_blocking, msg)
-
-    def _send_blocking(self, msg: SmsMessage) -> str:
-        request = aliyun_models.SendSmsRequest(
-            # "86138…" without "+": Aliyun takes it for mainland and abroad alike.
-            phone_numbers=msg.phone.removeprefix("+"),
-            sign_name=self.cfg.sign_name,
-            template_code=self.cfg.template_code,
-            template_param=json.dumps(
-                {k: str(v) for k, v in msg.params.items()}, ensure_ascii=False
-            ),  # numbers would be refused with isv.INVALID_JSON_PARAM
-            out_id=msg.key,
-        )
-        try:
-            body = self._client.send_sms(request).body
-        except Exception as exc:  # the SDK raises many unrelated types
-            raise _aliyun_error(exc, msg.phone) from None
-        if body.code != "OK":  # business errors come back as HTTP 200
-            raise _error(body.code or "BadResponse", body.message or "", msg.phone)
-        return body.biz_id or body.request_id
-
-
-def _aliyun_error(exc: Exception, phone: str) -> SmsError:
-    if isinstance(exc, ResponseException):  # the vendor answered HTTP 4xx/5xx
-        code = str(exc.code or f"HTTP{exc.status_code}")
-        retryable = (exc.status_code or 0) >= 500 or exc.retry_after is not None
-        return _error(code, exc.message, phone, retryable or is_retryable_code(code))
-    if isinstance(exc, UnretryableException):  # only the SDK's *own* retries are over
-        inner = exc.inner_exception
-        if isinstance(inner, RetryError):  # refused, reset, timed out
-            return _error("NetworkError", inner.message, phone)
-        # An answer we cannot parse: a proxy's HTML error page, most likely.
-        return _error("BadResponse", repr(inner), phone)
-    return _error(type(exc).__name__, str(exc), phone, retryable=False)
-
-
-class TencentSender(Sender):
-    """Tencent Cloud SMS SendSms (2021-01-11) through the official SDK (TC3-HMAC-SHA256)."""
-
-    name = "tencent"
-
-    def __init__(self, cfg: Tencent):
-        self.cfg = cfg
-        # One timeout for connect and read alike; the SDK default is 60 s.
-        http = HttpProfile(endpoint=cfg.endpoint, protocol=cfg.protocol, reqTimeout=READ_TIMEOUT)
-        self._client = SmsClient(
-            Credential(cfg.secret_id, cfg.secret_key),
-            cfg.region,
-            ClientProfile(httpProfile=http),
-        )
-
-    async def _deliver(self, msg: SmsMessage) -> str:
-        return await asyncio.to_thread(self._send_blocking, msg)
-
-    def _send_blocking(self, msg: SmsMessage) -> str:
-        request = tencent_models.SendSmsRequest()
-        request.SmsSdkAppId = self.cfg.sdk_app_id
-        request.SignName = self.cfg.sign_name
-        request.TemplateId = self.cfg.template_id
-        request.TemplateParamSet = tencent_params(msg)
-        request.PhoneNumberSet = [msg.phone]
-        request.SessionContext = msg.key
-        try:
-            response = self._client.SendSms(request)
-        except TencentCloudSDKException as exc:
-            raise _error(exc.code or "BadResponse", exc.message or "", msg.phone) from None
-        if not response.SendStatusSet:
-            raise _error(
-                "BadResponse", f"no SendStatusSet (request {response.RequestId})", msg.phone
-            )
-        status = response.SendStatusSet[0]
-        if status.Code != "Ok":  # per-number failures only show here, not as Error
-            raise _error(status.Code or "BadResponse", status.Message or "", msg.phone)
-        return status.SerialNo or response.RequestId
-
-
-def tencent_params(msg: SmsMessage) -> list[str]:
-    """The template variables as Tencent's ordered list (see TENCENT_PARAM_ORDER)."""
-    unknown = sorted(set(msg.params) - set(TENCENT_PARAM_ORDER))
-    if unknown:
-        raise SmsError("UnknownParams", f"no Tencent position for {unknown}", retryable=False)
-    return [str(msg.params[k]) for k in TENCENT_PARAM_ORDER if k in msg.params]
 
 
 def make_sender(sms: Sms) -> Sender:
@@ -291,8 +176,13 @@ def make_sender(sms: Sms) -> Sender:
         return ConsoleSender()
     if sms.backend == "webhook":
         return WebhookSender(sms.webhook_url)
+    # The vendor SDKs are imported only when chosen: they cost half a second at start-up.
     if sms.backend == "aliyun":
+        from bot.sms.aliyun import AliyunSender
+
         return AliyunSender(sms.aliyun)
     if sms.backend == "tencent":
+        from bot.sms.tencent import TencentSender
+
         return TencentSender(sms.tencent)
     raise ValueError(f"unknown sms backend {sms.backend!r}")
