@@ -22,11 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import peewee
+
 from bot.config import Config
 from bot.forms.base import Field, Form, FormContext, Invalid
 from bot.render import Renderer
 from bot.replies import Reply, Text
-from storage.db import locked
+from storage.db import db, locked
 from storage.models import Conversation
 
 SUMMARY = "summary"
@@ -95,7 +97,11 @@ def save(state: State, now: dt.datetime) -> None:
         "version": state.version + 1,
     }
     if not state.exists:
-        Conversation.insert(openid=state.openid, **values).execute()
+        try:
+            with db.atomic():  # a savepoint, so PostgreSQL's transaction survives a clash
+                Conversation.insert(openid=state.openid, **values).execute()
+        except peewee.IntegrityError:
+            raise Conflict(state.openid) from None  # a first message racing another
         state.exists = True
     else:
         changed = (

@@ -142,17 +142,17 @@ class WeChatHandler(BaseHandler):
     def _render(self, reply: Reply, msg: Incoming) -> str:
         if reply is None:
             return "success"
-        source = {"source": msg.openid, "target": _text(self.xml.get("ToUserName"))}
+        source = {"source": cdata(msg.openid), "target": cdata(_text(self.xml.get("ToUserName")))}
         if isinstance(reply, Text):
-            xml = TextReply(content=reply.content, **source).render()
+            xml = TextReply(content=cdata(reply.content), **source).render()
         elif isinstance(reply, Card):
             xml = ArticlesReply(**source)
             xml.add_article(
                 Article(
-                    title=reply.title,
-                    description=reply.description,
-                    img=reply.picurl,
-                    url=reply.url,
+                    title=cdata(reply.title),
+                    description=cdata(reply.description),
+                    img=cdata(reply.picurl),
+                    url=cdata(reply.url),
                 )
             )
             xml = xml.render()
@@ -160,6 +160,11 @@ class WeChatHandler(BaseHandler):
             xml = SuccessReply().render()
         crypt = self.settings["crypt"]
         return crypt.encrypt_message(xml) if crypt else xml
+
+
+def cdata(text: str) -> str:
+    """Text safe inside WeRoBot's `<![CDATA[…]]>`: a `]]>` typed by a user must not end it."""
+    return text.replace("]]>", "]]]]><![CDATA[>")
 
 
 def _text(value) -> str:

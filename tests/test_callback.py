@@ -148,3 +148,12 @@ def test_safe_mode_garbage_ciphertext_is_400(safe_bot):
     }
     status, _ = wx.post_raw(f"<xml><Encrypt><![CDATA[{garbage}]]></Encrypt></xml>", query)
     assert status == 400
+
+
+def test_text_that_would_close_cdata_is_echoed_intact_and_cannot_inject_xml(bot):
+    blessing = "]]></Content><MsgType>music</MsgType><x><![CDATA[生日快乐"
+    for text in ("1", "送", "1", blessing):
+        reply = bot.wx.text("o_alice", text)
+    assert reply["MsgType"] == "text" and blessing in reply["Content"]
+    card = bot.wx.text("o_alice", "确认")
+    assert card["MsgType"] == "news" and blessing in card["article"]["Description"]

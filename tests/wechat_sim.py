@@ -29,6 +29,11 @@ ACCOUNT = "gh_test_account"
 _msg_ids = itertools.count(int(time.time() * 1000) % 10**12 * 1000)
 
 
+def cdata(text: str) -> str:
+    """A CDATA section holding any text: a `]]>` inside is split across two sections."""
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
 def sha1_signature(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
@@ -132,7 +137,7 @@ class WeChatSim:
     def text_xml(self, openid: str, content: str, msg_id: int | None = None) -> str:
         msg_id = msg_id or next(_msg_ids)
         return (
-            f"<xml>{self.head(openid, 'text')}<Content><![CDATA[{content}]]></Content>"
+            f"<xml>{self.head(openid, 'text')}<Content>{cdata(content)}</Content>"
             f"<MsgId>{msg_id}</MsgId></xml>"
         )
 
