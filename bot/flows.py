@@ -83,3 +83,22 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         Flow("share", ShareForm, subject=gift_subject, confirm=create_share),
         Flow("order", OrderForm, subject=share_subject, confirm=place_order),
     ]
+
+
+def mermaid(forms: tuple[type[Form], ...] = (ShareForm, OrderForm)) -> str:
+    """The flows as a Mermaid state diagram; docs/flows.md is made from it (and checked)."""
+    lines = ["stateDiagram-v2"]
+    for form in forms:
+        steps = [f"{form.name}_{f.name}" for f in form.fields]
+        summary = f"{form.name}_summary"
+        lines += [f"    state {form.name} {{", f"        [*] --> {steps[0]}"]
+        for here, there in zip(steps, [*steps[1:], summary], strict=True):
+            lines += [f"        {here} --> {there}: answer", f"        {there} --> {here}: 返回"]
+        lines += [f"        {summary} --> {step}: 修改" for step in steps]
+        lines += [f"        {summary} --> [*]: 确认", "    }"]
+        lines += [
+            f"    {form.name} --> [*]: 取消 or timeout",
+            f"    {form.name} --> {form.name}_paused: menu word",
+            f"    {form.name}_paused --> {form.name}: 继续",
+        ]
+    return "\n".join(lines) + "\n"
