@@ -4,17 +4,20 @@ Usage::
 
     services = Services.start(config)          # connects, migrates, syncs the catalogue
     services.chat.handle(incoming)             # the chat
-    await services.worker.run(stop)            # the outbox, in `serve` or `python -m bot worker`
+    await services.background(stop)            # outbox + expiry sweep: `serve` or `python -m bot worker`
 
 `clock` is the one source of "now" (naive UTC); tests move it instead of sleeping.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import logging
 from dataclasses import dataclass, field
 
-from bot import catalogue
+from bot import catalogue, shares
 from bot.chat import Chat
 from bot.config import Config
 from bot.notices import Notices
@@ -25,6 +28,8 @@ from bot.sms import SmsMessage, make_sender
 from bot.wechat_api import WeChatApi
 from storage import db as storage
 from storage.models import utcnow
+
+log = logging.getLogger("gift_bot.background")
 
 
 @dataclass
@@ -84,6 +89,21 @@ class Services:
 
     def now(self) -> dt.datetime:
         return self.clock()
+
+    async def background(self, stop: asyncio.Event) -> None:
+        """The work no request waits for: the outbox, and returning expired shares' stock."""
+        await asyncio.gather(self.worker.run(stop), self.sweep_expired(stop))
+
+    async def sweep_expired(self, stop: asyncio.Event, every: float = 60.0) -> None:
+        while not stop.is_set():
+            try:
+                released = shares.release_expired(self.now())
+                if released:
+                    log.info("released expired shares", extra={"count": released})
+            except Exception:
+                log.exception("expiry sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
 
 
 def _sms_fields(payload: dict) -> dict:

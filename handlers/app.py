@@ -13,7 +13,6 @@ over the network (SMS, WeChat API) is awaited or leaves through the outbox.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -21,7 +20,6 @@ from pathlib import Path
 import tornado.web
 from tornado.httpserver import HTTPServer
 
-from bot import shares
 from bot.app import Services
 from handlers.web import claim, dev, oauth, pages
 from handlers.web.base import BaseHandler
@@ -31,7 +29,6 @@ log = logging.getLogger("gift_bot.server")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TOKEN = r"([^/]{1,128})"
-EXPIRY_SWEEP_SECONDS = 60
 
 
 class NotFound(BaseHandler):
@@ -82,27 +79,11 @@ async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
     server = HTTPServer(make_app(services), xheaders=config.server.xheaders)
     server.listen(config.server.port, config.server.host)
     log.info("listening", extra={"url": config.server.public_url, "port": config.server.port})
-    background = [
-        asyncio.create_task(services.worker.run(stop)),
-        asyncio.create_task(sweep_expired(services, stop)),
-    ]
+    background = asyncio.create_task(services.background(stop))
     await stop.wait()
     log.info("stopping")
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), timeout=10)
-    await asyncio.gather(*background, return_exceptions=True)
+    await background
     services.wechat.close()
     log.info("stopped")
-
-
-async def sweep_expired(services: Services, stop: asyncio.Event) -> None:
-    """Return the stock of expired shares, once a minute."""
-    while not stop.is_set():
-        try:
-            released = shares.release_expired(services.now())
-            if released:
-                log.info("released expired shares", extra={"count": released})
-        except Exception:
-            log.exception("expiry sweep failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=EXPIRY_SWEEP_SECONDS)

@@ -1,7 +1,7 @@
 """The command line: `python -m bot COMMAND --config PATH`.
 
     serve                        the bot: callback, pages, outbox worker
-    worker                       only the outbox worker (for a separate deployment)
+    worker                       only the background work: outbox and expiry (a separate deployment)
     catalogue sync               make the gifts table match [[gifts]]
     catalogue list [--format json|table]
     menu push                    create the custom menu through the WeChat API
@@ -108,7 +108,7 @@ def worker(config: Config, args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await services.worker.run(stop)
+        await services.background(stop)
 
     asyncio.run(run())
     return 0
