@@ -5,7 +5,8 @@ is pinned to a Monday, 10:00 in Shanghai (`monday_morning`), so "明天下午" a
 offered slots are known; with `[delivery] lead_hours = 24` the first slot is
 Tuesday 14:00-18:00. WeChat signs with the real time (the callback refuses a
 timestamp five minutes off), so the simulator keeps real time while the bot's
-clock moves.
+clock moves; web claims name their slot rather than lean on `first_slot`, so the
+suite reads the same in any local time zone.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from zoneinfo import ZoneInfo
 
 import pytest
-from test_claim_web import FORM, browser, claim, first_slot, share_in_chat, xsrf
+from test_claim_web import FORM, browser, claim, share_in_chat, xsrf
 from transcripts import check_transcript
 
 from bot.forms.delivery import delivery_slots
@@ -32,21 +33,31 @@ ANSWERS = {
     "address": "广东省深圳市南山区科技园南区 8 栋 1201",
     "delivery": "1",
 }
-LABELS = {"variant": "款式", "name": "姓名", "phone": "手机", "address": "地址", "delivery": "收货时间"}
+LABELS = {
+    "variant": "款式",
+    "name": "姓名",
+    "phone": "手机",
+    "address": "地址",
+    "delivery": "收货时间",
+}
 
 
 # -- helpers (the other chat test modules import these) -------------------------
+
+
+def next_monday_morning(after: dt.datetime) -> dt.datetime:
+    """The first Monday, 10:00 in Shanghai, after `after` (an aware time)."""
+    local = after.astimezone(SHANGHAI)
+    target = local.replace(hour=10, minute=0, second=0, microsecond=0)
+    target += dt.timedelta(days=-local.weekday() % 7)
+    return target if target > local else target + dt.timedelta(days=7)
 
 
 def monday_morning(bot) -> dt.date:
     """Move the bot's clock to the coming Monday, 10:00 in Shanghai; returns that date."""
     bot.wx.clock = lambda: int(time.time())
     real = bot.clock()
-    local = real.replace(tzinfo=dt.UTC).astimezone(SHANGHAI)
-    target = local.replace(hour=10, minute=0, second=0, microsecond=0)
-    target += dt.timedelta(days=-local.weekday() % 7)
-    if target <= local:
-        target += dt.timedelta(days=7)
+    target = next_monday_morning(real.replace(tzinfo=dt.UTC))
     bot.clock.offset += target.astimezone(dt.UTC).replace(tzinfo=None) - real
     return target.date()
 
@@ -108,9 +119,9 @@ def test_each_entry_starts_the_form_with_the_gift_and_the_blessing(bot, entry):
 
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_each_entry_says_at_once_why_a_share_cannot_be_claimed(bot, entry):
-    monday_morning(bot)
+    monday = monday_morning(bot)
     used = share_in_chat(bot)  # one unit, claimed on the web below
-    claim(bot, browser(bot, "o_first"), used)
+    claim(bot, browser(bot, "o_first"), used, delivery=tuesday_afternoon(monday))
     old = share_in_chat(bot, number="2")
     bot.clock.offset += dt.timedelta(hours=bot.config.shares.expire_hours, minutes=1)
     fresh = share_in_chat(bot, number="6")
@@ -172,10 +183,13 @@ def test_a_gift_with_variants_asks_for_the_variant_first_by_number_or_name(bot):
     reply = say(bot, "o_friend", f"领取 {token}")
     assert "【1/5】" in reply and "款式" in reply
     assert "1. 玫瑰" in reply and "2. 向日葵" in reply and "3. 郁金香" in reply
-    for wrong in ("郁", "4", "0"):
+    for wrong, reason in [
+        ("郁", "没有「郁」这个款式，请回复编号 1 到 3：玫瑰、向日葵、郁金香"),
+        ("4", "没有「4」这个款式"),
+        ("   ", "请选择款式：玫瑰、向日葵、郁金香"),
+    ]:
         reply = say(bot, "o_friend", wrong)
-        assert f"没有「{wrong}」这个款式" in reply and "玫瑰、向日葵、郁金香" in reply
-        assert "1. 玫瑰" in reply  # asked again
+        assert reason in reply and "1. 玫瑰" in reply  # the reason, then the question again
         assert conversation("o_friend").answers == {}
     reply = say(bot, "o_friend", "郁金香")
     assert "【2/5】" in reply and "姓名" in reply
@@ -194,6 +208,7 @@ def test_a_gift_with_variants_asks_for_the_variant_first_by_number_or_name(bot):
     strict=True,
 )
 def test_the_variant_prompt_says_how_to_go_back_or_cancel(bot):
+    monday_morning(bot)
     token = share_in_chat(bot, number="3")
     say(bot, "o_friend", f"领取 {token}")
     reply = say(bot, "o_friend", "郁")  # the prompt asked again, without the intro
@@ -209,17 +224,20 @@ BAD_ANSWERS = {
         ("www.gift.cn", "不像人名"),
     ],
     "phone": [
+        ("   ", "请填写收件人手机号"),
         ("123", "123 不是中国大陆手机号"),
         ("1380013800", "不是中国大陆手机号"),
         ("010-12345678", "010-12345678 不是手机号"),
     ],
     "address": [
+        ("   ", "请填写收货地址"),
         ("深圳", "地址要写到区/县：已识别 广东省深圳市"),
         ("火星基地一号楼", "没认出省市区"),
         ("深圳南山 8", "详细地址太简略"),
         ("广东省深圳市南山区" + "科" * 120, "地址太长：最多 120 个字"),
     ],
     "delivery": [
+        ("   ", "请选择收货时间"),
         ("someday", "没看懂「someday」"),
         ("99", "没有第 99 个时段"),
         ("今天上午", "这个时间已经过了"),
@@ -242,6 +260,19 @@ def test_a_wrong_answer_is_asked_again_with_the_reason_and_nothing_is_stored(bot
         row = conversation("o_friend")
         assert row.step == field and row.answers == before
     assert Order.select().count() == 0
+
+
+def test_a_closed_day_is_not_offered_and_is_refused_with_the_reason(bot_factory):
+    closed = next_monday_morning(dt.datetime.now(dt.UTC)).date() + dt.timedelta(days=2)
+    bot = bot_factory(delivery={"closed_dates": [closed.isoformat()]})
+    monday = monday_morning(bot)
+    assert monday + dt.timedelta(days=2) == closed
+    token = share_in_chat(bot)
+    reply = fill(bot, "o_friend", token, upto="delivery")
+    assert "周二" in reply and "周三" not in reply and "周四" in reply
+    reply = say(bot, "o_friend", "后天上午")
+    assert f"{closed.month}月{closed.day}日 周三 上午 送不了：当天不配送" in reply
+    assert "delivery" not in conversation("o_friend").answers
 
 
 def test_typed_delivery_times_pick_the_offered_slot(bot):
@@ -326,7 +357,25 @@ def test_a_number_on_the_summary_edits_that_field_and_returns_to_the_summary(bot
     say(bot, "o_friend", "确认")
     order = Order.get()
     assert (order.name, order.phone) == ("李 雷", "+8613900139000")
-    assert order.delivery_date == monday + dt.timedelta(days=2) and order.delivery_slot == "09:00-12:00"
+    assert (
+        order.delivery_date == monday + dt.timedelta(days=2)
+        and order.delivery_slot == "09:00-12:00"
+    )
+
+
+@pytest.mark.xfail(
+    reason="bug: Engine.step reads 确认 as a move only on the summary and 继续 only while "
+    "paused; on a step both are parsed as the answer, so 确认 typed while editing the name "
+    "becomes the recipient's name",
+    strict=True,
+)
+@pytest.mark.parametrize("word", ["确认", "继续"])
+def test_a_move_word_typed_on_a_step_is_not_taken_as_the_answer(bot, word):
+    monday_morning(bot)
+    token = share_in_chat(bot)
+    fill(bot, "o_friend", token)
+    reply = say(bot, "o_friend", "修改 姓名", word)
+    assert conversation("o_friend").answers["name"] == "张小红", reply
 
 
 @BOTH_DATABASES
@@ -341,7 +390,7 @@ def test_cancel_leaves_the_link_claimable(bot):
     assert Order.select().count() == 0 and Share.get().claimed == 0
     assert Gift.get_by_id("tea-longjing").committed == 1  # still held by the share, not by them
 
-    done = claim(bot, browser(bot, "o_friend"), token)
+    done = claim(bot, browser(bot, "o_friend"), token, delivery=tuesday_afternoon(monday))
     assert done.status_code == 200 and done.url.endswith(f"/claim/{token}/done")
     order = Order.get()
     assert (order.recipient_id, order.channel) == ("o_friend", "web")
@@ -468,7 +517,11 @@ def test_confirm_places_exactly_one_order_with_its_sms_and_the_givers_notice(bot
     assert f"领取成功！订单号：{order.order_no}" in reply and "礼物：明前龙井礼盒" in reply
     assert "姓名：张小红" in reply and "手机：138 0013 8000" in reply
     tuesday = monday + dt.timedelta(days=1)
-    assert (order.recipient_id, order.channel, order.gift_id) == ("o_friend", "chat", "tea-longjing")
+    assert (order.recipient_id, order.channel, order.gift_id) == (
+        "o_friend",
+        "chat",
+        "tea-longjing",
+    )
     assert (order.name, order.phone, order.variant) == ("张小红", "+8613800138000", "")
     assert (order.region, order.address_detail) == ("广东省深圳市南山区", "科技园南区 8 栋 1201")
     assert (order.delivery_date, order.delivery_slot) == (tuesday, "14:00-18:00")
@@ -567,10 +620,11 @@ def test_a_recipient_too_late_is_not_asked_to_confirm_again(bot):
 
 @BOTH_DATABASES
 def test_claimed_on_the_web_while_the_chat_form_is_open_gives_no_second_order(bot):
-    monday_morning(bot)
+    monday = monday_morning(bot)
     token = share_in_chat(bot, quantity="2")
     fill(bot, "o_friend", token)
-    assert claim(bot, browser(bot, "o_friend"), token).url.endswith("/done")
+    phone = browser(bot, "o_friend")
+    assert claim(bot, phone, token, delivery=tuesday_afternoon(monday)).url.endswith("/done")
     web_order = Order.get()
     reply = say(bot, "o_friend", "确认")
     assert f"你已经领取过这份礼物了，订单号 {web_order.order_no}" in reply
@@ -581,14 +635,14 @@ def test_claimed_on_the_web_while_the_chat_form_is_open_gives_no_second_order(bo
 
 @BOTH_DATABASES
 def test_a_web_form_opened_before_ordering_in_chat_makes_no_second_order(bot):
-    monday_morning(bot)
+    monday = monday_morning(bot)
     token = share_in_chat(bot, quantity="2")
     phone = browser(bot, "o_friend")
     form_page = phone.get(f"{bot.url}/claim/{token}/form", timeout=10)  # started on the web
     fill(bot, "o_friend", token)
     say(bot, "o_friend", "确认")
     chat_order = Order.get()
-    data = FORM | {"delivery": first_slot(bot), "_xsrf": xsrf(form_page)}
+    data = FORM | {"delivery": tuesday_afternoon(monday), "_xsrf": xsrf(form_page)}
     late = phone.post(f"{bot.url}/claim/{token}/form", data=data, timeout=10)
     assert late.url.endswith(f"/claim/{token}/done") and chat_order.order_no in late.text
     again = phone.get(f"{bot.url}/claim/{token}/form", timeout=10)
@@ -599,9 +653,9 @@ def test_a_web_form_opened_before_ordering_in_chat_makes_no_second_order(bot):
 
 @BOTH_DATABASES
 def test_the_order_its_sms_and_the_notice_are_the_same_whichever_way_the_form_was_filled(bot):
-    monday_morning(bot)
+    monday = monday_morning(bot)
     web_token, chat_token = share_in_chat(bot), share_in_chat(bot)
-    claim(bot, browser(bot, "o_web"), web_token)
+    claim(bot, browser(bot, "o_web"), web_token, delivery=tuesday_afternoon(monday))
     typed = {**FORM, "delivery": "1"}  # the web form's very text, and the first slot
     fill(bot, "o_chat", chat_token, answers=typed)
     say(bot, "o_chat", "确认")
@@ -647,18 +701,18 @@ def test_transcript_claim_in_chat_with_typos_back_and_edit(bot):
     bot.wx.location("o_friend", "广东省深圳市南山区科技园")
     for text in ("8栋1201", "明天上午", "明天下午", "修改 地址"):
         say(bot, "o_friend", text)
-    for text in ("北京市朝阳区建国路 88 号 2 单元 301", "2", "13900139000", "确认"):
+    for text in ("北京市朝阳区建国路 88 号 2 单元 301", "3", "13900139000", "确认"):
         say(bot, "o_friend", text)
     check_transcript("claim_in_chat_with_typos_back_and_edit", bot.wx.transcript, tokens=[token])
 
 
 def test_transcript_cancel_then_claim_on_the_web(bot):
-    monday_morning(bot)
+    monday = monday_morning(bot)
     token = share_in_chat(bot)
     bot.wx.transcript.clear()
     bot.wx.subscribe("o_friend", scene=token)
     say(bot, "o_friend", "张小红", "取消")
-    claim(bot, browser(bot, "o_friend"), token)
+    claim(bot, browser(bot, "o_friend"), token, delivery=tuesday_afternoon(monday))
     say(bot, "o_friend", f"领取 {token}")
     check_transcript("cancel_then_claim_on_the_web", bot.wx.transcript, tokens=[token])
 
