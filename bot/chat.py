@@ -37,7 +37,7 @@ COMMANDS = {
     "帮助": "HELP",
     "?": "HELP",
 }
-SHARE_WORD, RESUME_WORD, CANCEL_WORD = "送", "继续", "取消"
+SHARE_WORD, RESUME_WORD, CANCEL_WORD, CONFIRM_WORD = "送", "继续", "取消", "确认"
 CLAIM_RE = re.compile(r"^领取\s*(\S+)$")
 QR_PREFIX = "qrscene_"
 
@@ -103,7 +103,7 @@ class Chat:
             reply = self._dispatch(msg, state, now)
         except Ended as ended:
             state.clear()
-            reply = self._text(f"errors/{ended.code}.txt")
+            reply = self._text(f"errors/{ended.code}.txt", **ended.params)
         if state.timed_out and isinstance(reply, Text):
             reply = Text(self.renderer.text("flow/timed_out.txt") + "\n\n" + reply.content)
         save(state, now)
@@ -125,10 +125,14 @@ class Chat:
             return self.command(COMMANDS[word], state, now)
         if claim := CLAIM_RE.match(word):
             return self.start_claim(claim.group(1), state, now)
-        if word == RESUME_WORD and state.flow and state.paused:
+        if word == RESUME_WORD and state.flow:
             return self.engine.resume(state, now)
         if state.active:
             return self.engine.step(state, text, now)
+        if state.timed_out:  # an answer to a form that is gone: say so, do not act on it
+            return self._help(state)
+        if word == CONFIRM_WORD and (order := orders.by_number(state.context.get("last_order"))):
+            return self._text("errors/already_claimed.txt", order=order)
         if word.isdigit():
             return self.pick(int(word), state)
         if word == SHARE_WORD:
@@ -160,7 +164,7 @@ class Chat:
         elif name == "MY_ORDERS":
             reply = self._text("chat/my_orders.txt", orders=orders.of_recipient(state.openid))
         else:
-            return self._help(state)
+            reply = self._text("chat/help.txt", paused=False)
         if state.active:
             state.paused = True
             reply = Text(reply.content + "\n\n" + self.renderer.text("flow/paused.txt"))
@@ -193,7 +197,10 @@ class Chat:
         refusal = orders.claim_refusal(share, state.openid, now)
         if refusal:
             order = share and orders.existing_order(share, state.openid)
-            return self._text(f"errors/{refusal}.txt", share=share, order=order)
+            reply = self._text(f"errors/{refusal}.txt", share=share, order=order)
+            if state.active:  # the form in progress is untouched: say so
+                reply = Text(reply.content + "\n\n" + self.renderer.text("flow/still_active.txt"))
+            return reply
         return self.engine.start(state, "order", {"token": share.token}, now)
 
     def _help(self, state: State) -> Reply:

@@ -33,6 +33,7 @@ from storage.models import Conversation
 
 SUMMARY = "summary"
 CANCEL, BACK, CONFIRM, EDIT = "取消", "返回", "确认", "修改"
+KEPT_AFTER_A_FORM = ("picked", "last_order")  # the gift being browsed, the order just made
 EDIT_RE = re.compile(rf"^{EDIT}\s*(\S+)$")
 
 
@@ -41,11 +42,12 @@ class Conflict(Exception):
 
 
 class Ended(Exception):
-    """The flow cannot go on (its gift retired, its share gone); `code` says why."""
+    """The flow cannot go on (its gift retired, its share gone); `code` names the template."""
 
-    def __init__(self, code: str):
+    def __init__(self, code: str, **params: Any):
         super().__init__(code)
         self.code = code
+        self.params = params
 
 
 @dataclass
@@ -67,7 +69,7 @@ class State:
 
     def clear(self) -> None:
         self.flow, self.step, self.answers, self.paused = None, None, {}, False
-        self.context = {k: v for k, v in self.context.items() if k == "picked"}
+        self.context = {k: v for k, v in self.context.items() if k in KEPT_AFTER_A_FORM}
 
 
 def load(openid: str, now: dt.datetime, timeout: dt.timedelta) -> State:
@@ -151,12 +153,18 @@ class Engine:
             return self._say(f"{form.name}/cancelled.txt")
         if text == BACK:
             return self._back(state, form)
-        if state.step == SUMMARY and text == CONFIRM:
-            return self._confirm(state, form)
+        if text == CONFIRM:
+            if state.step == SUMMARY:
+                return self._confirm(state, form)
+            # Not an answer: a name or address is never "确认". Finish the edit, or ask again.
+            state.context.pop("editing", None)
+            return self._ask_next(state, form, unfinished=True)
         target = self._edit_target(state, form, text)
         if target is not None:
             state.step = target.name
             state.context["editing"] = True
+            if state.context.pop(f"{target.name}_hint", None):  # a fresh answer, not the old start
+                form = self.form(state, now)
             return self._ask(form, target, state)
         if state.step == SUMMARY:
             return self._summary(state, form, hint=True)
@@ -194,7 +202,7 @@ class Engine:
         fields = form.active_fields()
         if wanted.isdigit() and 1 <= int(wanted) <= len(fields):
             return fields[int(wanted) - 1]
-        return next((f for f in fields if wanted in (f.label, f.name)), None)
+        return next((f for f in fields if wanted in (f.label, f.name, *f.aliases)), None)
 
     def _back(self, state: State, form: Form) -> Reply:
         fields = form.active_fields()
@@ -228,19 +236,23 @@ class Engine:
         state.clear()
         return reply
 
-    def _ask_next(self, state, form, intro=False, resumed=False) -> Reply:
+    def _ask_next(self, state, form, intro=False, resumed=False, unfinished=False) -> Reply:
         nxt = form.next_field(state.answers)
         if nxt is None:
             return self._summary(state, form, resumed=resumed)
         state.step = nxt.name
-        return self._ask(form, nxt, state, intro=intro, resumed=resumed)
+        return self._ask(form, nxt, state, intro=intro, resumed=resumed, unfinished=unfinished)
 
-    def _ask(self, form, current, state, intro=False, resumed=False) -> Text:
+    def _ask(self, form, current, state, intro=False, resumed=False, unfinished=False) -> Text:
         parts = []
         if intro:
-            parts.append(self._render(f"{form.name}/intro.txt", form, state))
+            parts.append(
+                self._render(f"{form.name}/intro.txt", form, state, fields=form.active_fields())
+            )
         if resumed:
             parts.append(self._render("flow/resumed.txt", form, state))
+        if unfinished:
+            parts.append(self._render("flow/unfinished.txt", form, state))
         parts.append(self._prompt(form, current, state))
         return Text("\n\n".join(p for p in parts if p))
 

@@ -15,12 +15,14 @@ import datetime as dt
 from bot import catalogue, orders, shares
 from bot.config import Config
 from bot.conversation import Ended, Flow, State
-from bot.forms.base import Form
+from bot.forms.base import Form, Invalid
 from bot.forms.order import OrderForm
 from bot.forms.share import ShareForm
 from bot.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text
+
+ENDS_THE_CLAIM = ("share_used_up", "share_expired", "share_unknown", "own_share")
 
 
 def absolute(config: Config, path: str) -> str:
@@ -50,6 +52,8 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         gift = catalogue.get(context["gift_id"])
         if gift is None or not gift.active:
             raise Ended("gift_retired")
+        if gift.available < 1:
+            raise Ended("out_of_stock", gift=gift.name, left=0)
         return {"gift": gift}
 
     def create_share(state: State, form: Form) -> Reply:
@@ -71,10 +75,16 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         return {"gift": share.gift, "share": share, "address_hint": context.get("address_hint")}
 
     def place_order(state: State, form: Form) -> Reply:
-        order, created = orders.place(
-            notices, state.context["token"], state.openid, state.answers, "chat",
-            _naive(form.ctx.now),
-        )  # fmt: skip
+        try:
+            order, created = orders.place(
+                notices, state.context["token"], state.openid, state.answers, "chat",
+                _naive(form.ctx.now),
+            )  # fmt: skip
+        except Invalid as refused:
+            if refused.code in ENDS_THE_CLAIM:  # no answer can change these: end the form
+                raise Ended(refused.code) from None
+            raise
+        state.context["last_order"] = order.order_no
         if not created:  # already ordered on the web (or a second 确认): that order stands
             return Text(renderer.text("errors/already_claimed.txt", order=order))
         return Text(renderer.text("order/done.txt", order=order, rows=form.summary(state.answers)))

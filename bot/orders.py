@@ -114,6 +114,10 @@ def new_order_no(now: dt.datetime) -> str:
     return f"G{now:%y%m%d}-{tail}"
 
 
+def by_number(order_no: str | None) -> Order | None:
+    return Order.get_or_none(Order.order_no == order_no) if order_no else None
+
+
 def of_recipient(openid: str, limit: int = 10) -> list[Order]:
     return list(
         Order.select(Order, Gift)

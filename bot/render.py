@@ -22,7 +22,7 @@ import jinja2
 
 from bot.config import Config
 from bot.forms.base import FormContext, Invalid
-from bot.forms.delivery import delivery_slots
+from bot.forms.delivery import delivery_slots, show_slot
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -47,12 +47,19 @@ class Renderer:
             """A stored (naive UTC) time as people read it, in the bot's time zone."""
             return value.replace(tzinfo=dt.UTC).astimezone(zone).strftime("%Y年%-m月%-d日 %H:%M")
 
+        def delivery_label(order) -> str:
+            """An order's delivery slot as the form showed it: 12月1日 周二 14:00-18:00."""
+            return show_slot(
+                f"{order.delivery_date.isoformat()} {order.delivery_slot}", config.delivery
+            )
+
         for env in (self.text_env, self.html_env):
             env.globals.update(
                 config=config,
                 money=money,
                 public_url=config.server.public_url,
                 delivery_slots=slots_of,
+                delivery_label=delivery_label,
             )
             env.filters.update(money=money, cst=local)
 

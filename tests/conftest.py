@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import os
 import secrets
 import sys
@@ -146,7 +147,7 @@ class LiveBot:
         self.wx = WeChatSim(
             self.url, TOKEN, APP_ID, aes_key=self.config.wechat.encoding_aes_key or ""
         )
-        self.wx.clock = lambda: int(self.clock().timestamp())
+        self.wx.clock = lambda: int(self.clock().replace(tzinfo=dt.UTC).timestamp())
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self._thread.start()

@@ -202,11 +202,6 @@ def test_a_gift_with_variants_asks_for_the_variant_first_by_number_or_name(bot):
     assert Order.get().variant == "向日葵"
 
 
-@pytest.mark.xfail(
-    reason="bug: templates/ask/variant.txt has no example and never says how to go back "
-    "or cancel, unlike every other prompt (issue #4: each prompt says how to go back or cancel)",
-    strict=True,
-)
 def test_the_variant_prompt_says_how_to_go_back_or_cancel(bot):
     monday_morning(bot)
     token = share_in_chat(bot, number="3")
@@ -363,12 +358,6 @@ def test_a_number_on_the_summary_edits_that_field_and_returns_to_the_summary(bot
     )
 
 
-@pytest.mark.xfail(
-    reason="bug: Engine.step reads 确认 as a move only on the summary and 继续 only while "
-    "paused; on a step both are parsed as the answer, so 确认 typed while editing the name "
-    "becomes the recipient's name",
-    strict=True,
-)
 @pytest.mark.parametrize("word", ["确认", "继续"])
 def test_a_move_word_typed_on_a_step_is_not_taken_as_the_answer(bot, word):
     monday_morning(bot)
@@ -384,7 +373,7 @@ def test_cancel_leaves_the_link_claimable(bot):
     token = share_in_chat(bot)
     fill(bot, "o_friend", token)
     reply = say(bot, "o_friend", "取消")
-    assert "已取消" in reply and "礼物链接仍然有效" in reply
+    assert "已取消" in reply and "仍然可以领取" in reply
     row = conversation("o_friend")
     assert (row.flow, row.answers) == (None, {})
     assert Order.select().count() == 0 and Share.get().claimed == 0
@@ -402,12 +391,12 @@ def test_a_menu_word_pauses_the_form_and_continue_resumes_it_at_the_same_step(bo
     token = share_in_chat(bot)
     fill(bot, "o_friend", token, upto="address")
     reply = say(bot, "o_friend", "礼品")
-    assert "礼物清单" in reply and "已暂停" in reply and "「继续」" in reply
+    assert "礼物清单" in reply and "已为你保留" in reply and "「继续」" in reply
     row = conversation("o_friend")
     assert row.paused and row.step == "address"
 
     reply = say(bot, "o_friend", ANSWERS["address"])  # not taken while paused
-    assert "没填完的表单" in reply and "address" not in conversation("o_friend").answers
+    assert "没填完的信息" in reply and "address" not in conversation("o_friend").answers
     assert "还没有送出礼物" in bot.wx.click("o_friend", "MY_GIFTS")["Content"]
     assert conversation("o_friend").paused
 
@@ -470,7 +459,7 @@ def test_a_form_left_alone_expires_and_the_next_message_starts_fresh(bot):
 
     bot.clock.offset += dt.timedelta(minutes=31)
     reply = say(bot, "o_friend", "明天下午")
-    assert "太久没填，已经作废了" in reply and "请核对" not in reply
+    assert "太久没有继续，已经作废" in reply and "请核对" not in reply
     row = conversation("o_friend")
     assert (row.flow, row.answers) == (None, {})
     assert Order.select().count() == 0 and Share.get().claimed == 0
@@ -489,12 +478,6 @@ def test_the_timeout_follows_the_config(bot_factory):
     assert conversation("o_friend").flow is None
 
 
-@pytest.mark.xfail(
-    reason="bug: bot/chat.py adds the timed_out note only to Text replies; an expired form's "
-    "answer that reads as browsing (a slot number is a catalogue number) gets a gift card "
-    "and the user is never told the form expired",
-    strict=True,
-)
 def test_the_first_message_after_a_timeout_always_says_the_form_expired(bot):
     monday_morning(bot)
     token = share_in_chat(bot)
@@ -562,11 +545,6 @@ def test_a_second_confirm_makes_no_second_order(bot):
     assert Order.select().count() == 1 and Share.get().claimed == 1
 
 
-@pytest.mark.xfail(
-    reason="bug: after 确认 the state is cleared, so a second 确认 falls through to the "
-    "generic help (bot/chat.py _dispatch) instead of saying the gift was already claimed",
-    strict=True,
-)
 def test_a_second_confirm_is_told_the_gift_was_already_claimed(bot):
     monday_morning(bot)
     token = share_in_chat(bot)
@@ -599,11 +577,6 @@ def test_a_recipient_too_late_is_told_the_gift_is_gone(bot):
     assert Order.select().count() == 1 and Share.get().claimed == 1
 
 
-@pytest.mark.xfail(
-    reason="bug: bot/flows.py place_order lets Invalid('share_used_up') reach Engine._confirm, "
-    "which keeps the form at the summary and asks to 确认 again, forever",
-    strict=True,
-)
 def test_a_recipient_too_late_is_not_asked_to_confirm_again(bot):
     monday_morning(bot)
     token = share_in_chat(bot)

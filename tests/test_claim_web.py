@@ -3,6 +3,7 @@ one order, its SMS and the giver's notice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -42,7 +43,7 @@ def xsrf(page: requests.Response) -> str:
 
 
 def first_slot(bot) -> str:
-    return delivery_slots(bot.config.delivery, bot.clock().astimezone())[0].key
+    return delivery_slots(bot.config.delivery, bot.clock().replace(tzinfo=dt.UTC))[0].key
 
 
 def claim(bot, session, token, **fields):

@@ -59,6 +59,7 @@ class Field:
     required: Callable[[FormContext], bool] = _always
     example: str = ""
     takes_location: bool = False  # a WeChat location message can start this field's answer
+    aliases: tuple[str, ...] = ()  # other words people use for it: 修改 电话
 
     @property
     def ask(self) -> str:

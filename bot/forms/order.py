@@ -55,8 +55,16 @@ class OrderForm(Form):
             parse=parse_variant,
             check=check_variant,
             required=lambda ctx: bool(ctx.subject["gift"].variants),
+            example="1",
+            aliases=("款", "样式", "颜色"),
         ),
-        Field("name", "姓名", parse=lambda text, ctx: parse_name(text), example="张小红"),
+        Field(
+            "name",
+            "姓名",
+            parse=lambda text, ctx: parse_name(text),
+            example="张小红",
+            aliases=("名字", "收货人", "收件人"),
+        ),
         Field(
             "phone",
             "手机",
@@ -64,6 +72,7 @@ class OrderForm(Form):
             check=lambda value, ctx: parse_phone(value),
             show=lambda value, ctx: show_phone(value),
             example="13800138000",
+            aliases=("电话", "手机号", "号码", "手机号码"),
         ),
         Field(
             "address",
@@ -73,6 +82,7 @@ class OrderForm(Form):
             show=lambda value, ctx: show_address(value),
             example="广东省深圳市南山区科技园南区 8 栋 1201",
             takes_location=True,
+            aliases=("收货地址", "地点"),
         ),
         Field(
             "delivery",
@@ -81,5 +91,6 @@ class OrderForm(Form):
             check=lambda value, ctx: check_slot(value, ctx.config.delivery, ctx.now),
             show=lambda value, ctx: show_slot(value, ctx.config.delivery),
             example="1（时段编号），或 明天下午",
+            aliases=("时间", "送达时间", "配送时间", "时段"),
         ),
     )

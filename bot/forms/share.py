@@ -31,7 +31,8 @@ def check_quantity(value: int, ctx: FormContext) -> int:
     if most < 1:
         raise Invalid("out_of_stock", gift=ctx.subject["gift"].name, left=0)
     if not 1 <= value <= most:
-        raise Invalid("quantity_range", value=value, most=most)
+        by_stock = most < ctx.config.shares.max_quantity
+        raise Invalid("quantity_range", value=value, most=most, by_stock=by_stock)
     return value
 
 
@@ -54,7 +55,14 @@ def check_blessing(value: str, ctx: FormContext) -> str:
 class ShareForm(Form):
     name = "share"
     fields = (
-        Field("quantity", "份数", parse=parse_quantity, check=check_quantity, example="1"),
+        Field(
+            "quantity",
+            "份数",
+            parse=parse_quantity,
+            check=check_quantity,
+            example="1",
+            aliases=("数量", "几份"),
+        ),
         Field(
             "blessing",
             "祝福语",
@@ -62,5 +70,6 @@ class ShareForm(Form):
             check=check_blessing,
             show=lambda value, ctx: value or "（不写祝福语）",
             example="生日快乐！",
+            aliases=("祝福",),
         ),
     )

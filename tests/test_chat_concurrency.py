@@ -1,0 +1,271 @@
+"""The chat form under crashes and concurrency, on real `python -m bot serve` processes.
+
+A `cluster` starts server processes on one database (SQLite file or a
+PostgreSQL schema), each on its own port, with the SMS webhook and the WeChat
+API faked in this process. Servers are killed with SIGKILL (a crash, not a
+shutdown) and started again on the same port; every child is killed at teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import tomli_w
+from conftest import APP_ID, TOKEN, make_raw_config
+from fakes.sms_vendors import FakeWebhook
+from fakes.wechat_api import FakeWeChat
+from test_chat_order import ANSWERS, BOTH_DATABASES, conversation, monday_morning
+from test_claim_web import share_in_chat
+from wechat_sim import WeChatSim
+
+from storage import db as storage
+from storage.models import Gift, InboundMessage, Order, Outbox, Share
+
+ROOT = Path(__file__).resolve().parent.parent
+START_SECONDS = 20
+SEND_SECONDS = 10
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """One `python -m bot serve` child process; `wx` talks to it as WeChat does."""
+
+    def __init__(self, cluster: Cluster, name: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        raw = make_raw_config(
+            cluster.db_url,
+            self.url,
+            server={"host": "127.0.0.1", "port": self.port},
+            wechat={"api_base": cluster.wechat.url, "oauth_base": cluster.wechat.url},
+            sms={"backend": "webhook", "webhook_url": cluster.sms.url},
+        )
+        self.config_path = cluster.folder / f"{name}.toml"
+        self.config_path.write_bytes(tomli_w.dumps(raw).encode())
+        self.log_path = cluster.folder / f"{name}.log"
+        self.wx = WeChatSim(self.url, TOKEN, APP_ID)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Server:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve", "--config", str(self.config_path)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"server not up in {START_SECONDS}s: {self.log_path.read_text()[-2000:]}"
+        )
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, no shutdown handler runs."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+class Cluster:
+    def __init__(self, db_url: str, folder: Path):
+        self.db_url = db_url
+        self.folder = folder
+        self.wechat = FakeWeChat().start()
+        self.sms = FakeWebhook().__enter__()
+        self.servers: list[Server] = []
+
+    def start(self, name: str) -> Server:
+        server = Server(self, name)
+        self.servers.append(server)
+        server.start()
+        if len(self.servers) == 1:
+            storage.connect(self.db_url)  # the schema exists now: read it from the test
+        return server
+
+    def wait_for_sms(self, count: int) -> list[dict]:
+        """What the webhook received once `count` SMS arrived (or the wait ran out), and a beat more."""
+        deadline = time.monotonic() + SEND_SECONDS
+        while len(self.sms.received) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.5)  # one more worker pass: a duplicate would show up now
+        return list(self.sms.received)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+        storage.db.close()
+        self.wechat.stop()
+        self.sms.__exit__(None, None, None)
+
+
+@pytest.fixture
+def cluster(db_url, tmp_path):
+    running = Cluster(db_url, tmp_path)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def share_through(wx: WeChatSim, giver: str = "o_giver", quantity: str = "1") -> str:
+    """The giver's share dialogue against any server; returns the claim token."""
+    for text in ("1", "送", quantity, "生日快乐！"):
+        wx.text(giver, text)
+    return wx.text(giver, "确认")["article"]["Url"].rsplit("/", 1)[1]
+
+
+def recipient_messages(token: str) -> list[str]:
+    return [f"领取 {token}", *ANSWERS.values(), "确认"]
+
+
+# What each reply of the recipient's dialogue shows, in order.
+EXPECTED = ["【1/4】收货人姓名", "【2/4】收货人手机", "【3/4】收货地址", "【4/4】收货时间"]
+EXPECTED += ["请核对收货信息", "领取成功"]
+
+
+# -- (a) a crash mid-form ------------------------------------------------------
+
+
+@BOTH_DATABASES
+def test_a_server_killed_mid_form_resumes_exactly_where_the_user_was(cluster):
+    server = cluster.start("one")
+    token = share_through(server.wx)
+    messages = recipient_messages(token)
+    for text in messages[:3]:
+        server.wx.text("o_friend", text)
+    before = conversation("o_friend")
+    assert before.step == "address" and set(before.answers) == {"name", "phone"}
+
+    server.kill()
+    with pytest.raises(OSError):
+        server.wx.text("o_friend", messages[3])  # nobody listens while it is down
+    server.start()
+
+    reply = server.wx.text("o_friend", messages[3])["Content"]
+    assert reply.startswith(EXPECTED[3]), reply
+    after = conversation("o_friend")
+    assert after.step == "delivery" and after.version == before.version + 1
+    assert set(after.answers) == {"name", "phone", "address"}
+    for text, expected in zip(messages[4:], EXPECTED[4:], strict=True):
+        assert expected in server.wx.text("o_friend", text)["Content"]
+    order = Order.get()
+    assert (order.recipient_id, order.name, order.channel) == ("o_friend", "张小红", "chat")
+    sent = cluster.wait_for_sms(1)
+    assert [s["params"]["order_no"] for s in sent] == [order.order_no]
+    assert Outbox.select().where(Outbox.status == "sent").count() == 2  # SMS and giver's notice
+
+
+# -- (b) two workers, one user -------------------------------------------------
+
+
+@BOTH_DATABASES
+def test_two_workers_answering_alternate_messages_of_one_user_lose_nothing(cluster):
+    servers = [cluster.start("a"), cluster.start("b")]
+    giver = ["1", "送", "2", "生日快乐！", "确认"]
+    for n, text in enumerate(giver):
+        reply = servers[n % 2].wx.text("o_giver", text)
+    token = reply["article"]["Url"].rsplit("/", 1)[1]
+    assert Share.get().quantity == 2
+
+    for n, (text, expected) in enumerate(zip(recipient_messages(token), EXPECTED, strict=True)):
+        reply = servers[n % 2].wx.text("o_friend", text)["Content"]
+        assert expected in reply, (n, reply)
+    order = Order.get()
+    assert (order.name, order.phone) == ("张小红", "+8613800138000")
+    assert order.region == "广东省深圳市南山区"
+    assert Order.select().count() == 1 and Share.get().claimed == 1
+    assert conversation("o_friend").version == len(EXPECTED)  # every message applied once
+    assert conversation("o_giver").version == len(giver)
+
+
+# -- (c) quick messages from one user ------------------------------------------
+
+
+@BOTH_DATABASES
+def test_two_quick_messages_and_their_retries_are_each_applied_once(bot):
+    monday_morning(bot)
+    token = share_in_chat(bot)
+    bot.wx.text("o_friend", f"领取 {token}")
+    version = conversation("o_friend").version
+    seen = InboundMessage.select().where(InboundMessage.openid == "o_friend").count()
+    name = bot.wx.text_xml("o_friend", ANSWERS["name"])
+    phone = bot.wx.text_xml("o_friend", ANSWERS["phone"])
+    with ThreadPoolExecutor(4) as pool:  # each sent twice, as WeChat retries a slow reply
+        replies = [r["Content"] for r in pool.map(bot.wx.push, [name, phone, name, phone])]
+    assert replies[0] == replies[2] and replies[1] == replies[3]
+
+    row = conversation("o_friend")
+    assert row.version == version + 2
+    assert InboundMessage.select().where(InboundMessage.openid == "o_friend").count() == seen + 2
+    name_reply, phone_reply = replies[:2]
+    assert "【2/4】收货人手机" in name_reply
+    if "不像人名" in phone_reply:  # the number came first, was read as a name and refused
+        assert row.answers == {"name": "张小红"} and row.step == "phone"
+    else:
+        assert "【3/4】收货地址" in phone_reply
+        assert row.answers == {"name": "张小红", "phone": "+8613800138000"}
+        assert row.step == "address"
+
+
+# -- (d) thirty people, one unit -----------------------------------------------
+
+
+@BOTH_DATABASES
+def test_thirty_people_racing_for_a_one_unit_share_make_exactly_one_order(cluster):
+    servers = [cluster.start("a"), cluster.start("b")]
+    token = share_through(servers[0].wx)
+    gift = Gift.get_by_id("tea-longjing")
+    racers = [f"o_racer_{n:02d}" for n in range(30)]
+
+    def fill(n: int) -> str:
+        for text in recipient_messages(token)[:-1]:
+            reply = servers[n % 2].wx.text(racers[n], text)
+        return reply["Content"]
+
+    with ThreadPoolExecutor(10) as pool:
+        assert all("请核对收货信息" in summary for summary in pool.map(fill, range(30)))
+
+    start = threading.Barrier(30)
+
+    def confirm(n: int) -> str:
+        start.wait(10)
+        return servers[n % 2].wx.text(racers[n], "确认")["Content"]
+
+    with ThreadPoolExecutor(30) as pool:
+        replies = list(pool.map(confirm, range(30)))
+    won = [racers[n] for n, reply in enumerate(replies) if "领取成功" in reply]
+    lost = [reply for reply in replies if "来晚了一步，这份礼物已经被领完了" in reply]
+    assert len(won) == 1 and len(lost) == 29
+
+    (order,) = Order.select()
+    assert order.recipient_id == won[0]
+    share, after = Share.get(), Gift.get_by_id("tea-longjing")
+    assert (share.quantity, share.claimed) == (1, 1)
+    assert (after.stock, after.committed) == (gift.stock, gift.committed)
+    assert [s["params"]["order_no"] for s in cluster.wait_for_sms(1)] == [order.order_no]
