@@ -21,6 +21,7 @@ Every log line and error message shows the phone masked (138****8000).
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import re
@@ -96,7 +97,7 @@ def _scrub(text: str, phone: str) -> str:
     return re.sub(r"\+?\d*" + tail, mask_phone(phone), text)
 
 
-class Sender:
+class Sender(abc.ABC):
     """One backend. `send` logs the outcome; subclasses implement `_deliver`."""
 
     name = "sender"
@@ -111,8 +112,9 @@ class Sender:
         log.info("%s sent, id=%s", what, message_id)
         return message_id
 
+    @abc.abstractmethod
     async def _deliver(self, msg: SmsMessage) -> str:
-        raise NotImplementedError
+        """Hand the message to the backend; its message id, or SmsError."""
 
 
 class ConsoleSender(Sender):

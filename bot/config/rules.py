@@ -1,246 +1,32 @@
-"""Load and check `config.toml`.
+"""The rules across keys that types alone cannot say: URLs, ranges, WeChat's menu limits,
+what delivery slots look like, which SMS keys a backend needs.
 
 Usage::
 
-    config = load("config.toml")        # raises ConfigError("gifts[2].price", "must be ...")
-    config.wechat.token, config.gifts[0].name
-
-Every table is a dataclass; its fields are the allowed keys, their annotations
-the expected types, a missing default means "required". Unknown keys, wrong
-types and broken cross-key rules all stop start-up with the key and the reason.
+    check(config)     # raises ConfigError(key, reason) at the first broken rule
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import ipaddress
 import re
-import tomllib
-import types
-import typing
-from dataclasses import dataclass, field
-from pathlib import Path
+import zoneinfo
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-MENU_KEYS = ("GIFTS", "MY_GIFTS", "MY_ORDERS")
+from bot.config.build import ConfigError
+
+if TYPE_CHECKING:
+    from bot.config import Config, Database, Delivery, Gift, Menu, MenuButton, Server, Sms, WeChat
+
+MENU_KEYS = ("GIFTS", "MY_GIFTS", "MY_ORDERS")  # the click keys the chat answers
+
 SLOT_RE = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")  # what delivery slot keys are made of
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class ConfigError(Exception):
-    """A config key is missing, unknown or wrong; `key` is its dotted path."""
-
-    def __init__(self, key: str, reason: str):
-        super().__init__(f"{key}: {reason}")
-        self.key = key
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Server:
-    public_url: str
-    cookie_secret: str
-    host: str = "127.0.0.1"
-    port: int = 8080
-    sandbox: bool = False
-    xheaders: bool = False
-
-    @property
-    def is_loopback(self) -> bool:
-        host = urlsplit(self.public_url).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
-
-
-@dataclass(frozen=True)
-class Database:
-    url: str = "sqlite:///data/gift-bot.db"
-
-
-@dataclass(frozen=True)
-class WeChat:
-    token: str
-    app_id: str
-    app_secret: str
-    encoding_aes_key: str = ""
-    api_base: str = "https://api.weixin.qq.com"
-    oauth_base: str = "https://open.weixin.qq.com"
-    timeout_seconds: float = 5.0
-
-
-@dataclass(frozen=True)
-class Aliyun:
-    access_key_id: str = ""
-    access_key_secret: str = ""
-    sign_name: str = ""
-    template_code: str = ""
-    endpoint: str = "dysmsapi.aliyuncs.com"
-    protocol: str = "https"
-
-
-@dataclass(frozen=True)
-class Tencent:
-    secret_id: str = ""
-    secret_key: str = ""
-    sdk_app_id: str = ""
-    sign_name: str = ""
-    template_id: str = ""
-    region: str = "ap-guangzhou"
-    endpoint: str = "sms.tencentcloudapi.com"
-    protocol: str = "https"
-
-
-@dataclass(frozen=True)
-class Sms:
-    backend: str = "console"
-    webhook_url: str = ""
-    retry_seconds: float = 30.0
-    max_attempts: int = 8
-    aliyun: Aliyun = field(default_factory=Aliyun)
-    tencent: Tencent = field(default_factory=Tencent)
-
-
-@dataclass(frozen=True)
-class Shares:
-    expire_hours: float = 72.0
-    max_quantity: int = 10
-    blessing_max_length: int = 60
-
-
-@dataclass(frozen=True)
-class Delivery:
-    days_ahead: int = 7
-    lead_hours: float = 24.0
-    slots: list[str] = field(default_factory=lambda: ["09:00-12:00", "14:00-18:00", "18:00-21:00"])
-    closed_dates: list[str] = field(default_factory=list)
-    timezone: str = "Asia/Shanghai"
-
-
-@dataclass(frozen=True)
-class Conversation:
-    timeout_minutes: float = 30.0
-
-
-@dataclass(frozen=True)
-class MenuButton:
-    name: str
-    type: str = "click"
-    key: str = ""
-    url: str = ""
-    sub_button: list[MenuButton] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Menu:
-    button: list[MenuButton] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Gift:
-    id: str
-    name: str
-    price: int
-    description: str
-    image: str
-    stock: int
-    variants: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Config:
-    server: Server
-    wechat: WeChat
-    gifts: list[Gift]
-    database: Database = field(default_factory=Database)
-    sms: Sms = field(default_factory=Sms)
-    shares: Shares = field(default_factory=Shares)
-    delivery: Delivery = field(default_factory=Delivery)
-    conversation: Conversation = field(default_factory=Conversation)
-    menu: Menu = field(default_factory=Menu)
-    path: Path | None = None
-
-    @property
-    def safe_mode(self) -> bool:
-        return bool(self.wechat.encoding_aes_key)
-
-
-def load(path: str | Path) -> Config:
-    """Read, type-check and cross-check a config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError("--config", f"no such file: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from None
-    return parse(raw, path)
-
-
-def parse(raw: dict, path: Path | None = None) -> Config:
-    config = _build(Config, raw, "", skip={"path"})
-    config = dataclasses.replace(config, path=path)
-    _check(config)
-    return config
-
-
-# -- generic, annotation-driven building ------------------------------------
-
-
-def _build(cls, table, where: str, skip=frozenset()):
-    if not isinstance(table, dict):
-        raise ConfigError(where or "(top)", "must be a table")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
-    for key in table:
-        if key not in fields:
-            raise ConfigError(_join(where, key), f"unknown key (allowed: {', '.join(fields)})")
-    values = {}
-    for name, f in fields.items():
-        key = _join(where, name)
-        if name in table:
-            values[name] = _convert(hints[name], table[name], key)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(key, "is required")
-    return cls(**values)
-
-
-def _convert(hint, value, key):
-    origin = typing.get_origin(hint)
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ConfigError(key, "must be an array")
-        return [_convert(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        return _convert(next(a for a in typing.get_args(hint) if a is not type(None)), value, key)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(key, f"must be a number, not {value!r}")
-        return float(value)
-    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ConfigError(key, f"must be an integer, not {value!r}")
-    if hint is str and not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, not {value!r}")
-    if hint is bool and not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false, not {value!r}")
-    return value
-
-
-def _join(where, key):
-    return f"{where}.{key}" if where else key
-
-
-# -- rules across keys -------------------------------------------------------
-
-
-def _check(c: Config) -> None:
+def check(c: Config) -> None:
+    """Every rule, table by table; the first broken one raises."""
     _check_server(c.server)
     _check_database(c.database)
     _check_wechat(c.wechat)
@@ -349,8 +135,6 @@ def _check_delivery(d: Delivery):
                 f"delivery.closed_dates[{i}]", f"must be YYYY-MM-DD, not {day!r}"
             ) from None
     try:
-        import zoneinfo
-
         zoneinfo.ZoneInfo(d.timezone)
     except (KeyError, ValueError, zoneinfo.ZoneInfoNotFoundError):
         raise ConfigError("delivery.timezone", f"unknown time zone {d.timezone!r}") from None

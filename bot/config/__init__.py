@@ -1,0 +1,176 @@
+"""Load and check `config.toml`.
+
+Usage::
+
+    config = load("config.toml")        # raises ConfigError("gifts[2].price", "must be ...")
+    config.wechat.token, config.gifts[0].name
+
+Every table is a dataclass; its fields are the allowed keys, their annotations
+the expected types, a missing default means "required". Unknown keys, wrong
+types and broken cross-key rules all stop start-up with the key and the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bot.config.build import ConfigError, build
+from bot.config.rules import MENU_KEYS, check
+
+__all__ = ["MENU_KEYS", "Config", "ConfigError", "load", "parse"]
+
+
+@dataclass(frozen=True)
+class Server:
+    public_url: str
+    cookie_secret: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    sandbox: bool = False
+    xheaders: bool = False
+
+    @property
+    def is_loopback(self) -> bool:
+        host = urlsplit(self.public_url).hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+@dataclass(frozen=True)
+class Database:
+    url: str = "sqlite:///data/gift-bot.db"
+
+
+@dataclass(frozen=True)
+class WeChat:
+    token: str
+    app_id: str
+    app_secret: str
+    encoding_aes_key: str = ""
+    api_base: str = "https://api.weixin.qq.com"
+    oauth_base: str = "https://open.weixin.qq.com"
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Aliyun:
+    access_key_id: str = ""
+    access_key_secret: str = ""
+    sign_name: str = ""
+    template_code: str = ""
+    endpoint: str = "dysmsapi.aliyuncs.com"
+    protocol: str = "https"
+
+
+@dataclass(frozen=True)
+class Tencent:
+    secret_id: str = ""
+    secret_key: str = ""
+    sdk_app_id: str = ""
+    sign_name: str = ""
+    template_id: str = ""
+    region: str = "ap-guangzhou"
+    endpoint: str = "sms.tencentcloudapi.com"
+    protocol: str = "https"
+
+
+@dataclass(frozen=True)
+class Sms:
+    backend: str = "console"
+    webhook_url: str = ""
+    retry_seconds: float = 30.0
+    max_attempts: int = 8
+    aliyun: Aliyun = field(default_factory=Aliyun)
+    tencent: Tencent = field(default_factory=Tencent)
+
+
+@dataclass(frozen=True)
+class Shares:
+    expire_hours: float = 72.0
+    max_quantity: int = 10
+    blessing_max_length: int = 60
+
+
+@dataclass(frozen=True)
+class Delivery:
+    days_ahead: int = 7
+    lead_hours: float = 24.0
+    slots: list[str] = field(default_factory=lambda: ["09:00-12:00", "14:00-18:00", "18:00-21:00"])
+    closed_dates: list[str] = field(default_factory=list)
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    timeout_minutes: float = 30.0
+
+
+@dataclass(frozen=True)
+class MenuButton:
+    name: str
+    type: str = "click"
+    key: str = ""
+    url: str = ""
+    sub_button: list[MenuButton] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Menu:
+    button: list[MenuButton] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Gift:
+    id: str
+    name: str
+    price: int
+    description: str
+    image: str
+    stock: int
+    variants: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: Server
+    wechat: WeChat
+    gifts: list[Gift]
+    database: Database = field(default_factory=Database)
+    sms: Sms = field(default_factory=Sms)
+    shares: Shares = field(default_factory=Shares)
+    delivery: Delivery = field(default_factory=Delivery)
+    conversation: Conversation = field(default_factory=Conversation)
+    menu: Menu = field(default_factory=Menu)
+    path: Path | None = None
+
+    @property
+    def safe_mode(self) -> bool:
+        return bool(self.wechat.encoding_aes_key)
+
+
+def load(path: str | Path) -> Config:
+    """Read, type-check and cross-check a config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("--config", f"no such file: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("(file)", f"{path} is not valid TOML: {exc}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict, path: Path | None = None) -> Config:
+    config = build(Config, raw, "", skip={"path"})
+    config = dataclasses.replace(config, path=path)
+    check(config)
+    return config
