@@ -188,6 +188,11 @@ class WeChatSim:
         return "\n".join(f"{who}: {what}" for who, what in self.transcript) + "\n"
 
 
+def seen(reply: dict) -> dict:
+    """What the user sees of a reply: all but CreateTime, which is stamped when it is sent."""
+    return {k: v for k, v in reply.items() if k != "CreateTime"}
+
+
 def describe(reply: dict | None) -> str:
     if reply is None:
         return "(no reply)"
