@@ -158,7 +158,7 @@ class WeChatApi:
         url = self.api_base + path + ("?" + urlencode(query) if query else "")
         body = None
         if json_body is not None:
-            # WeChat rejects \uXXXX escapes with 40033: send the UTF-8 itself.
+            # WeChat rejects \u escapes of Chinese with 40033: send the UTF-8 itself.
             body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
         request = HTTPRequest(
             url,
