@@ -97,7 +97,7 @@ class Services:
     async def sweep_expired(self, stop: asyncio.Event, every: float = 60.0) -> None:
         while not stop.is_set():
             try:
-                released = shares.release_expired(self.now())
+                released = await asyncio.to_thread(shares.release_expired, self.now())
                 if released:
                     log.info("released expired shares", extra={"count": released})
             except Exception:

@@ -89,7 +89,7 @@ class Worker:
 
     async def run_once(self) -> int:
         """Send every due row once; returns how many were tried."""
-        rows = self.claim()
+        rows = await asyncio.to_thread(self.claim)  # database work off the event loop
         for row in rows:
             await self.deliver(row)
         return len(rows)
@@ -124,12 +124,15 @@ class Worker:
                 raise LookupError(f"no sender for outbox kind {row.kind!r}")
             await sender(row.payload, row.key)
         except Exception as exc:  # each failure is recorded on the row, never lost
-            self.failed(row, exc)
+            await asyncio.to_thread(self.failed, row, exc)
         else:
-            Outbox.update(
-                status="sent", sent_at=self.clock(), lease_until=None, last_error=""
-            ).where(Outbox.id == row.id).execute()
-            log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
+            await asyncio.to_thread(self.sent, row)
+
+    def sent(self, row: Outbox) -> None:
+        Outbox.update(status="sent", sent_at=self.clock(), lease_until=None, last_error="").where(
+            Outbox.id == row.id
+        ).execute()
+        log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
 
     def failed(self, row: Outbox, exc: Exception) -> None:
         retryable = getattr(exc, "retryable", not isinstance(exc, LookupError))

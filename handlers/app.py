@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import tornado.web
@@ -29,6 +30,7 @@ log = logging.getLogger("gift_bot.server")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TOKEN = r"([^/]{1,128})"
+DB_THREADS = 4
 
 
 class NotFound(BaseHandler):
@@ -59,6 +61,8 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
     return tornado.web.Application(
         routes,
         services=services,
+        # Database writes may wait on locks: they run here, never on the event loop.
+        db_executor=ThreadPoolExecutor(DB_THREADS, thread_name_prefix="db"),
         crypt=make_crypt(config),
         port=port or config.server.port,
         cookie_secret=config.server.cookie_secret,
@@ -76,7 +80,8 @@ async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    server = HTTPServer(make_app(services), xheaders=config.server.xheaders)
+    app = make_app(services)
+    server = HTTPServer(app, xheaders=config.server.xheaders)
     server.listen(config.server.port, config.server.host)
     log.info("listening", extra={"url": config.server.public_url, "port": config.server.port})
     background = asyncio.create_task(services.background(stop))
@@ -85,5 +90,6 @@ async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), timeout=10)
     await background
+    app.settings["db_executor"].shutdown(wait=True)
     services.wechat.close()
     log.info("stopped")

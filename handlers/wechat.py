@@ -58,11 +58,11 @@ class WeChatHandler(BaseHandler):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.write(self.get_query_argument("echostr", ""))
 
-    def post(self) -> None:
+    async def post(self) -> None:
         """A message or event: one reply, in the mode it came in."""
         started = time.perf_counter()
         msg = self._incoming()
-        reply = self.services.chat.handle(msg)
+        reply = await self.blocking(self.services.chat.handle, msg)
         body = self._render(reply, msg)
         self.set_header("Content-Type", "application/xml; charset=utf-8")
         self.finish(body)

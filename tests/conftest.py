@@ -159,7 +159,8 @@ class LiveBot:
             self.loop = asyncio.get_running_loop()
             self.services = Services.start(self.config, clock=self.clock)
             self.stop_event = asyncio.Event()
-            server = HTTPServer(make_app(self.services, port=self.port))
+            self.app = make_app(self.services, port=self.port)
+            server = HTTPServer(self.app)
             server.add_sockets(self.sockets)
         except Exception as exc:  # reported by the constructor
             self.error = exc
@@ -168,6 +169,7 @@ class LiveBot:
         self._ready.set()
         await self.stop_event.wait()
         server.stop()
+        self.app.settings["db_executor"].shutdown(wait=True)
         self.services.wechat.close()
 
     def run(self, coro, timeout: float = 30):

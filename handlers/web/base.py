@@ -10,13 +10,16 @@ Usage::
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import tornado.web
 from markupsafe import Markup
+from tornado.ioloop import IOLoop
 
 from bot.app import Services
 
+T = TypeVar("T")
 OPENID_COOKIE = "gb_openid"
 COOKIE_DAYS = 30
 
@@ -25,6 +28,10 @@ class BaseHandler(tornado.web.RequestHandler):
     @property
     def services(self) -> Services:
         return self.settings["services"]
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run database work that may wait on a lock in the pool, never on the event loop."""
+        return await IOLoop.current().run_in_executor(self.settings["db_executor"], fn, *args)
 
     def get_current_user(self) -> str | None:
         value = self.get_signed_cookie(OPENID_COOKIE, max_age_days=COOKIE_DAYS)

@@ -84,7 +84,7 @@ class OrderFormPage(ShareHandler):
             return self.render_claim(share, refusal, status=409)
         self.render_form(share, values={}, errors={})
 
-    def post(self, token: str) -> None:
+    async def post(self, token: str) -> None:
         share = self.share_or_404(token)
         if not self.current_user:
             raise tornado.web.HTTPError(403, "who is claiming is unknown")
@@ -94,8 +94,8 @@ class OrderFormPage(ShareHandler):
         if errors:
             return self.render_form(share, values=texts, errors=errors, status=400)
         try:
-            orders.place(
-                self.services.notices, share.token, self.current_user, values, "web",
+            await self.blocking(
+                orders.place, self.services.notices, share.token, self.current_user, values, "web",
                 self.services.now(),
             )  # fmt: skip
         except Invalid as refused:
@@ -150,7 +150,7 @@ class ClaimQr(ShareHandler):
             qr = await self.services.wechat.create_qr(share.token, QR_SECONDS)
             share.qr_url = qr.url
             share.qr_expires_at = now + dt.timedelta(seconds=qr.expire_seconds - 60)
-            share.save(only=["qr_url", "qr_expires_at"])
+            await self.blocking(shares.keep_qr, share)
         self.set_header("Content-Type", "image/svg+xml")
         self.set_header("Cache-Control", "private, max-age=3600")
         self.finish(segno.make(share.qr_url, error="m").svg_inline(scale=5, border=2))
