@@ -62,7 +62,12 @@ class WeChatHandler(BaseHandler):
         """A message or event: one reply, in the mode it came in."""
         started = time.perf_counter()
         msg = self._incoming()
-        reply = await self.blocking(self.services.chat.handle, msg)
+        try:
+            reply = await self.blocking(self.services.chat.handle, msg)
+        except Exception:  # nothing was kept (the message's transaction rolled back)
+            log.exception("message failed", extra={"user": self.hashed(msg.openid)})
+            # An apology now beats WeChat's "该公众号暂时无法提供服务"; its retry runs it anew.
+            reply = Text(self.services.renderer.text("chat/sorry.txt"))
         body = self._render(reply, msg)
         self.set_header("Content-Type", "application/xml; charset=utf-8")
         self.finish(body)

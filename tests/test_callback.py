@@ -157,3 +157,16 @@ def test_text_that_would_close_cdata_is_echoed_intact_and_cannot_inject_xml(bot)
     assert reply["MsgType"] == "text" and blessing in reply["Content"]
     card = bot.wx.text("o_alice", "确认")
     assert card["MsgType"] == "news" and blessing in card["article"]["Description"]
+
+
+def test_a_failure_inside_the_bot_gets_an_apology_and_keeps_nothing(bot):
+    from storage.models import db
+
+    db.execute_sql('ALTER TABLE "conversation" RENAME TO "conversation_gone"')
+    try:
+        reply = bot.wx.text("o_alice", "礼品")
+    finally:
+        db.execute_sql('ALTER TABLE "conversation_gone" RENAME TO "conversation"')
+    assert "出了点问题" in reply["Content"]
+    assert User.select().count() == 0 and InboundMessage.select().count() == 0
+    assert "礼物清单" in bot.wx.text("o_alice", "礼品")["Content"]
