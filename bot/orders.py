@@ -31,10 +31,15 @@ def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> 
     """Why this person cannot claim this share now, as an error code; None when they can."""
     if share is None:
         return "share_unknown"
-    if openid and share.giver_id == openid:
-        return "own_share"
     if openid and existing_order(share, openid):
         return "already_claimed"
+    return _open_refusal(share, openid, now)
+
+
+def _open_refusal(share: Share, openid: str | None, now: dt.datetime) -> str | None:
+    """The refusals that do not depend on an order already made (the giver never has one)."""
+    if openid and share.giver_id == openid:
+        return "own_share"
     state = shares.state_of(share, now)
     return None if state == "open" else f"share_{state}"
 
@@ -62,9 +67,11 @@ def place(
 def _place(notices, token, openid, answers, channel, now):
     users.touch(openid)  # a visitor known only by cookie is recorded before they order
     share = locked(Share.select().where(Share.token == token)).first()
-    if share is not None and (order := existing_order(share, openid)):
+    if share is None:
+        raise Invalid("share_unknown")
+    if order := existing_order(share, openid):
         return order, False
-    refusal = claim_refusal(share, openid, now)
+    refusal = _open_refusal(share, openid, now)
     if refusal:
         raise Invalid(refusal)
     took = (
