@@ -90,20 +90,21 @@ class WeChatApi:
 
     async def access_token(self) -> str:
         """The shared token, fetched through stable_token when missing or expiring."""
-        token = _stored_token()
+        token = await asyncio.to_thread(_stored_token)  # the database, off the event loop
         if token:
             return token
         async with self._lock():
             # Another task of this process may have fetched it while we waited.
-            return _stored_token() or await self._fetch_token(force_refresh=False)
+            stored = await asyncio.to_thread(_stored_token)
+            return stored or await self._fetch_token(force_refresh=False)
 
     async def _renew_token(self, failed: str) -> str:
         """Replace a token WeChat just refused; force a new one only if asked for."""
         async with self._lock():
-            token = _stored_token()
+            token = await asyncio.to_thread(_stored_token)
             if token and token != failed:
                 return token  # someone renewed it while this call was failing
-            _drop_token(failed)
+            await asyncio.to_thread(_drop_token, failed)
             token = await self._fetch_token(force_refresh=False)
             if token == failed:
                 # stable_token still vouches for the token WeChat refused: only
@@ -120,7 +121,7 @@ class WeChatApi:
         }
         data = await self._send("POST", "/cgi-bin/stable_token", body)
         token, expires_in = data["access_token"], int(data["expires_in"])
-        _store_token(token, utcnow() + dt.timedelta(seconds=expires_in))
+        await asyncio.to_thread(_store_token, token, utcnow() + dt.timedelta(seconds=expires_in))
         log.info(
             "new access_token %s, valid %d s, force=%s", _mask(token), expires_in, force_refresh
         )
