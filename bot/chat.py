@@ -49,6 +49,7 @@ class Incoming:
     openid: str
     kind: str
     create_time: int
+    account: str = ""  # the Official Account's id (the push's ToUserName): a reply comes from it
     msg_id: str = ""
     text: str = ""
     event: str = ""  # lower case: subscribe, unsubscribe, scan, click, view

@@ -135,6 +135,7 @@ class WeChatHandler(BaseHandler):
         event = x.get("Event") if kind == "event" else ""
         return Incoming(
             openid=openid,
+            account=_text(x.get("ToUserName")),
             kind=kind.lower(),
             create_time=int(created),
             msg_id=_text(x.get("MsgId")),
@@ -147,7 +148,8 @@ class WeChatHandler(BaseHandler):
     def _render(self, reply: Reply, msg: Incoming) -> str:
         if reply is None:
             return "success"
-        source = {"source": cdata(msg.openid), "target": cdata(_text(self.xml.get("ToUserName")))}
+        # WeRoBot writes `target` into ToUserName: the reply goes to the sender, from the account.
+        source = {"source": cdata(msg.account), "target": cdata(msg.openid)}
         if isinstance(reply, Text):
             xml = TextReply(content=cdata(reply.content), **source).render()
         elif isinstance(reply, Card):
