@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from bot import catalogue, shares
+from bot import catalogue, pushes, shares
 from bot.chat import Chat
 from bot.config import Config
 from bot.notices import Notices
@@ -91,17 +91,18 @@ class Services:
         return self.clock()
 
     async def background(self, stop: asyncio.Event) -> None:
-        """The work no request waits for: the outbox, and returning expired shares' stock."""
-        await asyncio.gather(self.worker.run(stop), self.sweep_expired(stop))
+        """The work no request waits for: the outbox, expired shares' stock, old push records."""
+        await asyncio.gather(self.worker.run(stop), self.sweep(stop))
 
-    async def sweep_expired(self, stop: asyncio.Event, every: float = 60.0) -> None:
+    async def sweep(self, stop: asyncio.Event, every: float = 60.0) -> None:
         while not stop.is_set():
             try:
                 released = await asyncio.to_thread(shares.release_expired, self.now())
                 if released:
                     log.info("released expired shares", extra={"count": released})
+                await asyncio.to_thread(pushes.prune, self.now())
             except Exception:
-                log.exception("expiry sweep failed")
+                log.exception("sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
 

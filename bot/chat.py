@@ -39,6 +39,7 @@ COMMANDS = {
 }
 SHARE_WORD, RESUME_WORD, CANCEL_WORD, CONFIRM_WORD = "送", "继续", "取消", "确认"
 CLAIM_RE = re.compile(r"^领取\s*(\S+)$")
+CLAIM_LINK_RE = re.compile(r"(?:/claim/|^)([A-Za-z0-9_-]{20,64})(?:[/?#]|$)")
 QR_PREFIX = "qrscene_"
 
 
@@ -55,6 +56,8 @@ class Incoming:
     event: str = ""  # lower case: subscribe, unsubscribe, scan, click, view
     event_key: str = ""
     label: str = ""  # a location message's place name
+    spoken: bool = False  # text WeChat recognised in a voice message
+    scan_result: str = ""  # what a scancode_* menu event scanned
 
     @property
     def dedupe_key(self) -> str:
@@ -119,7 +122,7 @@ class Chat:
         if msg.kind != "text":
             if state.active:
                 return self.engine.non_text(state, msg.kind, msg.label, now)
-            return self._text("chat/not_text.txt")
+            return self._text("chat/not_text.txt", kind=msg.kind)
         text = msg.text.strip()  # answers are kept as typed; words are matched loosely
         word = unicodedata.normalize("NFKC", text)
         if word in COMMANDS:
@@ -144,15 +147,22 @@ class Chat:
         return self._help(state)
 
     def _event(self, msg: Incoming, state: State, now: dt.datetime) -> Reply:
-        if msg.event == "subscribe":
-            if msg.event_key.startswith(QR_PREFIX):
-                return self.start_claim(msg.event_key.removeprefix(QR_PREFIX), state, now)
+        """A person's action gets an answer; WeChat's notifications get `success` (None)."""
+        if msg.event in ("subscribe", "scan"):
+            scene = msg.event_key.removeprefix(QR_PREFIX)
+            if scene and shares.by_token(scene):
+                return self.start_claim(scene, state, now)
             return self._text("chat/welcome.txt", gifts=catalogue.active())
-        if msg.event == "scan":
-            return self.start_claim(msg.event_key, state, now)
         if msg.event == "click":
             return self.command(msg.event_key, state, now)
-        return None  # unsubscribe, view, location reports …: nothing to say
+        if msg.event == "scancode_waitmsg":  # WeChat shows "receiving…" until we answer
+            token = CLAIM_LINK_RE.search(msg.scan_result)
+            if token and shares.by_token(token.group(1)):
+                return self.start_claim(token.group(1), state, now)
+            return self._text("chat/scan_unknown.txt")
+        # unsubscribe, VIEW, LOCATION reports, pic_* and location_select (their pictures and
+        # places follow as messages), template and mass-send reports, cards, kf sessions …
+        return None
 
     # -- what the words do -----------------------------------------------------
 

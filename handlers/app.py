@@ -24,7 +24,8 @@ from tornado.httpserver import HTTPServer
 from bot.app import Services
 from handlers.web import claim, dev, oauth, pages
 from handlers.web.base import BaseHandler
-from handlers.wechat import WeChatHandler, make_crypt
+from handlers.wechat import WeChatHandler
+from handlers.wire import make_crypt
 
 log = logging.getLogger("gift_bot.server")
 
@@ -63,7 +64,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         services=services,
         # Database writes may wait on locks: they run here, never on the event loop.
         db_executor=ThreadPoolExecutor(DB_THREADS, thread_name_prefix="db"),
-        crypt=make_crypt(config),
+        crypt=make_crypt(config.wechat.token, config.wechat.encoding_aes_key, config.wechat.app_id),
         port=port or config.server.port,
         cookie_secret=config.server.cookie_secret,
         xsrf_cookies=True,

@@ -137,8 +137,16 @@ class InboundMessage(BaseModel):
 
     key = pw.CharField(max_length=128, primary_key=True)
     openid = pw.CharField(max_length=64)
-    received_at = pw.DateTimeField(default=utcnow)
+    received_at = pw.DateTimeField(default=utcnow, index=True)
     reply = JSONField(null=True)  # None while the first delivery is still being handled
+
+
+class PushNonce(BaseModel):
+    """A plaintext-mode push's (timestamp, nonce), hashed, with its body's hash: the replay guard."""
+
+    key = pw.CharField(max_length=64, primary_key=True)
+    body_sha256 = pw.CharField(max_length=64)
+    stamp = pw.BigIntegerField(index=True)  # the push's timestamp: kept while it would pass
 
 
 class Outbox(BaseModel):
@@ -164,4 +172,6 @@ class ApiToken(BaseModel):
     expires_at = pw.DateTimeField()
 
 
-ALL_MODELS = [User, Gift, Share, Order, Conversation, InboundMessage, Outbox, ApiToken]
+ALL_MODELS = [
+    User, Gift, Share, Order, Conversation, InboundMessage, PushNonce, Outbox, ApiToken,
+]  # fmt: skip

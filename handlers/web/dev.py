@@ -18,15 +18,13 @@ import json
 import secrets
 import time
 from urllib.parse import urlencode
-from xml.sax.saxutils import escape
 
 import tornado.web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
-from werobot.parser import parse_xml
 
+from handlers import wire
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import safe_next
-from handlers.wechat import signature
 
 KINDS = ("text", "click", "subscribe", "scan", "location")
 ACCOUNT = "gh_sandbox"
@@ -50,25 +48,14 @@ class DevSend(BaseHandler):
             raise tornado.web.HTTPError(400, "expected JSON with openid and kind") from None
         if kind not in KINDS or not 0 < len(openid) <= 64:
             raise tornado.web.HTTPError(400, "unknown kind or bad openid")
-        xml = wechat_xml(openid, kind, data)
-        reply = await self.deliver(xml)
-        self.finish({"reply": reply})
+        fields = push_fields(openid, kind, data, int(time.time()))
+        self.finish({"reply": await self.deliver(fields)})
 
-    async def deliver(self, xml: str) -> dict:
-        config = self.services.config
-        crypt = self.settings["crypt"]
-        query = {"timestamp": str(int(time.time())), "nonce": secrets.token_hex(5)}
-        query["signature"] = signature(config.wechat.token, query["timestamp"], query["nonce"])
-        body = xml
-        if crypt:
-            encrypt = crypt.prp_crypto.encrypt(xml, crypt.app_id).decode()
-            query |= {
-                "encrypt_type": "aes",
-                "msg_signature": signature(
-                    crypt.token, query["timestamp"], query["nonce"], encrypt
-                ),
-            }
-            body = f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+    async def deliver(self, fields: dict) -> dict:
+        """POST the push to the real callback and read the answer as WeChat would."""
+        config, crypt = self.services.config, self.settings["crypt"]
+        xml = wire.push_xml(fields)
+        query, body = wire.seal_push(xml, config.wechat.token, crypt, time.time(), ACCOUNT)
         url = f"http://127.0.0.1:{self.settings['port']}/wechat?{urlencode(query)}"
         try:
             response = await AsyncHTTPClient().fetch(
@@ -76,22 +63,31 @@ class DevSend(BaseHandler):
             )
         except HTTPClientError as exc:
             return {"type": "error", "content": f"HTTP {exc.code}"}
-        text = response.body.decode()
-        if text == "success":
-            return {"type": "none"}
-        reply = parse_xml(text)
-        if crypt:
-            reply = parse_xml(crypt.prp_crypto.decrypt(reply["Encrypt"], crypt.app_id))
-        if reply["MsgType"] == "text":
-            return {"type": "text", "content": reply["Content"]}
-        item = reply["Articles"]["item"]
+        msg = wire.incoming(wire.parse(xml))
+        opened = wire.open_reply(response.body.decode(), msg, crypt, time.time())
+        shown = as_shown(opened.fields)
+        if opened.problems:  # the page shows it in red: on WeChat nobody would see it
+            shown["dropped"] = list(opened.problems)
+        return shown
+
+
+def as_shown(reply: dict | None) -> dict:
+    """A reply's fields as the sandbox page draws them."""
+    if reply is None:
+        return {"type": "none"}
+    if reply.get("MsgType") == "text":
+        return {"type": "text", "content": reply.get("Content") or ""}
+    if reply.get("MsgType") == "news":
+        items = (reply.get("Articles") or {}).get("item") or {}
+        item = items[0] if isinstance(items, list) else items
         return {
             "type": "card",
-            "title": item["Title"],
-            "description": item["Description"],
-            "picurl": item["PicUrl"],
-            "url": item["Url"],
+            "title": item.get("Title") or "",
+            "description": item.get("Description") or "",
+            "picurl": item.get("PicUrl") or "",
+            "url": item.get("Url") or "",
         }
+    return {"type": "error", "content": f"MsgType {reply.get('MsgType')!r}"}
 
 
 class DevInbox(BaseHandler):
@@ -122,26 +118,26 @@ class DevLogin(BaseHandler):
         )
 
 
-def wechat_xml(openid: str, kind: str, data: dict) -> str:
-    """The XML WeChat would push for this action."""
-    now = int(time.time())
-    head = (
-        f"<ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-        f"<FromUserName><![CDATA[{escape(openid)}]]></FromUserName><CreateTime>{now}</CreateTime>"
-    )
+def push_fields(openid: str, kind: str, data: dict, now: int) -> dict[str, str | int]:
+    """The fields WeChat would push for this action, in WeChat's order."""
+    head = {"ToUserName": ACCOUNT, "FromUserName": openid, "CreateTime": now}
     if kind == "text":
-        msg_id = secrets.randbelow(2**63)
-        content = escape(str(data.get("text", "")))
-        return f"<xml>{head}<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+        return head | {
+            "MsgType": "text",
+            "Content": str(data.get("text", "")),
+            "MsgId": secrets.randbelow(2**63),
+        }
     if kind == "location":
-        label = escape(str(data.get("label", "")))
-        return (
-            f"<xml>{head}<MsgType><![CDATA[location]]></MsgType><Location_X>22.54</Location_X>"
-            f"<Location_Y>113.95</Location_Y><Scale>15</Scale><Label><![CDATA[{label}]]></Label>"
-            f"<MsgId>{secrets.randbelow(2**63)}</MsgId></xml>"
-        )
+        return head | {
+            "MsgType": "location",
+            "Location_X": "22.54",
+            "Location_Y": "113.95",
+            "Scale": 15,
+            "Label": str(data.get("label", "")),
+            "MsgId": secrets.randbelow(2**63),
+        }
     event = {"click": "CLICK", "subscribe": "subscribe", "scan": "SCAN"}[kind]
-    key = escape(str(data.get("key", "")))
+    key = str(data.get("key", ""))
     if kind == "subscribe" and key:
         key = f"qrscene_{key}"
-    return f"<xml>{head}<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]></EventKey></xml>"
+    return head | {"MsgType": "event", "Event": event, "EventKey": key}

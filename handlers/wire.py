@@ -1,0 +1,284 @@
+"""WeChat's callback wire format, both ways, in one module: the callback reads pushes and writes
+replies with it, and the /dev sandbox plays WeChat with the same code.
+
+The callback::
+
+    check_query(token, query, now)              # WireError(403) on a bad signature or old time
+    fields = open_push(body, query, crypt)      # the push's XML as a dict (decrypted, AppID checked)
+    msg = incoming(fields)                      # bot.chat.Incoming: sender, account, kind, text …
+    answer = write_reply(reply, msg, crypt)     # XML To the sender From the account, or "success"
+
+The sandbox, as WeChat::
+
+    query, body = seal_push(push_xml(fields), token, crypt, now)
+    fields, problems = open_reply(answer, msg, crypt, now)    # problems: why WeChat would drop it
+
+Protocol facts (../shared/WECHAT.md §1–3): the signature is sha1 of the sorted token, timestamp
+and nonce; in safe mode `msg_signature` adds the `Encrypt` text, and the AppID at the end of
+the plaintext must be ours. A reply goes To the sender's OpenID and From the account's id (the
+push's ToUserName); text lives in CDATA, where a `]]>` must be split; a news reply answering a
+user's message carries exactly one article.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from werobot.crypto import MessageCrypt
+from werobot.parser import parse_xml
+from werobot.replies import Article, ArticlesReply, TextReply
+
+from bot.chat import Incoming
+from bot.replies import Card, Reply, Text
+
+MAX_CLOCK_SKEW = 300  # seconds; an older signed request is a replay
+ACK = "success"  # WeChat's "received, nothing to say": no retry, nothing shown
+# Trailing punctuation WeChat's speech recognition adds ("13800138000。"): not what was meant.
+SPOKEN_TAIL = "。.！!？?，,、 "
+USER_MESSAGES = frozenset(
+    {"text", "image", "voice", "video", "shortvideo", "location", "link", "file"}
+)
+REPLY_TYPES = frozenset(
+    {"text", "image", "voice", "video", "music", "news", "transfer_customer_service"}
+)
+
+
+class WireError(Exception):
+    """Not a push from WeChat for us: `status` is the HTTP answer (400 malformed, 403 forged)."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def signature(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def same(expected: str, given: str) -> bool:
+    """Constant-time comparison that takes any text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def make_crypt(token: str, encoding_aes_key: str, app_id: str) -> MessageCrypt | None:
+    """Safe mode's cipher, or None in plaintext mode."""
+    return MessageCrypt(token, encoding_aes_key, app_id) if encoding_aes_key else None
+
+
+# -- reading a push (the callback) ----------------------------------------------------
+
+
+def check_query(token: str, query: dict[str, str], now: float) -> None:
+    """The plain signature and the timestamp, before anything reads the body."""
+    expected = signature(token, query.get("timestamp", ""), query.get("nonce", ""))
+    if not same(expected, query.get("signature", "")):
+        raise WireError(403, "bad signature")
+    stamp = query.get("timestamp", "")
+    if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > MAX_CLOCK_SKEW:
+        raise WireError(403, "stale timestamp")
+
+
+def open_push(body: bytes, query: dict[str, str], crypt: MessageCrypt | None) -> dict:
+    """The push's plaintext XML as a dict; safe mode's msg_signature and AppID are checked."""
+    encrypted = query.get("encrypt_type", "raw") == "aes"
+    if crypt is None:
+        if encrypted:
+            raise WireError(400, "safe mode message, but no encoding_aes_key set")
+        return parse(body)
+    if not encrypted:
+        raise WireError(400, "plaintext message in safe mode")
+    encrypt = parse(body).get("Encrypt")
+    if not isinstance(encrypt, str):
+        raise WireError(400, "no Encrypt element")
+    expected = signature(crypt.token, query.get("timestamp", ""), query.get("nonce", ""), encrypt)
+    if not same(expected, query.get("msg_signature", "")):
+        raise WireError(403, "bad msg_signature")
+    try:
+        xml = crypt.prp_crypto.decrypt(encrypt, crypt.app_id)
+    except Exception:  # bad base64, padding or AppID: all "not from WeChat for us"
+        raise WireError(400, "cannot decrypt") from None
+    return parse(xml)
+
+
+def incoming(fields: dict) -> Incoming:
+    """A push in our words; a voice message WeChat transcribed counts as the text said."""
+    openid, kind, created = (
+        fields.get("FromUserName"),
+        fields.get("MsgType"),
+        fields.get("CreateTime"),
+    )
+    valid = (
+        isinstance(openid, str)
+        and 0 < len(openid) <= 64
+        and isinstance(kind, str)
+        and isinstance(created, str)
+        and created.isascii()
+        and created.isdigit()
+        and len(created) <= 12
+    )
+    if not valid:
+        raise WireError(400, "missing FromUserName, MsgType or CreateTime")
+    kind = kind.lower()
+    text = _text(fields.get("Content"))
+    spoken = kind == "voice" and _text(fields.get("Recognition")).strip()
+    if spoken:
+        kind, text = "text", spoken.rstrip(SPOKEN_TAIL) or spoken
+    return Incoming(
+        openid=openid,
+        account=_text(fields.get("ToUserName")),
+        kind=kind,
+        create_time=int(created),
+        msg_id=_text(fields.get("MsgId"))[:64],
+        text=text,
+        event=_text(fields.get("Event")).lower() if kind == "event" else "",
+        event_key=_text(fields.get("EventKey")),
+        label=_text(fields.get("Label")),
+        spoken=bool(spoken),
+        scan_result=_text(_child(fields, "ScanCodeInfo").get("ScanResult")),
+    )
+
+
+# -- writing a reply ------------------------------------------------------------------
+
+
+def write_reply(reply: Reply, msg: Incoming, crypt: MessageCrypt | None) -> str:
+    """The HTTP answer to a push: `success` when there is nothing to say, else the reply XML."""
+    if reply is None:
+        return ACK
+    xml = reply_xml(reply, msg)
+    return crypt.encrypt_message(xml) if crypt else xml
+
+
+def reply_xml(reply: Text | Card, msg: Incoming, now: int | None = None) -> str:
+    # WeRoBot writes `target` into ToUserName and `source` into FromUserName.
+    address = {"target": cdata(msg.openid), "source": cdata(msg.account)}
+    if now is not None:
+        address["time"] = now
+    if isinstance(reply, Text):
+        return TextReply(content=cdata(reply.content), **address).render()
+    news = ArticlesReply(**address)
+    news.add_article(
+        Article(
+            title=cdata(reply.title),
+            description=cdata(reply.description),
+            img=cdata(reply.picurl),
+            url=cdata(reply.url),
+        )
+    )
+    return news.render()
+
+
+def cdata(text: str) -> str:
+    """Text safe inside WeRoBot's `<![CDATA[…]]>`: a `]]>` typed by a user must not end it."""
+    return text.replace("]]>", "]]]]><![CDATA[>")
+
+
+# -- playing WeChat (the sandbox) ------------------------------------------------------
+
+
+def push_xml(fields: dict[str, str | int]) -> str:
+    """A push as WeChat writes it: strings in CDATA (never escaped twice), numbers bare."""
+    parts = []
+    for name, value in fields.items():
+        inner = str(value) if isinstance(value, int) else f"<![CDATA[{cdata(value)}]]>"
+        parts.append(f"<{name}>{inner}</{name}>")
+    return "<xml>" + "".join(parts) + "</xml>"
+
+
+def seal_push(
+    xml: str, token: str, crypt: MessageCrypt | None, now: float, account: str = ""
+) -> tuple[dict[str, str], str]:
+    """The query string and body WeChat would POST for this push."""
+    query = {"timestamp": str(int(now)), "nonce": secrets.token_hex(5)}
+    query["signature"] = signature(token, query["timestamp"], query["nonce"])
+    if crypt is None:
+        return query, xml
+    encrypt = crypt.prp_crypto.encrypt(xml, crypt.app_id).decode()
+    query["encrypt_type"] = "aes"
+    query["msg_signature"] = signature(token, query["timestamp"], query["nonce"], encrypt)
+    return query, push_xml({"ToUserName": account, "Encrypt": encrypt})
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A reply as WeChat reads it; `problems` say why WeChat would drop it (empty: delivered)."""
+
+    fields: dict | None  # None for `success` or an empty body
+    problems: tuple[str, ...] = ()
+
+
+def open_reply(answer: str, msg: Incoming, crypt: MessageCrypt | None, now: float) -> Opened:
+    """Read our answer to `msg` the way WeChat does, and say what it would refuse."""
+    if answer in (ACK, ""):
+        return Opened(None)
+    try:
+        fields = parse(answer)
+    except WireError:
+        return Opened(None, ("the answer is not XML",))
+    if crypt is not None:
+        encrypt = _text(fields.get("Encrypt"))
+        stamp, nonce = _text(fields.get("TimeStamp")), _text(fields.get("Nonce"))
+        if not encrypt:
+            return Opened(fields, ("a plaintext reply to an encrypted push",))
+        if not same(
+            signature(crypt.token, stamp, nonce, encrypt), _text(fields.get("MsgSignature"))
+        ):
+            return Opened(None, ("MsgSignature does not hold",))
+        try:
+            fields = parse(crypt.prp_crypto.decrypt(encrypt, crypt.app_id))
+        except Exception:
+            return Opened(None, ("cannot decrypt with our key and AppID",))
+    return Opened(fields, tuple(reply_problems(fields, msg, now)))
+
+
+def reply_problems(fields: dict, msg: Incoming, now: float) -> list[str]:
+    """Every rule of WeChat's that this reply breaks (WECHAT.md §3)."""
+    problems = []
+    if fields.get("ToUserName") != msg.openid:
+        problems.append(
+            f"ToUserName is {fields.get('ToUserName')!r}, not the sender {msg.openid!r}"
+        )
+    if fields.get("FromUserName") != msg.account:
+        problems.append(f"FromUserName is {fields.get('FromUserName')!r}, not the account")
+    created = _text(fields.get("CreateTime"))
+    if not created.isdigit() or abs(now - int(created)) > MAX_CLOCK_SKEW:
+        problems.append(f"CreateTime {created!r} is not the current time in seconds")
+    kind = fields.get("MsgType")
+    if kind not in REPLY_TYPES:
+        problems.append(f"MsgType {kind!r} is not one WeChat accepts")
+    if kind == "text" and not _text(fields.get("Content")):
+        problems.append("a text reply with no Content")
+    if kind == "news":
+        items = _child(fields, "Articles").get("item")
+        count = len(items) if isinstance(items, list) else int(items is not None)
+        most = 1 if msg.kind in USER_MESSAGES else 8
+        if _text(fields.get("ArticleCount")) != str(count):
+            problems.append(f"ArticleCount {fields.get('ArticleCount')!r} but {count} articles")
+        if not 1 <= count <= most:
+            problems.append(f"{count} articles; WeChat takes 1 to {most} here")
+    return problems
+
+
+def parse(raw: bytes | str) -> dict:
+    """Push or reply XML as a dict of its elements; WireError(400) for anything else."""
+    try:
+        parsed = parse_xml(raw)
+    except Exception:  # expat errors, DOCTYPE entities (xmltodict's ValueError), no <xml>
+        raise WireError(400, "malformed XML") from None
+    if not isinstance(parsed, dict):
+        raise WireError(400, "malformed XML")
+    return parsed
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _child(fields: dict, name: str) -> dict:
+    """A nested element as a dict ({} when absent or not an element)."""
+    value = fields.get(name)
+    return value if isinstance(value, dict) else {}
