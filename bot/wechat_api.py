@@ -28,6 +28,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -49,6 +50,7 @@ TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # token stale, invalid or expir
 RETRYABLE_CODES = frozenset({-1, 45009, 45011}) | TOKEN_ERRORS
 MAX_CLIENTS = 10
 SCENE_MAX = 64
+QR_PAUSE = 60.0  # seconds without asking for QR codes after WeChat failed to make one
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class WeChatApi:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: AsyncHTTPClient | None = None
         self._token_lock: asyncio.Lock | None = None
+        self._qr_paused_until = 0.0  # pages ask for QR codes; an outage must not stall each one
 
     def close(self) -> None:
         """Release the HTTP client's sockets; the next call makes a new one."""
@@ -222,15 +225,18 @@ class WeChatApi:
         """A temporary QR code carrying `scene`: its ticket, its content URL and lifetime."""
         if not 1 <= len(scene) <= SCENE_MAX:
             raise ValueError(f"scene must be 1-{SCENE_MAX} characters, not {len(scene)}")
-        data = await self.call(
-            "POST",
-            "/cgi-bin/qrcode/create",
-            {
-                "expire_seconds": expire_seconds,
-                "action_name": "QR_STR_SCENE",
-                "action_info": {"scene": {"scene_str": scene}},
-            },
-        )
+        if time.monotonic() < self._qr_paused_until:
+            raise WeChatError(None, "QR codes paused after a failure", retryable=True)
+        body = {
+            "expire_seconds": expire_seconds,
+            "action_name": "QR_STR_SCENE",
+            "action_info": {"scene": {"scene_str": scene}},
+        }
+        try:
+            data = await self.call("POST", "/cgi-bin/qrcode/create", body)
+        except WeChatError:
+            self._qr_paused_until = time.monotonic() + QR_PAUSE
+            raise
         return QrCode(data["ticket"], data["url"], int(data["expire_seconds"]))
 
     def qr_image_url(self, ticket: str) -> str:

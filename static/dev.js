@@ -106,6 +106,10 @@ function render(item) {
     li.className = "msg event";
     li.append(el("span", "event-note", "（机器人没有回复）"));
   }
+  if (reply.dropped) {
+    // What WeChat would refuse: on a real account nobody would see this reply.
+    li.append(el("p", "dropped", `微信会丢弃这条回复：${reply.dropped.join("；")}`));
+  }
   return li;
 }
 

@@ -42,6 +42,14 @@ def sandbox(bot_factory):
 
 
 def shot(page, name: str) -> Path:
+    """Photograph the page, after checking what a look would catch."""
+    page.wait_for_load_state("load")
+    broken = page.evaluate(
+        "[...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
+    )
+    assert broken == [], f"{name}: images that do not load: {broken}"
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow} px"
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from xml.etree import ElementTree
 
 import pytest
 import requests
@@ -181,8 +182,21 @@ def test_the_claim_qr_is_created_through_the_api_once_and_drawn_by_the_bot(bot):
     first = requests.get(f"{bot.url}/claim/{token}/qr.svg", timeout=10)
     again = requests.get(f"{bot.url}/claim/{token}/qr.svg", timeout=10)
     assert first.status_code == 200 and first.headers["Content-Type"] == "image/svg+xml"
-    assert first.text.startswith("<svg") and again.text == first.text
+    # A standalone SVG document: without its namespace a browser shows a broken image.
+    assert ElementTree.fromstring(first.text).tag == "{http://www.w3.org/2000/svg}svg"
+    assert again.text == first.text
     assert [q["scene"] for q in bot.fake_wechat.qrcodes] == [token]
+
+
+def test_the_claim_page_renders_when_wechat_cannot_make_its_qr(bot):
+    token = share_in_chat(bot)
+    bot.fake_wechat.fail_next("/cgi-bin/qrcode/create", status=502)
+    page = browser(bot, "o_friend").get(f"{bot.url}/claim/{token}", timeout=10)
+    assert page.status_code == 200 and "领取礼物" in page.text
+    assert "二维码暂时生成不了" in page.text and "qr.svg" not in page.text
+    qr = requests.get(f"{bot.url}/claim/{token}/qr.svg", timeout=10)
+    assert qr.status_code == 503 and "Traceback" not in qr.text
+    assert len(bot.fake_wechat.qrcodes) == 0, "after a failure WeChat is not asked again at once"
 
 
 def test_out_of_stock_is_a_clear_reply_and_stock_never_goes_negative(bot):

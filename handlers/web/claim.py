@@ -10,6 +10,8 @@ GET  /claim/<token>/qr.svg   the account's claim QR (scene = token), for claimin
 from __future__ import annotations
 
 import datetime as dt
+import io
+import logging
 
 import segno
 import tornado.web
@@ -18,8 +20,11 @@ from bot import orders, shares
 from bot.forms.base import FormContext, Invalid
 from bot.forms.delivery import delivery_slots
 from bot.forms.order import OrderForm
+from bot.wechat_api import WeChatError
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import login_redirect
+
+log = logging.getLogger("gift_bot.claim")
 
 QR_SECONDS = 2_592_000  # 30 days, WeChat's longest temporary QR
 
@@ -42,7 +47,9 @@ class ShareHandler(BaseHandler):
         now = self.services.now().replace(tzinfo=dt.UTC)
         return OrderForm(FormContext(self.services.config, now, subject={"gift": share.gift}))
 
-    def render_claim(self, share, refusal: str | None, status: int = 200) -> None:
+    def render_claim(
+        self, share, refusal: str | None, status: int = 200, qr_ready: bool = False
+    ) -> None:
         order = orders.existing_order(share, self.current_user) if self.current_user else None
         self.render_page(
             "pages/claim.html",
@@ -55,19 +62,37 @@ class ShareHandler(BaseHandler):
             if refusal
             else "",
             sandbox=self.services.config.server.sandbox,
+            qr_ready=qr_ready,
         )
+
+    async def claim_qr(self, share) -> str | None:
+        """The URL the claim QR encodes: cached, or asked of WeChat; None when it cannot be had."""
+        now = self.services.now()
+        if share.qr_url and share.qr_expires_at and share.qr_expires_at > now:
+            return share.qr_url
+        if self.services.config.server.sandbox:
+            return None  # no Official Account behind the sandbox
+        try:
+            qr = await self.services.wechat.create_qr(share.token, QR_SECONDS)
+        except WeChatError as exc:
+            log.warning("claim QR unavailable", extra={"error": str(exc)})
+            return None
+        share.qr_url = qr.url
+        share.qr_expires_at = now + dt.timedelta(seconds=qr.expire_seconds - 60)
+        await self.blocking(shares.keep_qr, share)
+        return share.qr_url
 
 
 class ClaimPage(ShareHandler):
     """S12: what the friend sees on opening the link."""
 
-    def get(self, token: str) -> None:
+    async def get(self, token: str) -> None:
         share = self.share_or_404(token)
         if self.require_user() is None:
             return
-        self.render_claim(
-            share, orders.claim_refusal(share, self.current_user, self.services.now())
-        )
+        refusal = orders.claim_refusal(share, self.current_user, self.services.now())
+        qr_ready = refusal in (None, "own_share") and await self.claim_qr(share) is not None
+        self.render_claim(share, refusal, qr_ready=qr_ready)
 
 
 class OrderFormPage(ShareHandler):
@@ -141,16 +166,15 @@ class DonePage(ShareHandler):
 
 
 class ClaimQr(ShareHandler):
-    """The claim QR as SVG, drawn here from the URL WeChat gives for the ticket (cached)."""
+    """The claim QR as a standalone SVG, drawn here from the URL WeChat gives for the ticket."""
 
     async def get(self, token: str) -> None:
         share = self.share_or_404(token)
-        now = self.services.now()
-        if not share.qr_url or not share.qr_expires_at or share.qr_expires_at <= now:
-            qr = await self.services.wechat.create_qr(share.token, QR_SECONDS)
-            share.qr_url = qr.url
-            share.qr_expires_at = now + dt.timedelta(seconds=qr.expire_seconds - 60)
-            await self.blocking(shares.keep_qr, share)
+        url = await self.claim_qr(share)
+        if url is None:
+            raise tornado.web.HTTPError(503, "WeChat's API cannot be reached")
+        svg = io.BytesIO()
+        segno.make(url, error="m").save(svg, kind="svg", scale=5, border=2, xmldecl=False)
         self.set_header("Content-Type", "image/svg+xml")
         self.set_header("Cache-Control", "private, max-age=3600")
-        self.finish(segno.make(share.qr_url, error="m").svg_inline(scale=5, border=2))
+        self.finish(svg.getvalue())
