@@ -32,7 +32,7 @@ from storage.db import db, locked
 from storage.models import Conversation
 
 SUMMARY = "summary"
-CANCEL, BACK, CONFIRM, EDIT = "取消", "返回", "确认", "修改"
+CANCEL, BACK, CONFIRM, EDIT, MORE = "取消", "返回", "确认", "修改", "更多"
 KEPT_AFTER_A_FORM = ("picked", "last_order")  # the gift being browsed, the order just made
 EDIT_RE = re.compile(rf"^{EDIT}\s*(\S+)$")
 
@@ -168,7 +168,10 @@ class Engine:
             return self._ask(form, target, state)
         if state.step == SUMMARY:
             return self._summary(state, form, hint=True)
-        return self.answer(state, form, form.field(state.step), text)
+        current = form.field(state.step)
+        if text == MORE and current.lists_choices:
+            return Text(self._prompt(form, current, state, show_all=True))
+        return self.answer(state, form, current, text)
 
     def non_text(self, state: State, kind: str, label: str, now: dt.datetime) -> Reply:
         """A picture, voice, location … during a form: ask for text; a location may start an address."""
@@ -190,7 +193,8 @@ class Engine:
         try:
             state.answers[current.name] = current.parse(text, form.ctx)
         except Invalid as exc:
-            return Text(self.renderer.error(exc) + "\n\n" + self._prompt(form, current, state))
+            parts = [self.renderer.error(exc), self._prompt(form, current, state)]
+            return Text("\n\n".join(reversed(parts) if current.lists_choices else parts))
         state.context.pop("editing", None)  # an edit returns to the summary once all is answered
         return self._ask_next(state, form)
 
@@ -256,7 +260,7 @@ class Engine:
         parts.append(self._prompt(form, current, state))
         return Text("\n\n".join(p for p in parts if p))
 
-    def _prompt(self, form: Form, current: Field, state: State) -> str:
+    def _prompt(self, form: Form, current: Field, state: State, show_all: bool = False) -> str:
         fields = form.active_fields()
         return self._render(
             current.ask,
@@ -266,6 +270,7 @@ class Engine:
             number=fields.index(current) + 1,
             total=len(fields),
             editing=bool(state.context.get("editing")),
+            show_all=show_all,
         )
 
     def _summary(self, state, form, hint=False, resumed=False) -> Text:

@@ -18,6 +18,17 @@ import structlog
 
 
 def setup(json_lines: bool, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(json_lines))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Tornado logs each request itself; ours already say what matters.
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+
+
+def formatter(json_lines: bool) -> logging.Formatter:
+    """How a line looks: `event` is the message, `extra=` fields become keys beside it."""
     shared = [
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
@@ -29,19 +40,11 @@ def setup(json_lines: bool, level: int = logging.INFO) -> None:
         if json_lines
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
-        )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
     )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # Tornado logs each request itself; ours already say what matters.
-    logging.getLogger("tornado.access").setLevel(logging.WARNING)

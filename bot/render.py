@@ -22,7 +22,7 @@ import jinja2
 
 from bot.config import Config
 from bot.forms.base import FormContext, Invalid
-from bot.forms.delivery import delivery_slots, show_slot
+from bot.forms.delivery import delivery_slots, examples, first_days, show_slot
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -33,6 +33,10 @@ def money(fen: int) -> str:
 
 def slots_of(ctx: FormContext):
     return delivery_slots(ctx.config.delivery, ctx.now)
+
+
+def examples_of(ctx: FormContext) -> list[str]:
+    return examples(ctx.config.delivery, ctx.now)
 
 
 class Renderer:
@@ -59,9 +63,10 @@ class Renderer:
                 money=money,
                 public_url=config.server.public_url,
                 delivery_slots=slots_of,
+                delivery_examples=examples_of,
                 delivery_label=delivery_label,
             )
-            env.filters.update(money=money, cst=local)
+            env.filters.update(money=money, cst=local, first_days=first_days)
 
     def text(self, name: str, **context) -> str:
         return self.text_env.get_template(name).render(**context).strip()

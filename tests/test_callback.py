@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
+import io
+import json
+import logging
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -10,6 +15,7 @@ import urllib.request
 import pytest
 from wechat_sim import WeChatSim, seen, sha1_signature
 
+from bot import logs
 from storage.models import InboundMessage, Share, User
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -170,3 +176,68 @@ def test_a_failure_inside_the_bot_gets_an_apology_and_keeps_nothing(bot):
     assert "出了点问题" in reply["Content"]
     assert User.select().count() == 0 and InboundMessage.select().count() == 0
     assert "礼物清单" in bot.wx.text("o_alice", "礼品")["Content"]
+
+
+@pytest.fixture
+def log_lines():
+    """Every log line the server writes during the test, as JSON objects, rendered as in production."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logs.formatter(json_lines=True))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_each_handled_message_logs_one_line_saying_what_happened(bot, log_lines):
+    bot.wx.text("o_alice", "礼品")
+    bot.wx.click("o_alice", "GIFTS")
+    handled = [line for line in log_lines() if line.get("event") == "message handled"]
+    assert len(handled) == 2
+    text, click = handled
+    assert text["kind"] == "text" and text["wechat_event"] == "" and text["reply"] == "Text"
+    assert click["kind"] == "event" and click["wechat_event"] == "click"
+    for line in handled:
+        assert line["level"] == "info" and line["logger"] == "gift_bot.wechat"
+        assert re.fullmatch(r"[0-9a-f]{12}", line["user"]) and isinstance(line["ms"], float)
+        assert "o_alice" not in json.dumps(line, ensure_ascii=False), "never an OpenID in a log"
+
+
+def test_a_used_nonce_with_another_body_is_a_replay_and_changes_nothing(bot):
+    query = bot.wx.signed_query(nonce="n-replayed")
+    first = bot.wx.post_raw(bot.wx.text_xml("o_alice", "礼品", msg_id=5001), query)
+    assert first[0] == 200
+    forged = bot.wx.text_xml("o_mallory", "礼品", msg_id=5002)
+    assert bot.wx.post_raw(forged, query)[0] == 403
+    assert not User.select().where(User.openid == "o_mallory").exists()
+    assert InboundMessage.select().count() == 1
+
+
+def test_the_same_body_under_the_same_nonce_is_wechats_retry(bot):
+    query = bot.wx.signed_query(nonce="n-retried")
+    xml = bot.wx.text_xml("o_alice", "礼品", msg_id=5003)
+    first, again = bot.wx.post_raw(xml, query), bot.wx.post_raw(xml, query)
+    assert first[0] == again[0] == 200
+    assert seen(bot.wx.read_reply(first[1])) == seen(bot.wx.read_reply(again[1]))
+
+
+def test_replay_guards_and_stored_replies_are_pruned_after_their_window(bot):
+    from bot import pushes
+    from storage.models import PushNonce
+
+    bot.wx.text("o_alice", "礼品")
+    assert PushNonce.select().count() == 1 and InboundMessage.select().count() == 1
+    pushes.prune(bot.clock() + dt.timedelta(minutes=5))
+    assert PushNonce.select().count() == 1 and InboundMessage.select().count() == 1
+    pushes.prune(bot.clock() + dt.timedelta(minutes=11))
+    assert PushNonce.select().count() == 0 and InboundMessage.select().count() == 0
+
+
+@pytest.mark.parametrize("signature", ["é", "０" * 40, "\x00", "a" * 5000])
+def test_an_odd_signature_is_403_not_a_crash(bot, signature):
+    query = bot.wx.signed_query() | {"signature": signature}
+    assert bot.wx.post_raw(bot.wx.text_xml("o_a", "礼品"), query)[0] == 403

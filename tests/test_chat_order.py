@@ -273,6 +273,22 @@ def test_a_closed_day_is_not_offered_and_is_refused_with_the_reason(bot_factory)
     assert "delivery" not in conversation("o_friend").answers
 
 
+def test_the_slot_list_is_short_until_more_is_asked_and_a_refusal_ends_the_message(bot):
+    monday = monday_morning(bot)
+    token = share_in_chat(bot)
+    reply = fill(bot, "o_friend", token, upto="delivery")
+    sunday = label(monday + dt.timedelta(days=6), "18:00-21:00")
+    assert "8. " in reply and "9. " not in reply and "回复「更多」" in reply
+    assert "例如「明天下午」" in reply  # computed from what is offered, never a past date
+    reply = say(bot, "o_friend", "更多")
+    assert f"17. {sunday}" in reply and "delivery" not in conversation("o_friend").answers
+    reply = say(bot, "o_friend", "明天上午")
+    assert reply.rstrip().endswith("请回复列表里的时段编号，如 1。"), "the reason is last"
+    assert "需提前 24 小时预约" in reply
+    reply = say(bot, "o_friend", "17")
+    assert f"4. 收货时间：{sunday}" in reply
+
+
 def test_typed_delivery_times_pick_the_offered_slot(bot):
     monday = monday_morning(bot)
     token = share_in_chat(bot)

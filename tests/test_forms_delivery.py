@@ -11,7 +11,15 @@ import pytest
 
 from bot.config import Delivery
 from bot.forms.base import Invalid
-from bot.forms.delivery import Slot, check_slot, delivery_slots, parse_slot, show_slot
+from bot.forms.delivery import (
+    Slot,
+    check_slot,
+    delivery_slots,
+    examples,
+    first_days,
+    parse_slot,
+    show_slot,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=SHANGHAI)  # a Saturday
@@ -252,3 +260,37 @@ def test_garbled_stored_slot_is_unknown():
 
 def test_show_slot_gives_the_label():
     assert show_slot("2026-12-05 18:00-21:00", DELIVERY) == "12月5日 周六 18:00-21:00"
+
+
+# -- what the chat offers: a short list and examples that hold -----------------
+
+
+@pytest.mark.parametrize("hours", range(0, 24 * 8, 5))
+@pytest.mark.parametrize(
+    "delivery",
+    [DELIVERY, Delivery(lead_hours=0), Delivery(days_ahead=2, slots=["18:00-21:00"])],
+    ids=["closed-day", "no-lead", "evenings-only"],
+)
+def test_every_example_reads_back_as_a_slot_on_offer(hours, delivery):
+    now = NOW + dt.timedelta(hours=hours)
+    offered = {s.key for s in delivery_slots(delivery, now)}
+    words = examples(delivery, now)
+    assert words or not offered, "when slots are offered there is an example"
+    for typed in words:
+        assert parse_slot(typed, delivery, now) in offered, typed
+
+
+def test_examples_name_no_date_in_the_past():
+    words = examples(DELIVERY, NOW)
+    assert words == ["明天下午", "12月4日 19点"]
+
+
+def test_no_examples_when_nothing_is_offered():
+    assert examples(Delivery(days_ahead=1), NOW) == []
+
+
+def test_the_short_list_is_the_first_three_days_and_keeps_the_numbers():
+    slots = delivery_slots(DELIVERY, NOW)
+    short = first_days(slots)
+    assert short == slots[: len(short)]
+    assert sorted({s.date for s in short}) == sorted({s.date for s in slots})[:3]

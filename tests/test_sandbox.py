@@ -8,7 +8,7 @@ import requests
 from conftest import AES_KEY, make_config
 
 from bot.config import ConfigError
-from storage.models import Order
+from storage.models import Order, Share
 
 
 def dev_session(bot) -> tuple[requests.Session, dict]:
@@ -101,3 +101,17 @@ def test_the_sandbox_refuses_a_public_address(tmp_path):
             f"sqlite:///{tmp_path}/x.db", "https://gifts.example.com", server={"sandbox": True}
         )
     assert refused.value.key == "server.sandbox"
+
+
+@pytest.mark.parametrize("aes_key", ["", AES_KEY], ids=["plaintext", "safe-mode"])
+def test_text_typed_in_the_sandbox_reaches_the_bot_exactly_as_typed(bot_factory, aes_key):
+    bot = bot_factory(server={"sandbox": True}, wechat={"encoding_aes_key": aes_key})
+    s, headers = dev_session(bot)
+    typed = "A&B <3 ]]> 祝你&我"
+    for text in ("1", "送", "1"):
+        send(bot, s, headers, openid="dev-giver", kind="text", text=text)
+    summary = send(bot, s, headers, openid="dev-giver", kind="text", text=typed)
+    assert typed in summary["content"] and "dropped" not in summary
+    card = send(bot, s, headers, openid="dev-giver", kind="text", text="确认")
+    assert card["type"] == "card" and "dropped" not in card
+    assert Share.get().blessing == typed

@@ -59,6 +59,9 @@ class Field:
     required: Callable[[FormContext], bool] = _always
     example: str = ""
     takes_location: bool = False  # a WeChat location message can start this field's answer
+    # The prompt is a long list (delivery slots): on a phone only a message's end is on screen,
+    # so a refusal's reason goes after it; the chat shows a short list until asked for 更多.
+    lists_choices: bool = False
     aliases: tuple[str, ...] = ()  # other words people use for it: 修改 电话
 
     @property

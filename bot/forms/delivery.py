@@ -29,6 +29,7 @@ from bot.config import Delivery
 from bot.forms.base import Invalid
 
 WEEKDAYS = "一二三四五六日"
+SHORT_LIST_DAYS = 3  # days of slots the chat lists at first; 更多 shows them all
 # Rough hours people mean by each word; a window overlapping them is a match.
 PARTS_OF_DAY = {
     "早上": (6, 12),
@@ -91,6 +92,38 @@ class Slot:
 def delivery_slots(delivery: Delivery, now: dt.datetime) -> list[Slot]:
     """Every window of the next `days_ahead` days starting `lead_hours` or more after now."""
     return [s for s in _all_slots(delivery, now) if _refusal(s, delivery, now) is None]
+
+
+def first_days(slots: list[Slot], days: int = SHORT_LIST_DAYS) -> list[Slot]:
+    """The slots of the first `days` dates on offer: the chat's short list (a prefix, so the
+    numbers a person reads are the same in the short and the whole list)."""
+    dates = sorted({s.date for s in slots})[:days]
+    return [s for s in slots if s.date in dates]
+
+
+def examples(delivery: Delivery, now: dt.datetime) -> list[str]:
+    """Two things a person could type for slots offered now (明天下午, 12月5日 15点):
+    computed from the offer and read back, so an example is never in the past or refused."""
+    offered = delivery_slots(delivery, now)
+    today = _local(now, delivery).date()
+    candidates = []
+    for slot in offered[:1] + offered[-1:] + offered[:1]:
+        hour = int(slot.window[:2])
+        relative = {1: "明天", 2: "后天"}.get((slot.date - today).days)
+        if relative and not candidates:
+            part = "上午" if hour < 12 else "下午" if hour < 18 else "晚上"
+            candidates.append(f"{relative}{part}")
+        else:
+            candidates.append(f"{slot.date.month}月{slot.date.day}日 {hour + 1}点")
+    found = []
+    for words in candidates:
+        try:
+            chosen = parse_slot(words, delivery, now)
+        except Invalid:
+            continue
+        if words not in found and chosen in {s.key for s in offered}:
+            found.append(words)
+    return found[:2]
 
 
 def parse_slot(text: str, delivery: Delivery, now: dt.datetime) -> str:

@@ -92,5 +92,6 @@ class OrderForm(Form):
             show=lambda value, ctx: show_slot(value, ctx.config.delivery),
             example="1（时段编号），或 明天下午",
             aliases=("时间", "送达时间", "配送时间", "时段"),
+            lists_choices=True,
         ),
     )

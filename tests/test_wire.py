@@ -1,0 +1,87 @@
+"""The wire module on its own: what WeChat would refuse of a reply (the sandbox's red warning),
+CDATA that holds any text, and pushes read the way WeChat writes them."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import AES_KEY
+
+from bot.chat import Incoming
+from bot.replies import Card, Text
+from handlers import wire
+
+NOW = time.time()
+
+
+def push(kind: str = "text", **extra) -> Incoming:
+    fields = {"ToUserName": "gh_account", "FromUserName": "o_user", "CreateTime": int(NOW)}
+    fields |= {"MsgType": kind, **extra}
+    return wire.incoming(wire.parse(wire.push_xml(fields)))
+
+
+def problems(xml: str, msg=None) -> tuple[str, ...]:
+    return wire.open_reply(xml, msg or push("text", Content="hi", MsgId=1), None, NOW).problems
+
+
+def test_our_replies_break_no_rule():
+    msg = push("text", Content="hi", MsgId=1)
+    card = Card(title="t", description="d", picurl="https://x/p.png", url="https://x/c")
+    for reply in (Text("你好 ]]> &"), card):
+        assert problems(wire.write_reply(reply, msg, None), msg) == ()
+
+
+def test_a_reply_addressed_backwards_would_be_dropped():
+    msg = push("text", Content="hi", MsgId=1)
+    backwards = (
+        wire.reply_xml(Text("hi"), msg).replace("o_user", "@@").replace("gh_account", "o_user")
+    )
+    found = problems(backwards.replace("@@", "gh_account"), msg)
+    assert any("ToUserName" in p for p in found) and any("FromUserName" in p for p in found)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (("<CreateTime>", "<CreateTime>x"), "CreateTime"),
+        (("[text]", "[telegram]"), "MsgType"),
+    ],
+)
+def test_each_broken_rule_is_named(change, reason):
+    xml = wire.reply_xml(Text("hi"), push("text", Content="hi", MsgId=1))
+    assert any(reason in p for p in problems(xml.replace(*change)))
+
+
+def test_two_articles_answering_a_message_would_be_dropped():
+    msg = push("text", Content="hi", MsgId=1)
+    card = Card(title="t", description="d", picurl="https://x/p.png", url="https://x/c")
+    xml = wire.reply_xml(card, msg)
+    item = xml[xml.index("<item>") : xml.index("</item>") + len("</item>")]
+    doubled = xml.replace(item, item * 2)
+    assert any("ArticleCount" in p for p in problems(doubled, msg))
+    assert any("2 articles" in p for p in problems(doubled.replace(">1<", ">2<"), msg))
+
+
+def test_in_safe_mode_a_plaintext_reply_and_a_forged_signature_are_named():
+    crypt = wire.make_crypt("token123", AES_KEY, "wx123")
+    msg = push("text", Content="hi", MsgId=1)
+    plain = wire.reply_xml(Text("hi"), msg)
+    assert wire.open_reply(plain, msg, crypt, NOW).problems
+    sealed = wire.write_reply(Text("hi"), msg, crypt)
+    assert wire.open_reply(sealed, msg, crypt, NOW).problems == ()
+    forged = sealed.replace("<MsgSignature><![CDATA[", "<MsgSignature><![CDATA[0")
+    assert "MsgSignature" in wire.open_reply(forged, msg, crypt, NOW).problems[0]
+
+
+def test_a_voice_message_with_recognition_is_the_text_said_without_added_punctuation():
+    msg = push("voice", MediaId="m", Format="amr", Recognition="13800138000。", MsgId=2)
+    assert (msg.kind, msg.text, msg.spoken) == ("text", "13800138000", True)
+    silent = push("voice", MediaId="m", Format="amr", MsgId=3)
+    assert (silent.kind, silent.text) == ("voice", "")
+
+
+def test_push_xml_keeps_any_text_and_reads_back_unchanged():
+    typed = "A&B <3 ]]> 祝你"
+    msg = push("text", Content=typed, MsgId=4)
+    assert msg.text == typed
