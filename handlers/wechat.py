@@ -67,8 +67,7 @@ class WeChatHandler(BaseHandler):
             log.exception("message failed", extra={"user": self.hashed(msg.openid)})
             # An apology now beats WeChat's "该公众号暂时无法提供服务"; its retry runs it anew.
             reply = Text(self.services.renderer.text("chat/sorry.txt"))
-        self.set_header("Content-Type", "application/xml; charset=utf-8")
-        self.finish(wire.write_reply(reply, msg, self.settings["crypt"]))
+        answer = wire.write_reply(reply, msg, self.settings["crypt"])
         log.info(
             "message handled",
             extra={
@@ -79,3 +78,5 @@ class WeChatHandler(BaseHandler):
                 "ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
+        self.set_header("Content-Type", "application/xml; charset=utf-8")
+        self.finish(answer)
