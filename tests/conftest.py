@@ -47,7 +47,8 @@ from bot.config import parse  # noqa: E402
 from handlers.app import make_app  # noqa: E402
 
 PG_URL = os.environ.get("GIFTBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-TOKEN = "testtoken123"
+TOKEN = "testtoken0123456789"
+COOKIE_SECRET = "test-cookie-secret-0123456789-abcdefghij"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -111,7 +112,7 @@ def make_raw_config(db_url: str, public_url: str, **overrides) -> dict:
     raw = merge(
         example_config(),
         {
-            "server": {"public_url": public_url, "sandbox": False},
+            "server": {"public_url": public_url, "sandbox": False, "cookie_secret": COOKIE_SECRET},
             "database": {"url": db_url},
             "wechat": {"token": TOKEN, "app_id": APP_ID, "app_secret": APP_SECRET},
             "sms": {"retry_seconds": 1},

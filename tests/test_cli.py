@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -370,16 +371,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_answers_healthz_and_stops_promptly_on_sigterm(shop):
+def test_serve_answers_healthz_and_stops_promptly_on_sigterm_and_never_logs_a_secret(shop):
     port = free_port()
     shop.raw = merge(shop.raw, {"server": {"port": port, "public_url": f"http://127.0.0.1:{port}"}})
     shop.save()
     log = (shop.folder / "serve.log").open("wb")
+    secrets = {
+        "GIFTBOT_COOKIE_SECRET": "cookie-secret-from-the-environment-0123",
+        "GIFTBOT_WECHAT_TOKEN": "TokenFromTheEnv0123",
+        "GIFTBOT_WECHAT_APP_SECRET": "app-secret-from-the-environment",
+    }
     server = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--config", str(shop.path)],
         cwd=shop.folder,
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **secrets},
     )
     browser = requests.Session()  # keeps its connection open, as a browser would
     try:
@@ -398,6 +405,8 @@ def test_serve_answers_healthz_and_stops_promptly_on_sigterm(shop):
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=10) == 0
         assert time.monotonic() - stopping < 5
+        served = (shop.folder / "serve.log").read_text(errors="replace")
+        assert "listening" in served and not [v for v in secrets.values() if v in served]
     finally:
         if server.poll() is None:
             server.kill()

@@ -546,3 +546,108 @@ def test_command_line_refuses_invalid_toml(tmp_path):
     assert "config error: (file): " in result.stderr
     assert "not valid TOML" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- a config that serves the public -----------------------------------------------
+
+STRONG_SECRETS = both(
+    put("server.cookie_secret", "k3Jx9-QmT2vL8sWn4pRz7yBc1dFh6gAe"),
+    put("wechat.token", "Qm7Tz2Lx9Vn4Pc8R"),
+    put("wechat.app_secret", "3f9a7c2e8b1d4f6a0c5e9b7d2a4f8c1e"),
+)
+PUBLIC = both(
+    STRONG_SECRETS,
+    put("server.public_url", "https://gift.example.com"),
+    put("server.sandbox", False),
+)
+EXAMPLE = example_config()
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        case(
+            "example-cookie-secret",
+            both(PUBLIC, put("server.cookie_secret", EXAMPLE["server"]["cookie_secret"])),
+            "server.cookie_secret",
+            "config.example.toml",
+        ),
+        case(
+            "example-token",
+            both(PUBLIC, put("wechat.token", EXAMPLE["wechat"]["token"])),
+            "wechat.token",
+            "config.example.toml",
+        ),
+        case(
+            "example-app-secret",
+            both(PUBLIC, put("wechat.app_secret", EXAMPLE["wechat"]["app_secret"])),
+            "wechat.app_secret",
+            "config.example.toml",
+        ),
+        case(
+            "sandbox-off-on-loopback-is-public-too",
+            both(put("server.sandbox", False), put("wechat.token", "Qm7Tz2Lx9Vn4Pc8R")),
+            "server.cookie_secret",
+            "config.example.toml",
+        ),
+        case(
+            "short-cookie-secret",
+            both(PUBLIC, put("server.cookie_secret", "0123456789abcdef")),
+            "server.cookie_secret",
+            "too weak",
+        ),
+        case(
+            "repetitive-cookie-secret",
+            both(PUBLIC, put("server.cookie_secret", "ab" * 20)),
+            "server.cookie_secret",
+            "too weak",
+        ),
+        case(
+            "short-token",
+            both(PUBLIC, put("wechat.token", "abc123")),
+            "wechat.token",
+            "too weak",
+        ),
+    ],
+)
+def test_a_public_config_refuses_example_and_weak_secrets(tmp_path, change, key, reason):
+    with pytest.raises(ConfigError) as info:
+        load(write_config(tmp_path, change(EXAMPLE)))
+    assert (info.value.key, reason in info.value.reason) == (key, True)
+    assert EXAMPLE["server"]["cookie_secret"] not in str(info.value), "a secret is never echoed"
+
+
+def test_the_example_config_runs_as_is_because_its_sandbox_is_loopback_only():
+    config = load(ROOT / "config.example.toml")
+    assert config.server.sandbox and not config.server.is_public
+
+
+def test_secrets_may_come_from_the_environment_instead_of_the_file(tmp_path, monkeypatch):
+    raw = drop("server.cookie_secret")(drop("wechat.app_secret")(PUBLIC(EXAMPLE)))
+    path = write_config(tmp_path, raw)
+    with pytest.raises(ConfigError):
+        load(path)
+    monkeypatch.setenv("GIFTBOT_COOKIE_SECRET", "k3Jx9-QmT2vL8sWn4pRz7yBc1dFh6gAe-env")
+    monkeypatch.setenv("GIFTBOT_WECHAT_APP_SECRET", "env-app-secret-0123456789abcdef")
+    monkeypatch.setenv("GIFTBOT_WECHAT_TOKEN", "EnvToken0123456789")
+    config = load(path)
+    assert config.server.cookie_secret.endswith("-env")
+    assert config.wechat.app_secret == "env-app-secret-0123456789abcdef"
+    assert config.wechat.token == "EnvToken0123456789", "the environment wins over the file"
+
+
+def test_the_example_secrets_rule_knows_the_example_files_values():
+    from bot.config.rules import EXAMPLE_SECRETS
+
+    for dotted, value in EXAMPLE_SECRETS.items():
+        table, key = dotted.split(".")
+        assert EXAMPLE[table][key] == value, dotted
+
+
+def test_serve_refuses_a_public_config_with_the_example_secret_exit_2(tmp_path):
+    raw = both(PUBLIC, put("server.cookie_secret", EXAMPLE["server"]["cookie_secret"]))(EXAMPLE)
+    path = write_config(tmp_path, raw)
+    result = bot_cli("serve", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "config error: server.cookie_secret: " in result.stderr
+    assert EXAMPLE["server"]["cookie_secret"] not in result.stderr

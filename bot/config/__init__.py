@@ -12,9 +12,12 @@ types and broken cross-key rules all stop start-up with the key and the reason.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import ipaddress
+import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +25,19 @@ from urllib.parse import urlsplit
 from bot.config.build import ConfigError, build
 from bot.config.rules import MENU_KEYS, check
 
-__all__ = ["MENU_KEYS", "Config", "ConfigError", "load", "parse"]
+__all__ = ["MENU_KEYS", "SECRET_ENV", "Config", "ConfigError", "load", "parse"]
+
+# Secrets may come from the environment instead of the file (which then need not hold them);
+# a variable that is set wins over the file.
+SECRET_ENV = {
+    "GIFTBOT_COOKIE_SECRET": ("server", "cookie_secret"),
+    "GIFTBOT_DATABASE_URL": ("database", "url"),
+    "GIFTBOT_WECHAT_TOKEN": ("wechat", "token"),
+    "GIFTBOT_WECHAT_APP_SECRET": ("wechat", "app_secret"),
+    "GIFTBOT_WECHAT_ENCODING_AES_KEY": ("wechat", "encoding_aes_key"),
+    "GIFTBOT_SMS_ALIYUN_ACCESS_KEY_SECRET": ("sms", "aliyun", "access_key_secret"),
+    "GIFTBOT_SMS_TENCENT_SECRET_KEY": ("sms", "tencent", "secret_key"),
+}
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,16 @@ class Server:
     port: int = 8080
     sandbox: bool = False
     xheaders: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        """Whether anyone but this machine may reach it: then secrets must be real ones."""
+        return not (self.sandbox and self.is_loopback)
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies carry `Secure` when the public address is https, proxy or not."""
+        return self.public_url.startswith("https://")
 
     @property
     def is_loopback(self) -> bool:
@@ -169,8 +194,25 @@ def load(path: str | Path) -> Config:
     return parse(raw, path)
 
 
-def parse(raw: dict, path: Path | None = None) -> Config:
+def parse(raw: dict, path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Check a config table (and the secrets in `environ`, by default the process's)."""
+    raw = with_secrets(raw, os.environ if environ is None else environ)
     config = build(Config, raw, "", skip={"path"})
     config = dataclasses.replace(config, path=path)
     check(config)
     return config
+
+
+def with_secrets(raw: dict, environ: Mapping[str, str]) -> dict:
+    """The config table with each secret named in SECRET_ENV taken from the environment."""
+    raw = copy.deepcopy(raw)
+    for name, (*tables, key) in SECRET_ENV.items():
+        if name not in environ:
+            continue
+        table = raw
+        for part in tables:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(".".join(tables), "must be a table")
+        table[key] = environ[name]
+    return raw

@@ -25,9 +25,21 @@ SLOT_RE = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")  # what delivery slot keys ar
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+# The secrets config.example.toml ships with: published, so never good enough for the public.
+EXAMPLE_SECRETS = {
+    "server.cookie_secret": "dev-only-cookie-secret-change-me",
+    "wechat.token": "giftbotdevtoken",
+    "wechat.app_secret": "dev-app-secret",
+}
+# What a secret that guards the public needs at least: length, and not one character repeated.
+STRONG = {"server.cookie_secret": 32, "wechat.token": 16}
+
+
 def check(c: Config) -> None:
     """Every rule, table by table; the first broken one raises."""
     _check_server(c.server)
+    if c.server.is_public:
+        _check_secrets(c)
     _check_database(c.database)
     _check_wechat(c.wechat)
     _check_sms(c.sms)
@@ -64,6 +76,26 @@ def _check_server(s: Server):
         raise ConfigError(
             "server.sandbox", "is only allowed when server.public_url is a loopback address"
         )
+
+
+def _check_secrets(c: Config):
+    """A config that serves the public refuses the example's secrets and weak ones."""
+    values = {
+        "server.cookie_secret": c.server.cookie_secret,
+        "wechat.token": c.wechat.token,
+        "wechat.app_secret": c.wechat.app_secret,
+    }
+    for key, value in values.items():
+        if value == EXAMPLE_SECRETS[key]:
+            raise ConfigError(
+                key, "is still the value of config.example.toml, which anyone can read: "
+                "set a long random one (or the GIFTBOT_… environment variable)",
+            )  # fmt: skip
+        least = STRONG.get(key)
+        if least and (len(value) < least or len(set(value)) < least // 4):
+            raise ConfigError(
+                key, f"is too weak to serve the public: use {least}+ random characters"
+            )
 
 
 def _check_database(d: Database):
