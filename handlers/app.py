@@ -68,7 +68,11 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         port=port or config.server.port,
         cookie_secret=config.server.cookie_secret,
         xsrf_cookies=True,
-        xsrf_cookie_kwargs={"httponly": False, "samesite": "Lax"},
+        xsrf_cookie_kwargs={
+            "httponly": False,
+            "samesite": "Lax",
+            "secure": config.server.secure_cookies,  # from public_url: a proxy may speak http to us
+        },
         static_path=str(STATIC),
         default_handler_class=NotFound,
     )

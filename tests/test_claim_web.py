@@ -29,7 +29,7 @@ def share_in_chat(bot, giver="o_giver", number="1", quantity="1", blessing="生�
         bot.wx.text(giver, text)
     card = bot.wx.text(giver, "确认")["article"]
     token = card["Url"].rsplit("/", 1)[1]
-    assert card["Url"] == f"{bot.url}/claim/{token}"
+    assert card["Url"] == f"{bot.config.server.public_url}/claim/{token}"
     return token
 
 
@@ -225,3 +225,31 @@ def test_the_export_has_what_a_shipper_needs(bot):
     assert row["phone"] == "+8613800138000" and row["name"] == "张小红"
     assert row["address"].startswith("广东省深圳市南山区") and row["gift_id"] == "tea-longjing"
     assert row["status"] == "placed" and row["delivery_time"] == first_slot(bot)
+
+
+def set_cookies(response: requests.Response) -> dict[str, str]:
+    """Each Set-Cookie of a response, by cookie name (requests would hide Secure cookies on http)."""
+    return {line.split("=", 1)[0]: line for line in response.raw.headers.getlist("Set-Cookie")}
+
+
+def test_cookies_are_secure_when_the_public_address_is_https_even_behind_a_plain_proxy(
+    bot_factory,
+):
+    bot = bot_factory(server={"public_url": "https://gift.example.com"})
+    token = share_in_chat(bot)
+    bot.fake_wechat.set_user("o_friend")
+    page = requests.get(f"{bot.url}/claim/{token}", timeout=10, allow_redirects=False)
+    state_cookie = set_cookies(page)["gb_oauth"]
+    assert "Secure" in state_cookie and "HttpOnly" in state_cookie
+    consent = requests.get(page.headers["Location"], timeout=10, allow_redirects=False)
+    back = consent.headers["Location"].replace("https://gift.example.com", bot.url)
+    cookie = state_cookie.split(";", 1)[0]
+    landed = requests.get(back, headers={"Cookie": cookie}, timeout=10, allow_redirects=False)
+    openid_cookie = set_cookies(landed)["gb_openid"]
+    assert landed.status_code == 302 and "Secure" in openid_cookie
+    form = requests.get(
+        f"{bot.url}/claim/{token}/form",
+        headers={"Cookie": openid_cookie.split(";", 1)[0]},
+        timeout=10,
+    )
+    assert form.status_code == 200 and "Secure" in set_cookies(form)["_xsrf"]

@@ -44,7 +44,7 @@ class BaseHandler(tornado.web.RequestHandler):
             expires_days=COOKIE_DAYS,
             httponly=True,
             samesite="Lax",
-            secure=self.request.protocol == "https",
+            secure=self.services.config.server.secure_cookies,
         )
 
     def render_page(self, template: str, status: int = 200, **context: Any) -> None:

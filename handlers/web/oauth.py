@@ -35,7 +35,7 @@ def login_redirect(handler: BaseHandler, next_url: str) -> None:
     state = secrets.token_hex(16)
     handler.set_signed_cookie(
         STATE_COOKIE, f"{state}|{safe_next(next_url)}", expires_days=1 / 144, httponly=True,
-        samesite="Lax", secure=handler.request.protocol == "https",
+        samesite="Lax", secure=services.config.server.secure_cookies,
     )  # fmt: skip
     redirect_uri = f"{services.config.server.public_url}/oauth/callback"
     handler.redirect(services.wechat.oauth_authorize_url(redirect_uri, state))
