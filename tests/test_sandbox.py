@@ -3,9 +3,13 @@ the real callback, shows what was sent, and exists only when configured on a loo
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import requests
 from conftest import AES_KEY, make_config
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from bot.config import ConfigError
 from storage.models import Order, Share
@@ -115,3 +119,70 @@ def test_text_typed_in_the_sandbox_reaches_the_bot_exactly_as_typed(bot_factory,
     card = send(bot, s, headers, openid="dev-giver", kind="text", text="确认")
     assert card["type"] == "card" and "dropped" not in card
     assert Share.get().blessing == typed
+
+
+def outward_ip() -> str | None:
+    """This machine's address on its network, if it has one (the kernel picks the route)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+        except OSError:
+            return None
+        ip = s.getsockname()[0]
+    return None if ip.startswith("127.") else ip
+
+
+def test_the_sandbox_refuses_to_listen_beyond_this_machine(tmp_path):
+    with pytest.raises(ConfigError) as refused:
+        make_config(
+            f"sqlite:///{tmp_path}/x.db",
+            "http://127.0.0.1:8080",
+            server={"sandbox": True, "host": "0.0.0.0"},
+        )
+    assert refused.value.key == "server.host"
+
+
+@pytest.mark.skipif(outward_ip() is None, reason="this machine has no non-loopback address")
+def test_dev_pages_answer_only_a_loopback_peer_whatever_x_real_ip_says(bot_factory):
+    bot = bot_factory(server={"sandbox": True})
+    ip = outward_ip()
+
+    async def listen_outward() -> int:
+        sockets = bind_sockets(0, ip)
+        HTTPServer(bot.app, xheaders=True).add_sockets(sockets)
+        return sockets[0].getsockname()[1]
+
+    port = bot.run(listen_outward())
+    for path in ("/dev", "/dev/inbox?after=0", "/dev/as?openid=o_anyone&next=/", "/dev/login"):
+        r = requests.get(
+            f"http://{ip}:{port}{path}",
+            headers={"Host": "127.0.0.1", "X-Real-IP": "127.0.0.1"},
+            timeout=10,
+            allow_redirects=False,
+        )
+        assert r.status_code == 403, path
+        assert "gb_openid" not in r.cookies
+    assert requests.get(f"{bot.url}/dev", timeout=10).status_code == 200
+
+
+def test_dev_pages_refuse_a_foreign_host_name(bot_factory):
+    """DNS rebinding: another site's name pointed at 127.0.0.1 gets nothing from the sandbox."""
+    bot = bot_factory(server={"sandbox": True})
+    for host in ("evil.example", "evil.example:80", "127.0.0.1.evil.example"):
+        r = requests.get(f"{bot.url}/dev/inbox?after=0", headers={"Host": host}, timeout=10)
+        assert r.status_code == 403, host
+    for host in ("127.0.0.1", "localhost", f"localhost:{bot.port}"):
+        assert requests.get(f"{bot.url}/dev", headers={"Host": host}, timeout=10).ok, host
+
+
+@pytest.mark.parametrize(
+    "next_url",
+    ["/%09/evil.example", "//evil.example", "/\\evil.example", "https://evil.example/x",
+     "/%0a/evil.example", "javascript:alert(1)", "/ /evil.example"],
+)  # fmt: skip
+def test_dev_as_never_redirects_off_site(bot_factory, next_url):
+    bot = bot_factory(server={"sandbox": True})
+    r = requests.get(
+        f"{bot.url}/dev/as?openid=dev-friend-1&next={next_url}", timeout=10, allow_redirects=False
+    )
+    assert r.status_code == 302 and r.headers["Location"] == "/"

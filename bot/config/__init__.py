@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -23,9 +22,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError, build
-from bot.config.rules import MENU_KEYS, check
+from bot.config.rules import MENU_KEYS, check, is_loopback_host
 
-__all__ = ["MENU_KEYS", "SECRET_ENV", "Config", "ConfigError", "load", "parse"]
+__all__ = [
+    "MENU_KEYS", "SECRET_ENV", "Config", "ConfigError", "is_loopback_host", "load", "parse",
+]  # fmt: skip
 
 # Secrets may come from the environment instead of the file (which then need not hold them);
 # a variable that is set wins over the file.
@@ -61,13 +62,7 @@ class Server:
 
     @property
     def is_loopback(self) -> bool:
-        host = urlsplit(self.public_url).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(urlsplit(self.public_url).hostname or "")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Usage::
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import re
 import zoneinfo
 from typing import TYPE_CHECKING
@@ -76,6 +77,12 @@ def _check_server(s: Server):
         raise ConfigError(
             "server.sandbox", "is only allowed when server.public_url is a loopback address"
         )
+    if s.sandbox and not is_loopback_host(s.host):
+        raise ConfigError(
+            "server.host",
+            f"must be a loopback address (127.0.0.1, ::1, localhost) while server.sandbox is on, "
+            f"not {s.host!r}: the sandbox logs in as anyone",
+        )
 
 
 def _check_secrets(c: Config):
@@ -96,6 +103,16 @@ def _check_secrets(c: Config):
             raise ConfigError(
                 key, f"is too weak to serve the public: use {least}+ random characters"
             )
+
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (bracketed or not) or localhost: only this machine reaches it."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_database(d: Database):

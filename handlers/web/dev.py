@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 import tornado.web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from bot.config import is_loopback_host
 from handlers import wire
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import safe_next
@@ -30,14 +31,30 @@ KINDS = ("text", "click", "subscribe", "scan", "location")
 ACCOUNT = "gh_sandbox"
 
 
-class DevPage(BaseHandler):
+class DevHandler(BaseHandler):
+    """Every /dev page: for this machine only, whatever a proxy or a DNS name says.
+
+    The sandbox logs in as anyone and shows the SMS it sent, so the socket's peer must be a
+    loopback address (not X-Real-IP, which a client can write) and the Host a local name (a
+    page of another site that rebinds its DNS name to 127.0.0.1 gets no answer).
+    """
+
+    def prepare(self) -> None:
+        peer = self.request.connection.context.address
+        if not (isinstance(peer, tuple) and is_loopback_host(peer[0])):
+            raise tornado.web.HTTPError(403, "the sandbox answers this machine only")
+        if not is_loopback_host(self.request.host_name):
+            raise tornado.web.HTTPError(403, "the sandbox answers local host names only")
+
+
+class DevPage(DevHandler):
     """The sandbox chat page."""
 
     def get(self) -> None:
         self.render_page("pages/dev.html", menu=self.services.config.menu.button)
 
 
-class DevSend(BaseHandler):
+class DevSend(DevHandler):
     """One message from the chosen user, delivered to /wechat as WeChat would."""
 
     async def post(self) -> None:
@@ -90,7 +107,7 @@ def as_shown(reply: dict | None) -> dict:
     return {"type": "error", "content": f"MsgType {reply.get('MsgType')!r}"}
 
 
-class DevInbox(BaseHandler):
+class DevInbox(DevHandler):
     """What the bot sent out (SMS, customer-service messages), newest last."""
 
     def get(self) -> None:
@@ -98,7 +115,7 @@ class DevInbox(BaseHandler):
         self.finish({"items": self.services.inbox.since(after)})
 
 
-class DevAs(BaseHandler):
+class DevAs(DevHandler):
     """Be this OpenID on the bot's pages, then go on."""
 
     def get(self) -> None:
@@ -109,7 +126,7 @@ class DevAs(BaseHandler):
         self.redirect(safe_next(self.get_query_argument("next", "/dev")))
 
 
-class DevLogin(BaseHandler):
+class DevLogin(DevHandler):
     """The sandbox's OAuth consent page: choose who you are."""
 
     def get(self) -> None:

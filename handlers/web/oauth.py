@@ -11,7 +11,7 @@ stands in for WeChat and asks which OpenID to be.
 from __future__ import annotations
 
 import secrets
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from bot import users
 from bot.wechat_api import WeChatError
@@ -21,8 +21,17 @@ STATE_COOKIE = "gb_oauth"
 
 
 def safe_next(url: str | None) -> str:
-    """Only a path on this site: never an open redirect."""
-    if not url or not url.startswith("/") or url.startswith("//") or "\\" in url:
+    """Only a path on this site: never an open redirect.
+
+    No scheme, no host, and no character a browser would strip or bend: `/\t/evil.example`
+    loses its tab on the way and becomes `//evil.example`, another site.
+    """
+    if not url or not url.startswith("/") or "\\" in url:
+        return "/"
+    if any(ord(ch) <= 0x20 or ord(ch) == 0x7F for ch in url):
+        return "/"
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or url.startswith("//"):
         return "/"
     return url
 
