@@ -471,7 +471,8 @@ def sample_kinds() -> list[str]:
 
 def set_field(xml: str, name: str, value, kind: str = "") -> str:
     """Replace the text of every <name> element, keeping CDATA where the sample had it."""
-    pattern = re.compile(rf"<{name}>(.*?)</{name}>", re.S)
+    tag = re.escape(name)
+    pattern = re.compile(rf"<{tag}>(.*?)</{tag}>", re.S)
     if not pattern.search(xml):
         raise KeyError(f"sample {kind!r} has no <{name}> (WeChat does not send it there)")
 
