@@ -20,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import datetime as dt
+import io
+import json
+import logging
 import os
 import secrets
 import sys
@@ -42,6 +45,7 @@ from fakes.sms_vendors import FakeWebhook  # noqa: E402
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat  # noqa: E402
 from wechat_sim import WeChatSim  # noqa: E402
 
+from bot import logs  # noqa: E402
 from bot.app import Clock, Services  # noqa: E402
 from bot.config import parse  # noqa: E402
 from handlers.app import make_app  # noqa: E402
@@ -230,6 +234,21 @@ def bot(bot_factory) -> LiveBot:
 @pytest.fixture
 def safe_bot(bot_factory) -> LiveBot:
     return bot_factory(wechat={"encoding_aes_key": AES_KEY})
+
+
+@pytest.fixture
+def log_lines():
+    """Every log line the server writes during the test, as JSON objects, rendered as in production."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logs.formatter(json_lines=True))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import io
 import json
-import logging
 import re
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
-from wechat_sim import WeChatSim, seen, sha1_signature
+from wechat_sim import Push, WeChatSim, seen, sha1_signature
 
-from bot import logs
 from storage.models import InboundMessage, Share, User
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -178,21 +175,6 @@ def test_a_failure_inside_the_bot_gets_an_apology_and_keeps_nothing(bot):
     assert "礼物清单" in bot.wx.text("o_alice", "礼品")["Content"]
 
 
-@pytest.fixture
-def log_lines():
-    """Every log line the server writes during the test, as JSON objects, rendered as in production."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(logs.formatter(json_lines=True))
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(level)
-
-
 def test_each_handled_message_logs_one_line_saying_what_happened(bot, log_lines):
     bot.wx.text("o_alice", "礼品")
     bot.wx.click("o_alice", "GIFTS")
@@ -222,7 +204,8 @@ def test_the_same_body_under_the_same_nonce_is_wechats_retry(bot):
     xml = bot.wx.text_xml("o_alice", "礼品", msg_id=5003)
     first, again = bot.wx.post_raw(xml, query), bot.wx.post_raw(xml, query)
     assert first[0] == again[0] == 200
-    assert seen(bot.wx.read_reply(first[1])) == seen(bot.wx.read_reply(again[1]))
+    sent = Push.of(xml)
+    assert seen(bot.wx.read_reply(first[1], sent)) == seen(bot.wx.read_reply(again[1], sent))
 
 
 def test_replay_guards_and_stored_replies_are_pruned_after_their_window(bot):
