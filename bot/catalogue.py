@@ -13,11 +13,14 @@ sets stock below what is committed, so a reservation is never lost.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
+
+from peewee import fn
 
 from bot import config as cfg
 from storage.db import locked, write_transaction
-from storage.models import Gift, utcnow
+from storage.models import Gift, Order, Share, utcnow
 
 SYNCED = ("position", "name", "price", "description", "image", "variants", "stock")
 
@@ -88,14 +91,28 @@ def get(gift_id: str) -> Gift | None:
     return Gift.get_or_none(Gift.id == gift_id)
 
 
-def as_dict(gift: Gift) -> dict:
-    return {
-        "id": gift.id,
-        "name": gift.name,
-        "price": gift.price,
-        "stock": gift.available,
-        "total_stock": gift.stock,
-        "committed": gift.committed,
-        "variants": gift.variants,
-        "active": gift.active,
-    }
+def listing(now: dt.datetime) -> list[dict]:
+    """Each gift on offer for operators: stock free to share, units held by open shares
+    (`reserved`) and units ordered (`claimed`)."""
+    held = dict(
+        Share.select(Share.gift, fn.SUM(Share.quantity - Share.claimed))
+        .where(~Share.released & (Share.expires_at > now))
+        .group_by(Share.gift)
+        .tuples()
+    )
+    ordered = dict(Order.select(Order.gift, fn.COUNT(Order.id)).group_by(Order.gift).tuples())
+    return [
+        {
+            "id": gift.id,
+            "name": gift.name,
+            "price": gift.price,
+            "stock": gift.available,
+            "total_stock": gift.stock,
+            "reserved": held.get(gift.id, 0),
+            "claimed": ordered.get(gift.id, 0),
+            "committed": gift.committed,
+            "variants": gift.variants,
+            "active": gift.active,
+        }
+        for gift in active()
+    ]

@@ -120,7 +120,7 @@ def save(state: State, now: dt.datetime) -> None:
 class Flow:
     name: str
     form: type[Form]
-    subject: Callable[[dict], dict]  # the flow's context → FormContext.subject; may raise Ended
+    subject: Callable[[State, dt.datetime], dict]  # → FormContext.subject; may raise Ended
     confirm: Callable[[State, Form], Reply]  # the effect of 确认; may raise Invalid or Ended
 
 
@@ -132,7 +132,7 @@ class Engine:
 
     def form(self, state: State, now: dt.datetime) -> Form:
         flow = self.flows[state.flow]
-        subject = flow.subject(state.context)
+        subject = flow.subject(state, now)
         return flow.form(FormContext(self.config, now.replace(tzinfo=dt.UTC), subject))
 
     def start(self, state: State, flow: str, context: dict, now: dt.datetime) -> Reply:

@@ -48,13 +48,16 @@ def _naive(now: dt.datetime) -> dt.datetime:
 
 
 def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Flow]:
-    def gift_subject(context: dict) -> dict:
-        gift = catalogue.get(context["gift_id"])
+    def gift_subject(state: State, now: dt.datetime) -> dict:
+        gift = catalogue.get(state.context["gift_id"])
         if gift is None or not gift.active:
             raise Ended("gift_retired")
         if gift.available < 1:
             raise Ended("out_of_stock", gift=gift.name, left=0)
-        return {"gift": gift}
+        allowance = shares.allowance(config, state.openid, _naive(now))
+        if refusal := allowance.refusal():
+            raise Ended(refusal.code, **refusal.params)
+        return {"gift": gift, "allowance": allowance.units}
 
     def create_share(state: State, form: Form) -> Reply:
         share = shares.create(
@@ -68,7 +71,8 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         share.gift = form.ctx.subject["gift"]
         return share_card(config, renderer, share)
 
-    def share_subject(context: dict) -> dict:
+    def share_subject(state: State, now: dt.datetime) -> dict:
+        context = state.context
         share = shares.by_token(context["token"])
         if share is None:
             raise Ended("share_unknown")

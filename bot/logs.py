@@ -11,6 +11,7 @@ formatter renders them. Never log an OpenID (hash it) or a full phone number.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 
@@ -48,3 +49,8 @@ def formatter(json_lines: bool) -> logging.Formatter:
             renderer,
         ],
     )
+
+
+def hashed(openid: str) -> str:
+    """A stable, non-reversible tag for logs: never log an OpenID itself."""
+    return hashlib.sha256(openid.encode()).hexdigest()[:12]

@@ -23,6 +23,7 @@ import jinja2
 from bot.config import Config
 from bot.forms.base import FormContext, Invalid
 from bot.forms.delivery import delivery_slots, examples, first_days, show_slot
+from bot.forms.share import max_quantity
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -64,6 +65,7 @@ class Renderer:
                 public_url=config.server.public_url,
                 delivery_slots=slots_of,
                 delivery_examples=examples_of,
+                max_quantity=max_quantity,
                 delivery_label=delivery_label,
             )
             env.filters.update(money=money, cst=local, first_days=first_days)

@@ -8,29 +8,85 @@ Usage::
     release_expired(now)             # return the unclaimed units of expired shares to stock
 
 Stock is reserved in the transaction that creates the share, with a guarded
-UPDATE that cannot take stock below zero, whatever runs beside it.
+UPDATE that cannot take stock below zero, whatever runs beside it. One giver
+may hold at most `[shares] max_open_units_per_giver` units in open shares and
+create at most `max_shares_per_hour` shares an hour, so no follower can empty
+a gift for everyone else; the giver's row is locked while this is counted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import secrets
+from dataclasses import dataclass
 
+from peewee import fn
+
+from bot import logs
 from bot.config import Config
 from bot.forms.base import Invalid
 from storage.db import locked, write_transaction
-from storage.models import Gift, Share, utcnow
+from storage.models import Gift, Share, User, utcnow
+
+log = logging.getLogger("gift_bot.shares")
 
 TOKEN_BYTES = 16  # 128 bits
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
+@dataclass(frozen=True)
+class Allowance:
+    """What one giver may still share now, under `[shares]`'s limits."""
+
+    units: int  # more units they may reserve
+    held: int  # units they hold in open shares
+    shares_this_hour: int
+    next_share_at: dt.datetime | None  # when the hourly limit lets them share again
+
+    def refusal(self, quantity: int = 1) -> Invalid | None:
+        if self.next_share_at is not None:
+            return Invalid("share_rate", at=self.next_share_at, count=self.shares_this_hour)
+        if quantity > self.units:
+            return Invalid("giver_limit", held=self.held, left=self.units, quantity=quantity)
+        return None
+
+
+def allowance(config: Config, giver: str, now: dt.datetime) -> Allowance:
+    """Units and shares `giver` may still reserve now."""
+    held = (
+        Share.select(fn.COALESCE(fn.SUM(Share.quantity - Share.claimed), 0))
+        .where(_open_of(giver, now))
+        .scalar()
+    )
+    hour_ago = now - dt.timedelta(hours=1)
+    recent = list(
+        Share.select(Share.created_at)
+        .where((Share.giver == giver) & (Share.created_at > hour_ago))
+        .order_by(Share.created_at)
+        .tuples()
+    )
+    limit = config.shares
+    blocked = len(recent) >= limit.max_shares_per_hour
+    next_at = recent[-limit.max_shares_per_hour][0] + dt.timedelta(hours=1) if blocked else None
+    return Allowance(max(limit.max_open_units_per_giver - held, 0), held, len(recent), next_at)
+
+
+def _open_of(giver: str, now: dt.datetime):
+    return (Share.giver == giver) & ~Share.released & (Share.expires_at > now)
+
+
 def create(
     config: Config, giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime
 ) -> Share:
-    """Reserve `quantity` units and create the share; raises Invalid("out_of_stock", ...)."""
+    """Reserve `quantity` units and create the share; raises Invalid("out_of_stock", ...)
+    or the giver's limit (Invalid("giver_limit" | "share_rate", ...))."""
     with write_transaction():
+        locked(User.select().where(User.openid == giver)).first()  # one giver's shares in turn
+        refusal = allowance(config, giver, now).refusal(quantity)
+        if refusal:
+            raise refusal
         reserved = (
             Gift.update(committed=Gift.committed + quantity, updated_at=now)
             .where((Gift.id == gift_id) & Gift.active & (Gift.stock - Gift.committed >= quantity))
@@ -41,7 +97,7 @@ def create(
             if gift is None or not gift.active:
                 raise Invalid("gift_retired")
             raise Invalid("out_of_stock", gift=gift.name, left=gift.available)
-        return Share.create(
+        share = Share.create(
             token=secrets.token_urlsafe(TOKEN_BYTES),
             giver=giver,
             gift=gift_id,
@@ -49,6 +105,23 @@ def create(
             blessing=blessing,
             created_at=now,
             expires_at=now + dt.timedelta(hours=config.shares.expire_hours),
+        )
+        _warn_if_hoarding(giver, gift_id, now)
+        return share
+
+
+def _warn_if_hoarding(giver: str, gift_id: str, now: dt.datetime) -> None:
+    """Tell operators when one giver holds more than a tenth of a gift's stock."""
+    held = (
+        Share.select(fn.COALESCE(fn.SUM(Share.quantity - Share.claimed), 0))
+        .where(_open_of(giver, now) & (Share.gift == gift_id))
+        .scalar()
+    )
+    stock = Gift.select(Gift.stock).where(Gift.id == gift_id).scalar() or 0
+    if held * 10 > stock:
+        log.warning(
+            "one giver holds more than a tenth of a gift",
+            extra={"user": logs.hashed(giver), "gift": gift_id, "held": held, "stock": stock},
         )
 
 

@@ -30,7 +30,7 @@ from bot.app import Services
 from bot.config import Config, ConfigError, load
 from bot.wechat_api import WeChatApi, WeChatError
 from storage import db as storage
-from storage.models import Outbox
+from storage.models import Outbox, utcnow
 
 DEFAULT_CONFIG = "config.toml"
 EXPORT_FIELDS = [
@@ -123,11 +123,11 @@ def catalogue_sync(config: Config, args) -> int:
 
 def catalogue_list(config: Config, args) -> int:
     open_db(config)
-    rows = [catalogue.as_dict(g) for g in catalogue.active()]
+    rows = catalogue.listing(utcnow())
     if args.format == "json":
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
-        print_table(rows, ["id", "name", "price", "stock", "committed", "variants"])
+        print_table(rows, ["id", "name", "price", "stock", "reserved", "claimed", "variants"])
     return 0
 
 
@@ -184,8 +184,6 @@ def orders_export(config: Config, args) -> int:
 
 def orders_ship(config: Config, args) -> int:
     open_db(config)
-    from storage.models import utcnow
-
     order, shipped = orders.ship(args.order_no, utcnow())
     if order is None:
         print(f"no order {args.order_no}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from test_chat_order import (
@@ -186,3 +187,64 @@ def test_transcript_giver_shares(bot):
     token = Share.get().token
     bot.wx.click("o_giver", "MY_GIFTS")
     check_transcript("giver_shares", bot.wx.transcript, tokens=[token])
+
+
+# -- no follower can empty a gift ----------------------------------------------------
+
+SHARE_TEN = ("礼品", "1", "送", "10", "跳过", "确认")
+
+
+def test_one_giver_cannot_reserve_more_than_the_limit_and_is_told_why(bot):
+    """The audit's case: 礼品, 1, 送, 10, 跳过, 确认 four times."""
+    before = Gift.get_by_id("tea-longjing").available
+    for _ in range(2):
+        assert say(bot, "o_hoarder", *SHARE_TEN).endswith(
+            f"/claim/{Share.select().order_by(Share.id.desc()).get().token}"
+        )
+    reply = say(bot, "o_hoarder", "礼品", "1", "送")
+    assert "还有 20 份没人领取" in reply and "每人同时最多留 20 份" in reply
+    assert conversation("o_hoarder").flow is None
+    assert Share.select().count() == 2
+    assert Gift.get_by_id("tea-longjing").available == before - 20
+    assert "回复 1 到 10" in say(bot, "o_other", "1", "送"), "another giver is not held back"
+
+
+def test_the_quantity_asked_for_is_capped_by_what_the_giver_may_still_hold(bot):
+    say(bot, "o_giver", *SHARE_TEN)
+    say(bot, "o_giver", "2", "送", "8", "跳过", "确认")
+    reply = say(bot, "o_giver", "3", "送")
+    assert "回复 1 到 2 之间的数字" in reply
+    reply = say(bot, "o_giver", "3")
+    assert "份数要在 1 到 2 之间，3 不行哦" in reply and "你还能送 2 份" in reply
+
+
+def test_units_claimed_or_expired_free_the_givers_allowance(bot):
+    token = share_in_chat(bot, giver="o_giver", quantity="10")
+    say(bot, "o_giver", *SHARE_TEN)
+    assert "每人同时最多留" in say(bot, "o_giver", "1", "送")
+    claim(bot, browser(bot, "o_friend"), token)
+    assert "回复 1 到 1 之间的数字" in say(bot, "o_giver", "1", "送")
+    say(bot, "o_giver", "取消")
+    bot.clock.offset += dt.timedelta(hours=bot.config.shares.expire_hours, minutes=1)
+    assert "回复 1 到 10 之间的数字" in say(bot, "o_giver", "1", "送")
+
+
+def test_a_giver_may_create_only_so_many_shares_an_hour(bot_factory):
+    bot = bot_factory(shares={"max_shares_per_hour": 2})
+    monday_morning(bot)
+    for _ in range(2):
+        share_in_chat(bot, giver="o_busy")
+    reply = say(bot, "o_busy", "1", "送")
+    assert "一小时内已经送出 2 次礼物了" in reply and "以后再送吧" in reply
+    bot.clock.offset += dt.timedelta(hours=1, minutes=1)
+    assert "【1/2】" in say(bot, "o_busy", "1", "送")
+
+
+def test_operators_are_warned_when_one_giver_holds_over_a_tenth_of_a_gift(bot, log_lines):
+    share_in_chat(bot, giver="o_small", quantity="4")  # 4 of 40: not more than a tenth
+    assert not [line for line in log_lines() if line["level"] == "warning"]
+    share_in_chat(bot, giver="o_big", quantity="5")
+    (warning,) = [line for line in log_lines() if line["level"] == "warning"]
+    assert warning["event"] == "one giver holds more than a tenth of a gift"
+    assert (warning["gift"], warning["held"], warning["stock"]) == ("tea-longjing", 5, 40)
+    assert "o_big" not in json.dumps(warning)

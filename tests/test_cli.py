@@ -196,9 +196,21 @@ def test_catalogue_list_json_shows_stock_not_reserved_by_shares(shop):
 
     after = stock_by_id(shop)
     assert after["tea-longjing"] == before["tea-longjing"] - 3
+    (tea,) = [g for g in shop.cli_json("catalogue", "list") if g["id"] == "tea-longjing"]
+    assert (tea["reserved"], tea["claimed"]) == (3, 0)
     assert {k: v for k, v in after.items() if k != "tea-longjing"} == {
         k: v for k, v in before.items() if k != "tea-longjing"
     }
+
+
+def test_catalogue_list_shows_who_holds_what_reserved_and_claimed(shop):
+    shop.open()
+    share = shop.share("scarf", quantity=3)
+    shop.order(share, "o_friend")
+    table = lines(shop.cli("catalogue", "list"))
+    assert table[0].split() == ["id", "name", "price", "stock", "reserved", "claimed", "variants"]
+    scarf = next(line for line in table if line.startswith("scarf"))
+    assert scarf.split()[3:6] == ["12", "2", "1"]
 
 
 def test_sync_keeps_stock_that_shares_hold_when_the_config_lowers_it(shop):

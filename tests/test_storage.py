@@ -146,3 +146,27 @@ def test_enqueue_with_the_same_key_adds_one_row(config):
     assert enqueue("sms", "sms:order:X", {"a": 1})
     assert not enqueue("sms", "sms:order:X", {"a": 2})
     assert Outbox.select().count() == 1
+
+
+def test_one_giver_racing_with_themself_never_holds_more_than_the_limit(config):
+    """Eight shares of 4 at once from one giver, limit 20: the giver's row serialises them."""
+    config = replace(config, shares=replace(config.shares, max_shares_per_hour=100))
+    Gift.update(stock=1000, committed=0).where(Gift.id == "coffee").execute()
+    User.create(openid="o_hoarder")
+    made, refused = [], []
+
+    def share():
+        try:
+            made.append(shares.create(config, "o_hoarder", "coffee", 4, "", utcnow()))
+        except Invalid as exc:
+            refused.append(exc.code)
+        finally:
+            storage.db.close()
+
+    threads = [threading.Thread(target=share) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 5 and set(refused) == {"giver_limit"}
+    assert Gift.get_by_id("coffee").committed == 20

@@ -118,6 +118,8 @@ class Shares:
     expire_hours: float = 72.0
     max_quantity: int = 10
     blessing_max_length: int = 60
+    max_open_units_per_giver: int = 20  # units one giver may hold reserved in open shares
+    max_shares_per_hour: int = 10  # shares one giver may create in any hour
 
 
 @dataclass(frozen=True)

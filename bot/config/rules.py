@@ -47,6 +47,8 @@ def check(c: Config) -> None:
     _positive("shares.expire_hours", c.shares.expire_hours)
     _positive("shares.max_quantity", c.shares.max_quantity)
     _positive("shares.blessing_max_length", c.shares.blessing_max_length)
+    _positive("shares.max_open_units_per_giver", c.shares.max_open_units_per_giver)
+    _positive("shares.max_shares_per_hour", c.shares.max_shares_per_hour)
     _check_delivery(c.delivery)
     _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
     _check_gifts(c.gifts)

@@ -16,7 +16,12 @@ SKIP_WORD = "跳过"
 
 
 def max_quantity(ctx: FormContext) -> int:
-    return min(ctx.config.shares.max_quantity, ctx.subject["gift"].available)
+    """At most: a share's limit, the gift's stock, and what the giver may still hold."""
+    return min(
+        ctx.config.shares.max_quantity,
+        ctx.subject["gift"].available,
+        ctx.subject.get("allowance", ctx.config.shares.max_quantity),
+    )
 
 
 def parse_quantity(text: str, ctx: FormContext) -> int:
@@ -31,8 +36,11 @@ def check_quantity(value: int, ctx: FormContext) -> int:
     if most < 1:
         raise Invalid("out_of_stock", gift=ctx.subject["gift"].name, left=0)
     if not 1 <= value <= most:
-        by_stock = most < ctx.config.shares.max_quantity
-        raise Invalid("quantity_range", value=value, most=most, by_stock=by_stock)
+        by_stock = most == ctx.subject["gift"].available < ctx.config.shares.max_quantity
+        by_limit = not by_stock and most == ctx.subject.get("allowance")
+        raise Invalid(
+            "quantity_range", value=value, most=most, by_stock=by_stock, by_limit=by_limit
+        )
     return value
 
 

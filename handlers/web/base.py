@@ -9,7 +9,6 @@ Usage::
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ import tornado.web
 from markupsafe import Markup
 from tornado.ioloop import IOLoop
 
+from bot import logs
 from bot.app import Services
 
 T = TypeVar("T")
@@ -74,7 +74,4 @@ class BaseHandler(tornado.web.RequestHandler):
             return
         self.render_page("pages/error.html", status=status_code, code=status_code)
 
-    @staticmethod
-    def hashed(openid: str) -> str:
-        """A stable, non-reversible tag for logs: never log an OpenID itself."""
-        return hashlib.sha256(openid.encode()).hexdigest()[:12]
+    hashed = staticmethod(logs.hashed)
