@@ -176,10 +176,26 @@ def orders_export(config: Config, args) -> int:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_cell(k, v) for k, v in row.items()} for row in rows)
     # A BOM, so Excel opens the UTF-8 (Chinese names and addresses) cleanly.
     sys.stdout.buffer.write(b"\xef\xbb\xbf" + out.getvalue().encode("utf-8"))
     return 0
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(column: str, value):
+    """A cell a spreadsheet shows as text: what a recipient typed must never run as a formula.
+
+    Phones lose their `+` (Excel would read +86… as a formula, and couriers dial the national
+    number); any other cell starting like a formula gets a leading apostrophe.
+    """
+    if not isinstance(value, str):
+        return value
+    if column == "phone":
+        return value.removeprefix("+86") if value.startswith("+86") else value.lstrip("+")
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def orders_ship(config: Config, args) -> int:

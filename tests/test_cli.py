@@ -274,6 +274,23 @@ def test_orders_export_csv_starts_with_a_bom_and_reads_back_chinese_intact(shop)
     assert rows[1]["address"] == '广东省深圳市南山区科技园南区 8 栋, "海景" 1201'
 
 
+def test_orders_export_csv_never_hands_excel_a_formula(shop):
+    share = shop.open().share("tea-longjing", quantity=3)
+    hyperlink = '=HYPERLINK("https://evil.example","点我")'
+    shop.order(share, "o_a", name="=cmd|' /C calc'!A0")
+    shop.order(share, "o_b", name="@SUM(1+1)", address={**XIAOHONG["address"], "detail": hyperlink})
+    shop.order(share, "o_c", name="-2+3", address={**XIAOHONG["address"], "detail": "\t+1 号"})
+    result = shop.cli("orders", "export", "--format", "csv", binary=True)
+    rows = list(csv.DictReader(io.StringIO(result.stdout.decode("utf-8-sig"), newline="")))
+    assert [r["name"] for r in rows] == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)", "'-2+3"]
+    assert rows[1]["address_detail"] == "'" + hyperlink
+    assert rows[2]["address_detail"] == "'\t+1 号"
+    for row in rows:
+        assert row["phone"] == "13800138000", "national digits: no formula, and what couriers dial"
+        assert not [v for v in row.values() if v[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert shop.cli_json("orders", "export")[0]["name"] == "=cmd|' /C calc'!A0", "JSON is as typed"
+
+
 def test_orders_ship_marks_an_order_shipped_once(shop):
     share = shop.open().share("coffee", quantity=2)
     shipped = shop.order(share, "o_xiaohong")
