@@ -12,8 +12,16 @@ Usage::
 A row is claimed with a lease (so a worker killed mid-send is retried by
 another once the lease runs out): `SELECT … FOR UPDATE SKIP LOCKED` on
 PostgreSQL, and on SQLite an `UPDATE … WHERE` the row is still free that must
-change exactly one row. Failures back off exponentially; a permanent failure
-or the last attempt marks the row `dead`. Senders raise an exception with a
+change exactly one row. The lease is per row and renewed just before its send,
+so a slow batch never sends a row whose lease ran out; and every later update
+is fenced with the lease this worker holds (`WHERE id = ? AND lease_until =
+<mine> AND status = 'pending'`), so a worker that lost its lease can neither
+mark a row sent twice nor put a sent row back to pending.
+
+Failures back off exponentially; a permanent failure or the last attempt marks
+the row `dead`. Senders get the payload and the row's reference (`outbox-<id>`,
+which the SMS vendors echo as OutId / SessionContext, so a send that timed out
+after the vendor took it can be matched), and raise an exception with a
 `retryable` attribute; anything else counts as retryable.
 """
 
@@ -29,7 +37,7 @@ from storage.models import Outbox, db, utcnow
 
 log = logging.getLogger("gift_bot.outbox")
 
-Sender = Callable[[dict, str], Awaitable[object]]  # (payload, idempotency key)
+Sender = Callable[[dict, str], Awaitable[object]]  # (payload, the row's reference outbox-<id>)
 
 
 def enqueue(kind: str, key: str, payload: dict) -> bool:
@@ -91,10 +99,12 @@ class Worker:
         """Send every due row once; returns how many were tried."""
         rows = await asyncio.to_thread(self.claim)  # database work off the event loop
         for row in rows:
-            await self.deliver(row)
+            if await asyncio.to_thread(self.renew, row):
+                await self.deliver(row)
         return len(rows)
 
     def claim(self) -> list[Outbox]:
+        """Lease up to `batch` due rows; each row carries the lease it was given."""
         now = self.clock()
         due = (
             (Outbox.status == "pending")
@@ -107,43 +117,54 @@ class Worker:
             if is_postgres():
                 query = query.for_update(skip_locked=True)
             for row in query:
+                lease = now + self.lease
                 changed = (
-                    Outbox.update(lease_until=now + self.lease, attempts=Outbox.attempts + 1)
+                    Outbox.update(lease_until=lease, attempts=Outbox.attempts + 1)
                     .where((Outbox.id == row.id) & due)
                     .execute()
                 )
                 if changed == 1:
                     row.attempts += 1
+                    row.lease_until = lease
                     taken.append(row)
         return taken
+
+    def renew(self, row: Outbox) -> bool:
+        """Extend this row's lease right before its send; False when another worker has it."""
+        lease = self.clock() + self.lease
+        if not self._fenced(row, lease_until=lease):
+            return False
+        row.lease_until = lease
+        return True
 
     async def deliver(self, row: Outbox) -> None:
         sender = self.senders.get(row.kind)
         try:
             if sender is None:
                 raise LookupError(f"no sender for outbox kind {row.kind!r}")
-            await sender(row.payload, row.key)
+            await sender(row.payload, reference(row.id))
         except Exception as exc:  # each failure is recorded on the row, never lost
             await asyncio.to_thread(self.failed, row, exc)
         else:
             await asyncio.to_thread(self.sent, row)
 
     def sent(self, row: Outbox) -> None:
-        Outbox.update(status="sent", sent_at=self.clock(), lease_until=None, last_error="").where(
-            Outbox.id == row.id
-        ).execute()
-        log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
+        if self._fenced(row, status="sent", sent_at=self.clock(), lease_until=None, last_error=""):
+            log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
 
     def failed(self, row: Outbox, exc: Exception) -> None:
         retryable = getattr(exc, "retryable", not isinstance(exc, LookupError))
         dead = not retryable or row.attempts >= self.max_attempts
         delay = self.retry_seconds * 2 ** (row.attempts - 1)
-        Outbox.update(
+        recorded = self._fenced(
+            row,
             status="dead" if dead else "pending",
             lease_until=None,
             next_attempt_at=self.clock() + dt.timedelta(seconds=delay),
             last_error=f"{type(exc).__name__}: {exc}"[:1000],
-        ).where(Outbox.id == row.id).execute()
+        )
+        if not recorded:
+            return
         log.warning(
             "outbox %s",
             "dead" if dead else "will retry",
@@ -154,3 +175,25 @@ class Worker:
                 "error": str(exc),
             },
         )
+
+    def _fenced(self, row: Outbox, **values) -> bool:
+        """Update the row only while this worker's lease on it holds; True when it did."""
+        changed = (
+            Outbox.update(**values)
+            .where(
+                (Outbox.id == row.id)
+                & (Outbox.lease_until == row.lease_until)
+                & (Outbox.status == "pending")
+            )
+            .execute()
+        )
+        if changed != 1:
+            log.warning(
+                "outbox lease lost; the row is another worker's", extra={"outbox_id": row.id}
+            )
+        return changed == 1
+
+
+def reference(row_id: int) -> str:
+    """How an outbox row is named to the outside world (SMS OutId, webhook `key`)."""
+    return f"outbox-{row_id}"

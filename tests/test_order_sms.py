@@ -58,8 +58,9 @@ def test_aliyun_receives_a_signed_request_with_the_order_in_its_params(bot_facto
     assert sent["PhoneNumbers"] == "8613800138000" and sent["SignName"] == "礼物小助手"
     params = json.loads(sent["TemplateParam"])
     assert params["order_no"] == order.order_no and params["gift"] == "明前龙井礼盒"
-    assert sent["OutId"] == f"sms:order:{order.order_no}"
-    assert Outbox.get(Outbox.kind == "sms").status == "sent"
+    row = Outbox.get(Outbox.key == f"sms:order:{order.order_no}")
+    assert sent["OutId"] == f"outbox-{row.id}", "the vendor echoes which outbox row sent it"
+    assert row.status == "sent"
 
 
 def test_tencent_receives_a_signed_request_with_the_order_in_its_params(bot_factory, tencent):
@@ -71,6 +72,8 @@ def test_tencent_receives_a_signed_request_with_the_order_in_its_params(bot_fact
     assert sent["PhoneNumberSet"] == ["+8613800138000"]
     assert sent["TemplateParamSet"][:2] == [order.order_no, "明前龙井礼盒"]
     assert sent["SmsSdkAppId"] == "1400000000" and sent["TemplateId"] == "123456"
+    row = Outbox.get(Outbox.key == f"sms:order:{order.order_no}")
+    assert sent["SessionContext"] == f"outbox-{row.id}"
 
 
 def test_a_wrong_vendor_secret_marks_the_sms_dead_and_keeps_it_visible(bot_factory, aliyun):

@@ -139,7 +139,55 @@ def test_a_crashed_send_is_retried_after_its_lease(config):
     assert asyncio.run(second.run_once()) == 0, "leased: not handed out twice"
     second.clock = lambda: utcnow() + dt.timedelta(seconds=61)
     assert asyncio.run(second.run_once()) == 1
-    assert sent == ["sms:test:lease"]
+    assert sent == [f"outbox-{Outbox.get().id}"]
+
+
+def test_a_slow_batch_never_sends_a_row_whose_lease_another_worker_took(config):
+    """The audit's double SMS: a batch outlives its lease; the second worker sends the rows;
+    the first must neither send them again nor put a sent row back to pending."""
+    for i in range(3):
+        enqueue("sms", f"sms:test:slow{i}", {"n": i})
+    now = [utcnow()]
+    sent: list[tuple[str, int]] = []
+
+    def worker(name: str, fail: bool = False) -> Worker:
+        async def send(payload, ref):
+            sent.append((name, payload["n"]))
+            now[0] += dt.timedelta(seconds=40)  # each send is slow
+            if fail:
+                raise TimeoutError("the vendor took it, but answered too late")
+
+        return Worker({"sms": send}, retry_seconds=600, max_attempts=3, lease_seconds=60,
+                      clock=lambda: now[0])  # fmt: skip
+
+    slow = worker("slow", fail=True)
+    batch = slow.claim()
+    assert len(batch) == 3
+    assert asyncio.run(slow.renew(batch[0]) and slow.deliver(batch[0])) is None
+    # 40 s later its lease on the two rows it has not sent yet runs out: another worker takes them.
+    now[0] += dt.timedelta(seconds=30)
+    fast = worker("fast")
+    assert asyncio.run(fast.run_once()) == 2
+    for row in batch[1:]:  # the slow worker goes on with its stale batch
+        assert not slow.renew(row)
+    assert sent == [("slow", 0), ("fast", 1), ("fast", 2)]
+    assert [r.status for r in Outbox.select().order_by(Outbox.id)] == ["pending", "sent", "sent"]
+
+
+def test_a_late_failure_never_puts_a_sent_row_back_to_pending(config):
+    enqueue("sms", "sms:test:late", {"n": 1})
+    now = [utcnow()]
+    first = Worker({}, retry_seconds=1, max_attempts=3, lease_seconds=60, clock=lambda: now[0])
+    (row,) = first.claim()
+    now[0] += dt.timedelta(seconds=61)
+    second = Worker({"sms": _ok}, retry_seconds=1, max_attempts=3, clock=lambda: now[0])
+    assert asyncio.run(second.run_once()) == 1
+    first.failed(row, TimeoutError("late"))  # the first worker's send finally times out
+    assert Outbox.get().status == "sent"
+
+
+async def _ok(payload, ref):
+    return None
 
 
 def test_enqueue_with_the_same_key_adds_one_row(config):

@@ -66,7 +66,7 @@ class SmsMessage:
     text: str  # full rendered text (console/webhook)
     template: str  # our template name, e.g. "order_placed"
     params: dict[str, str]  # template variables: order_no, gift, time
-    key: str  # idempotency key, passed as Aliyun OutId / Tencent SessionContext
+    key: str  # the outbox row's reference (outbox-<id>): Aliyun OutId / Tencent SessionContext
 
 
 class SmsError(Exception):
