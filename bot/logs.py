@@ -24,8 +24,6 @@ def setup(json_lines: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Tornado logs each request itself; ours already say what matters.
-    logging.getLogger("tornado.access").setLevel(logging.WARNING)
 
 
 def formatter(json_lines: bool) -> logging.Formatter:

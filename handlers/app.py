@@ -22,6 +22,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 
 from bot.app import Services
+from bot.config import Config
 from handlers.web import claim, dev, oauth, pages
 from handlers.web.base import BaseHandler
 from handlers.wechat import WeChatHandler
@@ -32,6 +33,9 @@ log = logging.getLogger("gift_bot.server")
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TOKEN = r"([^/]{1,128})"
 DB_THREADS = 4
+# The largest body any request needs: a WeChat push is a few KB (the callback refuses over
+# 64 KB), a form a few hundred bytes. Tornado refuses more before reading it into memory.
+MAX_BODY = 64 * 1024
 
 
 class NotFound(BaseHandler):
@@ -75,6 +79,34 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         },
         static_path=str(STATIC),
         default_handler_class=NotFound,
+        log_function=log_request,
+    )
+
+
+def make_server(app: tornado.web.Application, config: Config) -> HTTPServer:
+    """The HTTP server for `app`: bodies capped before they are read, proxy headers if trusted."""
+    return HTTPServer(
+        app, xheaders=config.server.xheaders, max_body_size=MAX_BODY, max_buffer_size=MAX_BODY
+    )
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Failed requests only, and their path only: a query may hold a signature, an OpenID or an
+    OAuth code, none of which belongs in a log."""
+    status = handler.get_status()
+    if status < 400:
+        return
+    request = handler.request
+    log.log(
+        logging.WARNING if status < 500 else logging.ERROR,
+        "request failed",
+        extra={
+            "status": status,
+            "method": request.method,
+            "path": request.path,
+            "reason": getattr(handler, "refusal", ""),
+            "ms": round(request.request_time() * 1000, 2),
+        },
     )
 
 
@@ -86,7 +118,7 @@ async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app = make_app(services)
-    server = HTTPServer(app, xheaders=config.server.xheaders)
+    server = make_server(app, config)
     server.listen(config.server.port, config.server.host)
     log.info("listening", extra={"url": config.server.public_url, "port": config.server.port})
     background = asyncio.create_task(services.background(stop))

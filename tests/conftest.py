@@ -35,7 +35,6 @@ import peewee
 import pytest
 import requests
 import tomli_w
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +47,7 @@ from wechat_sim import WeChatSim  # noqa: E402
 from bot import logs  # noqa: E402
 from bot.app import Clock, Services  # noqa: E402
 from bot.config import parse  # noqa: E402
-from handlers.app import make_app  # noqa: E402
+from handlers.app import make_app, make_server  # noqa: E402
 
 PG_URL = os.environ.get("GIFTBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TOKEN = "testtoken0123456789"
@@ -165,7 +164,7 @@ class LiveBot:
             self.services = Services.start(self.config, clock=self.clock)
             self.stop_event = asyncio.Event()
             self.app = make_app(self.services, port=self.port)
-            server = HTTPServer(self.app)
+            server = make_server(self.app, self.config)
             server.add_sockets(self.sockets)
         except Exception as exc:  # reported by the constructor
             self.error = exc

@@ -253,3 +253,15 @@ def test_cookies_are_secure_when_the_public_address_is_https_even_behind_a_plain
         timeout=10,
     )
     assert form.status_code == 200 and "Secure" in set_cookies(form)["_xsrf"]
+
+
+def test_a_form_post_over_16_kb_is_413_and_orders_nothing(bot):
+    token = share_in_chat(bot)
+    phone = browser(bot, "o_friend")
+    page = phone.get(f"{bot.url}/claim/{token}/form", timeout=10)
+    r = phone.post(
+        f"{bot.url}/claim/{token}/form",
+        data={**FORM, "_xsrf": xsrf(page), "address": "广东省深圳市南山区" + "8" * 20_000},
+        timeout=10,
+    )
+    assert r.status_code == 413 and Order.select().count() == 0

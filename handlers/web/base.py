@@ -9,6 +9,7 @@ Usage::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,12 +20,19 @@ from tornado.ioloop import IOLoop
 from bot import logs
 from bot.app import Services
 
+log = logging.getLogger("gift_bot.web")
+
 T = TypeVar("T")
 OPENID_COOKIE = "gb_openid"
 COOKIE_DAYS = 30
+PAGE_MAX_BODY = 16 * 1024  # the order form is a few hundred bytes
 
 
 class BaseHandler(tornado.web.RequestHandler):
+    def prepare(self) -> None:
+        if len(self.request.body) > PAGE_MAX_BODY:
+            raise tornado.web.HTTPError(413)
+
     @property
     def services(self) -> Services:
         return self.settings["services"]
@@ -66,6 +74,18 @@ class BaseHandler(tornado.web.RequestHandler):
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data: https:; style-src 'self'; "
             "script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+
+    def log_exception(self, typ, value, tb) -> None:
+        """Tornado's own would log the whole URI (a signature, an OpenID, an OAuth code) and,
+        for a crash, every header: keep the reason and the path only."""
+        if isinstance(value, tornado.web.HTTPError):
+            self.refusal = value.log_message or ""  # log_request adds it to its line
+            return
+        log.error(
+            "request crashed",
+            extra={"method": self.request.method, "path": self.request.path},
+            exc_info=(typ, value, tb),
         )
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

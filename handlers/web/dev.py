@@ -40,6 +40,7 @@ class DevHandler(BaseHandler):
     """
 
     def prepare(self) -> None:
+        super().prepare()
         peer = self.request.connection.context.address
         if not (isinstance(peer, tuple) and is_loopback_host(peer[0])):
             raise tornado.web.HTTPError(403, "the sandbox answers this machine only")
