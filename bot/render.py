@@ -23,6 +23,7 @@ import jinja2
 from bot.config import Config
 from bot.forms.base import FormContext, Invalid
 from bot.forms.delivery import delivery_slots, examples, first_days, show_slot
+from bot.forms.safety import neutral
 from bot.forms.share import max_quantity
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -44,7 +45,11 @@ class Renderer:
     def __init__(self, config: Config, directory: Path = TEMPLATES):
         loader = jinja2.FileSystemLoader(str(directory))
         common = {"undefined": jinja2.StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
-        self.text_env = jinja2.Environment(loader=loader, autoescape=False, **common)
+        # Chat and SMS are plain text; what people typed is printed with its tag brackets made
+        # harmless (bot/forms/safety.py), so nothing becomes a link from the account.
+        self.text_env = jinja2.Environment(
+            loader=loader, autoescape=False, finalize=neutral, **common
+        )
         self.html_env = jinja2.Environment(loader=loader, autoescape=True, **common)
         zone = zoneinfo.ZoneInfo(config.delivery.timezone)
 

@@ -102,11 +102,11 @@ def test_a_newcomer_shares_and_claims_a_gift_in_the_sandbox(chromium, sandbox):
 def test_the_form_shows_each_error_beside_its_field(chromium, bot):
     from test_claim_web import share_in_chat
 
-    token = share_in_chat(bot, number="3", blessing="<b>祝你开心</b>")
+    token = share_in_chat(bot, number="3", blessing="祝你 <3 & 开心 😊")
     bot.fake_wechat.set_user("o_friend")
     page = chromium.new_context(**PHONE).new_page()
     page.goto(f"{bot.url}/claim/{token}")  # through the fake OAuth, as in WeChat
-    assert "<b>祝你开心</b>" in page.inner_text(".blessing")
+    assert "祝你 <3 & 开心 😊" in page.inner_text(".blessing")
     shot(page, "claim-page")
     page.goto(f"{bot.url}/gifts/flowers")
     shot(page, "gift-page")

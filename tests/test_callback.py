@@ -155,7 +155,7 @@ def test_safe_mode_garbage_ciphertext_is_400(safe_bot):
 
 
 def test_text_that_would_close_cdata_is_echoed_intact_and_cannot_inject_xml(bot):
-    blessing = "]]></Content><MsgType>music</MsgType><x><![CDATA[生日快乐"
+    blessing = "]]> 生日快乐 ]]]]> 身体健康 ]]>"
     for text in ("1", "送", "1", blessing):
         reply = bot.wx.text("o_alice", text)
     assert reply["MsgType"] == "text" and blessing in reply["Content"]

@@ -248,3 +248,26 @@ def test_operators_are_warned_when_one_giver_holds_over_a_tenth_of_a_gift(bot, l
     assert warning["event"] == "one giver holds more than a tenth of a gift"
     assert (warning["gift"], warning["held"], warning["stock"]) == ("tea-longjing", 5, 40)
     assert "o_big" not in json.dumps(warning)
+
+
+@pytest.mark.parametrize(
+    "blessing",
+    [
+        '<a href="https://evil.example/login">点此领取礼物</a>',
+        "领奖请点 https://evil.example/login",
+        "打开 www.evil.example 领取",
+        "加我 evil-gift.cn 有惊喜",
+        "<img src=x onerror=alert(1)>",
+    ],
+)
+def test_a_blessing_with_a_link_or_markup_is_refused_and_nothing_is_kept(bot, blessing):
+    reply = say(bot, "o_giver", "1", "送", "1", blessing)
+    assert "祝福语里不能有链接或网页代码" in reply and "【2/2】" in reply
+    assert "blessing" not in conversation("o_giver").answers
+
+
+def test_markup_stored_before_the_rule_is_echoed_as_harmless_text(bot):
+    token = share_in_chat(bot)
+    Share.update(blessing='<a href="https://evil.example">点此领取</a>').execute()
+    reply = say(bot, "o_friend", f"领取 {token}")
+    assert "<a" not in reply and "＜a href" in reply and "＜/a＞" in reply

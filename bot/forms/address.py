@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.forms.base import Invalid
+from bot.forms.safety import refuse_markup
 
 MAX_LENGTH = 120
 MIN_DETAIL = 5
@@ -58,6 +59,7 @@ def parse_address(text: str) -> dict[str, str]:
         raise Invalid("address_empty")
     if len(text) > MAX_LENGTH:
         raise Invalid("address_too_long", length=len(text), limit=MAX_LENGTH)
+    refuse_markup(text, "地址")
     table = _table()
     end, province, city, district = _read_region(table, text)
     if province is None:

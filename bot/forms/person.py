@@ -21,10 +21,10 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from bot.forms.base import Invalid
+from bot.forms.safety import has_markup
 
 NAME_MAX = 20
 
-_URL = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(?:com|cn|net|org|top|xyz|io|cc|me)\b", re.I)
 # Zero-width joiner glues emoji together; every other format character (RTL
 # override, zero-width space) only serves to make a label look unlike its text.
 _ALLOWED_FORMAT = {"\u200d"}
@@ -39,7 +39,7 @@ def parse_name(text: str) -> str:
         raise Invalid("name_empty")
     if len(name) > NAME_MAX:
         raise Invalid("name_too_long", text=name, length=len(name), limit=NAME_MAX)
-    if any(_is_control(ch) for ch in name) or _URL.search(name):
+    if any(_is_control(ch) for ch in name) or has_markup(name):
         raise Invalid("name_invalid", text=_printable(name))
     # Digits-only, emoji-only and punctuation-only all lack a letter (Chinese characters are letters).
     if not any(unicodedata.category(ch).startswith("L") for ch in name):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import unicodedata
 
 from bot.forms.base import Field, Form, FormContext, Invalid
+from bot.forms.safety import refuse_markup
 
 SKIP_WORD = "跳过"
 
@@ -54,6 +55,7 @@ def parse_blessing(text: str, ctx: FormContext) -> str:
 def check_blessing(value: str, ctx: FormContext) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n" for ch in value):
         raise Invalid("blessing_invalid")
+    refuse_markup(value, "祝福语")
     most = ctx.config.shares.blessing_max_length
     if len(value) > most:
         raise Invalid("blessing_too_long", length=len(value), most=most)
