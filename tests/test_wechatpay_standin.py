@@ -270,6 +270,15 @@ def test_only_the_payer_named_in_the_order_can_pay(wxpay, fake):
         fake.standin.pay(ORDER_NO, openid="o_someone_else")
 
 
+def test_an_order_past_its_time_expire_cannot_be_paid(wxpay, fake, clock):
+    soon = time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600 + 120))
+    order(wxpay, time_expire=soon)
+    clock.offset += 121
+
+    with pytest.raises(ValueError, match="could be paid until"):
+        fake.standin.pay(ORDER_NO)
+
+
 def test_a_paid_order_cannot_be_ordered_again(wxpay, fake):
     paid_order(wxpay, fake)
 
@@ -732,6 +741,18 @@ def test_a_signtest_answer_fails_the_sdk_check(wxpay, fake):
 
     with pytest.raises(Exception, match="failed to verify the signature"):
         order(wxpay)
+
+
+def test_a_late_notification_waits_for_its_time_with_the_sender_running(wxpay, fake, shop):
+    order(wxpay)
+    fake.start_sender()
+
+    fake.standin.pay(ORDER_NO, notify_after=0.5)
+
+    time.sleep(0.2)
+    assert shop.received == []  # paid, queryable as SUCCESS, not yet told
+    assert json.loads(wxpay.query(out_trade_no=ORDER_NO)[1])["trade_state"] == "SUCCESS"
+    assert eventually(lambda: len(shop.received) == 1)
 
 
 def test_a_notification_to_a_public_host_is_never_sent_from_here(wxpay, fake):

@@ -12,6 +12,7 @@ Usage::
     app = tornado.web.Application(standin.routes("/dev/wechatpay"))   # api_base = <host>/dev/wechatpay
 
     standin.pay("T202601010001")               # the payer paid; a TRANSACTION.SUCCESS is queued
+    standin.pay("T202601010002", notify_after=30)   # ... and its notification comes late
     await standin.deliver_notifications()      # POST what waits to its notify_url, once
     standin.start_sender()                     # or keep sending, and retrying, from the loop
     standin.settle_refund("R1", "SUCCESS")     # a refund's outcome; its REFUND.* is queued
@@ -77,7 +78,12 @@ from handlers.standins.wechatpay_wire import (
 
 FIVE_MINUTES = 300
 JSON = {"Content-Type": "application/json; charset=utf-8"}
-REFUND_SUMMARY = {"SUCCESS": "退款成功", "CLOSED": "退款关闭", "ABNORMAL": "退款异常"}
+SUMMARY = {
+    "TRANSACTION.SUCCESS": "支付成功",
+    "REFUND.SUCCESS": "退款成功",
+    "REFUND.CLOSED": "退款关闭",
+    "REFUND.ABNORMAL": "退款异常",
+}
 ROUTES = (  # method, path, endpoint: the name fail_next and stall_next take
     ("POST", r"/v3/pay/transactions/jsapi", "jsapi"),
     ("GET", r"/v3/pay/transactions/out-trade-no/([^/]+)", "query"),
@@ -179,20 +185,20 @@ class WeChatPayStandIn:
 
     # -- the payer, the bank and the network: controls for tests and the sandbox -----------
 
-    def pay(self, out_trade_no: str, openid: str | None = None) -> Notification:
-        """The payer paid: SUCCESS, a transaction_id, and a TRANSACTION.SUCCESS queued."""
+    def pay(
+        self, out_trade_no: str, openid: str | None = None, *, notify_after: float = 0.0
+    ) -> Notification:
+        """The payer paid: SUCCESS, a transaction_id, and a TRANSACTION.SUCCESS queued, due
+        now or `notify_after` seconds later (the sender keeps it back till then)."""
         with self._lock:
             order = self.ledger.pay(out_trade_no, openid)
             plaintext = self.ledger.transaction(order)
-            return self._notify(
-                order.request.notify_url,
-                "TRANSACTION.SUCCESS",
-                "支付成功",
-                "transaction",
-                plaintext,
-            )
+            url = order.request.notify_url
+            return self._notify(url, "TRANSACTION.SUCCESS", "transaction", plaintext, notify_after)
 
-    def settle_refund(self, out_refund_no: str, status: str = "SUCCESS") -> Notification | None:
+    def settle_refund(
+        self, out_refund_no: str, status: str = "SUCCESS", *, notify_after: float = 0.0
+    ) -> Notification | None:
         """A refund's outcome: SUCCESS, CLOSED, or ABNORMAL (not final); then its REFUND.*
         notification, if the refund named a notify_url."""
         with self._lock:
@@ -201,7 +207,7 @@ class WeChatPayStandIn:
                 return None
             notice = self.ledger.refund_notice(refund)
             return self._notify(
-                refund.notify_url, f"REFUND.{status}", REFUND_SUMMARY[status], "refund", notice
+                refund.notify_url, f"REFUND.{status}", "refund", notice, notify_after
             )
 
     async def deliver_notifications(
@@ -326,17 +332,17 @@ class WeChatPayStandIn:
         return headers | {"User-Agent": "Mozilla/4.0"}  # what WeChat Pay's notifications send
 
     def _notify(
-        self, url: str, event_type: str, summary: str, original_type: str, plaintext: dict
+        self, url: str, event_type: str, original_type: str, plaintext: dict, after: float
     ) -> Notification:
         envelope = {
             "id": str(uuid.uuid4()),
             "create_time": rfc3339(self.clock()),
             "resource_type": "encrypt-resource",
             "event_type": event_type,
-            "summary": summary,
+            "summary": SUMMARY[event_type],
             "resource": encrypt_resource(self.api_v3_key, original_type, plaintext),
         }
-        return self.notifier.queue(envelope, url, plaintext)
+        return self.notifier.queue(envelope, url, plaintext, after)
 
     # -- the endpoints: check the request, then ask the ledger ----------------------------
 

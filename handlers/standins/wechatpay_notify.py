@@ -3,7 +3,7 @@
 Usage::
 
     notifier = Notifier(sign=..., clock=time.time, retry_scale=0.01, answer_timeout=5)
-    note = notifier.queue(envelope, url, plaintext)   # ready to send
+    note = notifier.queue(envelope, url, plaintext)   # due now (or `after` seconds)
     await notifier.deliver()              # one attempt for each waiting notification, now
     notifier.start()                      # or: a task that sends them when due, retries on schedule
     notifier.repeat(note.id)              # send a delivered one again (WeChat Pay repeats itself)
@@ -81,11 +81,12 @@ class Notifier:
         self._sending: set[str] = set()  # a manual deliver() and the sender never send one twice
         self._task: asyncio.Task | None = None
 
-    def queue(self, envelope: dict, url: str, plaintext: dict) -> Notification:
-        """`envelope` is the notification's JSON (id, event_type, resource, ...), sent as is."""
+    def queue(self, envelope: dict, url: str, plaintext: dict, after: float = 0.0) -> Notification:
+        """`envelope` is the notification's JSON (id, event_type, resource, ...), sent as is;
+        not due for `after` seconds (a late notification: WeChat Pay promises no timing)."""
         body = dump(envelope)
         note = Notification(envelope["id"], envelope["event_type"], url, body, plaintext)
-        note.due = time.monotonic()
+        note.due = time.monotonic() + after
         with self._lock:
             self.notifications.append(note)
         return note
