@@ -4,7 +4,7 @@ Usage::
 
     keys = MerchantKeys.generate()                      # slow (RSA): once per module
     with FakeWeChatPay(keys) as pay, NotifyReceiver() as shop:
-        pay.url                                         # http://127.0.0.1:<port>: the gateway
+        pay.gateway                                     # http://127.0.0.1:<port><prefix>: the API
         pay.standin.pay("T0001")                        # any control of WeChatPayStandIn
         pay.deliver()                                   # POST waiting notifications, now
         shop.received[0]["headers"], shop.received[0]["body"]
@@ -119,7 +119,8 @@ class FakeWeChatPay(_LoopThread):
         self.gateway = self.url + prefix
 
     def app(self) -> Application:
-        return Application(self.standin.routes(self.prefix))
+        # xsrf_cookies as on the bot's own app, where the sandbox mounts the stand-in
+        return Application(self.standin.routes(self.prefix), xsrf_cookies=True)
 
     def deliver(self, **options: Any) -> list:
         """One try for each waiting notification, awaited on the stand-in's own loop."""
