@@ -408,6 +408,32 @@ def test_refunds_beyond_the_payment_are_refused_and_must_be_a_minute_apart(wxpay
     assert refused(refund(wxpay, "R3", 1)) == (400, "INVALID_REQUEST")  # 100 of 100 refunded
 
 
+def test_an_order_takes_at_most_fifty_refunds(wxpay, fake, keys, clock):
+    paid_order(wxpay, fake)
+
+    def refund_one_fen(no: str) -> requests.Response:
+        clock.offset += 61  # refunds of one order come a minute apart, signed at that time
+        body = json.dumps(
+            {
+                "out_trade_no": ORDER_NO,
+                "out_refund_no": no,
+                "amount": {"refund": 1, "total": 100, "currency": "CNY"},
+            }
+        )
+        return signed_by_hand(
+            fake,
+            keys.merchant,
+            "POST",
+            "/v3/refund/domestic/refunds",
+            body.encode(),
+            timestamp=str(int(clock())),
+        )
+
+    assert all(refund_one_fen(f"R{n:02}").status_code == 200 for n in range(50))
+    fifty_first = refund_one_fen("R50")
+    assert (fifty_first.status_code, fifty_first.json()["code"]) == (400, "INVALID_REQUEST")
+
+
 def test_a_closed_refund_gives_its_amount_back_to_refund(wxpay, fake, clock):
     paid_order(wxpay, fake)
     refund(wxpay, "R1", 100)
