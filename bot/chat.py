@@ -23,6 +23,7 @@ from bot import catalogue, orders, shares, users
 from bot.config import Config
 from bot.conversation import Conflict, Ended, Engine, State, load, save
 from bot.flows import absolute, build_flows
+from bot.forms.base import small_number
 from bot.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text, as_dict, from_dict
@@ -137,8 +138,8 @@ class Chat:
             return self._help(state)
         if word == CONFIRM_WORD and (order := orders.by_number(state.context.get("last_order"))):
             return self._text("errors/already_claimed.txt", order=order)
-        if word.isdigit():
-            return self.pick(int(word), state)
+        if (number := small_number(word)) is not None:
+            return self.pick(number, state)
         if word == SHARE_WORD:
             return self.start_share(state, now)
         if word == CANCEL_WORD and state.flow:

@@ -25,7 +25,7 @@ from typing import Any
 import peewee
 
 from bot.config import Config
-from bot.forms.base import Field, Form, FormContext, Invalid
+from bot.forms.base import Field, Form, FormContext, Invalid, small_number
 from bot.render import Renderer
 from bot.replies import Reply, Text
 from storage.db import db, locked
@@ -204,8 +204,9 @@ class Engine:
         if wanted is None:
             return None
         fields = form.active_fields()
-        if wanted.isdigit() and 1 <= int(wanted) <= len(fields):
-            return fields[int(wanted) - 1]
+        number = small_number(wanted)
+        if number is not None and 1 <= number <= len(fields):
+            return fields[number - 1]
         return next((f for f in fields if wanted in (f.label, f.name, *f.aliases)), None)
 
     def _back(self, state: State, form: Form) -> Reply:

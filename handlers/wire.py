@@ -245,7 +245,10 @@ def reply_problems(fields: dict, msg: Incoming, now: float) -> list[str]:
     if fields.get("FromUserName") != msg.account:
         problems.append(f"FromUserName is {fields.get('FromUserName')!r}, not the account")
     created = _text(fields.get("CreateTime"))
-    if not created.isdigit() or abs(now - int(created)) > MAX_CLOCK_SKEW:
+    if (
+        not (created.isascii() and created.isdigit() and len(created) <= 12)
+        or abs(now - int(created)) > MAX_CLOCK_SKEW
+    ):
         problems.append(f"CreateTime {created!r} is not the current time in seconds")
     kind = fields.get("MsgType")
     if kind not in REPLY_TYPES:

@@ -11,7 +11,7 @@ Usage::
 from __future__ import annotations
 
 from bot.forms.address import check_address, parse_address, show_address
-from bot.forms.base import Field, Form, FormContext, Invalid
+from bot.forms.base import Field, Form, FormContext, Invalid, small_number
 from bot.forms.delivery import check_slot, parse_slot, show_slot
 from bot.forms.person import parse_name, parse_phone, show_phone
 
@@ -22,8 +22,9 @@ def parse_variant(text: str, ctx: FormContext) -> str:
     text = text.strip()
     if not text:
         raise Invalid("variant_empty", variants=variants)
-    if text.isdigit() and 1 <= int(text) <= len(variants):
-        return variants[int(text) - 1]
+    number = small_number(text)
+    if number is not None and 1 <= number <= len(variants):
+        return variants[number - 1]
     if text in variants:
         return text
     raise Invalid("variant_unknown", text=text, variants=variants)

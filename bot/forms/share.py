@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from bot.forms.base import Field, Form, FormContext, Invalid
+from bot.forms.base import Field, Form, FormContext, Invalid, small_number
 from bot.forms.safety import refuse_markup
 
 SKIP_WORD = "跳过"
@@ -27,9 +27,10 @@ def max_quantity(ctx: FormContext) -> int:
 
 def parse_quantity(text: str, ctx: FormContext) -> int:
     text = unicodedata.normalize("NFKC", text).strip().removesuffix("份").strip()
-    if not text.isdigit():
-        raise Invalid("quantity_invalid", text=text, most=max_quantity(ctx))
-    return check_quantity(int(text), ctx)
+    number = small_number(text)
+    if number is None:
+        raise Invalid("quantity_invalid", text=text[:20], most=max_quantity(ctx))
+    return check_quantity(number, ctx)
 
 
 def check_quantity(value: int, ctx: FormContext) -> int:

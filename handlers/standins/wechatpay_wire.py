@@ -90,7 +90,9 @@ def parse_authorization(value: str | None) -> Authorization:
         if not match or match[1] not in AUTH_PARAMS or match[1] in found or not match[2]:
             raise sign_error(BAD_FORMAT)
         found[match[1]] = match[2]
-    if set(found) != AUTH_PARAMS or not found["timestamp"].isdigit():
+    if set(found) != AUTH_PARAMS or not (
+        found["timestamp"].isascii() and found["timestamp"].isdigit()
+    ):
         raise sign_error(BAD_FORMAT)
     return Authorization(
         found["mchid"],
