@@ -5,13 +5,23 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config.example.toml
 
-.PHONY: run test lint format worker bench clean
+.PHONY: run test lint format worker bench clean lock
 
-$(STAMP): setup.cfg pyproject.toml
+# Exactly the versions CI tested, each checked against its hash (requirements.lock), then the
+# project itself on top without touching them.
+$(STAMP): setup.cfg pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Renew requirements.lock after changing a dependency in setup.cfg (needs the network).
+lock:
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip-tools
+	.lock-venv/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe \
+		--strip-extras -o requirements.lock setup.cfg
+	rm -rf .lock-venv
 
 run: $(STAMP)
 	$(BIN)/python -m bot serve --config $(CONFIG)
