@@ -21,13 +21,14 @@ from bot import catalogue, pushes, shares
 from bot.chat import Chat
 from bot.config import Config
 from bot.notices import Notices
-from bot.outbox import Worker
+from bot.outbox import Channel, Worker
 from bot.render import Renderer
 from bot.sandbox import Inbox
 from bot.sms import SmsMessage, make_sender
 from bot.wechat_api import WeChatApi
 from storage import db as storage
 from storage.models import utcnow
+from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.background")
 
@@ -51,6 +52,7 @@ class Services:
     chat: Chat
     wechat: WeChatApi
     worker: Worker
+    db: Runner
     inbox: Inbox | None = None  # the /dev sandbox's view of SMS and WeChat messages
 
     @classmethod
@@ -62,7 +64,8 @@ class Services:
         clock = clock or Clock()
         renderer = Renderer(config)
         notices = Notices(config, renderer)
-        wechat = WeChatApi(config.wechat)
+        db = Runner(config.database.threads)
+        wechat = WeChatApi(config.wechat, db)
         sms = make_sender(config.sms)
 
         inbox = Inbox() if config.server.sandbox else None
@@ -78,17 +81,23 @@ class Services:
                 return
             await wechat.send_text(payload["openid"], payload["text"])
 
-        worker = Worker(
-            {"sms": send_sms, "wechat_text": send_wechat_text},
-            retry_seconds=config.sms.retry_seconds,
-            max_attempts=config.sms.max_attempts,
-            clock=clock,
-        )
+        channels = {
+            "sms": Channel(send_sms, config.sms.retry_seconds, config.sms.max_attempts),
+            "wechat_text": Channel(
+                send_wechat_text, config.wechat.retry_seconds, config.wechat.max_attempts
+            ),
+        }
+        worker = Worker(channels, db, clock=clock)
         chat = Chat(config, renderer, notices, clock=clock)
-        return cls(config, clock, renderer, notices, chat, wechat, worker, inbox)
+        return cls(config, clock, renderer, notices, chat, wechat, worker, db, inbox)
 
     def now(self) -> dt.datetime:
         return self.clock()
+
+    def close(self) -> None:
+        """After the server and the background work stopped: finish database work, let go."""
+        self.db.close()
+        self.wechat.close()
 
     async def background(self, stop: asyncio.Event) -> None:
         """The work no request waits for: the outbox, expired shares' stock, old push records."""
@@ -97,10 +106,10 @@ class Services:
     async def sweep(self, stop: asyncio.Event, every: float = 60.0) -> None:
         while not stop.is_set():
             try:
-                released = await asyncio.to_thread(shares.release_expired, self.now())
+                released = await self.db.run(shares.release_expired, self.now())
                 if released:
                     log.info("released expired shares", extra={"count": released})
-                await asyncio.to_thread(pushes.prune, self.now())
+                await self.db.run(pushes.prune, self.now())
             except Exception:
                 log.exception("sweep failed")
             with contextlib.suppress(TimeoutError):

@@ -15,31 +15,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot import catalogue, orders, shares, users
 from bot.config import Config
-from bot.conversation import Conflict, Ended, Engine, State, load, save
+from bot.conversation import Conflict, Ended, State, load, save
+from bot.engine import Engine
 from bot.flows import absolute, build_flows
 from bot.forms.base import small_number
 from bot.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text, as_dict, from_dict
+from bot.words import Command, Move, Word, claim_token, command_of, menu_command, normalize
 from storage.db import write_transaction
 from storage.models import InboundMessage, utcnow
 
-COMMANDS = {
-    "礼品": "GIFTS",
-    "礼物": "GIFTS",
-    "我送出的": "MY_GIFTS",
-    "我收到的": "MY_ORDERS",
-    "帮助": "HELP",
-    "?": "HELP",
-}
-SHARE_WORD, RESUME_WORD, CANCEL_WORD, CONFIRM_WORD = "送", "继续", "取消", "确认"
-CLAIM_RE = re.compile(r"^领取\s*(\S+)$")
 CLAIM_LINK_RE = re.compile(r"(?:/claim/|^)([A-Za-z0-9_-]{20,64})(?:[/?#]|$)")
 QR_PREFIX = "qrscene_"
 
@@ -124,27 +115,22 @@ class Chat:
             if state.active:
                 return self.engine.non_text(state, msg.kind, msg.label, now)
             return self._text("chat/not_text.txt", kind=msg.kind)
-        text = msg.text.strip()  # answers are kept as typed; words are matched loosely
-        word = unicodedata.normalize("NFKC", text)
-        if word in COMMANDS:
-            return self.command(COMMANDS[word], state, now)
-        if claim := CLAIM_RE.match(word):
-            return self.start_claim(claim.group(1), state, now)
-        if word == RESUME_WORD and state.flow:
-            return self.engine.resume(state, now)
-        if state.active:
-            return self.engine.step(state, text, now)
+        text = msg.text.strip()  # answers are kept as typed; words are matched normalized
+        word = normalize(text)
+        if command := command_of(word):
+            return self.command(command, state, now)
+        if token := claim_token(word):
+            return self.start_claim(token, state, now)
+        if state.flow and (reply := self.engine.step(state, text, now)) is not None:
+            return reply
         if state.timed_out:  # an answer to a form that is gone: say so, do not act on it
             return self._help(state)
-        if word == CONFIRM_WORD and (order := orders.by_number(state.context.get("last_order"))):
+        if word == Move.CONFIRM and (order := orders.by_number(state.context.get("last_order"))):
             return self._text("errors/already_claimed.txt", order=order)
         if (number := small_number(word)) is not None:
             return self.pick(number, state)
-        if word == SHARE_WORD:
+        if word == Word.SHARE:
             return self.start_share(state, now)
-        if word == CANCEL_WORD and state.flow:
-            state.clear()
-            return self._text("flow/cancelled_paused.txt")
         return self._help(state)
 
     def _event(self, msg: Incoming, state: State, now: dt.datetime) -> Reply:
@@ -155,7 +141,7 @@ class Chat:
                 return self.start_claim(scene, state, now)
             return self._text("chat/welcome.txt", gifts=catalogue.active())
         if msg.event == "click":
-            return self.command(msg.event_key, state, now)
+            return self.command(menu_command(msg.event_key), state, now)
         if msg.event == "scancode_waitmsg":  # WeChat shows "receiving…" until we answer
             token = CLAIM_LINK_RE.search(msg.scan_result)
             if token and shares.by_token(token.group(1)):
@@ -167,13 +153,13 @@ class Chat:
 
     # -- what the words do -----------------------------------------------------
 
-    def command(self, name: str, state: State, now: dt.datetime) -> Reply:
-        """A menu word; a form in progress is paused, not lost."""
-        if name == "GIFTS":
+    def command(self, command: Command | None, state: State, now: dt.datetime) -> Reply:
+        """A command word or menu key; a form in progress is paused, not lost."""
+        if command == Command.GIFTS:
             reply = self._text("chat/catalogue.txt", gifts=catalogue.active())
-        elif name == "MY_GIFTS":
+        elif command == Command.MY_GIFTS:
             reply = self._text("chat/my_gifts.txt", shares=shares.of_giver(state.openid), now=now)
-        elif name == "MY_ORDERS":
+        elif command == Command.MY_ORDERS:
             reply = self._text("chat/my_orders.txt", orders=orders.of_recipient(state.openid))
         else:
             reply = self._text("chat/help.txt", paused=False)
@@ -200,9 +186,7 @@ class Chat:
         gift = catalogue.get(state.context.get("picked") or "")
         if gift is None or not gift.active:
             return self._text("chat/pick_first.txt")
-        if gift.available < 1:
-            return self._text("errors/out_of_stock.txt", gift=gift.name, left=0)
-        return self.engine.start(state, "share", {"gift_id": gift.id}, now)
+        return self.engine.start(state, "share", {"gift_id": gift.id}, now)  # may refuse: Ended
 
     def start_claim(self, token: str, state: State, now: dt.datetime) -> Reply:
         share = shares.by_token(token)

@@ -4,8 +4,8 @@
     order (recipient, S14):  领取 <token> → [variant] → name → phone → address → delivery
                              → summary → 确认 → the order, its SMS and the giver's notice
 
-Moves in every flow: 返回, 修改 <field> (or its number on the summary), 取消,
-and a menu word pauses the form until 继续.
+The moves in every flow are the table in bot/moves.py; a command (bot/words.py) pauses
+the form until 继续.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ from __future__ import annotations
 import datetime as dt
 
 from bot import catalogue, orders, shares
+from bot.codes import ENDS_A_CLAIM, Code
 from bot.config import Config
 from bot.conversation import Ended, Flow, State
 from bot.forms.base import Form, Invalid
-from bot.forms.order import OrderForm
-from bot.forms.share import ShareForm
+from bot.forms.order import OrderAnswers, OrderForm, order_subject
+from bot.forms.share import ShareForm, share_refusal
+from bot.moves import MOVES
 from bot.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text
-
-ENDS_THE_CLAIM = ("share_used_up", "share_expired", "share_unknown", "own_share")
+from bot.words import COMMAND_WORDS, WORD_MEANS, Command, Move, Word, said
 
 
 def absolute(config: Config, path: str) -> str:
@@ -50,14 +51,12 @@ def _naive(now: dt.datetime) -> dt.datetime:
 def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Flow]:
     def gift_subject(state: State, now: dt.datetime) -> dict:
         gift = catalogue.get(state.context["gift_id"])
-        if gift is None or not gift.active:
-            raise Ended("gift_retired")
-        if gift.available < 1:
-            raise Ended("out_of_stock", gift=gift.name, left=0)
-        allowance = shares.allowance(config, state.openid, _naive(now))
-        if refusal := allowance.refusal():
+        if gift is None:
+            raise Ended(Code.GIFT_RETIRED)
+        subject = {"gift": gift, "allowance": shares.allowance(config, state.openid, _naive(now))}
+        if refusal := share_refusal(subject):
             raise Ended(refusal.code, **refusal.params)
-        return {"gift": gift, "allowance": allowance.units}
+        return subject
 
     def create_share(state: State, form: Form) -> Reply:
         share = shares.create(
@@ -72,20 +71,20 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         return share_card(config, renderer, share)
 
     def share_subject(state: State, now: dt.datetime) -> dict:
-        context = state.context
-        share = shares.by_token(context["token"])
+        share = shares.by_token(state.context["token"])
         if share is None:
-            raise Ended("share_unknown")
-        return {"gift": share.gift, "share": share, "address_hint": context.get("address_hint")}
+            raise Ended(Code.SHARE_UNKNOWN)
+        return order_subject(share, state.hints.get("address"))
 
     def place_order(state: State, form: Form) -> Reply:
+        answers = OrderAnswers.from_answers(state.answers, config.delivery.timezone)
         try:
             order, created = orders.place(
-                notices, state.context["token"], state.openid, state.answers, "chat",
+                notices, state.context["token"], state.openid, answers, "chat",
                 _naive(form.ctx.now),
             )  # fmt: skip
         except Invalid as refused:
-            if refused.code in ENDS_THE_CLAIM:  # no answer can change these: end the form
+            if refused.code in ENDS_A_CLAIM:  # no answer can change these: end the form
                 raise Ended(refused.code) from None
             raise
         state.context["last_order"] = order.order_no
@@ -100,19 +99,69 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
 
 
 def mermaid(forms: tuple[type[Form], ...] = (ShareForm, OrderForm)) -> str:
-    """The flows as a Mermaid state diagram; docs/flows.md is made from it (and checked)."""
+    """The flows as a Mermaid state diagram, drawn from the forms and the moves table
+    (bot/moves.py); docs/flows.md is made from it, and a test checks it is current."""
     lines = ["stateDiagram-v2"]
     for form in forms:
         steps = [f"{form.name}_{f.name}" for f in form.fields]
         summary = f"{form.name}_summary"
-        lines += [f"    state {form.name} {{", f"        [*] --> {steps[0]}"]
-        for here, there in zip(steps, [*steps[1:], summary], strict=True):
-            lines += [f"        {here} --> {there}: answer", f"        {there} --> {here}: 返回"]
-        lines += [f"        {summary} --> {step}: 修改" for step in steps]
-        lines += [f"        {summary} --> [*]: 确认", "    }"]
+        edges = [("[*]", steps[0], "")]
+        edges += [(a, b, "answer") for a, b in zip(steps, [*steps[1:], summary], strict=True)]
+        for move, rule in MOVES.items():
+            edges += [(a, b, move.value) for a, b in rule.edges(steps, summary)]
+        edges += [(f"{form.name}_{f.name}", f"{form.name}_{f.name}", Move.MORE.value)
+                  for f in form.fields if f.lists_choices]  # fmt: skip
+        lines += [f"    state {form.name} {{"]
+        lines += [f"        {a} --> {b}" + (f": {label}" if label else "") for a, b, label in edges]
         lines += [
-            f"    {form.name} --> [*]: 取消 or timeout",
-            f"    {form.name} --> {form.name}_paused: menu word",
-            f"    {form.name}_paused --> {form.name}: 继续",
+            "    }",
+            f"    {form.name} --> [*]: {Move.CANCEL} or timeout",
+            f"    {form.name} --> {form.name}_paused: a command ({', '.join(map(said, Command))})",
+            f"    {form.name}_paused --> {form.name}: {Move.RESUME}",
+            f"    {form.name}_paused --> [*]: {Move.CANCEL}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def document() -> str:
+    """docs/flows.md: the words the chat understands and the flows, all drawn from the code
+    (bot/words.py, bot/moves.py, the form declarations); a test checks the file is current."""
+    commands = "\n".join(
+        f"| {' / '.join(f'`{w}`' for w in words)} | menu key `{command}` |"
+        for command, words in COMMAND_WORDS.items()
+    )
+    moves = "\n".join(f"| `{move}` | {MOVES[move].means} |" for move in Move)
+    browsing = "\n".join(f"| `{word}` | {WORD_MEANS[word]} |" for word in Word)
+    return f"""# The chat flows
+
+Generated from the code by `bot.flows.document()` (regenerate with
+`.venv/bin/python -c "from bot.flows import document; print(document(), end='')" > docs/flows.md`);
+`tests/test_templates.py` fails when this file is out of date.
+
+## Words
+
+Commands work anywhere; a form in progress is paused until `{Move.RESUME}`.
+
+| words | does what the menu key does |
+| --- | --- |
+{commands}
+
+Moves steer the form in progress (`bot/moves.py`).
+
+| move | |
+| --- | --- |
+{moves}
+
+While browsing:
+
+| word | |
+| --- | --- |
+{browsing}
+
+## Flows
+
+The order flow's `variant` step is asked only for gifts that have variants.
+
+```mermaid
+{mermaid()}```
+"""

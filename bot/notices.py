@@ -12,7 +12,7 @@ names the gift and never the recipient's phone or address.
 from __future__ import annotations
 
 from bot.config import Config
-from bot.forms.delivery import show_slot
+from bot.forms.order import OrderAnswers
 from bot.outbox import enqueue
 from bot.render import Renderer
 from storage.models import Order
@@ -24,9 +24,7 @@ class Notices:
         self.renderer = renderer
 
     def order_placed(self, order: Order) -> None:
-        when = show_slot(
-            f"{order.delivery_date.isoformat()} {order.delivery_slot}", self.config.delivery
-        )
+        when = OrderAnswers.from_order(order, self.config.delivery.timezone).delivery.label
         params = {"order_no": order.order_no, "gift": order.gift.name, "time": when}
         enqueue(
             "sms",

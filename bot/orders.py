@@ -3,7 +3,7 @@
 Usage::
 
     refusal = claim_refusal(share, "o_b", now)   # None, or the code that says why not
-    order, created = place(notices, token, "o_b", answers, channel="web", now=now)
+    order, created = place(notices, token, "o_b", OrderAnswers(...), channel="web", now=now)
 
 `place` runs one transaction: lock the share, refuse what cannot be claimed,
 take one unit with a guarded UPDATE, create the order and queue its SMS and
@@ -19,7 +19,9 @@ import secrets
 import peewee
 
 from bot import shares, users
+from bot.codes import Code
 from bot.forms.base import Invalid
+from bot.forms.order import OrderAnswers
 from bot.notices import Notices
 from storage.db import db, locked, write_transaction
 from storage.models import Gift, Order, Share
@@ -27,21 +29,20 @@ from storage.models import Gift, Order, Share
 ORDER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud on the phone
 
 
-def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> str | None:
-    """Why this person cannot claim this share now, as an error code; None when they can."""
+def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> Code | None:
+    """Why this person cannot claim this share now; None when they can."""
     if share is None:
-        return "share_unknown"
+        return Code.SHARE_UNKNOWN
     if openid and existing_order(share, openid):
-        return "already_claimed"
-    return _open_refusal(share, openid, now)
+        return Code.ALREADY_CLAIMED
+    return open_refusal(share, openid, now)
 
 
-def _open_refusal(share: Share, openid: str | None, now: dt.datetime) -> str | None:
+def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | None:
     """The refusals that do not depend on an order already made (the giver never has one)."""
     if openid and share.giver_id == openid:
-        return "own_share"
-    state = shares.state_of(share, now)
-    return None if state == "open" else f"share_{state}"
+        return Code.OWN_SHARE
+    return shares.refusal(share, now)
 
 
 def existing_order(share: Share, openid: str) -> Order | None:
@@ -49,7 +50,12 @@ def existing_order(share: Share, openid: str) -> Order | None:
 
 
 def place(
-    notices: Notices, token: str, openid: str, answers: dict, channel: str, now: dt.datetime
+    notices: Notices,
+    token: str,
+    openid: str,
+    answers: OrderAnswers,
+    channel: str,
+    now: dt.datetime,
 ) -> tuple[Order, bool]:
     """Turn validated answers into the one order of `openid` for this share."""
     try:
@@ -68,10 +74,10 @@ def _place(notices, token, openid, answers, channel, now):
     users.touch(openid)  # a visitor known only by cookie is recorded before they order
     share = locked(Share.select().where(Share.token == token)).first()
     if share is None:
-        raise Invalid("share_unknown")
+        raise Invalid(Code.SHARE_UNKNOWN)
     if order := existing_order(share, openid):
         return order, False
-    refusal = _open_refusal(share, openid, now)
+    refusal = open_refusal(share, openid, now)
     if refusal:
         raise Invalid(refusal)
     took = (
@@ -80,23 +86,15 @@ def _place(notices, token, openid, answers, channel, now):
         .execute()
     )
     if took != 1:
-        raise Invalid("share_used_up")
+        raise Invalid(Code.SHARE_USED_UP)
     share.claimed += 1
-    address = answers["address"]
-    date, window = answers["delivery"].split(" ", 1)
     order = _create_with_unique_number(
         share=share.id,
         gift=share.gift_id,
         recipient=openid,
-        variant=answers.get("variant") or "",
-        name=answers["name"],
-        phone=answers["phone"],
-        region=address["region"],
-        address_detail=address["detail"],
-        delivery_date=dt.date.fromisoformat(date),
-        delivery_slot=window,
         channel=channel,
         created_at=now,
+        **answers.to_columns(),
     )
     order.share, order.gift = share, Gift.get_by_id(share.gift_id)
     notices.order_placed(order)

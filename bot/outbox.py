@@ -6,7 +6,7 @@ Usage::
         Order.create(...)
         enqueue("sms", f"sms:order:{no}", {"phone": ..., "text": ...})
 
-    worker = Worker({"sms": send_sms, "wechat_text": send_text}, retry_seconds=30, max_attempts=8)
+    worker = Worker({"sms": Channel(send_sms, retry_seconds=30, max_attempts=8), ...}, Runner(4))
     await worker.run_once()                   # or: await worker.run(stop_event)
 
 A row is claimed with a lease (so a worker killed mid-send is retried by
@@ -31,9 +31,11 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from storage.db import is_postgres, write_transaction
-from storage.models import Outbox, db, utcnow
+from storage.models import Outbox, utcnow
+from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.outbox")
 
@@ -60,19 +62,26 @@ def retry(row_id: int) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Channel:
+    """How one kind of row leaves: its sender, and its own retry policy."""
+
+    send: Sender
+    retry_seconds: float  # the first retry's delay; it doubles with each attempt
+    max_attempts: int  # then the row is dead
+
+
 class Worker:
     def __init__(
         self,
-        senders: dict[str, Sender],
-        retry_seconds: float,
-        max_attempts: int,
+        channels: dict[str, Channel],
+        db: Runner,
         lease_seconds: float = 60.0,
         batch: int = 20,
         clock: Callable[[], dt.datetime] = utcnow,
     ):
-        self.senders = senders
-        self.retry_seconds = retry_seconds
-        self.max_attempts = max_attempts
+        self.channels = channels
+        self.db = db
         self.lease = dt.timedelta(seconds=lease_seconds)
         self.batch = batch
         self.clock = clock
@@ -85,7 +94,6 @@ class Worker:
                 done = await self.run_once()
             except Exception:
                 log.exception("outbox pass failed")
-                db.close()
                 done = 0
             if done:
                 continue
@@ -97,9 +105,9 @@ class Worker:
 
     async def run_once(self) -> int:
         """Send every due row once; returns how many were tried."""
-        rows = await asyncio.to_thread(self.claim)  # database work off the event loop
+        rows = await self.db.run(self.claim)  # database work off the event loop
         for row in rows:
-            if await asyncio.to_thread(self.renew, row):
+            if await self.db.run(self.renew, row):
                 await self.deliver(row)
         return len(rows)
 
@@ -138,24 +146,25 @@ class Worker:
         return True
 
     async def deliver(self, row: Outbox) -> None:
-        sender = self.senders.get(row.kind)
+        channel = self.channels.get(row.kind)
         try:
-            if sender is None:
+            if channel is None:
                 raise LookupError(f"no sender for outbox kind {row.kind!r}")
-            await sender(row.payload, reference(row.id))
+            await channel.send(row.payload, reference(row.id))
         except Exception as exc:  # each failure is recorded on the row, never lost
-            await asyncio.to_thread(self.failed, row, exc)
+            await self.db.run(self.failed, row, exc)
         else:
-            await asyncio.to_thread(self.sent, row)
+            await self.db.run(self.sent, row)
 
     def sent(self, row: Outbox) -> None:
         if self._fenced(row, status="sent", sent_at=self.clock(), lease_until=None, last_error=""):
             log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
 
     def failed(self, row: Outbox, exc: Exception) -> None:
-        retryable = getattr(exc, "retryable", not isinstance(exc, LookupError))
-        dead = not retryable or row.attempts >= self.max_attempts
-        delay = self.retry_seconds * 2 ** (row.attempts - 1)
+        channel = self.channels.get(row.kind)
+        retryable = channel is not None and getattr(exc, "retryable", True)
+        dead = not retryable or row.attempts >= channel.max_attempts
+        delay = channel.retry_seconds * 2 ** (row.attempts - 1) if channel else 0
         recorded = self._fenced(
             row,
             status="dead" if dead else "pending",

@@ -22,7 +22,8 @@ import jinja2
 
 from bot.config import Config
 from bot.forms.base import FormContext, Invalid
-from bot.forms.delivery import delivery_slots, examples, first_days, show_slot
+from bot.forms.delivery import delivery_slots, examples, first_days
+from bot.forms.order import OrderAnswers
 from bot.forms.safety import neutral
 from bot.forms.share import max_quantity
 
@@ -59,9 +60,7 @@ class Renderer:
 
         def delivery_label(order) -> str:
             """An order's delivery slot as the form showed it: 12月1日 周二 14:00-18:00."""
-            return show_slot(
-                f"{order.delivery_date.isoformat()} {order.delivery_slot}", config.delivery
-            )
+            return OrderAnswers.from_order(order, config.delivery.timezone).delivery.label
 
         for env in (self.text_env, self.html_env):
             env.globals.update(
@@ -74,6 +73,13 @@ class Renderer:
                 delivery_label=delivery_label,
             )
             env.filters.update(money=money, cst=local, first_days=first_days)
+        self.html_env.globals["reason"] = self.reason  # pages say why in the chat's words
+
+    def reason(self, why: Invalid | str, **params) -> str:
+        """Why not, in words: an Invalid, or an error code with its params (templates/errors/)."""
+        if isinstance(why, Invalid):
+            return self.error(why)
+        return self.text(f"errors/{why}.txt", **params)
 
     def text(self, name: str, **context) -> str:
         return self.text_env.get_template(name).render(**context).strip()

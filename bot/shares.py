@@ -4,7 +4,7 @@ Usage::
 
     share = create(config, "o_giver", "tea-longjing", quantity=2, blessing="生日快乐")
     share.token                      # ≥128 bits, URL-safe: the claim link is /claim/<token>
-    state_of(share, now)             # "open" | "used_up" | "expired"
+    refusal(share, now)              # None while open, else Code.SHARE_USED_UP / SHARE_EXPIRED
     release_expired(now)             # return the unclaimed units of expired shares to stock
 
 Stock is reserved in the transaction that creates the share, with a guarded
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from peewee import fn
 
 from bot import logs
+from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from storage.db import locked, write_transaction
@@ -47,9 +48,9 @@ class Allowance:
 
     def refusal(self, quantity: int = 1) -> Invalid | None:
         if self.next_share_at is not None:
-            return Invalid("share_rate", at=self.next_share_at, count=self.shares_this_hour)
+            return Invalid(Code.SHARE_RATE, at=self.next_share_at, count=self.shares_this_hour)
         if quantity > self.units:
-            return Invalid("giver_limit", held=self.held, left=self.units, quantity=quantity)
+            return Invalid(Code.GIVER_LIMIT, held=self.held, left=self.units, quantity=quantity)
         return None
 
 
@@ -80,8 +81,8 @@ def _open_of(giver: str, now: dt.datetime):
 def create(
     config: Config, giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime
 ) -> Share:
-    """Reserve `quantity` units and create the share; raises Invalid("out_of_stock", ...)
-    or the giver's limit (Invalid("giver_limit" | "share_rate", ...))."""
+    """Reserve `quantity` units and create the share; raises Invalid(Code.OUT_OF_STOCK, ...)
+    or the giver's limit (Invalid(Code.GIVER_LIMIT | "share_rate", ...))."""
     with write_transaction():
         locked(User.select().where(User.openid == giver)).first()  # one giver's shares in turn
         refusal = allowance(config, giver, now).refusal(quantity)
@@ -95,8 +96,8 @@ def create(
         if reserved != 1:
             gift = Gift.get_or_none(Gift.id == gift_id)
             if gift is None or not gift.active:
-                raise Invalid("gift_retired")
-            raise Invalid("out_of_stock", gift=gift.name, left=gift.available)
+                raise Invalid(Code.GIFT_RETIRED)
+            raise Invalid(Code.OUT_OF_STOCK, gift=gift.name, left=gift.available)
         share = Share.create(
             token=secrets.token_urlsafe(TOKEN_BYTES),
             giver=giver,
@@ -132,12 +133,13 @@ def by_token(token: str) -> Share | None:
     return Share.select(Share, Gift).join(Gift).where(Share.token == token).first()
 
 
-def state_of(share: Share, now: dt.datetime) -> str:
+def refusal(share: Share, now: dt.datetime) -> Code | None:
+    """Why nobody can claim from this share now (used up, expired); None while it is open."""
     if share.left <= 0:
-        return "used_up"
+        return Code.SHARE_USED_UP
     if share.expires_at <= now or share.released:
-        return "expired"
-    return "open"
+        return Code.SHARE_EXPIRED
+    return None
 
 
 def keep_qr(share: Share) -> None:

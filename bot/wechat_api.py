@@ -2,10 +2,9 @@
 
 Usage::
 
-    api = WeChatApi(config.wechat)                      # no I/O, no HTTP client yet
+    api = WeChatApi(config.wechat, Runner(2))           # no I/O, no HTTP client yet
     await api.send_text(openid, "礼物已经送到啦")          # raises WeChatError
     ticket, seconds = await api.create_qr("g_123", 2_592_000)
-    api.qr_image_url(ticket)                            # https://mp.weixin.qq.com/cgi-bin/showqrcode?...
     url = api.oauth_authorize_url("https://gift.example.com/claim/abc", state="abc")
     openid = await api.oauth_openid(code)               # after WeChat redirects back with ?code=
     asyncio.run(api.create_menu(config.menu))           # what `python -m bot menu push` does
@@ -37,10 +36,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from bot.config import Menu, MenuButton, WeChat
 from storage.models import ApiToken, utcnow
+from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.wechat_api")
 
-SHOWQR_BASE = "https://mp.weixin.qq.com"  # QR images are served from here, with no token
 TOKEN_ROW = "wechat"
 TOKEN_MARGIN = dt.timedelta(minutes=5)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # token stale, invalid or expired
@@ -73,11 +72,11 @@ class WeChatError(Exception):
 class WeChatApi:
     """One account's API client; safe to share between tasks of one event loop."""
 
-    def __init__(self, config: WeChat, showqr_base: str = SHOWQR_BASE):
+    def __init__(self, config: WeChat, db: Runner):
         self.config = config
+        self.db = db
         self.api_base = config.api_base.rstrip("/")
         self.oauth_base = config.oauth_base.rstrip("/")
-        self.showqr_base = showqr_base.rstrip("/")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: AsyncHTTPClient | None = None
         self._token_lock: asyncio.Lock | None = None
@@ -93,21 +92,21 @@ class WeChatApi:
 
     async def access_token(self) -> str:
         """The shared token, fetched through stable_token when missing or expiring."""
-        token = await asyncio.to_thread(_stored_token)  # the database, off the event loop
+        token = await self.db.run(_stored_token)  # the database, off the event loop
         if token:
             return token
         async with self._lock():
             # Another task of this process may have fetched it while we waited.
-            stored = await asyncio.to_thread(_stored_token)
+            stored = await self.db.run(_stored_token)
             return stored or await self._fetch_token(force_refresh=False)
 
     async def _renew_token(self, failed: str) -> str:
         """Replace a token WeChat just refused; force a new one only if asked for."""
         async with self._lock():
-            token = await asyncio.to_thread(_stored_token)
+            token = await self.db.run(_stored_token)
             if token and token != failed:
                 return token  # someone renewed it while this call was failing
-            await asyncio.to_thread(_drop_token, failed)
+            await self.db.run(_drop_token, failed)
             token = await self._fetch_token(force_refresh=False)
             if token == failed:
                 # stable_token still vouches for the token WeChat refused: only
@@ -124,7 +123,7 @@ class WeChatApi:
         }
         data = await self._send("POST", "/cgi-bin/stable_token", body)
         token, expires_in = data["access_token"], int(data["expires_in"])
-        await asyncio.to_thread(_store_token, token, utcnow() + dt.timedelta(seconds=expires_in))
+        await self.db.run(_store_token, token, utcnow() + dt.timedelta(seconds=expires_in))
         log.info(
             "new access_token %s, valid %d s, force=%s", _mask(token), expires_in, force_refresh
         )
@@ -210,13 +209,6 @@ class WeChatApi:
         """A customer-service text message (only inside the user's 48 h window)."""
         await self._send_custom(openid, "text", {"content": content})
 
-    async def send_news(
-        self, openid: str, title: str, description: str, url: str, picurl: str
-    ) -> None:
-        """A customer-service link card (WeChat takes one article only)."""
-        article = {"title": title, "description": description, "url": url, "picurl": picurl}
-        await self._send_custom(openid, "news", {"articles": [article]})
-
     async def _send_custom(self, openid: str, msgtype: str, content: dict[str, Any]) -> None:
         body = {"touser": openid, "msgtype": msgtype, msgtype: content}
         await self.call("POST", "/cgi-bin/message/custom/send", body)
@@ -238,10 +230,6 @@ class WeChatApi:
             self._qr_paused_until = time.monotonic() + QR_PAUSE
             raise
         return QrCode(data["ticket"], data["url"], int(data["expire_seconds"]))
-
-    def qr_image_url(self, ticket: str) -> str:
-        """Where the QR image of `ticket` is shown (no token needed)."""
-        return f"{self.showqr_base}/cgi-bin/showqrcode?ticket={quote(ticket, safe='')}"
 
     # -- web OAuth -------------------------------------------------------------
 

@@ -6,8 +6,9 @@ Usage::
     await serve(services)                    # listen, work the outbox, stop cleanly on SIGTERM
 
 One process serves the callback, the pages and the background outbox loop.
-Domain calls are synchronous database work on the loop; everything that goes
-over the network (SMS, WeChat API) is awaited or leaves through the outbox.
+Database work runs on the services' runner (storage/runner.py), never on the
+loop; everything that goes over the network (SMS, WeChat API) is awaited or
+leaves through the outbox.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import tornado.web
@@ -32,7 +32,6 @@ log = logging.getLogger("gift_bot.server")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TOKEN = r"([^/]{1,128})"
-DB_THREADS = 4
 # The largest body any request needs: a WeChat push is a few KB (the callback refuses over
 # 64 KB), a form a few hundred bytes. Tornado refuses more before reading it into memory.
 MAX_BODY = 64 * 1024
@@ -66,8 +65,6 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
     return tornado.web.Application(
         routes,
         services=services,
-        # Database writes may wait on locks: they run here, never on the event loop.
-        db_executor=ThreadPoolExecutor(DB_THREADS, thread_name_prefix="db"),
         crypt=make_crypt(config.wechat.token, config.wechat.encoding_aes_key, config.wechat.app_id),
         port=port or config.server.port,
         cookie_secret=config.server.cookie_secret,
@@ -127,6 +124,5 @@ async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
     server.stop()
     await asyncio.wait_for(server.close_all_connections(), timeout=10)
     await background
-    app.settings["db_executor"].shutdown(wait=True)
-    services.wechat.close()
+    services.close()
     log.info("stopped")

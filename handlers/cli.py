@@ -28,9 +28,11 @@ from pathlib import Path
 from bot import catalogue, logs, orders, outbox
 from bot.app import Services
 from bot.config import Config, ConfigError, load
+from bot.forms.order import OrderAnswers
 from bot.wechat_api import WeChatApi, WeChatError
 from storage import db as storage
 from storage.models import Outbox, utcnow
+from storage.runner import Runner
 
 DEFAULT_CONFIG = "config.toml"
 EXPORT_FIELDS = [
@@ -134,7 +136,7 @@ def catalogue_list(config: Config, args) -> int:
 def menu_push(config: Config, args) -> int:
     open_db(config)  # the access token is kept in the database, shared with the server
     try:
-        asyncio.run(WeChatApi(config.wechat).create_menu(config.menu))
+        asyncio.run(WeChatApi(config.wechat, Runner(1)).create_menu(config.menu))
     except WeChatError as exc:
         print(f"menu push failed: {exc}", file=sys.stderr)
         return 1
@@ -142,8 +144,8 @@ def menu_push(config: Config, args) -> int:
     return 0
 
 
-def export_row(order) -> dict:
-    when = f"{order.delivery_date.isoformat()} {order.delivery_slot}"
+def export_row(order, timezone: str) -> dict:
+    slot = OrderAnswers.from_order(order, timezone).delivery
     return {
         "order_no": order.order_no,
         "status": order.status,
@@ -156,9 +158,9 @@ def export_row(order) -> dict:
         "address": order.address,
         "region": order.region,
         "address_detail": order.address_detail,
-        "delivery_time": when,
-        "delivery_date": order.delivery_date.isoformat(),
-        "delivery_slot": order.delivery_slot,
+        "delivery_time": slot.key,
+        "delivery_date": slot.date.isoformat(),
+        "delivery_slot": slot.window,
         "channel": order.channel,
         "share_token": order.share.token,
         "shipped_at": order.shipped_at.isoformat(timespec="seconds") + "Z"
@@ -169,7 +171,7 @@ def export_row(order) -> dict:
 
 def orders_export(config: Config, args) -> int:
     open_db(config)
-    rows = [export_row(o) for o in orders.for_export(args.status)]
+    rows = [export_row(o, config.delivery.timezone) for o in orders.for_export(args.status)]
     if args.format == "json":
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0

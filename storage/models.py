@@ -126,6 +126,8 @@ class Conversation(BaseModel):
     step = pw.CharField(max_length=32, null=True)
     answers = JSONField(default=dict)
     context = JSONField(default=dict)
+    editing = pw.BooleanField(default=False)  # the step was chosen from the summary
+    hints = JSONField(default=dict)  # field name → a place a location message gave
     paused = pw.BooleanField(default=False)
     version = pw.IntegerField(default=0)
     expires_at = pw.DateTimeField(null=True)

@@ -173,8 +173,7 @@ class LiveBot:
         self._ready.set()
         await self.stop_event.wait()
         server.stop()
-        self.app.settings["db_executor"].shutdown(wait=True)
-        self.services.wechat.close()
+        self.services.close()
 
     def run(self, coro, timeout: float = 30):
         """Run a coroutine on the server's loop (where its HTTP clients live)."""

@@ -26,10 +26,12 @@ from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
 from test_config import write_config  # the TOML writer; tomllib only reads
 
 from bot import catalogue, orders, shares, users
-from bot.config import MENU_KEYS, Config, load
+from bot.config import Config, load
 from bot.forms.delivery import delivery_slots
+from bot.forms.order import OrderAnswers
 from bot.notices import Notices
 from bot.render import Renderer
+from bot.words import MENU_KEYS
 from storage import db as storage
 from storage.models import Gift, Order, Outbox, Share, utcnow
 
@@ -116,7 +118,8 @@ class Shop:
         users.touch(openid)
         notices = Notices(self.config, Renderer(self.config))
         answers = {**XIAOHONG, "delivery": slot.key, **answers}
-        order, created = orders.place(notices, share.token, openid, answers, "web", now)
+        typed = OrderAnswers.from_answers(answers, self.config.delivery.timezone)
+        order, created = orders.place(notices, share.token, openid, typed, "web", now)
         assert created
         return order
 
@@ -224,7 +227,7 @@ def test_sync_keeps_stock_that_shares_hold_when_the_config_lowers_it(shop):
     assert stock_by_id(shop)["scarf"] == 0
     gift = Gift.get_by_id("scarf")
     assert (gift.stock, gift.committed) == (5, 5)
-    assert shares.state_of(Share.get_by_id(share.id), utcnow()) == "open"
+    assert shares.refusal(Share.get_by_id(share.id), utcnow()) is None
     assert shop.order(share, "o_friend").gift_id == "scarf"  # the reservation still delivers
 
 

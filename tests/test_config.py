@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, example_config
 
-from bot.config import MENU_KEYS, ConfigError, load
+from bot.config import ConfigError, load
+from bot.words import MENU_KEYS
 
 Change = Callable[[dict], dict]
 

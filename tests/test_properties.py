@@ -24,6 +24,7 @@ from bot.forms.base import FormContext, Invalid
 from bot.forms.order import OrderForm
 from bot.forms.share import ShareForm
 from bot.render import Renderer
+from bot.shares import Allowance
 
 CRASH = "出了点问题"  # chat/sorry.txt: what the bot says when something inside it failed
 SOME = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
@@ -81,10 +82,12 @@ def live(tmp_path_factory):
 
 def forms(config) -> list:
     gift = SimpleNamespace(
-        id="flowers", name="鲜花一束", available=5, variants=["玫瑰", "向日葵"], price=19900
-    )
+        id="flowers", name="鲜花一束", available=5, variants=["玫瑰", "向日葵"], price=19900,
+        active=True,
+    )  # fmt: skip
     now = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
-    ctx = FormContext(config, now, {"gift": gift, "allowance": 20})
+    allowance = Allowance(units=20, held=0, shares_this_hour=0, next_share_at=None)
+    ctx = FormContext(config, now, {"gift": gift, "allowance": allowance})
     return [OrderForm(ctx), ShareForm(ctx)]
 
 

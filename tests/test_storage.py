@@ -14,9 +14,10 @@ from playhouse.schema_diff import diff_models
 
 from bot import catalogue, shares
 from bot.forms.base import Invalid
-from bot.outbox import Worker, enqueue
+from bot.outbox import Channel, Worker, enqueue
 from storage import db as storage
 from storage.models import ALL_MODELS, Gift, Outbox, Share, User, utcnow
+from storage.runner import Runner
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 
@@ -111,7 +112,7 @@ def test_each_outbox_row_goes_to_exactly_one_worker(config):
         sent.append(payload["n"])
 
     def work():
-        worker = Worker({"sms": record}, retry_seconds=1, max_attempts=3, batch=5)
+        worker = Worker({"sms": Channel(record, 1, 3)}, Runner(1), batch=5)
         while asyncio.run(worker.run_once()):
             pass
         storage.db.close()
@@ -128,14 +129,14 @@ def test_each_outbox_row_goes_to_exactly_one_worker(config):
 def test_a_crashed_send_is_retried_after_its_lease(config):
     enqueue("sms", "sms:test:lease", {"n": 1})
     clock = utcnow
-    first = Worker({}, retry_seconds=1, max_attempts=3, lease_seconds=60, clock=clock)
+    first = Worker({}, Runner(1), lease_seconds=60, clock=clock)
     assert len(first.claim()) == 1  # taken, then the process dies before sending
     sent = []
 
     async def record(payload, key):
         sent.append(key)
 
-    second = Worker({"sms": record}, retry_seconds=1, max_attempts=3)
+    second = Worker({"sms": Channel(record, 1, 3)}, Runner(1))
     assert asyncio.run(second.run_once()) == 0, "leased: not handed out twice"
     second.clock = lambda: utcnow() + dt.timedelta(seconds=61)
     assert asyncio.run(second.run_once()) == 1
@@ -157,7 +158,7 @@ def test_a_slow_batch_never_sends_a_row_whose_lease_another_worker_took(config):
             if fail:
                 raise TimeoutError("the vendor took it, but answered too late")
 
-        return Worker({"sms": send}, retry_seconds=600, max_attempts=3, lease_seconds=60,
+        return Worker({"sms": Channel(send, 600, 3)}, Runner(1), lease_seconds=60,
                       clock=lambda: now[0])  # fmt: skip
 
     slow = worker("slow", fail=True)
@@ -177,10 +178,10 @@ def test_a_slow_batch_never_sends_a_row_whose_lease_another_worker_took(config):
 def test_a_late_failure_never_puts_a_sent_row_back_to_pending(config):
     enqueue("sms", "sms:test:late", {"n": 1})
     now = [utcnow()]
-    first = Worker({}, retry_seconds=1, max_attempts=3, lease_seconds=60, clock=lambda: now[0])
+    first = Worker({"sms": Channel(_ok, 1, 3)}, Runner(1), lease_seconds=60, clock=lambda: now[0])
     (row,) = first.claim()
     now[0] += dt.timedelta(seconds=61)
-    second = Worker({"sms": _ok}, retry_seconds=1, max_attempts=3, clock=lambda: now[0])
+    second = Worker({"sms": Channel(_ok, 1, 3)}, Runner(1), clock=lambda: now[0])
     assert asyncio.run(second.run_once()) == 1
     first.failed(row, TimeoutError("late"))  # the first worker's send finally times out
     assert Outbox.get().status == "sent"

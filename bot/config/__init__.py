@@ -22,11 +22,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError, build
-from bot.config.rules import MENU_KEYS, check, is_loopback_host
+from bot.config.rules import check, is_loopback_host
 
-__all__ = [
-    "MENU_KEYS", "SECRET_ENV", "Config", "ConfigError", "is_loopback_host", "load", "parse",
-]  # fmt: skip
+__all__ = ["SECRET_ENV", "Config", "ConfigError", "is_loopback_host", "load", "parse"]
 
 # Secrets may come from the environment instead of the file (which then need not hold them);
 # a variable that is set wins over the file.
@@ -68,6 +66,7 @@ class Server:
 @dataclass(frozen=True)
 class Database:
     url: str = "sqlite:///data/gift-bot.db"
+    threads: int = 4  # database threads (and connections) per process
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,8 @@ class WeChat:
     api_base: str = "https://api.weixin.qq.com"
     oauth_base: str = "https://open.weixin.qq.com"
     timeout_seconds: float = 5.0
+    retry_seconds: float = 30.0  # first retry of a customer-service message; doubles each time
+    max_attempts: int = 6  # then the message is dead (see `outbox list`)
 
 
 @dataclass(frozen=True)

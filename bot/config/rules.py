@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError
+from bot.words import MENU_KEYS
 
 if TYPE_CHECKING:
     from bot.config import Config, Database, Delivery, Gift, Menu, MenuButton, Server, Sms, WeChat
 
-MENU_KEYS = ("GIFTS", "MY_GIFTS", "MY_ORDERS")  # the click keys the chat answers
 
 SLOT_RE = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")  # what delivery slot keys are made of
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -120,6 +120,8 @@ def is_loopback_host(host: str) -> bool:
 def _check_database(d: Database):
     if not d.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("database.url", "must start with sqlite:/// or postgresql://")
+    if not 1 <= d.threads <= 64:
+        raise ConfigError("database.threads", f"must be 1-64, not {d.threads}")
 
 
 def _check_wechat(w: WeChat):
@@ -135,6 +137,8 @@ def _check_wechat(w: WeChat):
     _check_url("wechat.api_base", w.api_base)
     _check_url("wechat.oauth_base", w.oauth_base)
     _positive("wechat.timeout_seconds", w.timeout_seconds)
+    _positive("wechat.retry_seconds", w.retry_seconds)
+    _positive("wechat.max_attempts", w.max_attempts)
 
 
 SMS_BACKENDS = ("console", "webhook", "aliyun", "tencent")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.safety import refuse_markup
 
@@ -56,21 +57,21 @@ def parse_address(text: str) -> dict[str, str]:
     """Split typed text into region and detail; raise Invalid if either is missing or vague."""
     text = " ".join(unicodedata.normalize("NFKC", text or "").split())
     if not text:
-        raise Invalid("address_empty")
+        raise Invalid(Code.ADDRESS_EMPTY)
     if len(text) > MAX_LENGTH:
-        raise Invalid("address_too_long", length=len(text), limit=MAX_LENGTH)
+        raise Invalid(Code.ADDRESS_TOO_LONG, length=len(text), limit=MAX_LENGTH)
     refuse_markup(text, "地址")
     table = _table()
     end, province, city, district = _read_region(table, text)
     if province is None:
-        raise Invalid("address_no_region", text=text)
+        raise Invalid(Code.ADDRESS_NO_REGION, text=text)
     region = _region_name(province, city, district)
     if city is None or (district is None and table.children.get(city.code)):
         example = table.units[table.children[city.code][0]].name if city else ""
-        raise Invalid("address_no_district", region=region, example=example, text=text)
+        raise Invalid(Code.ADDRESS_NO_DISTRICT, region=region, example=example, text=text)
     detail = text[end:].strip(_SEPARATORS)
     if len(detail.replace(" ", "")) < MIN_DETAIL or not _DELIVERABLE.search(detail):
-        raise Invalid("address_too_short", detail=detail, min=MIN_DETAIL, region=region)
+        raise Invalid(Code.ADDRESS_TOO_SHORT, detail=detail, min=MIN_DETAIL, region=region)
     return {
         "region": region,
         "detail": detail,
@@ -89,10 +90,10 @@ def show_address(value: dict[str, Any]) -> str:
 def check_address(value: Any) -> dict[str, str]:
     """Re-validate a stored address; the table may have changed since it was typed."""
     if not isinstance(value, dict) or not value.get("region") or "detail" not in value:
-        raise Invalid("address_no_region", text="")
+        raise Invalid(Code.ADDRESS_NO_REGION, text="")
     fresh = parse_address(show_address(value))
     if fresh["code"] != value.get("code"):
-        raise Invalid("address_no_region", text=show_address(value))
+        raise Invalid(Code.ADDRESS_NO_REGION, text=show_address(value))
     return fresh
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.codes import Code
 from bot.config import Config
 
 _SMALL_NUMBER = re.compile(r"[0-9]{1,6}")
@@ -30,7 +31,7 @@ _SMALL_NUMBER = re.compile(r"[0-9]{1,6}")
 class Invalid(Exception):
     """A value was refused; `code` names the template that says why."""
 
-    def __init__(self, code: str, **params: Any):
+    def __init__(self, code: Code, **params: Any):
         super().__init__(code)
         self.code = code
         self.params = params
@@ -120,7 +121,7 @@ class Form:
         errors = {}
         for f in self.active_fields():
             if answers.get(f.name) is None:
-                errors[f.name] = Invalid("required", label=f.label)
+                errors[f.name] = Invalid(Code.REQUIRED, label=f.label)
                 continue
             try:
                 answers[f.name] = f.check(answers[f.name], self.ctx)

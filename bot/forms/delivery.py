@@ -5,7 +5,7 @@ Usage::
     slots = delivery_slots(config.delivery, now)     # [Slot(2026-12-01, "09:00-12:00"), ...]
     slots[0].label                                   # "12月1日 周二 09:00-12:00"
     key = parse_slot("明天下午", config.delivery, now)  # "2026-12-01 14:00-18:00", or raises Invalid
-    check_slot(key, config.delivery, later)          # raises Invalid("slot_unavailable") once passed
+    check_slot(key, config.delivery, later)          # raises Invalid(Code.SLOT_UNAVAILABLE) once passed
     show_slot(key, config.delivery)                  # "12月1日 周二 14:00-18:00"
 
 A person may answer with the number shown beside a slot (1-based), the slot's
@@ -25,6 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from bot.codes import Code
 from bot.config import Delivery
 from bot.forms.base import Invalid
 
@@ -130,31 +131,31 @@ def parse_slot(text: str, delivery: Delivery, now: dt.datetime) -> str:
     """Read a slot number, a slot key or a date/time in words; return the offered slot's key."""
     typed = " ".join(unicodedata.normalize("NFKC", text or "").split())
     if not typed:
-        raise Invalid("slot_empty")
+        raise Invalid(Code.SLOT_EMPTY)
     offered = delivery_slots(delivery, now)
     number = _NUMBER.fullmatch(_arabic(typed).replace(" ", ""))
     if number:
         n = int(number[1])
         if not 1 <= n <= len(offered):
-            raise Invalid("slot_out_of_range", text=typed, number=n, count=len(offered))
+            raise Invalid(Code.SLOT_OUT_OF_RANGE, text=typed, number=n, count=len(offered))
         return offered[n - 1].key
     key = _KEY.fullmatch(typed)
     if key and key[2] in delivery.slots:
         return check_slot(typed, delivery, now)
     day, hours, when = _read_when(typed, _local(now, delivery).date())
     if day is None and hours is None:
-        raise Invalid("slot_unknown", text=typed)
+        raise Invalid(Code.SLOT_UNKNOWN, text=typed)
     wanted = [s for s in _all_slots(delivery, now, day) if hours is None or _overlaps(s, hours)]
     chosen = next((s for s in wanted if s in offered), None)
     if chosen:
         return chosen.key
     if day is None:
         # Only a time of day was given, and no offered day has such a window.
-        raise Invalid("slot_unavailable", reason="no_window", when=when, **_limits(delivery))
+        raise Invalid(Code.SLOT_UNAVAILABLE, reason="no_window", when=when, **_limits(delivery))
     reason = _day_refusal(day, delivery, now) or "no_window"
     if reason == "no_window" and wanted:
         reason = _refusal(wanted[-1], delivery, now) or "no_window"
-    raise Invalid("slot_unavailable", reason=reason, when=when, **_limits(delivery))
+    raise Invalid(Code.SLOT_UNAVAILABLE, reason=reason, when=when, **_limits(delivery))
 
 
 def check_slot(key: str, delivery: Delivery, now: dt.datetime) -> str:
@@ -162,10 +163,10 @@ def check_slot(key: str, delivery: Delivery, now: dt.datetime) -> str:
     try:
         slot = Slot.from_key(key, delivery.timezone)
     except ValueError:
-        raise Invalid("slot_unknown", text=key) from None
+        raise Invalid(Code.SLOT_UNKNOWN, text=key) from None
     reason = _refusal(slot, delivery, now) if slot.window in delivery.slots else "no_window"
     if reason:
-        raise Invalid("slot_unavailable", reason=reason, when=slot.label, **_limits(delivery))
+        raise Invalid(Code.SLOT_UNAVAILABLE, reason=reason, when=slot.label, **_limits(delivery))
     return slot.key
 
 

@@ -3,16 +3,23 @@ delivery time. Declared once; the web page and the chat both run it.
 
 Usage::
 
-    form = OrderForm(FormContext(config, now, subject={"gift": gift}))
+    form = OrderForm(FormContext(config, now, subject=order_subject(share)))
     values, errors = form.parse_all(request_texts)        # the web form
     form.next_field(answers)                              # the chat's next question
+    answers = OrderAnswers.from_answers(values, tz)       # the typed value an order is made of
+    Order.create(**answers.to_columns(), ...)
+    OrderAnswers.from_order(order, tz).delivery.label     # "12月1日 周二 14:00-18:00"
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
+from bot.codes import Code
 from bot.forms.address import check_address, parse_address, show_address
 from bot.forms.base import Field, Form, FormContext, Invalid, small_number
-from bot.forms.delivery import check_slot, parse_slot, show_slot
+from bot.forms.delivery import Slot, check_slot, parse_slot, show_slot
 from bot.forms.person import parse_name, parse_phone, show_phone
 
 
@@ -21,13 +28,13 @@ def parse_variant(text: str, ctx: FormContext) -> str:
     variants = ctx.subject["gift"].variants
     text = text.strip()
     if not text:
-        raise Invalid("variant_empty", variants=variants)
+        raise Invalid(Code.VARIANT_EMPTY, variants=variants)
     number = small_number(text)
     if number is not None and 1 <= number <= len(variants):
         return variants[number - 1]
     if text in variants:
         return text
-    raise Invalid("variant_unknown", text=text, variants=variants)
+    raise Invalid(Code.VARIANT_UNKNOWN, text=text, variants=variants)
 
 
 def parse_address_near(text: str, ctx: FormContext) -> dict:
@@ -43,7 +50,7 @@ def parse_address_near(text: str, ctx: FormContext) -> dict:
 
 def check_variant(value: str, ctx: FormContext) -> str:
     if value not in ctx.subject["gift"].variants:
-        raise Invalid("variant_unknown", text=value, variants=ctx.subject["gift"].variants)
+        raise Invalid(Code.VARIANT_UNKNOWN, text=value, variants=ctx.subject["gift"].variants)
     return value
 
 
@@ -96,3 +103,62 @@ class OrderForm(Form):
             lists_choices=True,
         ),
     )
+
+
+def order_subject(share: Any, address_hint: str | None = None) -> dict:
+    """What the order form is about: the share's gift (its variants), and a place the
+    recipient sent as a location, which an address may lean on."""
+    return {"gift": share.gift, "share": share, "address_hint": address_hint}
+
+
+@dataclass(frozen=True)
+class OrderAnswers:
+    """One order's answers as a typed value: what the form collects, what an Order keeps."""
+
+    name: str
+    phone: str  # E.164
+    address: dict[str, str]  # region, detail (and, when just typed, its parts)
+    delivery: Slot
+    variant: str = ""
+
+    @classmethod
+    def from_answers(cls, answers: dict[str, Any], timezone: str) -> OrderAnswers:
+        return cls(
+            name=answers["name"],
+            phone=answers["phone"],
+            address=answers["address"],
+            delivery=Slot.from_key(answers["delivery"], timezone),
+            variant=answers.get("variant") or "",
+        )
+
+    @classmethod
+    def from_order(cls, order: Any, timezone: str) -> OrderAnswers:
+        return cls(
+            name=order.name,
+            phone=order.phone,
+            address={"region": order.region, "detail": order.address_detail},
+            delivery=Slot(order.delivery_date, order.delivery_slot, timezone),
+            variant=order.variant,
+        )
+
+    def to_columns(self) -> dict[str, Any]:
+        """The Order columns these answers fill."""
+        return {
+            "variant": self.variant,
+            "name": self.name,
+            "phone": self.phone,
+            "region": self.address["region"],
+            "address_detail": self.address["detail"],
+            "delivery_date": self.delivery.date,
+            "delivery_slot": self.delivery.window,
+        }
+
+    def as_answers(self) -> dict[str, Any]:
+        """The form's answers (what `OrderForm.summary` shows)."""
+        return {
+            "variant": self.variant,
+            "name": self.name,
+            "phone": self.phone,
+            "address": self.address,
+            "delivery": self.delivery.key,
+        }

@@ -20,6 +20,7 @@ import unicodedata
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.safety import has_markup
 
@@ -36,14 +37,14 @@ def parse_name(text: str) -> str:
     """A recipient's name as a courier would print it: 1-20 characters, at least one letter."""
     name = " ".join(unicodedata.normalize("NFKC", text or "").split())
     if not name:
-        raise Invalid("name_empty")
+        raise Invalid(Code.NAME_EMPTY)
     if len(name) > NAME_MAX:
-        raise Invalid("name_too_long", text=name, length=len(name), limit=NAME_MAX)
+        raise Invalid(Code.NAME_TOO_LONG, text=name, length=len(name), limit=NAME_MAX)
     if any(_is_control(ch) for ch in name) or has_markup(name):
-        raise Invalid("name_invalid", text=_printable(name))
+        raise Invalid(Code.NAME_INVALID, text=_printable(name))
     # Digits-only, emoji-only and punctuation-only all lack a letter (Chinese characters are letters).
     if not any(unicodedata.category(ch).startswith("L") for ch in name):
-        raise Invalid("name_invalid", text=name)
+        raise Invalid(Code.NAME_INVALID, text=name)
     return name
 
 
@@ -51,22 +52,22 @@ def parse_phone(text: str) -> str:
     """A mainland China mobile number in E.164 (+8613800138000)."""
     shown = " ".join(unicodedata.normalize("NFKC", text or "").split())
     if not shown:
-        raise Invalid("phone_empty")
+        raise Invalid(Code.PHONE_EMPTY)
     digits = _PHONE_PUNCTUATION.sub("", shown)
     if digits.startswith("00"):
         digits = "+" + digits[2:]
     elif digits.startswith("86") and len(digits) == 13:
         digits = "+" + digits  # 86 written without + or 00
     if not re.fullmatch(r"\+?\d{5,15}", digits):
-        raise Invalid("phone_invalid", text=shown)
+        raise Invalid(Code.PHONE_INVALID, text=shown)
     try:
         number = phonenumbers.parse(digits, "CN")
     except phonenumbers.NumberParseException:
-        raise Invalid("phone_invalid", text=shown) from None
+        raise Invalid(Code.PHONE_INVALID, text=shown) from None
     if number.country_code != 86 or not phonenumbers.is_valid_number(number):
-        raise Invalid("phone_invalid", text=shown)
+        raise Invalid(Code.PHONE_INVALID, text=shown)
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
-        raise Invalid("phone_not_mobile", text=shown)
+        raise Invalid(Code.PHONE_NOT_MOBILE, text=shown)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    refuse_markup("祝你生日快乐", "祝福语")      # returns the text, or raises Invalid("markup_refused")
+    refuse_markup("祝你生日快乐", "祝福语")      # returns the text, or raises Invalid(Code.MARKUP_REFUSED)
     neutral("<a href=…>点此领取</a>")            # "＜a href=…＞点此领取＜/a＞": for what is echoed
 
 WeChat renders `<a href>` in a text reply as a link sent by the official account,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from bot.codes import Code
 from bot.forms.base import Invalid
 
 LINK = re.compile(
@@ -33,7 +34,7 @@ def has_markup(text: str) -> bool:
 
 def refuse_markup(text: str, label: str) -> str:
     if has_markup(text):
-        raise Invalid("markup_refused", label=label)
+        raise Invalid(Code.MARKUP_REFUSED, label=label)
     return text
 
 

@@ -2,18 +2,34 @@
 
 Usage::
 
-    form = ShareForm(FormContext(config, now, subject={"gift": gift}))
-    form.field("quantity").parse("2", form.ctx)      # 2, or Invalid("quantity_range", ...)
+    subject = {"gift": gift, "allowance": shares.allowance(config, giver, now)}
+    share_refusal(subject)                           # None, or why this cannot be shared now
+    form = ShareForm(FormContext(config, now, subject=subject))
+    form.field("quantity").parse("2", form.ctx)      # 2, or Invalid(Code.QUANTITY_RANGE, ...)
+
+Whether a gift can be shared (retired, out of stock, the giver's limits) is decided here,
+before the first question and again for the quantity typed; the share's transaction
+(`bot.shares.create`) has the last word when stock runs out in between.
 """
 
 from __future__ import annotations
 
 import unicodedata
 
+from bot.codes import Code
 from bot.forms.base import Field, Form, FormContext, Invalid, small_number
 from bot.forms.safety import refuse_markup
+from bot.words import Word, normalize
 
-SKIP_WORD = "跳过"
+
+def share_refusal(subject: dict) -> Invalid | None:
+    """Why the subject's gift cannot be shared now by its giver; None when it can."""
+    gift, allowance = subject["gift"], subject["allowance"]
+    if not gift.active:
+        return Invalid(Code.GIFT_RETIRED)
+    if gift.available < 1:
+        return Invalid(Code.OUT_OF_STOCK, gift=gift.name, left=0)
+    return allowance.refusal()
 
 
 def max_quantity(ctx: FormContext) -> int:
@@ -21,7 +37,7 @@ def max_quantity(ctx: FormContext) -> int:
     return min(
         ctx.config.shares.max_quantity,
         ctx.subject["gift"].available,
-        ctx.subject.get("allowance", ctx.config.shares.max_quantity),
+        ctx.subject["allowance"].units,
     )
 
 
@@ -29,37 +45,37 @@ def parse_quantity(text: str, ctx: FormContext) -> int:
     text = unicodedata.normalize("NFKC", text).strip().removesuffix("份").strip()
     number = small_number(text)
     if number is None:
-        raise Invalid("quantity_invalid", text=text[:20], most=max_quantity(ctx))
+        raise Invalid(Code.QUANTITY_INVALID, text=text[:20], most=max_quantity(ctx))
     return check_quantity(number, ctx)
 
 
 def check_quantity(value: int, ctx: FormContext) -> int:
+    if refusal := share_refusal(ctx.subject):
+        raise refusal
     most = max_quantity(ctx)
-    if most < 1:
-        raise Invalid("out_of_stock", gift=ctx.subject["gift"].name, left=0)
     if not 1 <= value <= most:
         by_stock = most == ctx.subject["gift"].available < ctx.config.shares.max_quantity
-        by_limit = not by_stock and most == ctx.subject.get("allowance")
+        by_limit = not by_stock and most == ctx.subject["allowance"].units
         raise Invalid(
-            "quantity_range", value=value, most=most, by_stock=by_stock, by_limit=by_limit
+            Code.QUANTITY_RANGE, value=value, most=most, by_stock=by_stock, by_limit=by_limit
         )
     return value
 
 
 def parse_blessing(text: str, ctx: FormContext) -> str:
     text = text.strip()
-    if text == SKIP_WORD:
+    if normalize(text) == Word.SKIP:
         return ""
     return check_blessing(text, ctx)
 
 
 def check_blessing(value: str, ctx: FormContext) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n" for ch in value):
-        raise Invalid("blessing_invalid")
+        raise Invalid(Code.BLESSING_INVALID)
     refuse_markup(value, "祝福语")
     most = ctx.config.shares.blessing_max_length
     if len(value) > most:
-        raise Invalid("blessing_too_long", length=len(value), most=most)
+        raise Invalid(Code.BLESSING_TOO_LONG, length=len(value), most=most)
     return value
 
 

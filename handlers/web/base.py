@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 import tornado.web
 from markupsafe import Markup
-from tornado.ioloop import IOLoop
 
 from bot import logs
 from bot.app import Services
@@ -37,9 +36,9 @@ class BaseHandler(tornado.web.RequestHandler):
     def services(self) -> Services:
         return self.settings["services"]
 
-    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run database work that may wait on a lock in the pool, never on the event loop."""
-        return await IOLoop.current().run_in_executor(self.settings["db_executor"], fn, *args)
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Database work, on the services' runner: never on the event loop."""
+        return await self.services.db.run(fn, *args)
 
     def get_current_user(self) -> str | None:
         value = self.get_signed_cookie(OPENID_COOKIE, max_age_days=COOKIE_DAYS)
@@ -55,7 +54,10 @@ class BaseHandler(tornado.web.RequestHandler):
             secure=self.services.config.server.secure_cookies,
         )
 
-    def render_page(self, template: str, status: int = 200, **context: Any) -> None:
+    def render_page(self, template: str, status: int = 200, view=None, **context: Any) -> None:
+        """A page; a view dataclass from bot/ lends the template its fields (and its gift)."""
+        if view is not None:
+            context = {**vars(view), "gift": view.gift, **context}
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(

@@ -1,0 +1,174 @@
+"""The recipient's pages in the domain's words (S12–S14): what the gift page shows, the order
+form, its submit, the confirmation. Each page handler awaits one of these and renders it.
+
+Usage::
+
+    view = await claims.page(services, token, openid)      # None: no such share (404)
+    view.login                                             # unknown visitor: OAuth first
+    view.refusal                                           # None, or the Code that says why not
+    result = await claims.submit(services, token, openid, texts)
+    isinstance(result, Placed)                             # else a FormView with errors, or a
+                                                           # ClaimView saying why not (409)
+    done = await claims.done(services, token, openid)      # the visitor's order, or a ClaimView
+
+Database work runs on the services' runner; the claim QR's URL is asked of WeChat once per
+share and kept (none in the sandbox, which has no Official Account behind it, and none
+while WeChat's API cannot be reached: the page says so instead).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bot import orders, shares
+from bot.codes import Code
+from bot.forms.base import Field, FormContext, Invalid
+from bot.forms.delivery import Slot, delivery_slots
+from bot.forms.order import OrderAnswers, OrderForm, order_subject
+from bot.wechat_api import WeChatError
+from storage.models import Order, Share
+
+if TYPE_CHECKING:
+    from bot.app import Services
+
+log = logging.getLogger("gift_bot.claims")
+
+QR_SECONDS = 2_592_000  # 30 days, WeChat's longest temporary QR
+
+
+@dataclass
+class ClaimView:
+    """The gift page of a share, as this visitor sees it."""
+
+    share: Share
+    refusal: Code | None = None
+    order: Order | None = None  # the visitor's own order for this share
+    login: bool = False  # the visitor is not known yet
+    qr_ready: bool = False
+
+    @property
+    def gift(self):
+        return self.share.gift
+
+
+@dataclass
+class FormView:
+    share: Share
+    fields: list[Field]
+    slots: list[Slot]
+    values: dict[str, str] = field(default_factory=dict)  # what was typed, kept on errors
+    errors: dict[str, Invalid] = field(default_factory=dict)
+
+    @property
+    def gift(self):
+        return self.share.gift
+
+
+@dataclass
+class DoneView:
+    share: Share
+    order: Order
+    rows: list[tuple[Field, str]]
+
+    @property
+    def gift(self):
+        return self.share.gift
+
+
+@dataclass(frozen=True)
+class Placed:
+    token: str
+
+
+async def page(services: Services, token: str, openid: str | None) -> ClaimView | None:
+    view = await services.db.run(_view, token, openid, services.now())
+    if view and not view.login and view.refusal in (None, Code.OWN_SHARE):
+        view.qr_ready = await qr_url(services, view.share) is not None
+    return view
+
+
+async def form(services: Services, token: str, openid: str | None) -> FormView | ClaimView | None:
+    """The empty order form, or the page that says why there is none."""
+    view = await services.db.run(_view, token, openid, services.now())
+    if view is None or view.login or view.refusal:
+        return view
+    return _form_view(services, view.share)
+
+
+async def submit(
+    services: Services, token: str, openid: str, texts: dict[str, str]
+) -> Placed | FormView | ClaimView | None:
+    """Check every field; then the one order of this visitor for this share."""
+    share = await services.db.run(shares.by_token, token)
+    if share is None:
+        return None
+    view = _form_view(services, share)
+    form = order_form(services, share)
+    values, errors = form.parse_all({f.name: texts.get(f.name, "") for f in form.fields})
+    if errors:
+        view.values, view.errors = texts, errors
+        return view
+    answers = OrderAnswers.from_answers(values, services.config.delivery.timezone)
+    try:
+        await services.db.run(
+            orders.place, services.notices, share.token, openid, answers, "web", services.now()
+        )
+    except Invalid as refused:
+        view = await services.db.run(_view, token, openid, services.now())
+        view.refusal = refused.code
+        return view
+    services.worker.wake.set()
+    return Placed(share.token)
+
+
+async def done(services: Services, token: str, openid: str | None) -> DoneView | ClaimView | None:
+    view = await services.db.run(_view, token, openid, services.now())
+    if view is None or view.order is None:
+        return view
+    form = order_form(services, view.share)
+    answers = OrderAnswers.from_order(view.order, services.config.delivery.timezone).as_answers()
+    rows = [(f, f.show(answers[f.name], form.ctx)) for f in form.active_fields()]
+    return DoneView(view.share, view.order, rows)
+
+
+def order_form(services: Services, share: Share, hint: str | None = None) -> OrderForm:
+    now = services.now().replace(tzinfo=dt.UTC)
+    return OrderForm(FormContext(services.config, now, order_subject(share, hint)))
+
+
+async def qr_url(services: Services, share: Share) -> str | None:
+    """The URL the claim QR encodes: kept on the share, or asked of WeChat; None without."""
+    now = services.now()
+    if share.qr_url and share.qr_expires_at and share.qr_expires_at > now:
+        return share.qr_url
+    if services.config.server.sandbox:
+        return None  # no Official Account behind the sandbox
+    try:
+        qr = await services.wechat.create_qr(share.token, QR_SECONDS)
+    except WeChatError as exc:
+        log.warning("claim QR unavailable", extra={"error": str(exc)})
+        return None
+    share.qr_url = qr.url
+    share.qr_expires_at = now + dt.timedelta(seconds=qr.expire_seconds - 60)
+    await services.db.run(shares.keep_qr, share)
+    return share.qr_url
+
+
+def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
+    share = shares.by_token(token)
+    if share is None:
+        return None
+    if not openid:
+        return ClaimView(share, login=True)
+    order = orders.existing_order(share, openid)
+    refusal = Code.ALREADY_CLAIMED if order else orders.open_refusal(share, openid, now)
+    return ClaimView(share, refusal, order)
+
+
+def _form_view(services: Services, share: Share, **kept: Any) -> FormView:
+    form = order_form(services, share)
+    slots = delivery_slots(services.config.delivery, form.ctx.now)
+    return FormView(share, form.active_fields(), slots, **kept)

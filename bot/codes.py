@@ -1,0 +1,59 @@
+"""Every reason a person is told "not like that", declared once.
+
+Usage::
+
+    raise Invalid(Code.PHONE_INVALID, text=typed)     # a form field refused an answer
+    raise Ended(Code.SHARE_EXPIRED)                   # a flow cannot go on
+    renderer.error(invalid)                           # templates/errors/phone_invalid.txt
+
+A code's value names its template under `templates/errors/`; a test walks this enum and
+finds each template, and finds no template without its code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    # an answer to a form field
+    REQUIRED = "required"
+    MARKUP_REFUSED = "markup_refused"
+    NAME_EMPTY = "name_empty"
+    NAME_TOO_LONG = "name_too_long"
+    NAME_INVALID = "name_invalid"
+    PHONE_EMPTY = "phone_empty"
+    PHONE_INVALID = "phone_invalid"
+    PHONE_NOT_MOBILE = "phone_not_mobile"
+    ADDRESS_EMPTY = "address_empty"
+    ADDRESS_TOO_LONG = "address_too_long"
+    ADDRESS_NO_REGION = "address_no_region"
+    ADDRESS_NO_DISTRICT = "address_no_district"
+    ADDRESS_TOO_SHORT = "address_too_short"
+    SLOT_EMPTY = "slot_empty"
+    SLOT_OUT_OF_RANGE = "slot_out_of_range"
+    SLOT_UNAVAILABLE = "slot_unavailable"
+    SLOT_UNKNOWN = "slot_unknown"
+    VARIANT_EMPTY = "variant_empty"
+    VARIANT_UNKNOWN = "variant_unknown"
+    QUANTITY_INVALID = "quantity_invalid"
+    QUANTITY_RANGE = "quantity_range"
+    BLESSING_INVALID = "blessing_invalid"
+    BLESSING_TOO_LONG = "blessing_too_long"
+    # sharing a gift
+    OUT_OF_STOCK = "out_of_stock"
+    GIFT_RETIRED = "gift_retired"
+    GIVER_LIMIT = "giver_limit"
+    SHARE_RATE = "share_rate"
+    # claiming a share
+    SHARE_UNKNOWN = "share_unknown"
+    SHARE_USED_UP = "share_used_up"
+    SHARE_EXPIRED = "share_expired"
+    OWN_SHARE = "own_share"
+    ALREADY_CLAIMED = "already_claimed"
+
+
+# The refusals that no answer can change: a chat claim form ends on them.
+ENDS_A_CLAIM = frozenset(
+    {Code.SHARE_USED_UP, Code.SHARE_EXPIRED, Code.SHARE_UNKNOWN, Code.OWN_SHARE}
+)
