@@ -53,6 +53,25 @@ def enqueue(kind: str, key: str, payload: dict) -> bool:
     return added == 1
 
 
+def listing(status: str | None = None) -> list[dict]:
+    """Every row (or those in `status`), oldest first, as operators read them."""
+    query = Outbox.select().order_by(Outbox.id)
+    if status:
+        query = query.where(Outbox.status == status)
+    return [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "key": r.key,
+            "status": r.status,
+            "attempts": r.attempts,
+            "next_attempt_at": r.next_attempt_at.isoformat(timespec="seconds") + "Z",
+            "last_error": r.last_error,
+        }
+        for r in query
+    ]
+
+
 def retry(row_id: int) -> bool:
     """Put a dead (or pending) row back in line, now; True when it was found."""
     return bool(

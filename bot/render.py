@@ -7,9 +7,10 @@ Usage::
     renderer.page("pages/claim.html", share=share)     # pages: HTML-escaped
     renderer.error(invalid)                            # templates/errors/<code>.txt
 
-Templates see `config`, `money` (fen → "¥128.00"), `public_url` and
-`delivery_slots(ctx)` as globals, and the filters `money` and `cst` (a stored
-UTC time in the configured time zone).
+Templates see `config`, `money` (fen → "¥128.00"), `public_url`,
+`delivery_slots(ctx)` and `w` (the chat's words from bot/words.py: 「{{ w.BACK }}」)
+as globals, and the filters `money` and `cst` (a stored UTC time in the configured
+time zone). Pages also get `reason(code or Invalid)`: why not, in the chat's words.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bot.forms.delivery import delivery_slots, examples, first_days
 from bot.forms.order import OrderAnswers
 from bot.forms.safety import neutral
 from bot.forms.share import max_quantity
+from bot.words import SPOKEN
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -70,6 +72,7 @@ class Renderer:
                 delivery_slots=slots_of,
                 delivery_examples=examples_of,
                 max_quantity=max_quantity,
+                w=SPOKEN,
                 delivery_label=delivery_label,
             )
             env.filters.update(money=money, cst=local, first_days=first_days)

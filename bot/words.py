@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
+from types import SimpleNamespace
 
 
 class Command(StrEnum):
@@ -63,6 +64,13 @@ WORD_MEANS = {  # for docs/flows.md
     Word.SKIP: "the answer to the blessing step that leaves it empty",
     Word.CLAIM: "`领取 <token>`: claim a share in chat",
 }
+
+# Every word by its name, for templates: 回复「{{ w.BACK }}」 (the first word of a command).
+SPOKEN = SimpleNamespace(
+    **{c.name: words[0] for c, words in COMMAND_WORDS.items()},
+    **{m.name: m.value for m in Move},
+    **{w.name: w.value for w in Word},
+)
 
 _SPACES = re.compile(r"\s+")
 _BY_WORD = {word: command for command, words in COMMAND_WORDS.items() for word in words}

@@ -31,7 +31,7 @@ from bot.config import Config, ConfigError, load
 from bot.forms.order import OrderAnswers
 from bot.wechat_api import WeChatApi, WeChatError
 from storage import db as storage
-from storage.models import Outbox, utcnow
+from storage.models import utcnow
 from storage.runner import Runner
 
 DEFAULT_CONFIG = "config.toml"
@@ -212,21 +212,7 @@ def orders_ship(config: Config, args) -> int:
 
 def outbox_list(config: Config, args) -> int:
     open_db(config)
-    query = Outbox.select().order_by(Outbox.id)
-    if args.status:
-        query = query.where(Outbox.status == args.status)
-    rows = [
-        {
-            "id": r.id,
-            "kind": r.kind,
-            "key": r.key,
-            "status": r.status,
-            "attempts": r.attempts,
-            "next_attempt_at": r.next_attempt_at.isoformat(timespec="seconds") + "Z",
-            "last_error": r.last_error,
-        }  # fmt: skip
-        for r in query
-    ]
+    rows = outbox.listing(args.status)
     if args.format == "json":
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
