@@ -20,7 +20,7 @@ lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet pip-tools
 	.lock-venv/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe \
-		--strip-extras -o requirements.lock setup.cfg
+		--strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock setup.cfg
 	rm -rf .lock-venv
 
 run: $(STAMP)
