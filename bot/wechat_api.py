@@ -34,14 +34,13 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
+from bot import wechat_tokens as tokens
 from bot.config import Menu, MenuButton, WeChat
-from storage.models import ApiToken, utcnow
+from storage.models import utcnow
 from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.wechat_api")
 
-TOKEN_ROW = "wechat"
-TOKEN_MARGIN = dt.timedelta(minutes=5)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # token stale, invalid or expired
 # Worth trying again later: WeChat busy, quota or rate limits. A token error that
 # survived our own refresh-and-retry is kept retryable too, since another
@@ -92,21 +91,21 @@ class WeChatApi:
 
     async def access_token(self) -> str:
         """The shared token, fetched through stable_token when missing or expiring."""
-        token = await self.db.run(_stored_token)  # the database, off the event loop
+        token = await self.db.run(tokens.stored)  # the database, off the event loop
         if token:
             return token
         async with self._lock():
             # Another task of this process may have fetched it while we waited.
-            stored = await self.db.run(_stored_token)
+            stored = await self.db.run(tokens.stored)
             return stored or await self._fetch_token(force_refresh=False)
 
     async def _renew_token(self, failed: str) -> str:
         """Replace a token WeChat just refused; force a new one only if asked for."""
         async with self._lock():
-            token = await self.db.run(_stored_token)
+            token = await self.db.run(tokens.stored)
             if token and token != failed:
                 return token  # someone renewed it while this call was failing
-            await self.db.run(_drop_token, failed)
+            await self.db.run(tokens.drop, failed)
             token = await self._fetch_token(force_refresh=False)
             if token == failed:
                 # stable_token still vouches for the token WeChat refused: only
@@ -123,7 +122,7 @@ class WeChatApi:
         }
         data = await self._send("POST", "/cgi-bin/stable_token", body)
         token, expires_in = data["access_token"], int(data["expires_in"])
-        await self.db.run(_store_token, token, utcnow() + dt.timedelta(seconds=expires_in))
+        await self.db.run(tokens.store, token, utcnow() + dt.timedelta(seconds=expires_in))
         log.info(
             "new access_token %s, valid %d s, force=%s", _mask(token), expires_in, force_refresh
         )
@@ -285,30 +284,6 @@ def _button(b: MenuButton) -> dict[str, Any]:
     if b.type == "view":
         return {"type": "view", "name": b.name, "url": b.url}
     return {"type": b.type, "name": b.name, "key": b.key}
-
-
-def _stored_token() -> str | None:
-    """The shared token, unless missing or within TOKEN_MARGIN of expiry."""
-    row = ApiToken.get_or_none(ApiToken.name == TOKEN_ROW)
-    if row is None or row.expires_at - utcnow() < TOKEN_MARGIN:
-        return None
-    return row.value
-
-
-def _store_token(token: str, expires_at: dt.datetime) -> None:
-    (
-        ApiToken.insert(name=TOKEN_ROW, value=token, expires_at=expires_at)
-        .on_conflict(
-            conflict_target=[ApiToken.name],
-            update={ApiToken.value: token, ApiToken.expires_at: expires_at},
-        )
-        .execute()
-    )
-
-
-def _drop_token(token: str) -> None:
-    # Only that token: another worker may already have stored a fresh one.
-    ApiToken.delete().where((ApiToken.name == TOKEN_ROW) & (ApiToken.value == token)).execute()
 
 
 def _mask(token: str) -> str:

@@ -1,0 +1,44 @@
+"""The WeChat access_token, kept in one database row that every worker and process shares.
+
+Usage::
+
+    token = stored()              # None when missing or about to expire: fetch a new one
+    store(token, expires_at)
+    drop(refused_token)           # only that one: another worker may have stored a fresher
+
+Per-process tokens fetched through /cgi-bin/token would invalidate each other; one row,
+filled through /cgi-bin/stable_token (bot/wechat_api.py), does not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from storage.models import ApiToken, utcnow
+
+ROW = "wechat"
+MARGIN = dt.timedelta(minutes=5)  # a token this close to its expiry counts as gone
+
+
+def stored() -> str | None:
+    """The shared token, unless missing or within MARGIN of expiry."""
+    row = ApiToken.get_or_none(ApiToken.name == ROW)
+    if row is None or row.expires_at - utcnow() < MARGIN:
+        return None
+    return row.value
+
+
+def store(token: str, expires_at: dt.datetime) -> None:
+    (
+        ApiToken.insert(name=ROW, value=token, expires_at=expires_at)
+        .on_conflict(
+            conflict_target=[ApiToken.name],
+            update={ApiToken.value: token, ApiToken.expires_at: expires_at},
+        )
+        .execute()
+    )
+
+
+def drop(token: str) -> None:
+    # Only that token: another worker may already have stored a fresh one.
+    ApiToken.delete().where((ApiToken.name == ROW) & (ApiToken.value == token)).execute()
