@@ -6,15 +6,17 @@ import datetime as dt
 import json
 
 import pytest
-from test_chat_order import (
+from helpers import (
     BOTH_DATABASES,
+    browser,
+    claim,
     conversation,
     fill,
     monday_morning,
     say,
+    share_in_chat,
     tuesday_afternoon,
 )
-from test_claim_web import browser, claim, share_in_chat
 from transcripts import check_transcript
 
 from storage.models import Gift, Share
@@ -22,7 +24,7 @@ from storage.models import Gift, Share
 
 @pytest.fixture(autouse=True)
 def monday(bot) -> dt.date:
-    """Every test here runs on the pinned clock (see test_chat_order.monday_morning)."""
+    """Every test here runs on the pinned clock (see helpers.monday_morning)."""
     return monday_morning(bot)
 
 

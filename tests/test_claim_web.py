@@ -3,54 +3,16 @@ one order, its SMS and the giver's notice."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import re
 from xml.etree import ElementTree
 
 import pytest
 import requests
+from helpers import FORM, browser, claim, first_slot, share_in_chat, xsrf
 
-from bot.forms.delivery import delivery_slots
 from storage.models import Gift, Order, Outbox, Share
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
-
-FORM = {
-    "name": "张小红",
-    "phone": "+86 138-0013-8000",
-    "address": "广东省深圳市南山区科技园南区 8 栋 1201",
-}
-
-
-def share_in_chat(bot, giver="o_giver", number="1", quantity="1", blessing="生日快乐！"):
-    """The giver's whole share dialogue; returns the claim token from the card."""
-    for text in (number, "送", quantity, blessing):
-        bot.wx.text(giver, text)
-    card = bot.wx.text(giver, "确认")["article"]
-    token = card["Url"].rsplit("/", 1)[1]
-    assert card["Url"] == f"{bot.config.server.public_url}/claim/{token}"
-    return token
-
-
-def browser(bot, openid: str) -> requests.Session:
-    """A phone in WeChat: the fake OAuth server knows who holds it."""
-    bot.fake_wechat.set_user(openid)
-    return requests.Session()
-
-
-def xsrf(page: requests.Response) -> str:
-    return re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-
-
-def first_slot(bot) -> str:
-    return delivery_slots(bot.config.delivery, bot.clock().replace(tzinfo=dt.UTC))[0].key
-
-
-def claim(bot, session, token, **fields):
-    form_page = session.get(f"{bot.url}/claim/{token}/form", timeout=10)
-    data = FORM | {"delivery": first_slot(bot)} | fields | {"_xsrf": xsrf(form_page)}
-    return session.post(f"{bot.url}/claim/{token}/form", data=data, timeout=10)
 
 
 def test_the_whole_path_from_share_to_sms_and_giver_notice(bot):

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import pytest
 import requests
 from conftest import example_config, merge
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
-from test_config import write_config  # the TOML writer; tomllib only reads
+from helpers import free_port, write_config
 
 from bot import catalogue, orders, shares, users
 from bot.config import MENU_KEYS, Config, load
@@ -392,12 +391,6 @@ def test_menu_push_refused_by_wechat_exits_1_with_the_error(shop, fake_wechat):
 
 
 # -- serve ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_serve_answers_healthz_and_stops_promptly_on_sigterm_and_never_logs_a_secret(shop):

@@ -15,29 +15,17 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import tomli_w
 from conftest import ROOT, example_config
+from helpers import write_config
 
 from bot.config import MENU_KEYS, ConfigError, load
 
 Change = Callable[[dict], dict]
-
-
-# -- writing TOML (tomllib only reads; tomli_w writes) -------------------------
-
-
-def write_config(folder: Path, raw: dict, name: str = "config.toml") -> Path:
-    text = tomli_w.dumps(raw)
-    assert tomllib.loads(text) == raw, "the test's TOML writer lost something"
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 # -- breaking one thing ----------------------------------------------------------
