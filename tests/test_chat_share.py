@@ -146,6 +146,16 @@ def test_out_of_stock_is_a_clear_reply_and_starts_nothing(bot):
     assert conversation("o_giver").flow is None and committed("scarf") == 0
 
 
+@BOTH_DATABASES
+def test_out_of_stock_is_a_clear_reply_and_stock_never_goes_negative(bot):
+    Gift.update(stock=Gift.committed + 1).where(Gift.id == "mooncake").execute()
+    share_in_chat(bot, giver="o_a", number="2")
+    for text in ("2", "送"):
+        reply = bot.wx.text("o_b", text)
+    assert "库存不足" in reply["Content"] or "送完" in reply["Content"]
+    assert Gift.get_by_id("mooncake").available == 0
+
+
 def test_stock_gone_before_confirm_reserves_nothing_and_says_so(bot):
     say(bot, "o_giver", "2", "送", "2", "跳过")
     Gift.update(committed=Gift.stock).where(Gift.id == "mooncake").execute()  # others took it

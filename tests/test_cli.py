@@ -2,7 +2,9 @@
 
 Each test gets a shop: config.example.toml with `[database] url` on a fresh SQLite file
 in tmp_path. Shares and orders are made in-process on that same file (as the chat and the
-web form would make them); the CLI reads and changes them from its own process.
+web form would make them); the CLI reads and changes them from its own process. One export
+test starts instead from a gift shared in chat and claimed on the web of the real server
+(the `bot` fixture), on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ import pytest
 import requests
 from conftest import example_config, merge
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
-from helpers import free_port, write_config
+from helpers import (
+    BOTH_DATABASES,
+    browser,
+    claim,
+    first_slot,
+    free_port,
+    share_in_chat,
+    write_config,
+)
 
 from bot import catalogue, orders, shares, users
 from bot.config import MENU_KEYS, Config, load
@@ -288,6 +298,23 @@ def test_orders_export_csv_never_hands_excel_a_formula(shop):
         assert row["phone"] == "13800138000", "national digits: no formula, and what couriers dial"
         assert not [v for v in row.values() if v[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert shop.cli_json("orders", "export")[0]["name"] == "=cmd|' /C calc'!A0", "JSON is as typed"
+
+
+@BOTH_DATABASES
+def test_the_export_has_what_a_shipper_needs(bot):
+    token = share_in_chat(bot)
+    claim(bot, browser(bot, "o_friend"), token)
+    path = bot.config.path
+    assert path is None  # built in memory: write one for the CLI
+    cfg = bot.tmp_config()
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "orders", "export", "--format", "json", "--config", cfg],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (row,) = json.loads(out.stdout)
+    assert row["phone"] == "+8613800138000" and row["name"] == "张小红"
+    assert row["address"].startswith("广东省深圳市南山区") and row["gift_id"] == "tea-longjing"
+    assert row["status"] == "placed" and row["delivery_time"] == first_slot(bot)
 
 
 def test_orders_ship_marks_an_order_shipped_once(shop):
