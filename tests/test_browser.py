@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ARTIFACTS
+from helpers import share_in_chat
 
 from storage.models import Order
 
@@ -100,8 +101,6 @@ def test_a_newcomer_shares_and_claims_a_gift_in_the_sandbox(chromium, sandbox):
 
 
 def test_the_form_shows_each_error_beside_its_field(chromium, bot):
-    from test_claim_web import share_in_chat
-
     token = share_in_chat(bot, number="3", blessing="祝你 <3 & 开心 😊")
     bot.fake_wechat.set_user("o_friend")
     page = chromium.new_context(**PHONE).new_page()

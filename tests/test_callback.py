@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 import requests
-from wechat_sim import Push, WeChatSim, seen, sha1_signature
+from wechat_sim import HttpError, Push, WeChatSim, seen, sha1_signature
 
 from storage.models import InboundMessage, Share, User
 
@@ -136,7 +136,7 @@ def test_safe_mode_message_for_another_app_is_400(safe_bot):
         "wx_someone_else",
         aes_key=safe_bot.config.wechat.encoding_aes_key,
     )
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(HttpError) as refused:
         other.text("o_alice", "礼品")
     assert getattr(refused.value, "status", None) == 400
     assert User.select().count() == 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +23,7 @@ import tomli_w
 from conftest import APP_ID, TOKEN, make_raw_config
 from fakes.sms_vendors import FakeWebhook
 from fakes.wechat_api import FakeWeChat
-from test_chat_order import ANSWERS, BOTH_DATABASES, conversation, monday_morning
-from test_claim_web import share_in_chat
+from helpers import ANSWERS, BOTH_DATABASES, conversation, free_port, monday_morning, share_in_chat
 from wechat_sim import WeChatSim
 
 from storage import db as storage
@@ -34,12 +32,6 @@ from storage.models import Gift, InboundMessage, Order, Outbox, Share
 ROOT = Path(__file__).resolve().parent.parent
 START_SECONDS = 20
 SEND_SECONDS = 10
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -109,11 +101,15 @@ class Cluster:
         return server
 
     def wait_for_sms(self, count: int) -> list[dict]:
-        """What the webhook received once `count` SMS arrived (or the wait ran out), and a beat more."""
+        """What the webhook received once `count` SMS arrived and the outbox has no pending row
+        (or the wait ran out). A row is sent only while pending, so with none left every send,
+        a duplicate included, has already reached the webhook."""
         deadline = time.monotonic() + SEND_SECONDS
-        while len(self.sms.received) < count and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            pending = Outbox.select().where(Outbox.status == "pending").exists()
+            if len(self.sms.received) >= count and not pending:
+                break
             time.sleep(0.1)
-        time.sleep(1.5)  # one more worker pass: a duplicate would show up now
         return list(self.sms.received)
 
     def close(self) -> None:

@@ -1,102 +1,48 @@
 """S13/S14 in chat: the recipient's order form as a conversation over the real callback.
 
 Every message goes through `/wechat`, signed as WeChat signs it. The bot's clock
-is pinned to a Monday, 10:00 in Shanghai (`monday_morning`), so "明天下午" and the
-offered slots are known; with `[delivery] lead_hours = 24` the first slot is
-Tuesday 14:00-18:00. WeChat signs with the real time (the callback refuses a
-timestamp five minutes off), so the simulator keeps real time while the bot's
-clock moves; web claims name their slot rather than lean on `first_slot`, so the
-suite reads the same in any local time zone.
+is pinned to a Monday, 10:00 in Shanghai (`monday_morning`; it and the other steps
+of a gift are in helpers.py), so "明天下午" and the offered slots are known; with
+`[delivery] lead_hours = 24` the first slot is Tuesday 14:00-18:00. WeChat signs
+with the real time (the callback refuses a timestamp five minutes off), so the
+simulator keeps real time while the bot's clock moves; web claims name their slot
+rather than lean on `first_slot`, so the suite reads the same in any local time zone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-from zoneinfo import ZoneInfo
 
 import pytest
-from test_claim_web import FORM, browser, claim, share_in_chat, xsrf
+from helpers import (
+    ANSWERS,
+    BOTH_DATABASES,
+    ENTRIES,
+    FORM,
+    browser,
+    claim,
+    conversation,
+    fill,
+    label,
+    monday_morning,
+    next_monday_morning,
+    say,
+    share_in_chat,
+    tuesday_afternoon,
+    xsrf,
+)
 from transcripts import check_transcript
 from wechat_sim import seen
 
 from bot.forms.delivery import delivery_slots
 from storage.models import Conversation, Gift, Order, Share, User
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-WEEKDAYS = "一二三四五六日"
-BOTH_DATABASES = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
-
-# What a recipient types, step by step, on the happy path.
-ANSWERS = {
-    "name": "张小红",
-    "phone": "13800138000",
-    "address": "广东省深圳市南山区科技园南区 8 栋 1201",
-    "delivery": "1",
-}
 LABELS = {
     "variant": "款式",
     "name": "姓名",
     "phone": "手机",
     "address": "地址",
     "delivery": "收货时间",
-}
-
-
-# -- helpers (the other chat test modules import these) -------------------------
-
-
-def next_monday_morning(after: dt.datetime) -> dt.datetime:
-    """The first Monday, 10:00 in Shanghai, after `after` (an aware time)."""
-    local = after.astimezone(SHANGHAI)
-    target = local.replace(hour=10, minute=0, second=0, microsecond=0)
-    target += dt.timedelta(days=-local.weekday() % 7)
-    return target if target > local else target + dt.timedelta(days=7)
-
-
-def monday_morning(bot) -> dt.date:
-    """Move the bot's clock to the coming Monday, 10:00 in Shanghai; returns that date."""
-    bot.wx.clock = lambda: int(time.time())
-    real = bot.clock()
-    target = next_monday_morning(real.replace(tzinfo=dt.UTC))
-    bot.clock.offset += target.astimezone(dt.UTC).replace(tzinfo=None) - real
-    return target.date()
-
-
-def label(day: dt.date, window: str) -> str:
-    """A slot as the recipient reads it: 12月1日 周二 14:00-18:00."""
-    return f"{day.month}月{day.day}日 周{WEEKDAYS[day.weekday()]} {window}"
-
-
-def say(bot, openid: str, *texts: str) -> str:
-    """Send each text in turn; the content of the last reply (a card's URL for a card)."""
-    for text in texts:
-        reply = bot.wx.text(openid, text)
-    return reply["Content"] if reply["MsgType"] == "text" else reply["article"]["Url"]
-
-
-def conversation(openid: str) -> Conversation:
-    return Conversation.get(Conversation.openid == openid)
-
-
-def fill(bot, openid: str, token: str, upto: str | None = None, answers=ANSWERS) -> str:
-    """Start the form with 领取 and answer every step before `upto` (None: to the summary)."""
-    reply = say(bot, openid, f"领取 {token}")
-    for field, text in answers.items():
-        if field == upto:
-            break
-        reply = say(bot, openid, text)
-    return reply
-
-
-def tuesday_afternoon(monday: dt.date) -> str:
-    return f"{(monday + dt.timedelta(days=1)).isoformat()} 14:00-18:00"
-
-
-ENTRIES = {
-    "text": lambda bot, openid, token: bot.wx.text(openid, f"领取 {token}"),
-    "subscribe": lambda bot, openid, token: bot.wx.subscribe(openid, scene=token),
-    "scan": lambda bot, openid, token: bot.wx.scan(openid, token),
 }
 
 

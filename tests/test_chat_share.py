@@ -6,15 +6,17 @@ import datetime as dt
 import json
 
 import pytest
-from test_chat_order import (
+from helpers import (
     BOTH_DATABASES,
+    browser,
+    claim,
     conversation,
     fill,
     monday_morning,
     say,
+    share_in_chat,
     tuesday_afternoon,
 )
-from test_claim_web import browser, claim, share_in_chat
 from transcripts import check_transcript
 
 from storage.models import Gift, Share
@@ -22,7 +24,7 @@ from storage.models import Gift, Share
 
 @pytest.fixture(autouse=True)
 def monday(bot) -> dt.date:
-    """Every test here runs on the pinned clock (see test_chat_order.monday_morning)."""
+    """Every test here runs on the pinned clock (see helpers.monday_morning)."""
     return monday_morning(bot)
 
 
@@ -142,6 +144,16 @@ def test_out_of_stock_is_a_clear_reply_and_starts_nothing(bot):
     reply = say(bot, "o_giver", "5", "送")
     assert "「羊绒围巾」库存不足，暂时送完了" in reply
     assert conversation("o_giver").flow is None and committed("scarf") == 0
+
+
+@BOTH_DATABASES
+def test_out_of_stock_is_a_clear_reply_and_stock_never_goes_negative(bot):
+    Gift.update(stock=Gift.committed + 1).where(Gift.id == "mooncake").execute()
+    share_in_chat(bot, giver="o_a", number="2")
+    for text in ("2", "送"):
+        reply = bot.wx.text("o_b", text)
+    assert "库存不足" in reply["Content"] or "送完" in reply["Content"]
+    assert Gift.get_by_id("mooncake").available == 0
 
 
 def test_stock_gone_before_confirm_reserves_nothing_and_says_so(bot):

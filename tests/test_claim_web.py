@@ -3,54 +3,15 @@ one order, its SMS and the giver's notice."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import re
 from xml.etree import ElementTree
 
 import pytest
 import requests
+from helpers import FORM, browser, claim, first_slot, share_in_chat, xsrf
 
-from bot.forms.delivery import delivery_slots
 from storage.models import Gift, Order, Outbox, Share
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
-
-FORM = {
-    "name": "张小红",
-    "phone": "+86 138-0013-8000",
-    "address": "广东省深圳市南山区科技园南区 8 栋 1201",
-}
-
-
-def share_in_chat(bot, giver="o_giver", number="1", quantity="1", blessing="生日快乐！"):
-    """The giver's whole share dialogue; returns the claim token from the card."""
-    for text in (number, "送", quantity, blessing):
-        bot.wx.text(giver, text)
-    card = bot.wx.text(giver, "确认")["article"]
-    token = card["Url"].rsplit("/", 1)[1]
-    assert card["Url"] == f"{bot.config.server.public_url}/claim/{token}"
-    return token
-
-
-def browser(bot, openid: str) -> requests.Session:
-    """A phone in WeChat: the fake OAuth server knows who holds it."""
-    bot.fake_wechat.set_user(openid)
-    return requests.Session()
-
-
-def xsrf(page: requests.Response) -> str:
-    return re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-
-
-def first_slot(bot) -> str:
-    return delivery_slots(bot.config.delivery, bot.clock().replace(tzinfo=dt.UTC))[0].key
-
-
-def claim(bot, session, token, **fields):
-    form_page = session.get(f"{bot.url}/claim/{token}/form", timeout=10)
-    data = FORM | {"delivery": first_slot(bot)} | fields | {"_xsrf": xsrf(form_page)}
-    return session.post(f"{bot.url}/claim/{token}/form", data=data, timeout=10)
 
 
 def test_the_whole_path_from_share_to_sms_and_giver_notice(bot):
@@ -199,34 +160,6 @@ def test_the_claim_page_renders_when_wechat_cannot_make_its_qr(bot):
     qr = requests.get(f"{bot.url}/claim/{token}/qr.svg", timeout=10)
     assert qr.status_code == 503 and "Traceback" not in qr.text
     assert len(bot.fake_wechat.qrcodes) == 0, "after a failure WeChat is not asked again at once"
-
-
-def test_out_of_stock_is_a_clear_reply_and_stock_never_goes_negative(bot):
-    Gift.update(stock=Gift.committed + 1).where(Gift.id == "mooncake").execute()
-    share_in_chat(bot, giver="o_a", number="2")
-    for text in ("2", "送"):
-        reply = bot.wx.text("o_b", text)
-    assert "库存不足" in reply["Content"] or "送完" in reply["Content"]
-    assert Gift.get_by_id("mooncake").available == 0
-
-
-def test_the_export_has_what_a_shipper_needs(bot):
-    import subprocess
-    import sys
-
-    token = share_in_chat(bot)
-    claim(bot, browser(bot, "o_friend"), token)
-    path = bot.config.path
-    assert path is None  # built in memory: write one for the CLI
-    cfg = bot.tmp_config()
-    out = subprocess.run(
-        [sys.executable, "-m", "bot", "orders", "export", "--format", "json", "--config", cfg],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    (row,) = json.loads(out.stdout)
-    assert row["phone"] == "+8613800138000" and row["name"] == "张小红"
-    assert row["address"].startswith("广东省深圳市南山区") and row["gift_id"] == "tea-longjing"
-    assert row["status"] == "placed" and row["delivery_time"] == first_slot(bot)
 
 
 def set_cookies(response: requests.Response) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 Each test gets a shop: config.example.toml with `[database] url` on a fresh SQLite file
 in tmp_path. Shares and orders are made in-process on that same file (as the chat and the
-web form would make them); the CLI reads and changes them from its own process.
+web form would make them); the CLI reads and changes them from its own process. One export
+test starts instead from a gift shared in chat and claimed on the web of the real server
+(the `bot` fixture), on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,15 @@ import pytest
 import requests
 from conftest import example_config, merge
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
-from test_config import write_config  # the TOML writer; tomllib only reads
+from helpers import (
+    BOTH_DATABASES,
+    browser,
+    claim,
+    first_slot,
+    free_port,
+    share_in_chat,
+    write_config,
+)
 
 from bot import catalogue, orders, shares, users
 from bot.config import Config, load
@@ -294,6 +303,23 @@ def test_orders_export_csv_never_hands_excel_a_formula(shop):
     assert shop.cli_json("orders", "export")[0]["name"] == "=cmd|' /C calc'!A0", "JSON is as typed"
 
 
+@BOTH_DATABASES
+def test_the_export_has_what_a_shipper_needs(bot):
+    token = share_in_chat(bot)
+    claim(bot, browser(bot, "o_friend"), token)
+    path = bot.config.path
+    assert path is None  # built in memory: write one for the CLI
+    cfg = bot.tmp_config()
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "orders", "export", "--format", "json", "--config", cfg],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (row,) = json.loads(out.stdout)
+    assert row["phone"] == "+8613800138000" and row["name"] == "张小红"
+    assert row["address"].startswith("广东省深圳市南山区") and row["gift_id"] == "tea-longjing"
+    assert row["status"] == "placed" and row["delivery_time"] == first_slot(bot)
+
+
 def test_orders_ship_marks_an_order_shipped_once(shop):
     share = shop.open().share("coffee", quantity=2)
     shipped = shop.order(share, "o_xiaohong")
@@ -395,12 +421,6 @@ def test_menu_push_refused_by_wechat_exits_1_with_the_error(shop, fake_wechat):
 
 
 # -- serve ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_serve_answers_healthz_and_stops_promptly_on_sigterm_and_never_logs_a_secret(shop):

@@ -11,73 +11,22 @@ Each case starts from config.example.toml and breaks one thing::
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import subprocess
 import sys
-import tomllib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, example_config
+from helpers import write_config
 
 from bot.config import ConfigError, load
 from bot.words import MENU_KEYS
 
 Change = Callable[[dict], dict]
-
-
-# -- writing TOML (tomllib only reads) ----------------------------------------
-
-
-def toml_text(data: dict) -> str:
-    """The TOML text of a config dict: scalars first, then [tables] and [[arrays of tables]]."""
-    lines: list[str] = []
-    _write_table(data, [], lines)
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _write_table(table: dict, path: list[str], lines: list[str]) -> None:
-    nested = {k: v for k, v in table.items() if isinstance(v, dict) or _is_table_array(v)}
-    lines += [f"{k} = {_toml_value(v)}" for k, v in table.items() if k not in nested]
-    for key, value in nested.items():
-        here = [*path, key]
-        if isinstance(value, dict):
-            lines.append(f"\n[{'.'.join(here)}]")
-            _write_table(value, here, lines)
-        else:
-            for item in value:
-                lines.append(f"\n[[{'.'.join(here)}]]")
-                _write_table(item, here, lines)
-
-
-def _is_table_array(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are TOML's too
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def write_config(folder: Path, raw: dict, name: str = "config.toml") -> Path:
-    text = toml_text(raw)
-    assert tomllib.loads(text) == raw, "the test's TOML writer lost something"
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 # -- breaking one thing ----------------------------------------------------------

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from fakes.sms_vendors import FakeAliyun, FakeTencent
-from test_claim_web import browser, claim, share_in_chat
+from helpers import browser, claim, share_in_chat
 
 from storage.models import Order, Outbox
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import AES_KEY
-from test_chat_order import monday_morning
-from test_claim_web import share_in_chat
+from helpers import monday_morning, share_in_chat
 from wechat_sim import sample_kinds
 
 from storage.models import Order, User

@@ -16,7 +16,7 @@ Regenerate the files after a deliberate wording change, then read the diff::
     git diff tests/transcripts/
 
 The tests pin the bot's clock (a Monday, 10:00 in Shanghai: see
-`test_chat_order.monday_morning`), so weekdays and slot windows are stable and
+`helpers.monday_morning`), so weekdays and slot windows are stable and
 stay readable; only the calendar dates are replaced.
 """
 

@@ -1,0 +1,157 @@
+"""Helpers several test modules share; fixtures (`bot`, `bot_factory`, `db_url`, …) are in
+conftest.py. Import them by name (conftest.py puts tests/ on sys.path)::
+
+    from helpers import BOTH_DATABASES, browser, claim, fill, monday_morning, say, share_in_chat
+
+    @BOTH_DATABASES                          # run on SQLite and on PostgreSQL
+    def test_x(bot):
+        monday = monday_morning(bot)         # the bot's clock: the coming Monday, 10:00 Shanghai
+        token = share_in_chat(bot)           # the giver's share dialogue; returns the claim token
+        fill(bot, "o_friend", token)         # the recipient's chat form, up to the summary
+        say(bot, "o_friend", "确认")          # send texts; the last reply's content
+        conversation("o_friend").flow        # the chat's stored state
+        claim(bot, browser(bot, "o_other"), token, delivery=tuesday_afternoon(monday))
+
+    path = write_config(tmp_path, raw)       # a config dict as a TOML file
+    port = free_port()                       # a loopback port nobody listens on right now
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import socket
+import time
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+import tomli_w
+
+from bot.forms.delivery import delivery_slots
+from storage.models import Conversation
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+WEEKDAYS = "一二三四五六日"
+BOTH_DATABASES = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+
+# -- the chat: the pinned clock and the recipient's form ---------------------------
+
+# What a recipient types, step by step, on the happy path.
+ANSWERS = {
+    "name": "张小红",
+    "phone": "13800138000",
+    "address": "广东省深圳市南山区科技园南区 8 栋 1201",
+    "delivery": "1",
+}
+
+
+def next_monday_morning(after: dt.datetime) -> dt.datetime:
+    """The first Monday, 10:00 in Shanghai, after `after` (an aware time)."""
+    local = after.astimezone(SHANGHAI)
+    target = local.replace(hour=10, minute=0, second=0, microsecond=0)
+    target += dt.timedelta(days=-local.weekday() % 7)
+    return target if target > local else target + dt.timedelta(days=7)
+
+
+def monday_morning(bot) -> dt.date:
+    """Move the bot's clock to the coming Monday, 10:00 in Shanghai; returns that date."""
+    bot.wx.clock = lambda: int(time.time())
+    real = bot.clock()
+    target = next_monday_morning(real.replace(tzinfo=dt.UTC))
+    bot.clock.offset += target.astimezone(dt.UTC).replace(tzinfo=None) - real
+    return target.date()
+
+
+def label(day: dt.date, window: str) -> str:
+    """A slot as the recipient reads it: 12月1日 周二 14:00-18:00."""
+    return f"{day.month}月{day.day}日 周{WEEKDAYS[day.weekday()]} {window}"
+
+
+def say(bot, openid: str, *texts: str) -> str:
+    """Send each text in turn; the content of the last reply (a card's URL for a card)."""
+    for text in texts:
+        reply = bot.wx.text(openid, text)
+    return reply["Content"] if reply["MsgType"] == "text" else reply["article"]["Url"]
+
+
+def conversation(openid: str) -> Conversation:
+    return Conversation.get(Conversation.openid == openid)
+
+
+def fill(bot, openid: str, token: str, upto: str | None = None, answers=ANSWERS) -> str:
+    """Start the form with 领取 and answer every step before `upto` (None: to the summary)."""
+    reply = say(bot, openid, f"领取 {token}")
+    for field, text in answers.items():
+        if field == upto:
+            break
+        reply = say(bot, openid, text)
+    return reply
+
+
+def tuesday_afternoon(monday: dt.date) -> str:
+    return f"{(monday + dt.timedelta(days=1)).isoformat()} 14:00-18:00"
+
+
+ENTRIES = {
+    "text": lambda bot, openid, token: bot.wx.text(openid, f"领取 {token}"),
+    "subscribe": lambda bot, openid, token: bot.wx.subscribe(openid, scene=token),
+    "scan": lambda bot, openid, token: bot.wx.scan(openid, token),
+}
+
+# -- sharing in chat, claiming on the web ------------------------------------------
+
+FORM = {
+    "name": "张小红",
+    "phone": "+86 138-0013-8000",
+    "address": "广东省深圳市南山区科技园南区 8 栋 1201",
+}
+
+
+def share_in_chat(bot, giver="o_giver", number="1", quantity="1", blessing="生日快乐！"):
+    """The giver's whole share dialogue; returns the claim token from the card."""
+    for text in (number, "送", quantity, blessing):
+        bot.wx.text(giver, text)
+    card = bot.wx.text(giver, "确认")["article"]
+    token = card["Url"].rsplit("/", 1)[1]
+    assert card["Url"] == f"{bot.config.server.public_url}/claim/{token}"
+    return token
+
+
+def browser(bot, openid: str) -> requests.Session:
+    """A phone in WeChat: the fake OAuth server knows who holds it."""
+    bot.fake_wechat.set_user(openid)
+    return requests.Session()
+
+
+def xsrf(page: requests.Response) -> str:
+    return re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+
+
+def first_slot(bot) -> str:
+    return delivery_slots(bot.config.delivery, bot.clock().replace(tzinfo=dt.UTC))[0].key
+
+
+def claim(bot, session, token, **fields):
+    form_page = session.get(f"{bot.url}/claim/{token}/form", timeout=10)
+    data = FORM | {"delivery": first_slot(bot)} | fields | {"_xsrf": xsrf(form_page)}
+    return session.post(f"{bot.url}/claim/{token}/form", data=data, timeout=10)
+
+
+# -- files and ports ---------------------------------------------------------------
+
+
+def write_config(folder: Path, raw: dict, name: str = "config.toml") -> Path:
+    text = tomli_w.dumps(raw)
+    assert tomllib.loads(text) == raw, "the test's TOML writer lost something"
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
