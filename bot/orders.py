@@ -18,12 +18,12 @@ import secrets
 
 import peewee
 
-from bot import shares, users
+from bot import metrics, shares, users
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
 from bot.notices import Notices
-from storage.db import db, locked, write_transaction
+from storage.db import after_commit, db, locked, write_transaction
 from storage.models import Gift, Order, Share
 
 ORDER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud on the phone
@@ -60,7 +60,7 @@ def place(
     """Turn validated answers into the one order of `openid` for this share."""
     try:
         with write_transaction():
-            return _place(notices, token, openid, answers, channel, now)
+            order, created = _place(notices, token, openid, answers, channel, now)
     except peewee.IntegrityError:
         # A concurrent submit by the same person won the unique index: show theirs.
         share = shares.by_token(token)
@@ -68,6 +68,7 @@ def place(
         if order is None:
             raise
         return order, False
+    return order, created
 
 
 def _place(notices, token, openid, answers, channel, now):
@@ -98,6 +99,7 @@ def _place(notices, token, openid, answers, channel, now):
     )
     order.share, order.gift = share, Gift.get_by_id(share.gift_id)
     notices.order_placed(order)
+    after_commit(lambda: metrics.ordered(channel))
     return order, True
 
 

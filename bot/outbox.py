@@ -33,6 +33,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from peewee import fn
+
+from bot import metrics
 from storage.db import is_postgres, write_transaction
 from storage.models import Outbox, utcnow
 from storage.runner import Runner
@@ -70,6 +73,13 @@ def listing(status: str | None = None) -> list[dict]:
         }
         for r in query
     ]
+
+
+def state(now: dt.datetime) -> tuple[dict[str, int], float]:
+    """Rows by status, and how long the oldest pending row has waited (seconds; 0: none)."""
+    rows = dict(Outbox.select(Outbox.status, fn.COUNT(Outbox.id)).group_by(Outbox.status).tuples())
+    oldest = Outbox.select(fn.MIN(Outbox.created_at)).where(Outbox.status == "pending").scalar()
+    return rows, max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
 
 
 def retry(row_id: int) -> bool:
@@ -177,6 +187,7 @@ class Worker:
 
     def sent(self, row: Outbox) -> None:
         if self._fenced(row, status="sent", sent_at=self.clock(), lease_until=None, last_error=""):
+            metrics.outbox_sent(row.kind, "sent")
             log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
 
     def failed(self, row: Outbox, exc: Exception) -> None:
@@ -193,6 +204,7 @@ class Worker:
         )
         if not recorded:
             return
+        metrics.outbox_sent(row.kind, "dead" if dead else "retry")
         log.warning(
             "outbox %s",
             "dead" if dead else "will retry",

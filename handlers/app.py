@@ -53,6 +53,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
         (r"/oauth/callback", oauth.OAuthCallback),
         (r"/healthz", pages.Health),
+        (r"/metrics", pages.Metrics),
     ]
     if config.server.sandbox:
         routes += [

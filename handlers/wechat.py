@@ -15,7 +15,7 @@ import time
 
 import tornado.web
 
-from bot import pushes
+from bot import metrics, pushes
 from bot.replies import Text
 from handlers import wire
 from handlers.web.base import BaseHandler
@@ -68,6 +68,7 @@ class WeChatHandler(BaseHandler):
             # An apology now beats WeChat's "该公众号暂时无法提供服务"; its retry runs it anew.
             reply = Text(self.services.renderer.text("chat/sorry.txt"))
         answer = wire.write_reply(reply, msg, self.settings["crypt"])
+        metrics.handled(msg.kind, type(reply).__name__, time.perf_counter() - started)
         log.info(
             "message handled",
             extra={

@@ -11,6 +11,9 @@ processes can write; PostgreSQL goes through `playhouse.db_url`.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import peewee
@@ -58,16 +61,38 @@ def migrate() -> list[str]:
     return pending
 
 
+@contextlib.contextmanager
 def write_transaction():
-    """A transaction for read-then-write work.
+    """A transaction for read-then-write work (inside another one: a savepoint).
 
     On SQLite it takes the write lock at BEGIN (IMMEDIATE), so two writers
     queue on the busy timeout instead of failing when a read turns into a
-    write; on PostgreSQL pair it with `locked()` rows.
+    write; on PostgreSQL pair it with `locked()` rows. Work registered with
+    `after_commit` runs once the outermost transaction has committed.
     """
-    if isinstance(db.obj, peewee.SqliteDatabase):
-        return db.atomic(lock_type="IMMEDIATE")
-    return db.atomic()
+    outermost = not db.in_transaction()
+    sqlite = isinstance(db.obj, peewee.SqliteDatabase)
+    try:
+        with db.atomic(lock_type="IMMEDIATE") if sqlite and outermost else db.atomic():
+            yield
+    except BaseException:
+        if outermost:
+            _after_commit.__dict__.pop("work", None)
+        raise
+    if outermost:
+        for work in _after_commit.__dict__.pop("work", []):
+            work()
+
+
+_after_commit = threading.local()
+
+
+def after_commit(work: Callable[[], None]) -> None:
+    """Run `work` once the current transaction commits (now, outside one); never on rollback."""
+    if not db.in_transaction():
+        work()
+        return
+    _after_commit.__dict__.setdefault("work", []).append(work)
 
 
 def locked(query):
@@ -91,6 +116,7 @@ def is_postgres() -> bool:
 
 __all__ = [
     "ALL_MODELS",
+    "after_commit",
     "connect",
     "db",
     "is_alive",

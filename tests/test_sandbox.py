@@ -3,11 +3,10 @@ the real callback, shows what was sent, and exists only when configured on a loo
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import requests
 from conftest import AES_KEY, make_config
+from helpers import outward_ip
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -119,17 +118,6 @@ def test_text_typed_in_the_sandbox_reaches_the_bot_exactly_as_typed(bot_factory,
     card = send(bot, s, headers, openid="dev-giver", kind="text", text="确认")
     assert card["type"] == "card" and "dropped" not in card
     assert Share.get().blessing == typed
-
-
-def outward_ip() -> str | None:
-    """This machine's address on its network, if it has one (the kernel picks the route)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect(("10.255.255.255", 1))
-        except OSError:
-            return None
-        ip = s.getsockname()[0]
-    return None if ip.startswith("127.") else ip
 
 
 def test_the_sandbox_refuses_to_listen_beyond_this_machine(tmp_path):

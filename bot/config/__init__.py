@@ -47,6 +47,7 @@ class Server:
     port: int = 8080
     sandbox: bool = False
     xheaders: bool = False
+    metrics_public: bool = False  # /metrics answers anyone, not only this machine
 
     @property
     def is_public(self) -> bool:
