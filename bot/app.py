@@ -57,14 +57,14 @@ class Services:
 
     @classmethod
     def start(cls, config: Config, clock: Clock | None = None, sync: bool = True) -> Services:
-        storage.connect(config.database.url)
+        storage.connect(config.database.url, max_connections=config.database.threads + 4)
         storage.migrate()
         if sync:
             catalogue.sync(config.gifts)
         clock = clock or Clock()
         renderer = Renderer(config)
         notices = Notices(config, renderer)
-        db = Runner(config.database.threads)
+        db = Runner.for_database(config.database.threads)
         wechat = WeChatApi(config.wechat, db)
         sms = make_sender(config.sms)
 
@@ -106,10 +106,10 @@ class Services:
     async def sweep(self, stop: asyncio.Event, every: float = 60.0) -> None:
         while not stop.is_set():
             try:
-                released = await self.db.run(shares.release_expired, self.now())
+                released = await self.db.write(shares.release_expired, self.now())
                 if released:
                     log.info("released expired shares", extra={"count": released})
-                await self.db.run(pushes.prune, self.now())
+                await self.db.write(pushes.prune, self.now())
             except Exception:
                 log.exception("sweep failed")
             with contextlib.suppress(TimeoutError):

@@ -113,7 +113,7 @@ async def submit(
         return view
     answers = OrderAnswers.from_answers(values, services.config.delivery.timezone)
     try:
-        await services.db.run(
+        await services.db.write(
             orders.place, services.notices, share.token, openid, answers, "web", services.now()
         )
     except Invalid as refused:
@@ -153,7 +153,7 @@ async def qr_url(services: Services, share: Share) -> str | None:
         return None
     share.qr_url = qr.url
     share.qr_expires_at = now + dt.timedelta(seconds=qr.expire_seconds - 60)
-    await services.db.run(shares.keep_qr, share)
+    await services.db.write(shares.keep_qr, share)
     return share.qr_url
 
 

@@ -134,9 +134,9 @@ class Worker:
 
     async def run_once(self) -> int:
         """Send every due row once; returns how many were tried."""
-        rows = await self.db.run(self.claim)  # database work off the event loop
+        rows = await self.db.write(self.claim)  # database work off the event loop
         for row in rows:
-            if await self.db.run(self.renew, row):
+            if await self.db.write(self.renew, row):
                 await self.deliver(row)
         return len(rows)
 
@@ -181,9 +181,9 @@ class Worker:
                 raise LookupError(f"no sender for outbox kind {row.kind!r}")
             await channel.send(row.payload, reference(row.id))
         except Exception as exc:  # each failure is recorded on the row, never lost
-            await self.db.run(self.failed, row, exc)
+            await self.db.write(self.failed, row, exc)
         else:
-            await self.db.run(self.sent, row)
+            await self.db.write(self.sent, row)
 
     def sent(self, row: Outbox) -> None:
         if self._fenced(row, status="sent", sent_at=self.clock(), lease_until=None, last_error=""):

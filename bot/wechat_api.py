@@ -105,7 +105,7 @@ class WeChatApi:
             token = await self.db.run(tokens.stored)
             if token and token != failed:
                 return token  # someone renewed it while this call was failing
-            await self.db.run(tokens.drop, failed)
+            await self.db.write(tokens.drop, failed)
             token = await self._fetch_token(force_refresh=False)
             if token == failed:
                 # stable_token still vouches for the token WeChat refused: only
@@ -122,7 +122,7 @@ class WeChatApi:
         }
         data = await self._send("POST", "/cgi-bin/stable_token", body)
         token, expires_in = data["access_token"], int(data["expires_in"])
-        await self.db.run(tokens.store, token, utcnow() + dt.timedelta(seconds=expires_in))
+        await self.db.write(tokens.store, token, utcnow() + dt.timedelta(seconds=expires_in))
         log.info(
             "new access_token %s, valid %d s, force=%s", _mask(token), expires_in, force_refresh
         )

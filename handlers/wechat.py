@@ -46,7 +46,7 @@ class WeChatHandler(BaseHandler):
         except wire.WireError as refused:
             raise tornado.web.HTTPError(refused.status, refused.reason) from None
         if self.settings["crypt"] is None:  # safe mode's msg_signature covers the body itself
-            fresh = await self.db(
+            fresh = await self.services.db.write(
                 pushes.first_sight, query["timestamp"], query["nonce"], self.request.body
             )
             if not fresh:
@@ -62,7 +62,7 @@ class WeChatHandler(BaseHandler):
         started = time.perf_counter()
         msg = self.msg
         try:
-            reply = await self.db(self.services.chat.handle, msg)
+            reply = await self.services.db.write(self.services.chat.handle, msg)
         except Exception:  # nothing was kept (the message's transaction rolled back)
             log.exception("message failed", extra={"user": self.hashed(msg.openid)})
             # An apology now beats WeChat's "该公众号暂时无法提供服务"; its retry runs it anew.

@@ -5,8 +5,9 @@ Usage::
     database = storage.db.connect("sqlite:///data/gift-bot.db")   # binds storage.models.db
     storage.db.migrate()                                           # idempotent
 
-SQLite runs in WAL mode with a busy timeout so that several threads and
-processes can write; PostgreSQL goes through `playhouse.db_url`.
+SQLite runs in WAL mode (readers never wait for the writer) with a busy timeout
+so that several processes can write, and `synchronous=FULL`; PostgreSQL goes
+through a connection pool (`playhouse.pool`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
+from playhouse.pool import PooledPostgresqlDatabase
 
 from storage.models import ALL_MODELS, db
 
@@ -26,21 +28,27 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
-    "synchronous": "normal",
+    # FULL: a commit is on disk when it returns (NORMAL in WAL can lose the last commits on
+    # power loss). Writes group-commit (storage/runner.py), so this costs one fsync a batch.
+    "synchronous": "full",
     "busy_timeout": 10_000,
     "foreign_keys": 1,
 }
 
 
-def connect(url: str) -> peewee.Database:
-    """Open the database at `url` and bind every model to it."""
+def connect(url: str, max_connections: int = 16) -> peewee.Database:
+    """Open the database at `url` and bind every model to it (PostgreSQL: a connection pool
+    of at most `max_connections`, one per database thread in use)."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
         database = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=10)
     else:
-        database = db_url.connect(url.replace("postgres://", "postgresql://", 1))
+        params = db_url.parse(url.replace("postgres://", "postgresql://", 1))
+        database = PooledPostgresqlDatabase(
+            max_connections=max_connections, stale_timeout=300, timeout=10, **params
+        )
     db.initialize(database)
     return database
 
@@ -85,6 +93,16 @@ def write_transaction():
 
 
 _after_commit = threading.local()
+
+
+def after_commit_mark() -> int:
+    """Where the work registered so far ends (see after_commit_drop)."""
+    return len(_after_commit.__dict__.get("work", []))
+
+
+def after_commit_drop(mark: int) -> None:
+    """Forget the work registered since `mark`: its savepoint was rolled back."""
+    del _after_commit.__dict__.get("work", [])[mark:]
 
 
 def after_commit(work: Callable[[], None]) -> None:

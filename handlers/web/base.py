@@ -37,7 +37,7 @@ class BaseHandler(tornado.web.RequestHandler):
         return self.settings["services"]
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Database work, on the services' runner: never on the event loop."""
+        """A database read, on the services' runner: never on the event loop."""
         return await self.services.db.run(fn, *args)
 
     def get_current_user(self) -> str | None:

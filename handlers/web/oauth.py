@@ -66,6 +66,6 @@ class OAuthCallback(BaseHandler):
         except WeChatError:
             return self.render_page("pages/error.html", status=502, code="oauth_failed")
         self.clear_cookie(STATE_COOKIE)
-        await self.db(users.touch, openid)
+        await self.services.db.write(users.touch, openid)
         self.remember(openid)
         self.redirect(safe_next(next_url))

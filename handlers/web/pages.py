@@ -13,19 +13,19 @@ from storage.db import is_alive
 class GiftPage(BaseHandler):
     """A catalogue gift, linked from its card in chat."""
 
-    def get(self, gift_id: str) -> None:
-        gift = catalogue.get(gift_id)
-        if gift is None or not gift.active:
+    async def get(self, gift_id: str) -> None:
+        gifts = await self.db(catalogue.active)
+        number, gift = next(((n, g) for n, g in enumerate(gifts, 1) if g.id == gift_id), (0, None))
+        if gift is None:
             raise tornado.web.HTTPError(404)
-        number = [g.id for g in catalogue.active()].index(gift.id) + 1
         self.render_page("pages/gift.html", gift=gift, number=number)
 
 
 class Health(BaseHandler):
     """200 when the database answers, 503 when it does not."""
 
-    def get(self) -> None:
-        alive = is_alive()
+    async def get(self) -> None:
+        alive = await self.db(is_alive)
         self.set_status(200 if alive else 503)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
