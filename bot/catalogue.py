@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from peewee import fn
 
 from bot import config as cfg
+from storage import hot
 from storage.db import locked, write_transaction
-from storage.models import Gift, Order, Share, utcnow
+from storage.models import Gift, Order, Share, db, utcnow
 
 SYNCED = ("position", "name", "price", "description", "image", "variants", "stock")
 
@@ -78,8 +79,19 @@ def sync(gifts: list[cfg.Gift]) -> SyncReport:
 
 
 def active() -> list[Gift]:
-    """The gifts on offer, in catalogue order."""
-    return list(Gift.select().where(Gift.active).order_by(Gift.position, Gift.id))
+    """The gifts on offer, in catalogue order: the same list object until the catalogue
+    changes (the database's catalogue version moves), so callers may cache what they make of
+    it by its identity. Treat the gifts as read-only."""
+    global _active
+    key = (id(db.obj), hot.catalogue_version())
+    cached_key, cached = _active  # one tuple, swapped whole: threads never see half of it
+    if cached_key != key:
+        cached = list(Gift.select().where(Gift.active).order_by(Gift.position, Gift.id))
+        _active = (key, cached)
+    return cached
+
+
+_active: tuple = (None, [])  # (the database and catalogue version it was read at, the list)
 
 
 def gift_by_number(number: int) -> Gift | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,11 +29,15 @@ from bot.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text, as_dict, from_dict
 from bot.words import Command, Move, Word, claim_token, command_of, menu_command, normalize
+from storage import hot
 from storage.db import write_transaction
-from storage.models import InboundMessage, utcnow
+from storage.models import utcnow
 
 CLAIM_LINK_RE = re.compile(r"(?:/claim/|^)([A-Za-z0-9_-]{20,64})(?:[/?#]|$)")
 QR_PREFIX = "qrscene_"
+TOUCH_EVERY = 60.0  # seconds: a user's last_seen is written at most this often per process
+TOUCHED_KEPT = 100_000  # users remembered as touched; then the memory starts afresh
+_NEVER = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class Chat:
         self.clock = clock
         self.engine = Engine(config, renderer, build_flows(config, renderer, notices))
         self.timeout = dt.timedelta(minutes=config.conversation.timeout_minutes)
+        self._touched: dict[str, float] = {}  # openid → when this process last recorded them
+        self._shown_catalogue: tuple = (None, None)  # (the gift list, its rendered reply)
 
     def handle(self, msg: Incoming) -> Reply:
         """Act on a push once; a retry of it gets the first reply again."""
@@ -83,17 +90,10 @@ class Chat:
         raise Conflict(msg.openid)
 
     def _handle_once(self, msg: Incoming) -> Reply:
-        key = msg.dedupe_key
-        first = (
-            InboundMessage.insert(key=key, openid=msg.openid, received_at=self.clock())
-            .on_conflict_ignore()
-            .as_rowcount()
-            .execute()
-        )
-        if not first:
-            return from_dict(InboundMessage.get_by_id(key).reply)
-        now = self.clock()
-        users.touch(msg.openid, subscribed=_subscription(msg))
+        key, now = msg.dedupe_key, self.clock()
+        if not hot.claim_message(key, msg.openid, now):
+            return from_dict(hot.stored_reply(key))
+        self._touch(msg)
         state = load(msg.openid, now, self.timeout)
         try:
             reply = self._dispatch(msg, state, now)
@@ -103,8 +103,22 @@ class Chat:
         if state.timed_out and isinstance(reply, Text):
             reply = Text(self.renderer.text("flow/timed_out.txt") + "\n\n" + reply.content)
         save(state, now)
-        InboundMessage.update(reply=as_dict(reply)).where(InboundMessage.key == key).execute()
+        hot.keep_reply(key, as_dict(reply))
         return reply
+
+    def _touch(self, msg: Incoming) -> None:
+        """Record the user; `last_seen` to within TOUCH_EVERY, which WeChat's 48-hour window
+        for customer-service messages does not notice, and which spares most messages a write."""
+        subscribed = _subscription(msg)
+        if subscribed is not None:
+            users.touch(msg.openid, subscribed=subscribed)
+        elif self._touched.get(msg.openid, _NEVER) < time.monotonic() - TOUCH_EVERY:
+            hot.touch_user(msg.openid, utcnow())
+        else:
+            return
+        if len(self._touched) > TOUCHED_KEPT:
+            self._touched.clear()
+        self._touched[msg.openid] = time.monotonic()
 
     # -- reading the message ---------------------------------------------------
 
@@ -156,7 +170,7 @@ class Chat:
     def command(self, command: Command | None, state: State, now: dt.datetime) -> Reply:
         """A command word or menu key; a form in progress is paused, not lost."""
         if command == Command.GIFTS:
-            reply = self._text("chat/catalogue.txt", gifts=catalogue.active())
+            reply = self._catalogue()
         elif command == Command.MY_GIFTS:
             reply = self._text("chat/my_gifts.txt", shares=shares.of_giver(state.openid), now=now)
         elif command == Command.MY_ORDERS:
@@ -167,6 +181,14 @@ class Chat:
             state.paused = True
             reply = Text(reply.content + "\n\n" + self.renderer.text("flow/paused.txt"))
         return reply
+
+    def _catalogue(self) -> Text:
+        """The catalogue as a reply, rendered again only when the catalogue changed."""
+        gifts = catalogue.active()
+        shown = self._shown_catalogue
+        if shown[0] is not gifts:
+            shown = self._shown_catalogue = (gifts, self._text("chat/catalogue.txt", gifts=gifts))
+        return shown[1]
 
     def pick(self, number: int, state: State) -> Reply:
         gift = catalogue.gift_by_number(number)

@@ -17,6 +17,7 @@ second gets Conflict and handles its message again from the new state.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,8 @@ import peewee
 from bot.codes import Code
 from bot.forms.base import Form
 from bot.replies import Reply
-from storage.db import db, locked
-from storage.models import Conversation
+from storage import hot
+from storage.db import db
 
 SUMMARY = "summary"
 KEPT_AFTER_A_FORM = ("picked", "last_order")  # the gift being browsed, the order just made
@@ -60,6 +61,7 @@ class State:
     expires_at: dt.datetime | None = None
     timed_out: bool = False  # the last form expired just now: say so once
     exists: bool = False
+    loaded: tuple | None = None  # what the row held (None: no row)
 
     @property
     def active(self) -> bool:
@@ -80,13 +82,16 @@ class Flow:
 
 
 def load(openid: str, now: dt.datetime, timeout: dt.timedelta) -> State:
-    row = locked(Conversation.select().where(Conversation.openid == openid)).first()
+    row = hot.conversation_row(openid)  # locked on PostgreSQL until the message commits
     if row is None:
-        return State(openid)
-    state = State(
-        openid, row.flow, row.step, row.answers or {}, row.context or {}, row.editing,
-        row.hints or {}, row.paused, row.version, row.expires_at, exists=True,
-    )  # fmt: skip
+        state = State(openid)
+    else:
+        state = State(
+            openid, row["flow"], row["step"], row["answers"] or {}, row["context"] or {},
+            row["editing"], row["hints"] or {}, row["paused"], row["version"], row["expires_at"],
+            exists=True,
+        )  # fmt: skip
+        state.loaded = _kept(state)
     if state.flow and state.expires_at and state.expires_at <= now:
         state.clear()
         state.timed_out = True
@@ -95,31 +100,39 @@ def load(openid: str, now: dt.datetime, timeout: dt.timedelta) -> State:
 
 
 def save(state: State, now: dt.datetime) -> None:
-    values = {
-        "flow": state.flow,
-        "step": state.step,
-        "answers": state.answers,
-        "context": state.context,
-        "editing": state.editing,
-        "hints": state.hints,
-        "paused": state.paused,
-        "expires_at": state.expires_at,
-        "updated_at": now,
-        "version": state.version + 1,
-    }
+    """Write the state back, compare-and-set on `version`; nothing to write, nothing written
+    (a message that only browsed leaves no form and no change behind)."""
+    if state.flow is None and _kept(state) == (state.loaded or _EMPTY):
+        return
+    values = {name: getattr(state, name) for name in _KEPT} | {"updated_at": now}
+    values["version"] = state.version + 1
     if not state.exists:
         try:
             with db.atomic():  # a savepoint, so PostgreSQL's transaction survives a clash
-                Conversation.insert(openid=state.openid, **values).execute()
+                hot.insert_conversation(state.openid, values)
         except peewee.IntegrityError:
             raise Conflict(state.openid) from None  # a first message racing another
         state.exists = True
-    else:
-        changed = (
-            Conversation.update(**values)
-            .where((Conversation.openid == state.openid) & (Conversation.version == state.version))
-            .execute()
-        )
-        if changed != 1:
-            raise Conflict(state.openid)
+    elif hot.update_conversation(state.openid, state.version, values) != 1:
+        raise Conflict(state.openid)
     state.version += 1
+    state.loaded = _kept(state)
+
+
+_KEPT = ("flow", "step", "answers", "context", "editing", "hints", "paused", "expires_at")
+
+
+def _kept(state: State) -> tuple:
+    """What a conversation row keeps of the state, as a snapshot (later changes to the
+    state's dicts do not reach it), to tell whether anything changed."""
+    return (
+        state.flow, state.step, _frozen(state.answers), _frozen(state.context), state.editing,
+        _frozen(state.hints), state.paused, state.expires_at if state.flow else None,
+    )  # fmt: skip
+
+
+def _frozen(value: dict) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+_EMPTY = _kept(State(""))

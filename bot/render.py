@@ -47,7 +47,12 @@ def examples_of(ctx: FormContext) -> list[str]:
 class Renderer:
     def __init__(self, config: Config, directory: Path = TEMPLATES):
         loader = jinja2.FileSystemLoader(str(directory))
-        common = {"undefined": jinja2.StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+        common = {
+            "undefined": jinja2.StrictUndefined,
+            "trim_blocks": True,
+            "lstrip_blocks": True,
+            "auto_reload": False,  # templates are read once: no stat() of a file per message
+        }
         # Chat and SMS are plain text; what people typed is printed with its tag brackets made
         # harmless (bot/forms/safety.py), so nothing becomes a link from the account.
         self.text_env = jinja2.Environment(

@@ -25,13 +25,17 @@ log = logging.getLogger("gift_bot.wechat")
 MAX_BODY = 64 * 1024
 
 
+class Replayed(Exception):
+    """A used (timestamp, nonce) came with another body."""
+
+
 class WeChatHandler(BaseHandler):
     """WeChat's callback URL."""
 
     def check_xsrf_cookie(self) -> None:
         """WeChat signs its requests instead; there is no cookie to check."""
 
-    async def prepare(self) -> None:
+    def prepare(self) -> None:
         query = {
             k: v[-1].decode("utf-8", "replace") for k, v in self.request.query_arguments.items()
         }
@@ -45,12 +49,14 @@ class WeChatHandler(BaseHandler):
             self.msg = wire.incoming(self.fields)
         except wire.WireError as refused:
             raise tornado.web.HTTPError(refused.status, refused.reason) from None
-        if self.settings["crypt"] is None:  # safe mode's msg_signature covers the body itself
-            fresh = await self.services.db.write(
-                pushes.first_sight, query["timestamp"], query["nonce"], self.request.body
-            )
-            if not fresh:
-                raise tornado.web.HTTPError(403, "replayed nonce with another body")
+        # Safe mode's msg_signature covers the body; plaintext mode's needs the replay guard.
+        self.guard = None if self.settings["crypt"] else (query["timestamp"], query["nonce"])
+
+    def _handle(self, msg, guard: tuple[str, str] | None, body: bytes):
+        """One transaction: the replay guard, then the chat (on the database's writer)."""
+        if guard and not pushes.first_sight(*guard, body):
+            raise Replayed
+        return self.services.chat.handle(msg)
 
     def get(self) -> None:
         """The URL check: echo `echostr` once the signature holds."""
@@ -62,7 +68,9 @@ class WeChatHandler(BaseHandler):
         started = time.perf_counter()
         msg = self.msg
         try:
-            reply = await self.services.db.write(self.services.chat.handle, msg)
+            reply = await self.services.db.write(self._handle, msg, self.guard, self.request.body)
+        except Replayed:
+            raise tornado.web.HTTPError(403, "replayed nonce with another body") from None
         except Exception:  # nothing was kept (the message's transaction rolled back)
             log.exception("message failed", extra={"user": self.hashed(msg.openid)})
             # An apology now beats WeChat's "该公众号暂时无法提供服务"; its retry runs it anew.

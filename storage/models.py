@@ -166,6 +166,14 @@ class Outbox(BaseModel):
     sent_at = pw.DateTimeField(null=True)
 
 
+class CatalogueVersion(BaseModel):
+    """One row whose `version` a database trigger bumps on every change to `gift`: caches of
+    the catalogue (in every process) compare it instead of reading the gifts again."""
+
+    id = pw.IntegerField(primary_key=True)
+    version = pw.BigIntegerField(default=0)
+
+
 class ApiToken(BaseModel):
     """A cached credential of an outside API (the WeChat access_token), shared by all workers."""
 
@@ -176,4 +184,5 @@ class ApiToken(BaseModel):
 
 ALL_MODELS = [
     User, Gift, Share, Order, Conversation, InboundMessage, PushNonce, Outbox, ApiToken,
+    CatalogueVersion,
 ]  # fmt: skip

@@ -78,7 +78,9 @@ def say(bot, openid: str, *texts: str) -> str:
 
 
 def conversation(openid: str) -> Conversation:
-    return Conversation.get(Conversation.openid == openid)
+    """The user's conversation row; a user who only browsed has none, which reads as empty."""
+    row = Conversation.get_or_none(Conversation.openid == openid)
+    return row or Conversation(openid=openid, answers={}, context={}, hints={}, version=0)
 
 
 def fill(bot, openid: str, token: str, upto: str | None = None, answers=ANSWERS) -> str:

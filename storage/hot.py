@@ -1,0 +1,110 @@
+"""The statements every WeChat message runs, written once as SQL and run through peewee's
+`execute_sql`: building them with peewee's query builder cost more than running them.
+
+Usage (inside the message's transaction)::
+
+    sql = statements()                         # for the bound database, built once
+    first = claim_message(key, openid, now)    # False: WeChat's retry of a message seen
+    stored_reply(key); keep_reply(key, reply)
+    touch_user(openid, now)
+    row = conversation_row(openid)             # (flow, step, answers, …) or None; locked
+    insert_conversation(openid, values); update_conversation(openid, version, values)
+    catalogue_version()                        # bumped by a trigger on every gift change
+
+Everything else (the schema, migrations, pages, the CLI) stays peewee. Values go in and
+come out through the models' own field conversions, so this module and the models agree
+on every stored format; tests run both databases through it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from storage.models import Conversation, InboundMessage, User, db
+
+CONVERSATION_COLUMNS = (
+    "flow", "step", "answers", "context", "editing", "hints", "paused", "version",
+    "expires_at", "updated_at",
+)  # fmt: skip
+_FIELDS = {name: Conversation._meta.fields[name] for name in CONVERSATION_COLUMNS}
+
+
+@functools.cache
+def _statements(postgres: bool) -> dict[str, str]:
+    p = "%s" if postgres else "?"
+    columns = ", ".join(CONVERSATION_COLUMNS)
+    assignments = ", ".join(f"{c} = {p}" for c in CONVERSATION_COLUMNS)
+    lock = " FOR UPDATE" if postgres else ""  # SQLite: the writer holds the only write lock
+    return {
+        "claim_message": f"INSERT INTO inbound_message (key, openid, received_at) "
+        f"VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING",
+        "stored_reply": f"SELECT reply FROM inbound_message WHERE key = {p}",
+        "keep_reply": f"UPDATE inbound_message SET reply = {p} WHERE key = {p}",
+        "touch_user": f'INSERT INTO "user" (openid, first_seen, last_seen, subscribed) '
+        f"VALUES ({p}, {p}, {p}, {p}) "
+        "ON CONFLICT (openid) DO UPDATE SET last_seen = excluded.last_seen",
+        "conversation_row": f"SELECT {columns} FROM conversation WHERE openid = {p}{lock}",
+        "insert_conversation": f"INSERT INTO conversation (openid, {columns}) "
+        f"VALUES ({p}, {', '.join([p] * len(CONVERSATION_COLUMNS))})",
+        "update_conversation": f"UPDATE conversation SET {assignments} "
+        f"WHERE openid = {p} AND version = {p}",
+        "catalogue_version": "SELECT version FROM catalogue_version WHERE id = 1",
+    }
+
+
+def statements() -> dict[str, str]:
+    from storage.db import is_postgres  # storage.db binds the database this depends on
+
+    return _statements(is_postgres())
+
+
+def _run(name: str, params: tuple = ()):
+    return db.execute_sql(statements()[name], params)
+
+
+def claim_message(key: str, openid: str, now: Any) -> bool:
+    """Record a push's key; False when it was there already (a retry)."""
+    received = InboundMessage.received_at.db_value(now)
+    return _run("claim_message", (key, openid, received)).rowcount == 1
+
+
+def stored_reply(key: str) -> dict | None:
+    row = _run("stored_reply", (key,)).fetchone()
+    return InboundMessage.reply.python_value(row[0]) if row else None
+
+
+def keep_reply(key: str, reply: dict) -> None:
+    _run("keep_reply", (InboundMessage.reply.db_value(reply), key))
+
+
+def touch_user(openid: str, now: Any) -> None:
+    seen = User.last_seen.db_value(now)
+    _run("touch_user", (openid, seen, seen, User.subscribed.db_value(False)))
+
+
+def conversation_row(openid: str) -> dict[str, Any] | None:
+    row = _run("conversation_row", (openid,)).fetchone()
+    if row is None:
+        return None
+    return {
+        name: _FIELDS[name].python_value(value) for name, value in zip(_FIELDS, row, strict=True)
+    }
+
+
+def insert_conversation(openid: str, values: dict[str, Any]) -> None:
+    _run("insert_conversation", (openid, *_db_values(values)))
+
+
+def update_conversation(openid: str, version: int, values: dict[str, Any]) -> int:
+    """Compare-and-set on `version`: the number of rows changed (1, or 0 when it moved on)."""
+    return _run("update_conversation", (*_db_values(values), openid, version)).rowcount
+
+
+def catalogue_version() -> int:
+    row = _run("catalogue_version").fetchone()
+    return row[0] if row else 0
+
+
+def _db_values(values: dict[str, Any]) -> list:
+    return [field.db_value(values[name]) for name, field in _FIELDS.items()]
