@@ -16,7 +16,9 @@ database at scrape time, so they are the same whichever process answers.
 
 from __future__ import annotations
 
+import functools
 import os
+from types import SimpleNamespace
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,33 +27,50 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
-MESSAGES = Counter("giftbot_messages", "WeChat pushes handled, by kind", ["kind"])
-REPLIES = Counter("giftbot_replies", "Replies to pushes, by type (None: success)", ["type"])
-ORDERS = Counter("giftbot_orders", "Orders placed, by channel", ["channel"])
-OUTBOX = Counter("giftbot_outbox_sends", "Outbox sends, by kind and result", ["kind", "result"])
-CALLBACK = Histogram(
-    "giftbot_callback_seconds",
-    "Time from a push read to its reply written",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
+
+def use_directory(path: str) -> None:
+    """Count into files under `path`, shared by every process forked after this (call it
+    before any metric is used: `serve --workers N` does, in the parent)."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    values.ValueClass = values.get_value_class()
+
+
+@functools.cache
+def _metrics() -> SimpleNamespace:
+    """The metrics, made on first use: after `use_directory`, so forked workers share them."""
+    return SimpleNamespace(
+        messages=Counter("giftbot_messages", "WeChat pushes handled, by kind", ["kind"]),
+        replies=Counter("giftbot_replies", "Replies to pushes, by type (None: success)", ["type"]),
+        orders=Counter("giftbot_orders", "Orders placed, by channel", ["channel"]),
+        outbox=Counter(
+            "giftbot_outbox_sends", "Outbox sends, by kind and result", ["kind", "result"]
+        ),
+        callback=Histogram(
+            "giftbot_callback_seconds",
+            "Time from a push read to its reply written",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+        ),
+    )
 
 
 def handled(kind: str, reply: str, seconds: float) -> None:
-    MESSAGES.labels(kind).inc()
-    REPLIES.labels(reply).inc()
-    CALLBACK.observe(seconds)
+    m = _metrics()
+    m.messages.labels(kind).inc()
+    m.replies.labels(reply).inc()
+    m.callback.observe(seconds)
 
 
 def ordered(channel: str) -> None:
-    ORDERS.labels(channel).inc()
+    _metrics().orders.labels(channel).inc()
 
 
 def outbox_sent(kind: str, result: str) -> None:
-    OUTBOX.labels(kind, result).inc()
+    _metrics().outbox.labels(kind, result).inc()
 
 
 class _OutboxNow:
@@ -74,6 +93,7 @@ class _OutboxNow:
 
 def exposition(outbox_rows: dict[str, int], oldest_pending_seconds: float) -> tuple[bytes, str]:
     """The text Prometheus scrapes, and its content type."""
+    _metrics()  # so every name shows, at zero, before its first count
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)

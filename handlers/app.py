@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from pathlib import Path
 
@@ -108,8 +109,11 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
     )
 
 
-async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or `stop`): stop taking requests, finish the outbox pass, close."""
+async def serve(
+    services: Services, stop: asyncio.Event | None = None, sockets: list | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`): stop taking requests, finish the outbox pass, close.
+    `sockets`: listening sockets bound already (a worker of `serve --workers N`)."""
     config = services.config
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -117,8 +121,14 @@ async def serve(services: Services, stop: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     app = make_app(services)
     server = make_server(app, config)
-    server.listen(config.server.port, config.server.host)
-    log.info("listening", extra={"url": config.server.public_url, "port": config.server.port})
+    if sockets:
+        server.add_sockets(sockets)
+    else:
+        server.listen(config.server.port, config.server.host)
+    log.info(
+        "listening",
+        extra={"url": config.server.public_url, "port": config.server.port, "pid": os.getpid()},
+    )
     background = asyncio.create_task(services.background(stop))
     await stop.wait()
     log.info("stopping")

@@ -1,6 +1,6 @@
 """The command line: `python -m bot COMMAND --config PATH`.
 
-    serve                        the bot: callback, pages, outbox worker
+    serve [--workers N]          the bot: callback, pages, outbox worker (N processes, one port)
     worker                       only the background work: outbox and expiry (a separate deployment)
     catalogue sync               make the gifts table match [[gifts]]
     catalogue list [--format json|table]
@@ -64,7 +64,14 @@ def parser() -> argparse.ArgumentParser:
         p.set_defaults(run=run)
         return p
 
-    verb("serve", serve, "run the bot")
+    served = verb("serve", serve, "run the bot: the callback, the pages, the background work")
+    served.add_argument(
+        "--workers",
+        type=positive,
+        default=1,
+        metavar="N",
+        help="processes on the one port (default 1; more than 1 wants PostgreSQL)",
+    )
     verb("worker", worker, "run only the outbox worker")
     cat = verbs.add_parser("catalogue", help="the gift catalogue").add_subparsers(required=True)
     verb("sync", catalogue_sync, "sync gifts from the config", cat)
@@ -88,12 +95,22 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def positive(text: str) -> int:
+    if not text.isdecimal() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 64, not {text!r}")
+    return int(text)
+
+
 def open_db(config: Config) -> None:
     storage.connect(config.database.url)
     storage.migrate()
 
 
 def serve(config: Config, args) -> int:
+    if args.workers > 1:
+        from handlers.workers import serve_workers
+
+        return serve_workers(config, args.workers)
     from handlers.app import serve as run_server
 
     asyncio.run(run_server(Services.start(config)))

@@ -250,6 +250,18 @@ def log_lines():
 
 
 @pytest.fixture
+def cluster(db_url, tmp_path):
+    """Real `python -m bot serve` processes on one database (tests/cluster.py)."""
+    from cluster import Cluster  # it builds on this module's config helpers
+
+    running = Cluster(db_url, tmp_path)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture
 def transcript(request):
     """Write a chat transcript to test-artifacts/transcripts/<test>.txt for people to read."""
 
