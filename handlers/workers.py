@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
@@ -36,6 +37,7 @@ from storage import db as storage
 log = logging.getLogger("gift_bot.workers")
 
 RESTART_PAUSE = 1.0  # seconds before a worker that died is started again
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def serve_workers(config: Config, workers: int) -> int:
@@ -51,6 +53,7 @@ def serve_workers(config: Config, workers: int) -> int:
     shared = tempfile.mkdtemp(prefix="giftbot-metrics-")
     metrics.use_directory(shared)
     stopping = False
+    parent = os.getpid()
     children: dict[int, int] = {}  # pid → worker number
 
     def start(number: int) -> None:
@@ -58,6 +61,7 @@ def serve_workers(config: Config, workers: int) -> int:
         if pid == 0:  # the worker
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            _die_with(parent)
             code = 0
             try:
                 asyncio.run(serve(Services.start(config, sync=False), sockets=sockets))
@@ -90,8 +94,8 @@ def serve_workers(config: Config, workers: int) -> int:
         number = children.pop(pid, None)
         if number is None:
             continue
-        if stopping:
-            failed |= os.waitstatus_to_exitcode(status) != 0
+        if stopping:  # stopped by our SIGTERM: cleanly, or before it had started to serve
+            failed |= os.waitstatus_to_exitcode(status) not in (0, -signal.SIGTERM)
             continue
         log.error("worker %d exited (%s); starting it again", number, status)
         time.sleep(RESTART_PAUSE)
@@ -102,3 +106,12 @@ def serve_workers(config: Config, workers: int) -> int:
     shutil.rmtree(shared, ignore_errors=True)
     log.info("workers stopped")
     return 1 if failed else 0
+
+
+def _die_with(parent: int) -> None:
+    """Linux: this worker gets SIGTERM when the parent dies, even by SIGKILL, so no worker
+    outlives its supervisor holding the port and database connections."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(0)

@@ -69,10 +69,11 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
+                up = requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
             except requests.ConnectionError:
-                pass
+                up = False
+            if up and self.log_path.read_text().count('"listening"') >= self.workers:
+                return self
             time.sleep(0.05)
         raise RuntimeError(
             f"server not up in {START_SECONDS}s: {self.log_path.read_text()[-2000:]}"
