@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 CONFIG ?= config.example.toml
 
 .PHONY: run test lint format worker bench clean
@@ -30,8 +31,16 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+$(BENCH_STAMP): $(STAMP) setup.cfg
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Every scenario on SQLite (and PostgreSQL when reachable), short runs: a few minutes.
+# Longer, steadier numbers: make bench BENCH_ARGS="--duration 10 --warmup 2 --rounds 5"
+BENCH_ARGS ?= --duration 3 --warmup 1 --rounds 3
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data/*.db* *.egg-info
