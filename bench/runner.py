@@ -8,7 +8,6 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
@@ -92,7 +91,7 @@ def run_group(opts: Options, dbs: Databases, kind: str, workers: int):
         bot.start()
         if opts.big:
             sections.append(seed_big(opts, bot, label))
-        ctx = sc.Context(bot, bare.url, opts.users, opts.connections, opts.threads)
+        ctx = sc.Context(bot, bare.url, opts.users, opts.connections, opts.threads, bare.pid)
         for name in opts.scenarios:
             rows.append(measure(ctx, sc.SCENARIOS[name](), opts, kind, workers, label))
             row = rows[-1]
@@ -210,7 +209,8 @@ def one_run(ctx: sc.Context, scenario: sc.Scenario, target: str, opts: Options, 
         problems += [f"seeding: {p}" for p in batch.seeding]
         settle(ctx, wait_outbox=scenario.name == "claim")
         offset = ctx.bot.log_offset()
-        sampler = RssSampler(ctx.bot.pid) if target == "bot" else contextlib.nullcontext()
+        # Both targets are sampled alike, so that the harness's own work is the same for both.
+        sampler = RssSampler(ctx.bot.pid if target == "bot" else ctx.bare_pid)
         with sampler:
             result = ctx.load(target, batch.chains, opts.duration, route, scenario.cycle, aes)
         if result.exhausted and not scenario.cycle:

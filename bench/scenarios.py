@@ -60,6 +60,7 @@ class Context:
     users: int = 1000
     connections: int = 16
     threads: int = 1
+    bare_pid: int | None = None
     bot_hint: float | None = None  # msg/s of the bot, to size the pools of stateful scenarios
     bare_hint: float | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(int(time.time() * 1e6)))
@@ -276,6 +277,16 @@ class Claim(Scenario):
             problems.append(f"{done - orders} claims confirmed in chat without an order")
         if orders > final:
             problems.append(f"{orders - final} orders more than final 确认 sent")
+        outbox = db_counts(
+            ctx.bot.db_url,
+            {
+                s: ('SELECT COUNT(*) FROM "outbox" WHERE "status" = ?', [s])
+                for s in ("sent", "dead")
+            },
+        )
+        facts["outbox sent (all runs)"] = outbox["sent"]
+        if outbox["dead"]:
+            problems.append(f"{outbox['dead']} outbox rows dead (SMS or notice never sent)")
         return problems, facts
 
 
