@@ -132,6 +132,9 @@ def main(argv: list[str]) -> int:
         f"{opts.users} users. Load average before {load_before}, after {load_after}."
     )
     notes = [note] if note else []
+    busy = report.busy(load_before, load_after)
+    if busy:
+        notes.append(busy)
     failures = [r for r in rows if r.problems]
     for r in failures:
         notes.append(f"**{r.scenario} on {r.db}, {r.workers} worker(s): checks failed**")

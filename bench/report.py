@@ -135,6 +135,23 @@ def load_average() -> str:
         return "unknown"
 
 
+def busy(before: str, after: str) -> str | None:
+    """A warning when other work shared the machine: a load before the run started, or more
+    than the run's own two busy processes (wrk and the server) at its end."""
+    cores = os.cpu_count() or 1
+    try:
+        first, last = float(before.split()[0]), float(after.split()[0])
+    except (ValueError, IndexError):
+        return None
+    if first <= cores * 0.5 and last <= 2 + cores * 0.5:
+        return None
+    return (
+        f"**Noisy:** 1-minute load average {first:.2f} before and {last:.2f} after this run, "
+        f"on {cores} cores (the run itself keeps about 2 busy): other work shared the machine, "
+        "so rates move from round to round; compare the ratios."
+    )
+
+
 def append_results(path: Path, title: str, info: dict, settings: str, body: str) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else PREAMBLE
     facts = ", ".join(f"{k} {v}" for k, v in info.items() if k != "date")

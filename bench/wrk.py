@@ -46,7 +46,7 @@ def wrk_version() -> str:
         out = subprocess.run([wrk_path(), "--version"], capture_output=True, text=True).stdout
     except WrkMissing:
         return "missing"
-    return out.split("Copyright")[0].strip() or "unknown"
+    return out.split("Copyright")[0].strip().removeprefix("wrk ") or "unknown"
 
 
 @dataclass
