@@ -49,13 +49,14 @@ def short(path: str) -> str:
 
 def top_functions(speedscope: Path, n: int = 15) -> tuple[list[tuple], float, dict[str, float]]:
     """The functions with most own time: [(own share, inclusive share, function, file)];
-    the seconds sampled with the GIL held; each thread's share of them."""
+    the seconds sampled with the GIL held; each thread's share of them; each file's own share."""
     data = json.loads(speedscope.read_text())
     frames = data["shared"]["frames"]
     keys = [(f["name"], short(f.get("file", ""))) for f in frames]
     own: Counter = Counter()
     inclusive: Counter = Counter()
     threads: Counter = Counter()
+    files: Counter = Counter()
     total = 0.0
     for profile in data["profiles"]:
         name = profile.get("name", "?").split('"')[1:2] or [profile.get("name", "?")]
@@ -65,19 +66,24 @@ def top_functions(speedscope: Path, n: int = 15) -> tuple[list[tuple], float, di
             total += weight
             threads[name[0]] += weight
             own[keys[stack[-1]]] += weight
+            files[keys[stack[-1]][1]] += weight
             for key in {keys[i] for i in stack}:
                 inclusive[key] += weight
     total = total or 1.0
     rows = [
         (count / total, inclusive[key] / total, key[0], key[1]) for key, count in own.most_common(n)
     ]
-    return rows, total, {t: w / total for t, w in threads.most_common()}
+    by_thread = {t: w / total for t, w in threads.most_common()}
+    by_file = {f: w / total for f, w in files.most_common(8)}
+    return rows, total, by_thread, by_file
 
 
-def format_top(rows: list[tuple], total: float, threads: dict[str, float]) -> str:
+def format_top(rows: list[tuple], total: float, threads: dict, files: dict) -> str:
     split = ", ".join(f"{t} {share:.0%}" for t, share in threads.items())
+    per_file = ", ".join(f"{f} {share:.0%}" for f, share in files.items())
     lines = [
         f"{total:.1f} s sampled with the GIL held; by thread: {split}",
+        f"own time by file: {per_file}",
         f"{'own':>6} {'total':>6}  function (file)",
     ]
     for own, inc, name, path in rows:
