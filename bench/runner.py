@@ -220,6 +220,8 @@ def one_run(ctx: sc.Context, scenario: sc.Scenario, target: str, opts: Options, 
         break
     est[target] = result.rate
     problems += result.problems()
+    if result.exhausted and not scenario.cycle:
+        problems.append("the request pool ran dry four times: not a steady measurement")
     facts: dict = {}
     peak = 0
     if target == "bot":

@@ -13,6 +13,7 @@ A chain is one user's requests, each sent after the reply to the one before.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import signal
 import subprocess
@@ -143,9 +144,12 @@ def run(
     with tempfile.TemporaryDirectory(prefix="gb-wrk-") as tmp:
         data = Path(tmp) / "requests.dat"
         write_data(data, chains, filler)
-        duration = seconds if seconds is not None else limit_s
+        # wrk takes whole seconds; another length ends by SIGINT, on time (wrk then
+        # reports the time it really ran).
+        whole = seconds is None or (seconds >= 1 and float(seconds).is_integer())
+        duration = limit_s if seconds is None else math.ceil(seconds) + (0 if whole else 1)
         cmd = [
-            wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{max(duration, 1):.0f}s",
+            wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s",
             f"--timeout={timeout_s:g}s", "-s", str(LUA), url, "--",
             str(data), target, route, aes_key.hex() if aes_key else "-", tmp, str(threads),
             "1" if cycle else "0",
@@ -162,7 +166,7 @@ def run(
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
 
-        if seconds is not None and seconds < 1:
+        if not whole:
             threading.Thread(target=stop_when, args=(seconds,), daemon=True).start()
         last = [time.monotonic()]
         stalled = []
