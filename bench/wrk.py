@@ -181,11 +181,14 @@ def run(
 
         if seconds is None:
             threading.Thread(target=watch, daemon=True).start()
+        drained = 0
         for line in proc.stdout:
             lines.append(line)
             last[0] = time.monotonic()
             if line.startswith("@@drained"):
-                stop_when(None)
+                drained += 1  # one per wrk thread: each plays its share of the chains
+                if drained == threads:
+                    stop_when(None)
         proc.wait()
         stderr = proc.stderr.read()
         summary = next((x for x in lines if x.startswith("@@summary ")), None)
