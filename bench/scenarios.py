@@ -67,12 +67,9 @@ class Context:
     _tags: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self):
-        host = self.bot.url.split("://", 1)[1]
-        bare_host = self.bare_url.split("://", 1)[1]
-        self.bot_wire = Wire(self.bot.token, self.bot.config["wechat"]["app_id"], host,
-                             self.bot.aes_key)  # fmt: skip
-        self.bare_wire = Wire(self.bot.token, self.bot.config["wechat"]["app_id"], bare_host,
-                              self.bot.aes_key)  # fmt: skip
+        token, app_id, key = self.bot.token, self.bot.config["wechat"]["app_id"], self.bot.aes_key
+        self.bot_wire = Wire(token, app_id, self.bot.url.split("://", 1)[1], key)
+        self.bare_wire = Wire(token, app_id, self.bare_url.split("://", 1)[1], key)
         self.aes = self.bot_wire.key
 
     def wire(self, target: str) -> Wire:
@@ -183,8 +180,9 @@ class FormStep(Scenario):
 
     def batch(self, ctx: Context, target: str, messages: int) -> Batch:
         wire, tag = ctx.wire(target), ctx.tag()
-        users = [f"o_fs_{tag}_{i:06d}" for i in range(messages)]
-        batch = Batch([], users_prefix=f"o_fs_{tag}_", messages=messages)
+        prefix = f"o-fs-{tag}-"  # no "_": it is a LIKE wildcard
+        users = [f"{prefix}{i:06d}" for i in range(messages)]
+        batch = Batch([], users_prefix=prefix, messages=messages)
         if target == "bot":
             steps = (("礼品", "礼物清单"), ("1", "/gifts/"), ("送", "送几份"))
             seeds = [
@@ -247,7 +245,7 @@ class Claim(Scenario):
         wire, tag = ctx.wire(target), ctx.tag()
         claims = max(1, math.ceil(messages / self.per_chain))
         shares = math.ceil(claims / UNITS_PER_SHARE)
-        batch = Batch([], users_prefix=f"o_cr_{tag}_", messages=claims * self.per_chain)
+        batch = Batch([], users_prefix=f"o-cr-{tag}-", messages=claims * self.per_chain)
         if target == "bot":
             tokens, batch.seeding = seed_shares(ctx, shares)
         else:
