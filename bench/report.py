@@ -51,7 +51,8 @@ class Row:
         if self.units:
             name += f" ({med(self.units):.1f} {self.unit}/s)"
         if self.note:
-            return [name, self.db, str(self.workers), self.note, "", "", "", "", "", ""]
+            failed = "FAILED" if self.problems else ""
+            return [name, self.db, str(self.workers), self.note, "", "", "", "", "", failed]
         checks = "ok" if not self.problems else f"FAILED ({len(self.problems)})"
         return [
             name,

@@ -70,13 +70,25 @@ def run(opts: Options) -> tuple[list[Row], list[str]]:
                         for name in opts.scenarios
                     ]
                     continue
-                group_rows, group_sections = run_group(opts, dbs, kind, workers)
+                group_rows, group_sections = [], []
+                try:
+                    run_group(opts, dbs, kind, workers, group_rows, group_sections)
+                except Exception as exc:  # keep what was measured; say what stopped the group
+                    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+                    say(f"[{kind}, {workers}] stopped by {reason}")
+                    done = {r.scenario for r in group_rows}
+                    group_rows += [
+                        Row(name, kind, workers, note=f"not run: {reason}", problems=[reason])
+                        for name in opts.scenarios
+                        if name not in done
+                    ]
                 rows += group_rows
                 sections += group_sections
     return rows, sections
 
 
-def run_group(opts: Options, dbs: Databases, kind: str, workers: int):
+def run_group(opts: Options, dbs: Databases, kind: str, workers: int, rows: list, sections: list):
+    """Measure every scenario on one database; rows and sections are filled as they come."""
     label = f"[{kind}, {workers} worker{'s' if workers > 1 else ''}]"
     db_url = dbs.url(kind)
     sink = Helper("sink", logdir=dbs.tmp).start()
@@ -85,7 +97,6 @@ def run_group(opts: Options, dbs: Databases, kind: str, workers: int):
         "bare", "--aes-key", bot.aes_key, "--app-id", APP_ID, "--token", bot.token,
         logdir=bot.dir,
     ).start()  # fmt: skip
-    rows, sections = [], []
     try:
         say(f"{label} starting the bot on {bot.url} ({'safe mode' if opts.safe else 'plaintext'})")
         bot.start()
@@ -99,6 +110,8 @@ def run_group(opts: Options, dbs: Databases, kind: str, workers: int):
                 f"{statistics.median(row.bare):.0f} msg/s, ratio "
                 f"{statistics.median(row.ratios):.3f}, checks "
                 f"{'ok' if not row.problems else 'FAILED'}")  # fmt: skip
+            for problem in row.problems[:8]:
+                say(f"    {problem[:1500]}")
         if opts.memory:
             sections.append(memory(ctx, opts, label))
         hwm = tree_hwm_kib(bot.pid)
@@ -110,7 +123,6 @@ def run_group(opts: Options, dbs: Databases, kind: str, workers: int):
         bare.stop()
         sink.stop()
         bot.cleanup()
-    return rows, sections
 
 
 def seed_big(opts: Options, bot: BotServer, label: str) -> str:

@@ -223,11 +223,15 @@ class Databases:
         if self.schemas:
             import psycopg2
 
-            conn = psycopg2.connect(**pg_connect_kwargs(PG_BASE))
-            conn.autocommit = True
-            for schema in self.schemas:
-                conn.cursor().execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            conn.close()
+            try:
+                conn = psycopg2.connect(**pg_connect_kwargs(PG_BASE))
+                conn.autocommit = True
+                for schema in self.schemas:
+                    conn.cursor().execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                conn.close()
+            except psycopg2.Error as exc:
+                names = ", ".join(self.schemas)
+                print(f"could not drop the schemas {names}: {exc}; drop them by hand")
             self.schemas = []
         import shutil
 
