@@ -240,6 +240,7 @@ def one_run(ctx: sc.Context, scenario: sc.Scenario, target: str, opts: Options, 
         peak = sampler.peak_kib
         settle(ctx, wait_outbox=scenario.name == "claim")
         found, facts = scenario.check(ctx, batch, result)
+        facts["slowest reply ms"] = round(result.latency_ms["max"])
         problems += found
         logged = ctx.bot.log_problems(offset)
         if logged:
