@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
     load_after = report.load_average()
     table = report.table(rows)
     settings = (
-        f"Command: `python -m bench {shlex.join(argv)}`. wrk -t{opts.threads} "
+        f"Command: `{shlex.join(['python', '-m', 'bench', *argv])}`. wrk -t{opts.threads} "
         f"-c{opts.connections}; {opts.rounds} rounds of {opts.duration:g} s per target "
         f"(after {opts.warmup:g} s of warm-up), bare then bot; "
         f"{'safe mode (encrypted)' if opts.safe else 'plaintext mode'}; "
