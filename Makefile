@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml requirements.lock
 lock:
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet pip-tools
-	.lock-venv/bin/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe \
+	.lock-venv/bin/pip-compile --quiet --extra dev --extra bench --generate-hashes --allow-unsafe \
 		--strip-extras --no-emit-index-url --no-emit-find-links -o requirements.lock setup.cfg
 	rm -rf .lock-venv
 
@@ -40,8 +40,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every scenario on SQLite (and PostgreSQL when reachable), short runs: a few minutes.
+# Longer, steadier numbers: make bench BENCH_ARGS="--duration 10 --warmup 2 --rounds 5"
+BENCH_ARGS ?= --duration 3 --warmup 1 --rounds 3
+
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data/*.db* *.egg-info

@@ -1,88 +1,168 @@
-"""`python -m bench [--messages N] [--db URL]`: latency of the real callback, end to end.
+"""`python -m bench`: the bot under load against the bare Tornado handler, in the same run.
 
-Starts the real server in this process on a free port (SQLite in a temporary
-folder unless --db is given), then plays WeChat: signed messages over HTTP, one
-at a time, as many users would send them, and reports p50/p95/p99 latency,
-throughput and the process's peak memory. WeChat gives up after 5 s, so the
-target is p99 well under 100 ms on one core.
+    python -m bench [--scenarios catalogue,form-step,claim,page] [--db sqlite|postgres|both|auto]
+                    [--workers 1[,2,…]] [--duration 10] [--warmup 2] [--rounds 3]
+                    [--connections 16] [--threads 1] [--users 1000] [--safe]
+                    [--big [--big-scale 1]] [--memory] [--no-record]
+    python -m bench profile [catalogue|form-step|claim|page] [--db sqlite] [--duration 15]
 
-Scenarios: the catalogue (read-only), the giver's share dialogue to its card
-(writes: conversation rows, stock reservation), and the recipient's chat order
-form to its order (the order transaction and its outbox rows).
+See bench/README.md for what each scenario sends, what is checked and how to
+read the results and profiles.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
+import shlex
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from conftest import LiveBot  # noqa: E402  (the same real server the tests start)
-
-
-def timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return (time.perf_counter() - start) * 1000
+from bench import report
+from bench.scenarios import SCENARIOS
+from bench.server import PG_BASE, pg_reachable
+from bench.wrk import WrkMissing, wrk_path
 
 
-def report(name: str, samples: list[float]) -> None:
-    q = statistics.quantiles(samples, n=100)
-    total = sum(samples) / 1000
-    print(
-        f"{name:<22} n={len(samples):<5} p50={q[49]:6.2f} ms  p95={q[94]:6.2f} ms  "
-        f"p99={q[98]:6.2f} ms  max={max(samples):6.2f} ms  {len(samples) / total:7.1f} msg/s"
+def csv_list(choices=None, kind=str):
+    def parse(text: str):
+        items = [kind(x.strip()) for x in text.split(",") if x.strip()]
+        bad = [x for x in items if choices and x not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(choices or [])}")
+        return items
+
+    return parse
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Load the bot and a bare Tornado handler with wrk, alternating; "
+        "report msg/s, the ratio to bare, latency, memory and correctness checks.",
     )
+    p.add_argument("--scenarios", type=csv_list(list(SCENARIOS)), default=list(SCENARIOS),
+                   help="comma-separated; default: all")  # fmt: skip
+    p.add_argument("--db", choices=["sqlite", "postgres", "both", "auto"], default="auto",
+                   help="auto (default): SQLite, and PostgreSQL when reachable")  # fmt: skip
+    p.add_argument("--workers", type=csv_list(kind=int), default=[1],
+                   help="bot processes (passed to serve as --workers N when N > 1)")  # fmt: skip
+    p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up before each")
+    p.add_argument("--rounds", type=int, default=3, help="bare+bot pairs per scenario (median)")
+    p.add_argument("--connections", type=int, default=16, help="wrk -c")
+    p.add_argument("--threads", type=int, default=1, help="wrk -t")
+    p.add_argument("--users", type=int, default=1000, help="distinct users (catalogue, page)")
+    p.add_argument("--safe", action="store_true", help="safe mode: encrypted pushes and replies")
+    p.add_argument("--big", action="store_true",
+                   help="seed 10^6 orders, 10^5 users, 10^6 inbound messages first")  # fmt: skip
+    p.add_argument("--big-scale", type=float, default=1.0, help="multiply --big's sizes")
+    p.add_argument("--memory", action="store_true",
+                   help="also send --memory-messages and sample RSS every --memory-every")  # fmt: skip
+    p.add_argument("--memory-messages", type=int, default=100_000)
+    p.add_argument("--memory-every", type=int, default=10_000)
+    p.add_argument("--memory-scenario", choices=list(SCENARIOS), default="catalogue")
+    p.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
+    p.add_argument("--results", type=Path, default=report.RESULTS, help=argparse.SUPPRESS)
+    return p
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--messages", type=int, default=600)
-    parser.add_argument("--db", help="database URL (default: SQLite in a temporary folder)")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        bot = LiveBot({}, args.db or f"sqlite:///{tmp}/bench.db")
-        try:
-            run(bot, args.messages)
-        finally:
-            bot.stop()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak memory (server, fakes and client in one process): {peak:.0f} MiB")
-    return 0
+def pick_dbs(choice: str) -> tuple[list[str], str | None]:
+    """The databases to run on, and a note when PostgreSQL was left out."""
+    if choice == "sqlite":
+        return ["sqlite"], None
+    reason = pg_reachable()
+    if choice in ("postgres", "both") and reason:
+        raise SystemExit(f"PostgreSQL is not reachable at {PG_BASE}: {reason}")
+    if choice == "postgres":
+        return ["postgres"], None
+    if reason:
+        return ["sqlite"], f"PostgreSQL left out: not reachable at {PG_BASE} ({reason})"
+    return ["sqlite", "postgres"], None
 
 
-def run(bot: LiveBot, messages: int) -> None:
-    wx = bot.wx
-    catalogue = [timed(wx.text, f"o_browse_{i % 50}", "礼品") for i in range(messages)]
-    report("catalogue", catalogue)
+def pg_version() -> str | None:
+    if pg_reachable():
+        return None
+    import psycopg2
 
-    sharing, tokens = [], []
-    for i in range(messages // 6):
-        giver = f"o_giver_{i}"
-        for text in ("4", "送", "1", "跳过"):
-            sharing.append(timed(wx.text, giver, text))
-        start = time.perf_counter()
-        card = wx.text(giver, "确认")
-        sharing.append((time.perf_counter() - start) * 1000)
-        tokens.append(card["article"]["Url"].rsplit("/", 1)[1])
-    report("share dialogue", sharing)
+    from bench.server import pg_connect_kwargs
 
-    ordering = []
-    answers = ("张小红", "13800138000", "广东省深圳市南山区科技园南区8栋1201", "1", "确认")
-    for i, token in enumerate(tokens):
-        friend = f"o_friend_{i}"
-        ordering.append(timed(wx.text, friend, f"领取 {token}"))
-        ordering += [timed(wx.text, friend, text) for text in answers]
-    report("chat order form", ordering)
-    report("all", catalogue + sharing + ordering)
+    conn = psycopg2.connect(**pg_connect_kwargs(PG_BASE))
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW server_version")
+        return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        wrk_path()
+    except WrkMissing as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if argv[:1] == ["profile"]:
+        from bench.profile import main as profile_main
+
+        return profile_main(argv[1:])
+    args = run_parser().parse_args(argv)
+    from bench.runner import Options, run
+
+    dbs, note = pick_dbs(args.db)
+    if note:
+        print(note)
+    opts = Options(
+        scenarios=args.scenarios, dbs=dbs, workers=args.workers, duration=args.duration,
+        warmup=args.warmup, rounds=args.rounds, users=args.users, connections=args.connections,
+        threads=args.threads, safe=args.safe, big=args.big, big_scale=args.big_scale,
+        memory=args.memory, memory_messages=args.memory_messages,
+        memory_every=args.memory_every, memory_scenario=args.memory_scenario,
+    )  # fmt: skip
+    info = report.machine(pg_version())
+    load_before = report.load_average()
+    rows, sections = run(opts)
+    load_after = report.load_average()
+    table = report.table(rows)
+    settings = (
+        f"Command: `{shlex.join(['python', '-m', 'bench', *argv])}`. wrk -t{opts.threads} "
+        f"-c{opts.connections}; {opts.rounds} rounds of {opts.duration:g} s per target "
+        f"(after {opts.warmup:g} s of warm-up), bare then bot; "
+        f"{'safe mode (encrypted)' if opts.safe else 'plaintext mode'}; "
+        f"{opts.users} users. Load average before {load_before}, after {load_after}."
+    )
+    notes = [note] if note else []
+    busy = report.busy(load_before, load_after)
+    if busy:
+        notes.append(busy)
+    failures = [r for r in rows if r.problems]
+    for r in failures:
+        notes.append(f"**{r.scenario} on {r.db}, {r.workers} worker(s): checks failed**")
+        notes += [f"- {p}" if "\n" not in p else f"- {p.splitlines()[0]}\n\n```\n"
+                  + "\n".join(p.splitlines()[1:])[:3000] + "\n```" for p in r.problems[:12]]  # fmt: skip
+    facts = [
+        f"- {r.scenario}/{r.db}: " + ", ".join(f"{k} {v}" for k, v in r.facts.items())
+        for r in rows
+        if r.facts
+    ]
+    body = table
+    if facts:
+        body += "\n\nChecks of the last round (database counts):\n\n" + "\n".join(facts)
+    for section in sections:
+        body += "\n\n" + section
+    if notes:
+        body += "\n\n" + "\n".join(notes)
+    print()
+    print("\n".join(f"{k}: {v}" for k, v in info.items()))
+    print(settings)
+    print()
+    print(body)
+    if not args.no_record:
+        title = f"`{shlex.join(['python', '-m', 'bench', *argv])}`"
+        report.append_results(args.results, title, info, settings, body)
+        print(f"\nappended to {args.results}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
