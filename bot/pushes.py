@@ -19,9 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-import peewee
-
-from storage.db import db
+from storage import hot
 from storage.models import InboundMessage, PushNonce, utcnow
 
 GUARD_SECONDS = 300  # the callback refuses timestamps further off than this
@@ -32,13 +30,7 @@ def first_sight(timestamp: str, nonce: str, body: bytes) -> bool:
     """Remember this signed request; False when its (timestamp, nonce) came with another body."""
     key = hashlib.sha256(f"{timestamp}|{nonce}".encode()).hexdigest()
     digest = hashlib.sha256(body).hexdigest()
-    try:
-        with db.atomic():
-            PushNonce.insert(key=key, body_sha256=digest, stamp=int(timestamp)).execute()
-        return True
-    except peewee.IntegrityError:
-        seen = PushNonce.get_or_none(PushNonce.key == key)
-        return seen is not None and seen.body_sha256 == digest
+    return hot.guard_push(key, digest, int(timestamp)) == digest
 
 
 def prune(now: dt.datetime | None = None) -> int:

@@ -77,7 +77,9 @@ class WeChatHandler(BaseHandler):
             reply = Text(self.services.renderer.text("chat/sorry.txt"))
         answer = wire.write_reply(reply, msg, self.settings["crypt"])
         metrics.handled(msg.kind, type(reply).__name__, time.perf_counter() - started)
-        log.info(
+        # At debug level: /metrics counts every message; a line each would cost more than it
+        # tells at thousands a second (`[server]` logs at info; debug shows them).
+        log.debug(
             "message handled",
             extra={
                 "kind": msg.kind,

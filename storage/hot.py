@@ -10,6 +10,7 @@ Usage (inside the message's transaction)::
     row = conversation_row(openid)             # (flow, step, answers, …) or None; locked
     insert_conversation(openid, values); update_conversation(openid, version, values)
     catalogue_version()                        # bumped by a trigger on every gift change
+    guard_push(key, body_sha256, stamp)        # the plaintext-mode replay guard
 
 Everything else (the schema, migrations, pages, the CLI) stays peewee. Values go in and
 come out through the models' own field conversions, so this module and the models agree
@@ -50,6 +51,9 @@ def _statements(postgres: bool) -> dict[str, str]:
         "update_conversation": f"UPDATE conversation SET {assignments} "
         f"WHERE openid = {p} AND version = {p}",
         "catalogue_version": "SELECT version FROM catalogue_version WHERE id = 1",
+        "guard_push": f"INSERT INTO push_nonce (key, body_sha256, stamp) VALUES ({p}, {p}, {p}) "
+        "ON CONFLICT DO NOTHING",
+        "guarded_body": f"SELECT body_sha256 FROM push_nonce WHERE key = {p}",
     }
 
 
@@ -99,6 +103,15 @@ def insert_conversation(openid: str, values: dict[str, Any]) -> None:
 def update_conversation(openid: str, version: int, values: dict[str, Any]) -> int:
     """Compare-and-set on `version`: the number of rows changed (1, or 0 when it moved on)."""
     return _run("update_conversation", (*_db_values(values), openid, version)).rowcount
+
+
+def guard_push(key: str, body_sha256: str, stamp: int) -> str:
+    """Record a signed request's (hashed) timestamp and nonce with its body's hash; returns
+    the body hash kept under that key: this one's when new, the first one's when not."""
+    if _run("guard_push", (key, body_sha256, stamp)).rowcount == 1:
+        return body_sha256
+    row = _run("guarded_body", (key,)).fetchone()
+    return row[0] if row else ""
 
 
 def catalogue_version() -> int:
