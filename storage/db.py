@@ -22,6 +22,7 @@ from playhouse import db_url
 from playhouse.migrations import Runner
 from playhouse.pool import PooledPostgresqlDatabase
 
+from storage import hot
 from storage.models import ALL_MODELS, db
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -50,6 +51,7 @@ def connect(url: str, max_connections: int = 16) -> peewee.Database:
             max_connections=max_connections, stale_timeout=300, timeout=10, **params
         )
     db.initialize(database)
+    hot.use(postgres=isinstance(database, peewee.PostgresqlDatabase))
     return database
 
 

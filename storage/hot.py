@@ -58,13 +58,19 @@ def _statements(postgres: bool) -> dict[str, str]:
 
 
 def statements() -> dict[str, str]:
-    from storage.db import is_postgres  # storage.db binds the database this depends on
+    """The statements for the database bound now (storage.db.connect calls `use`)."""
+    return _bound["sql"]
 
-    return _statements(is_postgres())
+
+def use(postgres: bool) -> None:
+    _bound["sql"] = _statements(postgres)
+
+
+_bound: dict[str, dict[str, str]] = {"sql": _statements(False)}
 
 
 def _run(name: str, params: tuple = ()):
-    return db.execute_sql(statements()[name], params)
+    return db.execute_sql(_bound["sql"][name], params)
 
 
 def claim_message(key: str, openid: str, now: Any) -> bool:
