@@ -100,7 +100,9 @@ def gift_by_number(number: int) -> Gift | None:
 
 
 def get(gift_id: str) -> Gift | None:
-    return Gift.get_or_none(Gift.id == gift_id)
+    """A gift on offer from the cached catalogue; one retired since is read afresh."""
+    gift = next((g for g in active() if g.id == gift_id), None)
+    return gift or Gift.get_or_none(Gift.id == gift_id)
 
 
 def listing(now: dt.datetime) -> list[dict]:

@@ -28,7 +28,7 @@ from bot.codes import Code
 from bot.forms.base import Field, FormContext, Invalid
 from bot.forms.delivery import Slot, delivery_slots
 from bot.forms.order import OrderAnswers, OrderForm, order_subject
-from bot.wechat_api import WeChatError
+from bot.wechat_api import QrPaused, WeChatError
 from storage.models import Order, Share
 
 if TYPE_CHECKING:
@@ -148,6 +148,8 @@ async def qr_url(services: Services, share: Share) -> str | None:
         return None  # no Official Account behind the sandbox
     try:
         qr = await services.wechat.create_qr(share.token, QR_SECONDS)
+    except QrPaused:
+        return None
     except WeChatError as exc:
         log.warning("claim QR unavailable", extra={"error": str(exc)})
         return None

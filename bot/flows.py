@@ -53,8 +53,12 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         gift = catalogue.get(state.context["gift_id"])
         if gift is None:
             raise Ended(Code.GIFT_RETIRED)
-        subject = {"gift": gift, "allowance": shares.allowance(config, state.openid, _naive(now))}
-        if refusal := share_refusal(subject):
+        allowance = shares.LazyAllowance(config, state.openid, _naive(now))
+        subject = {"gift": gift, "allowance": allowance}
+        # Every step: the gift still there; the giver's limits when the dialogue starts (the
+        # quantity and 确认 check them again, and the share's transaction last of all).
+        refusal = share_refusal(subject) if state.step is None else share_refusal(subject, False)
+        if refusal:
             raise Ended(refusal.code, **refusal.params)
         return subject
 

@@ -17,6 +17,7 @@ a gift for everyone else; the giver's row is locked while this is counted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 import secrets
@@ -52,6 +53,25 @@ class Allowance:
         if quantity > self.units:
             return Invalid(Code.GIVER_LIMIT, held=self.held, left=self.units, quantity=quantity)
         return None
+
+
+class LazyAllowance:
+    """An Allowance counted on first use: a share dialogue needs it for the quantity, not
+    for every step."""
+
+    def __init__(self, config: Config, giver: str, now: dt.datetime):
+        self._args = (config, giver, now)
+
+    @functools.cached_property
+    def counted(self) -> Allowance:
+        return allowance(*self._args)
+
+    @property
+    def units(self) -> int:
+        return self.counted.units
+
+    def refusal(self, quantity: int = 1) -> Invalid | None:
+        return self.counted.refusal(quantity)
 
 
 def allowance(config: Config, giver: str, now: dt.datetime) -> Allowance:

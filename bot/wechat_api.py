@@ -68,6 +68,10 @@ class WeChatError(Exception):
         self.retryable = errcode in RETRYABLE_CODES if retryable is None else retryable
 
 
+class QrPaused(WeChatError):
+    """No QR code asked of WeChat: it failed a moment ago (the failure was logged then)."""
+
+
 class WeChatApi:
     """One account's API client; safe to share between tasks of one event loop."""
 
@@ -217,7 +221,7 @@ class WeChatApi:
         if not 1 <= len(scene) <= SCENE_MAX:
             raise ValueError(f"scene must be 1-{SCENE_MAX} characters, not {len(scene)}")
         if time.monotonic() < self._qr_paused_until:
-            raise WeChatError(None, "QR codes paused after a failure", retryable=True)
+            raise QrPaused(None, "QR codes paused after a failure", retryable=True)
         body = {
             "expire_seconds": expire_seconds,
             "action_name": "QR_STR_SCENE",

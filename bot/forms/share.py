@@ -22,14 +22,14 @@ from bot.forms.safety import refuse_markup
 from bot.words import Word, normalize
 
 
-def share_refusal(subject: dict) -> Invalid | None:
+def share_refusal(subject: dict, giver_limits: bool = True) -> Invalid | None:
     """Why the subject's gift cannot be shared now by its giver; None when it can."""
-    gift, allowance = subject["gift"], subject["allowance"]
+    gift = subject["gift"]
     if not gift.active:
         return Invalid(Code.GIFT_RETIRED)
     if gift.available < 1:
         return Invalid(Code.OUT_OF_STOCK, gift=gift.name, left=0)
-    return allowance.refusal()
+    return subject["allowance"].refusal() if giver_limits else None
 
 
 def max_quantity(ctx: FormContext) -> int:
