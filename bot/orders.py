@@ -23,6 +23,7 @@ from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
 from bot.notices import Notices
+from storage import hot
 from storage.db import after_commit, db, locked, write_transaction
 from storage.models import Gift, Order, Share
 
@@ -46,7 +47,7 @@ def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | N
 
 
 def existing_order(share: Share, openid: str) -> Order | None:
-    return Order.get_or_none((Order.share == share.id) & (Order.recipient == openid))
+    return hot.order_of(share.id, openid)
 
 
 def place(

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from bot import logs
+from bot import catalogue, logs
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
+from storage import hot
 from storage.db import locked, write_transaction
 from storage.models import Gift, Share, User, utcnow
 
@@ -76,21 +77,11 @@ class LazyAllowance:
 
 def allowance(config: Config, giver: str, now: dt.datetime) -> Allowance:
     """Units and shares `giver` may still reserve now."""
-    held = (
-        Share.select(fn.COALESCE(fn.SUM(Share.quantity - Share.claimed), 0))
-        .where(_open_of(giver, now))
-        .scalar()
-    )
-    hour_ago = now - dt.timedelta(hours=1)
-    recent = list(
-        Share.select(Share.created_at)
-        .where((Share.giver == giver) & (Share.created_at > hour_ago))
-        .order_by(Share.created_at)
-        .tuples()
-    )
     limit = config.shares
+    held = hot.giver_open_units(giver, now)
+    recent = hot.giver_recent_shares(giver, now - dt.timedelta(hours=1), limit.max_shares_per_hour)
     blocked = len(recent) >= limit.max_shares_per_hour
-    next_at = recent[-limit.max_shares_per_hour][0] + dt.timedelta(hours=1) if blocked else None
+    next_at = recent[-1] + dt.timedelta(hours=1) if blocked else None
     return Allowance(max(limit.max_open_units_per_giver - held, 0), held, len(recent), next_at)
 
 
@@ -147,10 +138,14 @@ def _warn_if_hoarding(giver: str, gift_id: str, now: dt.datetime) -> None:
 
 
 def by_token(token: str) -> Share | None:
-    """The share behind a claim token; None for unknown or malformed tokens alike."""
+    """The share behind a claim token, its gift with it; None for unknown or malformed tokens
+    alike."""
     if not TOKEN_RE.match(token or ""):
         return None
-    return Share.select(Share, Gift).join(Gift).where(Share.token == token).first()
+    share = hot.share_by_token(token)
+    if share is not None:
+        share.gift = catalogue.get(share.gift_id)
+    return share
 
 
 def refusal(share: Share, now: dt.datetime) -> Code | None:

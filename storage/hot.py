@@ -22,13 +22,17 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from storage.models import Conversation, InboundMessage, User, db
+from storage.models import Conversation, InboundMessage, Order, Share, User, db
 
 CONVERSATION_COLUMNS = (
     "flow", "step", "answers", "context", "editing", "hints", "paused", "version",
     "expires_at", "updated_at",
 )  # fmt: skip
 _FIELDS = {name: Conversation._meta.fields[name] for name in CONVERSATION_COLUMNS}
+
+
+def _columns(model) -> str:
+    return ", ".join(f'"{f.column_name}"' for f in model._meta.sorted_fields)
 
 
 @functools.cache
@@ -51,6 +55,13 @@ def _statements(postgres: bool) -> dict[str, str]:
         "update_conversation": f"UPDATE conversation SET {assignments} "
         f"WHERE openid = {p} AND version = {p}",
         "catalogue_version": "SELECT version FROM catalogue_version WHERE id = 1",
+        "share_by_token": f"SELECT {_columns(Share)} FROM share WHERE token = {p}",
+        "order_of": f'SELECT {_columns(Order)} FROM "order" WHERE share_id = {p} '
+        f"AND recipient_id = {p}",
+        "giver_open_units": "SELECT COALESCE(SUM(quantity - claimed), 0) FROM share "
+        f"WHERE giver_id = {p} AND NOT released AND expires_at > {p}",
+        "giver_recent_shares": f"SELECT created_at FROM share WHERE giver_id = {p} "
+        f"AND created_at > {p} ORDER BY created_at DESC LIMIT {p}",
         "guard_push": f"INSERT INTO push_nonce (key, body_sha256, stamp) VALUES ({p}, {p}, {p}) "
         "ON CONFLICT DO NOTHING",
         "guarded_body": f"SELECT body_sha256 FROM push_nonce WHERE key = {p}",
@@ -118,6 +129,38 @@ def guard_push(key: str, body_sha256: str, stamp: int) -> str:
         return body_sha256
     row = _run("guarded_body", (key,)).fetchone()
     return row[0] if row else ""
+
+
+def share_by_token(token: str) -> Share | None:
+    """The share with this claim token (its gift not loaded)."""
+    return _instance(Share, _run("share_by_token", (token,)).fetchone())
+
+
+def order_of(share_id: int, openid: str) -> Order | None:
+    """The order `openid` made from this share, if any."""
+    return _instance(Order, _run("order_of", (share_id, openid)).fetchone())
+
+
+def _instance(model, row: tuple | None):
+    """A model instance from a row of all its columns, as peewee would have made it."""
+    if row is None:
+        return None
+    instance = model()
+    fields = model._meta.sorted_fields
+    instance.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
+    instance._dirty.clear()
+    return instance
+
+
+def giver_open_units(giver: str, now: Any) -> int:
+    """Units the giver holds in shares neither released nor expired."""
+    return _run("giver_open_units", (giver, Share.expires_at.db_value(now))).fetchone()[0]
+
+
+def giver_recent_shares(giver: str, since: Any, limit: int) -> list:
+    """When the giver's latest shares (at most `limit`) since `since` were made, newest first."""
+    rows = _run("giver_recent_shares", (giver, Share.created_at.db_value(since), limit))
+    return [Share.created_at.python_value(row[0]) for row in rows.fetchall()]
 
 
 def catalogue_version() -> int:
