@@ -3,7 +3,7 @@
 Usage::
 
     chat = Chat(config, renderer, notices, clock=utcnow)
-    reply = chat.handle(Incoming(openid="o_a", kind="text", text="礼品", msg_id="1", create_time=1))
+    reply = await services.db.write(chat.handle, Incoming(openid="o_a", kind="text", …))
 
 Order of reading a message: the words that work everywhere (menu words, 礼品,
 取消 …) first, then the form in progress, then browsing (a number picks a
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from bot import catalogue, orders, shares, users
 from bot.config import Config
-from bot.conversation import Conflict, Ended, State, load, save
+from bot.conversation import Ended, State, load, save
 from bot.engine import Engine
 from bot.flows import absolute, build_flows
 from bot.forms.base import small_number
@@ -30,7 +30,6 @@ from bot.render import Renderer
 from bot.replies import Card, Reply, Text, as_dict, from_dict
 from bot.words import Command, Move, Word, claim_token, command_of, menu_command, normalize
 from storage import hot
-from storage.db import write_transaction
 from storage.models import utcnow
 
 CLAIM_LINK_RE = re.compile(r"(?:/claim/|^)([A-Za-z0-9_-]{20,64})(?:[/?#]|$)")
@@ -80,16 +79,8 @@ class Chat:
         self._shown_catalogue: tuple = (None, None)  # (the gift list, its rendered reply)
 
     def handle(self, msg: Incoming) -> Reply:
-        """Act on a push once; a retry of it gets the first reply again."""
-        for _ in range(3):
-            try:
-                with write_transaction():
-                    return self._handle_once(msg)
-            except Conflict:
-                continue
-        raise Conflict(msg.openid)
-
-    def _handle_once(self, msg: Incoming) -> Reply:
+        """Act on a push once; a retry of it gets the first reply again. Runs as a database
+        write job (`services.db.write`): one transaction, run again on Conflict."""
         key, now = msg.dedupe_key, self.clock()
         if not hot.claim_message(key, msg.openid, now):
             return from_dict(hot.stored_reply(key))

@@ -29,13 +29,15 @@ from bot.forms.base import Form
 from bot.replies import Reply
 from storage import hot
 from storage.db import db
+from storage.runner import Retry
 
 SUMMARY = "summary"
 KEPT_AFTER_A_FORM = ("picked", "last_order")  # the gift being browsed, the order just made
 
 
-class Conflict(Exception):
-    """Another worker changed this conversation first; handle the message again."""
+class Conflict(Retry):
+    """Another worker changed this conversation first; the message is handled again (the
+    database runner rolls its work back and runs it anew)."""
 
 
 class Ended(Exception):
@@ -91,7 +93,11 @@ def load(openid: str, now: dt.datetime, timeout: dt.timedelta) -> State:
             row["editing"], row["hints"] or {}, row["paused"], row["version"], row["expires_at"],
             exists=True,
         )  # fmt: skip
-        state.loaded = _kept(state)
+        stored = row["stored"]
+        state.loaded = (
+            state.flow, state.step, stored["answers"], stored["context"], state.editing,
+            stored["hints"], state.paused, state.expires_at if state.flow else None,
+        )  # fmt: skip
     if state.flow and state.expires_at and state.expires_at <= now:
         state.clear()
         state.timed_out = True
@@ -102,6 +108,8 @@ def load(openid: str, now: dt.datetime, timeout: dt.timedelta) -> State:
 def save(state: State, now: dt.datetime) -> None:
     """Write the state back, compare-and-set on `version`; nothing to write, nothing written
     (a message that only browsed leaves no form and no change behind)."""
+    if state.flow is None and not state.exists and _untouched(state):
+        return  # a first message that started nothing: no row needed yet
     if state.flow is None and _kept(state) == (state.loaded or _EMPTY):
         return
     values = {name: getattr(state, name) for name in _KEPT} | {"updated_at": now}
@@ -132,7 +140,12 @@ def _kept(state: State) -> tuple:
 
 
 def _frozen(value: dict) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    """A dict as a JSON column keeps it (storage.models.JSONField), to compare with the row."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _untouched(state: State) -> bool:
+    return not (state.context or state.answers or state.hints or state.paused or state.step)
 
 
 _EMPTY = _kept(State(""))

@@ -60,9 +60,15 @@ def _metrics() -> SimpleNamespace:
 
 def handled(kind: str, reply: str, seconds: float) -> None:
     m = _metrics()
-    m.messages.labels(kind).inc()
-    m.replies.labels(reply).inc()
+    _child(m.messages, kind).inc()
+    _child(m.replies, reply).inc()
     m.callback.observe(seconds)
+
+
+@functools.cache
+def _child(counter: Counter, *labels: str):
+    """A labelled counter's child, looked up once: `labels()` takes a lock each call."""
+    return counter.labels(*labels)
 
 
 def ordered(channel: str) -> None:

@@ -29,6 +29,7 @@ CONVERSATION_COLUMNS = (
     "expires_at", "updated_at",
 )  # fmt: skip
 _FIELDS = {name: Conversation._meta.fields[name] for name in CONVERSATION_COLUMNS}
+_JSON = ("answers", "context", "hints")
 
 
 def _columns(model) -> str:
@@ -105,12 +106,14 @@ def touch_user(openid: str, now: Any) -> None:
 
 
 def conversation_row(openid: str) -> dict[str, Any] | None:
+    """The user's conversation columns, and under "stored" the JSON columns' text as kept
+    (what `JSONField.db_value` writes), to tell later whether they changed."""
     row = _run("conversation_row", (openid,)).fetchone()
     if row is None:
         return None
-    return {
-        name: _FIELDS[name].python_value(value) for name, value in zip(_FIELDS, row, strict=True)
-    }
+    values = {name: _FIELDS[name].python_value(v) for name, v in zip(_FIELDS, row, strict=True)}
+    values["stored"] = {name: v for name, v in zip(_FIELDS, row, strict=True) if name in _JSON}
+    return values
 
 
 def insert_conversation(openid: str, values: dict[str, Any]) -> None:

@@ -38,6 +38,12 @@ from storage.models import db
 
 T = TypeVar("T")
 MAX_BATCH = 64  # jobs in one group commit
+ATTEMPTS = 3  # a job that raises Retry is run again from its start, this many times in all
+
+
+class Retry(Exception):
+    """Raised by a write job that met a concurrent change (a compare-and-set lost): its work
+    is rolled back and the job runs again from the start."""
 
 
 class Runner:
@@ -106,13 +112,8 @@ class _Writer:
         try:
             with storage.write_transaction():
                 for fn, args, future in batch:
-                    mark = storage.after_commit_mark()
-                    try:
-                        with db.atomic():  # a savepoint: a failed job undoes only itself
-                            outcomes.append((future, fn(*args), None))
-                    except Exception as exc:
-                        storage.after_commit_drop(mark)
-                        outcomes.append((future, None, exc))
+                    result, error = _attempts(fn, args)
+                    outcomes.append((future, result, error))
         except Exception as exc:  # BEGIN or COMMIT itself failed: nothing was kept
             db.close()
             outcomes = [(future, None, exc) for _, _, future in batch]
@@ -133,9 +134,34 @@ def _settle(outcomes: list) -> None:
             future.set_result(result)
 
 
+def _attempts(fn: Callable, args: tuple) -> tuple[Any, Exception | None]:
+    """Run one job in a savepoint of the writer's transaction: a failed job undoes only
+    itself, and one that raised Retry runs again."""
+    for attempt in range(1, ATTEMPTS + 1):
+        mark = storage.after_commit_mark()
+        try:
+            with db.atomic():
+                return fn(*args), None
+        except Retry as exc:
+            storage.after_commit_drop(mark)
+            if attempt == ATTEMPTS:
+                return None, exc
+        except Exception as exc:
+            storage.after_commit_drop(mark)
+            return None, exc
+    raise AssertionError("unreachable")
+
+
 def _in_transaction(fn: Callable[..., T], args: tuple) -> T:
-    with storage.write_transaction():
-        return fn(*args)
+    """A job in a transaction of its own (PostgreSQL), run again when it raises Retry."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with storage.write_transaction():
+                return fn(*args)
+        except Retry:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _fresh(fn: Callable[..., T], args: tuple) -> T:
