@@ -9,7 +9,7 @@ Usage::
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ Reply = Text | Card | None
 def as_dict(reply: Reply) -> dict:
     if reply is None:
         return {"type": "none"}
-    return {"type": type(reply).__name__.lower(), **asdict(reply)}
+    return {"type": type(reply).__name__.lower(), **vars(reply)}  # flat: no deep copy needed
 
 
 def from_dict(data: dict | None) -> Reply:

@@ -139,16 +139,19 @@ def _attempts(fn: Callable, args: tuple) -> tuple[Any, Exception | None]:
     itself, and one that raised Retry runs again."""
     for attempt in range(1, ATTEMPTS + 1):
         mark = storage.after_commit_mark()
+        # Plain SQL savepoints: the job's own nested atomic() blocks nest inside this one.
+        db.execute_sql("SAVEPOINT job")
         try:
-            with db.atomic():
-                return fn(*args), None
-        except Retry as exc:
-            storage.after_commit_drop(mark)
-            if attempt == ATTEMPTS:
-                return None, exc
+            result = fn(*args)
         except Exception as exc:
+            db.execute_sql("ROLLBACK TO SAVEPOINT job")
+            db.execute_sql("RELEASE SAVEPOINT job")
             storage.after_commit_drop(mark)
+            if isinstance(exc, Retry) and attempt < ATTEMPTS:
+                continue
             return None, exc
+        db.execute_sql("RELEASE SAVEPOINT job")
+        return result, None
     raise AssertionError("unreachable")
 
 
