@@ -18,7 +18,7 @@ import secrets
 
 import peewee
 
-from bot import metrics, shares, users
+from bot import metrics, shares
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
@@ -73,7 +73,7 @@ def place(
 
 
 def _place(notices, token, openid, answers, channel, now):
-    users.touch(openid)  # a visitor known only by cookie is recorded before they order
+    hot.touch_user(openid, now)  # a visitor known only by cookie is recorded before ordering
     share = locked(Share.select().where(Share.token == token)).first()
     if share is None:
         raise Invalid(Code.SHARE_UNKNOWN)

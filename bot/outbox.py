@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from peewee import fn
 
 from bot import metrics
+from storage import hot
 from storage.db import is_postgres, write_transaction
 from storage.models import Outbox, utcnow
 from storage.runner import Runner
@@ -47,13 +48,7 @@ Sender = Callable[[dict, str], Awaitable[object]]  # (payload, the row's referen
 
 def enqueue(kind: str, key: str, payload: dict) -> bool:
     """Add an effect unless one with this idempotency key exists; True when added."""
-    added = (
-        Outbox.insert(kind=kind, key=key, payload=payload, next_attempt_at=utcnow())
-        .on_conflict_ignore()
-        .as_rowcount()
-        .execute()
-    )
-    return added == 1
+    return hot.enqueue(kind, key, payload, utcnow())
 
 
 def listing(status: str | None = None) -> list[dict]:

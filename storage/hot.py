@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from storage.models import Conversation, InboundMessage, Order, Share, User, db
+from storage.models import Conversation, InboundMessage, Order, Outbox, Share, User, db
 
 CONVERSATION_COLUMNS = (
     "flow", "step", "answers", "context", "editing", "hints", "paused", "version",
@@ -59,6 +59,9 @@ def _statements(postgres: bool) -> dict[str, str]:
         "share_by_token": f"SELECT {_columns(Share)} FROM share WHERE token = {p}",
         "order_of": f'SELECT {_columns(Order)} FROM "order" WHERE share_id = {p} '
         f"AND recipient_id = {p}",
+        "enqueue": f"INSERT INTO outbox (key, kind, payload, status, attempts, next_attempt_at, "
+        f"last_error, created_at) VALUES ({p}, {p}, {p}, 'pending', 0, {p}, '', {p}) "
+        "ON CONFLICT DO NOTHING",
         "giver_open_units": "SELECT COALESCE(SUM(quantity - claimed), 0) FROM share "
         f"WHERE giver_id = {p} AND NOT released AND expires_at > {p}",
         "giver_recent_shares": f"SELECT created_at FROM share WHERE giver_id = {p} "
@@ -153,6 +156,13 @@ def _instance(model, row: tuple | None):
     instance.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
     instance._dirty.clear()
     return instance
+
+
+def enqueue(kind: str, key: str, payload: dict, now: Any) -> bool:
+    """An outbox row, unless one with this key exists; True when added."""
+    at = Outbox.created_at.db_value(now)
+    params = (key, kind, Outbox.payload.db_value(payload), at, at)
+    return _run("enqueue", params).rowcount == 1
 
 
 def giver_open_units(giver: str, now: Any) -> int:

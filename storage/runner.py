@@ -16,7 +16,8 @@ backoff, and durability costs one fsync per batch instead of one per message. Re
 the pool beside it: in WAL mode a reader never waits for the writer.
 
 PostgreSQL takes concurrent writers itself: reads and writes share the pool (connections from
-`playhouse.pool`), each write in its own transaction.
+`playhouse.pool`), each write in its own transaction; a read there may wait on a row or
+table lock, so it never runs on the loop. On SQLite it does: a WAL reader never waits.
 
 `storage.db.after_commit(fn)` work registered by a job runs after the COMMIT that made the
 job durable, and never for a job that failed.
@@ -58,7 +59,10 @@ class Runner:
         return cls(threads, group_commit=not storage.is_postgres())
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """fn(*args) on a database thread: reads (and, on PostgreSQL, writes)."""
+        """A read: fn(*args) on a database thread. On SQLite, on the loop itself: in WAL mode
+        a reader never waits for a writer or a lock, so the hop would only cost time."""
+        if self._writer is not None:
+            return _fresh(fn, args)
         return await asyncio.get_running_loop().run_in_executor(self._pool, _fresh, fn, args)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:

@@ -72,8 +72,21 @@ class Slot:
 
 
 def delivery_slots(delivery: Delivery, now: dt.datetime) -> list[Slot]:
-    """Every window of the next `days_ahead` days starting `lead_hours` or more after now."""
-    return [s for s in _all_slots(delivery, now) if _refusal(s, delivery, now) is None]
+    """Every window of the next `days_ahead` days starting `lead_hours` or more after now.
+
+    Exact for `now`, and remembered for it: one message asks for the offer several times
+    (the prompt, its examples, the answer), always at the same `now`."""
+    key = (id(delivery), now)
+    offered = _OFFERED.get(key)
+    if offered is None:
+        offered = [s for s in _all_slots(delivery, now) if _refusal(s, delivery, now) is None]
+        if len(_OFFERED) > 64:
+            _OFFERED.clear()
+        _OFFERED[key] = offered
+    return list(offered)
+
+
+_OFFERED: dict[tuple, list[Slot]] = {}  # (the config's delivery table, now) → its offer
 
 
 def first_days(slots: list[Slot], days: int = SHORT_LIST_DAYS) -> list[Slot]:

@@ -21,6 +21,13 @@ from bot.codes import Code
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import login_redirect
 
+DRAWN_KEPT = 512  # gift pages kept drawn, keyed by everything they show (nothing of the visitor)
+_drawn: dict[tuple, str] = {}
+
+
+DRAWN_KEPT = 512  # gift pages kept drawn, keyed by everything they show (nothing of the visitor)
+_drawn: dict[tuple, str] = {}
+
 
 class ShareHandler(BaseHandler):
     def known(self, view) -> bool:
@@ -33,12 +40,23 @@ class ShareHandler(BaseHandler):
         return True
 
     def render_claim(self, view: claims.ClaimView, status: int = 200) -> None:
-        self.render_page(
-            "pages/claim.html",
-            status=status,
-            view=view,
-            sandbox=self.services.config.server.sandbox,
-        )
+        """The gift page. Every visitor in the same case sees the same page, so it is drawn
+        once: the key holds everything the page shows, and nothing of the visitor."""
+        order = view.order.order_no if view.order else None
+        key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
+               view.qr_ready)  # fmt: skip
+        html = _drawn.get(key)
+        if html is None:
+            context = {**vars(view), "gift": view.gift, "user": None}
+            html = self.services.renderer.page(
+                "pages/claim.html", sandbox=self.services.config.server.sandbox, **context
+            )
+            if len(_drawn) >= DRAWN_KEPT:
+                _drawn.pop(next(iter(_drawn)))
+            _drawn[key] = html
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(html)
 
     def render_form(self, view: claims.FormView, status: int = 200) -> None:
         self.render_page("pages/form.html", status=status, view=view)
