@@ -36,6 +36,7 @@ TOKEN = r"([^/]{1,128})"
 # The largest body any request needs: a WeChat push is a few KB (the callback refuses over
 # 64 KB), a form a few hundred bytes. Tornado refuses more before reading it into memory.
 MAX_BODY = 64 * 1024
+DRAIN_SECONDS = 10.0  # how long a stopping server waits for requests it is answering
 
 
 class NotFound(BaseHandler):
@@ -79,6 +80,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         static_path=str(STATIC),
         default_handler_class=NotFound,
         log_function=log_request,
+        inflight=[0],  # requests being handled now (see BaseHandler._execute)
     )
 
 
@@ -132,7 +134,11 @@ async def serve(
     background = asyncio.create_task(services.background(stop))
     await stop.wait()
     log.info("stopping")
-    server.stop()
+    server.stop()  # no new connections; the requests already in get their answers
+    for _ in range(int(DRAIN_SECONDS / 0.05)):
+        if not app.settings["inflight"][0]:
+            break
+        await asyncio.sleep(0.05)
     await asyncio.wait_for(server.close_all_connections(), timeout=10)
     await background
     services.close()

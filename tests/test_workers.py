@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from conftest import COOKIE_SECRET
 from helpers import BOTH_DATABASES
 from prometheus_client.parser import text_string_to_metric_families
+from tornado.web import create_signed_value
 from wechat_sim import seen
 
 from storage.models import InboundMessage, Order, Share
@@ -130,3 +132,21 @@ def test_sigterm_stops_every_worker_cleanly(cluster):
     assert not [c for c in children if running(c)]
     log = server.log_path.read_text()
     assert log.count('"event": "stopped"') == WORKERS and "workers stopped" in log
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sigterm_lets_a_request_in_flight_finish(cluster):
+    """A gift page waiting on a slow WeChat when SIGTERM comes still gets its answer."""
+    server = cluster.start("one")
+    token = share_through(server.wx, "o_giver")
+    cookie = create_signed_value(COOKIE_SECRET, "gb_openid", "o_friend").decode()
+    cluster.wechat.slow_next("/cgi-bin/qrcode/create", 1.5)
+    with ThreadPoolExecutor(1) as pool:
+        page = pool.submit(
+            requests.get, f"{server.url}/claim/{token}", cookies={"gb_openid": cookie}, timeout=10
+        )
+        time.sleep(0.5)  # the page is waiting on WeChat now
+        server.process.send_signal(signal.SIGTERM)
+        answer = page.result()
+    assert answer.status_code == 200 and "领取礼物" in answer.text
+    assert server.process.wait(15) == 0

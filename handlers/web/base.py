@@ -28,6 +28,15 @@ PAGE_MAX_BODY = 16 * 1024  # the order form is a few hundred bytes
 
 
 class BaseHandler(tornado.web.RequestHandler):
+    async def _execute(self, *args, **kwargs):
+        """Count the request while it runs, so a stopping server lets it finish."""
+        inflight = self.settings["inflight"]
+        inflight[0] += 1
+        try:
+            return await super()._execute(*args, **kwargs)
+        finally:
+            inflight[0] -= 1
+
     def prepare(self) -> None:
         if len(self.request.body) > PAGE_MAX_BODY:
             raise tornado.web.HTTPError(413)

@@ -80,6 +80,7 @@ class FakeWeChat:
         self.current_token: str | None = None  # what stable_token hands back
         self._codes: dict[str, _Grant] = {}
         self._failures: dict[str, list[tuple[int, int]]] = {}
+        self._slow: dict[str, float] = {}  # path → seconds its next answer waits
         self._lock = threading.RLock()  # knobs run in the test's thread, requests in ours
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,6 +136,11 @@ class FakeWeChat:
         return WeChat(**base | {"api_base": self.url, "oauth_base": self.url} | overrides)
 
     # -- knobs -------------------------------------------------------------------
+
+    def slow_next(self, path: str, seconds: float) -> None:
+        """The next request to `path` is answered `seconds` late (a slow WeChat)."""
+        with self._lock:
+            self._slow[path] = seconds
 
     def fail_next(self, path: str, errcode: int = -1, *, status: int = 200, times: int = 1) -> None:
         """The next `times` requests to `path` get `errcode` (or HTTP `status` if not 200)."""
@@ -316,7 +322,11 @@ class _Handler(RequestHandler):
     def initialize(self, fake: FakeWeChat) -> None:
         self.fake = fake
 
-    def get(self, path: str) -> None:
+    async def get(self, path: str) -> None:
+        with self.fake._lock:
+            slow = self.fake._slow.pop("/" + path.lstrip("/"), 0)
+        if slow:
+            await asyncio.sleep(slow)
         query = {k: self.get_query_argument(k) for k in self.request.query_arguments}
         status, headers, body = self.fake.respond(path, query, self.request.body)
         self.set_status(status)
