@@ -17,9 +17,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from bot import catalogue, pushes, shares
+from bot import catalogue, pushes, reminders, shares
 from bot.chat import Chat
 from bot.config import Config
+from bot.messaging import Messenger
 from bot.notices import Notices
 from bot.outbox import Channel, Worker
 from bot.render import Renderer
@@ -75,16 +76,12 @@ class Services:
             if inbox:
                 inbox.add("sms", payload["phone"], payload["text"])
 
-        async def send_wechat_text(payload: dict, key: str) -> None:
-            if inbox:  # a laptop has no Official Account to send from
-                inbox.add("wechat", payload["openid"], payload["text"])
-                return
-            await wechat.send_text(payload["openid"], payload["text"])
+        messenger = Messenger(config, wechat, db, clock, inbox)
 
         channels = {
             "sms": Channel(send_sms, config.sms.retry_seconds, config.sms.max_attempts),
             "wechat_text": Channel(
-                send_wechat_text, config.wechat.retry_seconds, config.wechat.max_attempts
+                messenger.send, config.wechat.retry_seconds, config.wechat.max_attempts
             ),
         }
         worker = Worker(channels, db, clock=clock)
@@ -93,6 +90,18 @@ class Services:
 
     def now(self) -> dt.datetime:
         return self.clock()
+
+    async def sweep_once(self) -> None:
+        """Expired shares' stock back, reminders queued, old push records forgotten."""
+        now = self.now()
+        released = await self.db.write(shares.release_expired, now)
+        if released:
+            log.info("released expired shares", extra={"count": released})
+        reminded = await self.db.write(reminders.send_due, self.config, self.notices, now)
+        if reminded:
+            self.worker.wake.set()
+            log.info("reminders queued", extra={"count": reminded})
+        await self.db.write(pushes.prune, now)
 
     def close(self) -> None:
         """After the server and the background work stopped: finish database work, let go."""
@@ -106,10 +115,7 @@ class Services:
     async def sweep(self, stop: asyncio.Event, every: float = 60.0) -> None:
         while not stop.is_set():
             try:
-                released = await self.db.write(shares.release_expired, self.now())
-                if released:
-                    log.info("released expired shares", extra={"count": released})
-                await self.db.write(pushes.prune, self.now())
+                await self.sweep_once()
             except Exception:
                 log.exception("sweep failed")
             with contextlib.suppress(TimeoutError):

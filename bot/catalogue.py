@@ -13,6 +13,7 @@ sets stock below what is committed, so a reservation is never lost.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -33,17 +34,29 @@ class SyncReport:
     retired: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # stock raised to what shares already hold
 
+    NOTHING = "catalogue up to date"
+
     def lines(self) -> list[str]:
         out = [f"added {gid}" for gid in self.added]
         out += [f"changed {gid}" for gid in self.changed]
         out += [f"retired {gid}" for gid in self.retired]
         out += [f"kept stock of {note}" for note in self.kept]
-        return out or ["catalogue up to date"]
+        return out or [self.NOTHING]
 
 
-def sync(gifts: list[cfg.Gift]) -> SyncReport:
-    """Make the Gift table match the config, in one transaction."""
+class _DryRun(Exception):
+    """Raised to roll back a sync that was only to say what it would change."""
+
+
+def sync(gifts: list[cfg.Gift], dry_run: bool = False) -> SyncReport:
+    """Make the Gift table match the config, in one transaction (rolled back when dry)."""
     report = SyncReport()
+    with contextlib.suppress(_DryRun):  # the dry run's transaction rolled back on purpose
+        _sync(gifts, report, dry_run)
+    return report
+
+
+def _sync(gifts: list[cfg.Gift], report: SyncReport, dry_run: bool) -> None:
     with write_transaction():
         existing = {g.id: g for g in locked(Gift.select())}
         for position, item in enumerate(gifts):
@@ -75,7 +88,8 @@ def sync(gifts: list[cfg.Gift]) -> SyncReport:
             if row.active:
                 Gift.update(active=False, updated_at=utcnow()).where(Gift.id == gid).execute()
                 report.retired.append(gid)
-    return report
+        if dry_run:
+            raise _DryRun
 
 
 def active() -> list[Gift]:
@@ -107,14 +121,27 @@ def get(gift_id: str) -> Gift | None:
 
 def listing(now: dt.datetime) -> list[dict]:
     """Each gift on offer for operators: stock free to share, units held by open shares
-    (`reserved`) and units ordered (`claimed`)."""
+    (`reserved`), units ordered and not cancelled (`claimed`, also by variant)."""
     held = dict(
         Share.select(Share.gift, fn.SUM(Share.quantity - Share.claimed))
         .where(~Share.released & (Share.expires_at > now))
         .group_by(Share.gift)
         .tuples()
     )
-    ordered = dict(Order.select(Order.gift, fn.COUNT(Order.id)).group_by(Order.gift).tuples())
+    ordered = dict(
+        Order.select(Order.gift, fn.COUNT(Order.id))
+        .where(Order.status != "cancelled")
+        .group_by(Order.gift)
+        .tuples()
+    )
+    by_variant: dict[str, dict[str, int]] = {}
+    for gift_id, variant, count in (
+        Order.select(Order.gift, Order.variant, fn.COUNT(Order.id))
+        .where((Order.status != "cancelled") & (Order.variant != ""))
+        .group_by(Order.gift, Order.variant)
+        .tuples()
+    ):
+        by_variant.setdefault(gift_id, {})[variant] = count
     return [
         {
             "id": gift.id,
@@ -126,6 +153,7 @@ def listing(now: dt.datetime) -> list[dict]:
             "claimed": ordered.get(gift.id, 0),
             "committed": gift.committed,
             "variants": gift.variants,
+            "claimed_by_variant": {v: by_variant.get(gift.id, {}).get(v, 0) for v in gift.variants},
             "active": gift.active,
         }
         for gift in active()

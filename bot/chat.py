@@ -19,16 +19,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import catalogue, orders, shares, users
+from bot import catalogue, orders, reminders, shares, thanks, users
 from bot.config import Config
 from bot.conversation import Ended, State, load, save
 from bot.engine import Engine
 from bot.flows import absolute, build_flows
-from bot.forms.base import small_number
+from bot.forms.base import Invalid, small_number
 from bot.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text, as_dict, from_dict
-from bot.words import Command, Move, Word, claim_token, command_of, menu_command, normalize
+from bot.words import (
+    Command,
+    Move,
+    Word,
+    after,
+    claim_token,
+    command_of,
+    menu_command,
+    normalize,
+)
 from storage import hot
 from storage.models import utcnow
 
@@ -73,6 +82,7 @@ class Chat:
         self.config = config
         self.renderer = renderer
         self.clock = clock
+        self.notices = notices
         self.engine = Engine(config, renderer, build_flows(config, renderer, notices))
         self.timeout = dt.timedelta(minutes=config.conversation.timeout_minutes)
         self._touched: dict[str, float] = {}  # openid → when this process last recorded them
@@ -84,7 +94,7 @@ class Chat:
         key, now = msg.dedupe_key, self.clock()
         if not hot.claim_message(key, msg.openid, now):
             return from_dict(hot.stored_reply(key))
-        self._touch(msg)
+        self._touch(msg, now)
         state = load(msg.openid, now, self.timeout)
         try:
             reply = self._dispatch(msg, state, now)
@@ -97,14 +107,14 @@ class Chat:
         hot.keep_reply(key, as_dict(reply))
         return reply
 
-    def _touch(self, msg: Incoming) -> None:
+    def _touch(self, msg: Incoming, now: dt.datetime) -> None:
         """Record the user; `last_seen` to within TOUCH_EVERY, which WeChat's 48-hour window
         for customer-service messages does not notice, and which spares most messages a write."""
         subscribed = _subscription(msg)
         if subscribed is not None:
-            users.touch(msg.openid, subscribed=subscribed)
+            users.touch(msg.openid, now, subscribed=subscribed, message=True)
         elif self._touched.get(msg.openid, _NEVER) < time.monotonic() - TOUCH_EVERY:
-            hot.touch_user(msg.openid, utcnow())
+            hot.touch_user(msg.openid, now, message=True)
         else:
             return
         if len(self._touched) > TOUCHED_KEPT:
@@ -132,6 +142,10 @@ class Chat:
             return self._help(state)
         if word == Move.CONFIRM and (order := orders.by_number(state.context.get("last_order"))):
             return self._text("errors/already_claimed.txt", order=order)
+        if (note := thanks.note_in(text)) is not None:
+            return self.thank(note, state, now)
+        if (which := after(Word.REVOKE, text)) is not None:
+            return self.revoke(which, state, now)
         if (number := small_number(word)) is not None:
             return self.pick(number, state)
         if word == Word.SHARE:
@@ -163,7 +177,15 @@ class Chat:
         if command == Command.GIFTS:
             reply = self._catalogue()
         elif command == Command.MY_GIFTS:
-            reply = self._text("chat/my_gifts.txt", shares=shares.of_giver(state.openid), now=now)
+            given = shares.of_giver(state.openid)
+            state.context["listed_shares"] = [share.id for share in given]  # for 撤回 <n>
+            reply = self._text(
+                "chat/my_gifts.txt",
+                shares=given,
+                status={share.id: shares.status(share, now) for share in given},
+                notes=orders.thanks_for([share.id for share in given]),
+                now=now,
+            )
         elif command == Command.MY_ORDERS:
             reply = self._text("chat/my_orders.txt", orders=orders.of_recipient(state.openid))
         else:
@@ -210,7 +232,29 @@ class Chat:
             if state.active:  # the form in progress is untouched: say so
                 reply = Text(reply.content + "\n\n" + self.renderer.text("flow/still_active.txt"))
             return reply
+        reminders.record_visit(share, state.openid, now)
         return self.engine.start(state, "order", {"token": share.token}, now)
+
+    def thank(self, note: str, state: State, now: dt.datetime) -> Reply:
+        """谢谢 <text>: a note to the giver of this person's latest order."""
+        try:
+            order = thanks.thank(self.notices, self.config, state.openid, note, now)
+        except Invalid as refused:
+            return Text(self.renderer.error(refused))
+        return self._text("chat/thanked.txt", order=order)
+
+    def revoke(self, which: str, state: State, now: dt.datetime) -> Reply:
+        """撤回 <n>: withdraw share n of the 我送出的 list last shown to this giver (or, if none
+        was shown, of the list as it would be shown now)."""
+        listed = state.context.get("listed_shares") or [s.id for s in shares.of_giver(state.openid)]
+        number = small_number(which)
+        if number is None or not 1 <= number <= len(listed):
+            return self._text("errors/revoke_which.txt")
+        try:
+            share = shares.revoke(state.openid, listed[number - 1], now)
+        except Invalid as refused:
+            return Text(self.renderer.error(refused))
+        return self._text("chat/revoked.txt", share=share)
 
     def _help(self, state: State) -> Reply:
         return self._text("chat/help.txt", paused=bool(state.flow and state.paused))

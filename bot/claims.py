@@ -10,6 +10,7 @@ Usage::
     isinstance(result, Placed)                             # else a FormView with errors, or a
                                                            # ClaimView saying why not (409)
     done = await claims.done(services, token, openid)      # the visitor's order, or a ClaimView
+    await claims.thank(services, token, openid, "谢谢！")   # Placed, or the DoneView saying why not
 
 Database work runs on the services' runner; the claim QR's URL is asked of WeChat once per
 share and kept (none in the sandbox, which has no Official Account behind it, and none
@@ -23,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot import orders, shares
+from bot import orders, reminders, shares, thanks
 from bot.codes import Code
 from bot.forms.base import Field, FormContext, Invalid
 from bot.forms.delivery import Slot, delivery_slots
@@ -72,6 +73,8 @@ class DoneView:
     share: Share
     order: Order
     rows: list[tuple[Field, str]]
+    thanks_text: str = ""  # a note that was refused, kept for the box
+    thanks_error: Invalid | None = None
 
     @property
     def gift(self):
@@ -87,7 +90,24 @@ async def page(services: Services, token: str, openid: str | None) -> ClaimView 
     view = await services.db.run(_view, token, openid, services.now())
     if view and not view.login and view.refusal in (None, Code.OWN_SHARE):
         view.qr_ready = await qr_url(services, view.share) is not None
+    if view and openid and view.refusal is None:
+        await _remember_visit(services, view.share, openid)
     return view
+
+
+VISITS_KEPT = 100_000  # visits this process has recorded; then the memory starts afresh
+_visited: set[tuple[int, str]] = set()
+
+
+async def _remember_visit(services: Services, share: Share, openid: str) -> None:
+    """A visitor who may claim and has not: they get one reminder before the share expires.
+    Recorded once per process (the insert itself ignores a repeat from another process)."""
+    if (share.id, openid) in _visited:
+        return
+    await services.db.write(reminders.record_visit, share, openid, services.now())
+    if len(_visited) >= VISITS_KEPT:
+        _visited.clear()
+    _visited.add((share.id, openid))
 
 
 async def form(services: Services, token: str, openid: str | None) -> FormView | ClaimView | None:
@@ -132,6 +152,25 @@ async def done(services: Services, token: str, openid: str | None) -> DoneView |
     answers = OrderAnswers.from_order(view.order, services.config.delivery.timezone).as_answers()
     rows = [(f, f.show(answers[f.name], form.ctx)) for f in form.active_fields()]
     return DoneView(view.share, view.order, rows)
+
+
+async def thank(
+    services: Services, token: str, openid: str, text: str
+) -> Placed | DoneView | ClaimView | None:
+    """The confirmation page's box: a note to the giver (bot/thanks.py), once per order."""
+    view = await done(services, token, openid)
+    if not isinstance(view, DoneView):
+        return view
+    try:
+        await services.db.write(
+            thanks.thank, services.notices, services.config, openid, text, services.now(),
+            order_no=view.order.order_no,
+        )  # fmt: skip
+    except Invalid as refused:
+        view.thanks_text, view.thanks_error = text, refused
+        return view
+    services.worker.wake.set()
+    return Placed(token)
 
 
 def order_form(services: Services, share: Share, hint: str | None = None) -> OrderForm:

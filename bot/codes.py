@@ -49,8 +49,17 @@ class Code(StrEnum):
     SHARE_UNKNOWN = "share_unknown"
     SHARE_USED_UP = "share_used_up"
     SHARE_EXPIRED = "share_expired"
+    SHARE_REVOKED = "share_revoked"
     OWN_SHARE = "own_share"
     ALREADY_CLAIMED = "already_claimed"
+    # a thank-you note
+    THANKS_EMPTY = "thanks_empty"
+    THANKS_INVALID = "thanks_invalid"
+    THANKS_TOO_LONG = "thanks_too_long"
+    THANKS_NO_ORDER = "thanks_no_order"
+    THANKS_ALREADY = "thanks_already"
+    # withdrawing a share
+    REVOKE_WHICH = "revoke_which"
 
 
 # The refusals that no answer can change: a chat claim form ends on them.

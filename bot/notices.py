@@ -3,19 +3,28 @@
 Usage::
 
     notices = Notices(config, renderer)
-    notices.order_placed(order)   # an SMS to the recipient, a WeChat message to the giver
+    notices.order_placed(order)        # an SMS to the recipient, a WeChat message to the giver
+    notices.order_shipped(order)       # SMS and WeChat to the recipient: carrier, tracking
+    notices.order_delivered(order)     # WeChat to the giver
+    notices.order_cancelled(order)     # SMS and WeChat to the recipient, WeChat to the giver
+    notices.share_reminder(share)      # WeChat to the giver: units left, when it expires
+    notices.visit_reminder(share, openid)   # WeChat to someone who opened it and did not order
+    notices.thanks(order)              # WeChat to the giver: the recipient's words
 
-Texts come from `templates/sms/` and `templates/notices/`. The giver's notice
-names the gift and never the recipient's phone or address.
+Texts come from `templates/sms/` and `templates/notices/`. What goes to the giver names the
+gift and never the recipient's phone or address. Each notice has one idempotency key, so a
+retried transaction queues it once. WeChat messages leave only when WeChat allows them
+(bot/messaging.py): within the 48-hour window, else as a template message, else skipped.
 """
 
 from __future__ import annotations
 
 from bot.config import Config
 from bot.forms.order import OrderAnswers
+from bot.messaging import Notice, wechat_text
 from bot.outbox import enqueue
 from bot.render import Renderer
-from storage.models import Order
+from storage.models import Order, Share
 
 
 class Notices:
@@ -23,25 +32,90 @@ class Notices:
         self.config = config
         self.renderer = renderer
 
+    # -- orders -------------------------------------------------------------------------
+
     def order_placed(self, order: Order) -> None:
-        when = OrderAnswers.from_order(order, self.config.delivery.timezone).delivery.label
-        params = {"order_no": order.order_no, "gift": order.gift.name, "time": when}
+        params = {"order_no": order.order_no, "gift": order.gift.name, "time": self._when(order)}
+        self._sms(order, "order_placed", params)
+        self._wechat(
+            order.share.giver_id, f"notice:claimed:{order.order_no}", "notices/claimed.txt",
+            "claimed", gift=order.gift, share=order.share,
+        )  # fmt: skip
+
+    def order_shipped(self, order: Order) -> None:
+        params = {"order_no": order.order_no, "carrier": order.carrier, "tracking": order.tracking}
+        self._sms(order, "order_shipped", params)
+        self._wechat(
+            order.recipient_id, f"notice:shipped:{order.order_no}", "notices/shipped.txt",
+            "shipped", gift=order.gift, order=order,
+        )  # fmt: skip
+
+    def order_delivered(self, order: Order) -> None:
+        self._wechat(
+            order.share.giver_id, f"notice:delivered:{order.order_no}", "notices/delivered.txt",
+            "delivered", gift=order.gift, order=order,
+        )  # fmt: skip
+
+    def order_cancelled(self, order: Order) -> None:
+        self._sms(order, "order_cancelled", {"order_no": order.order_no, "gift": order.gift.name})
+        key = f"notice:cancelled:{order.order_no}"
+        self._wechat(
+            order.recipient_id, f"{key}:recipient", "notices/cancelled_recipient.txt",
+            "cancelled", gift=order.gift, order=order,
+        )  # fmt: skip
+        self._wechat(
+            order.share.giver_id, f"{key}:giver", "notices/cancelled_giver.txt", "cancelled",
+            gift=order.gift, order=order,
+        )  # fmt: skip
+
+    def thanks(self, order: Order) -> None:
+        self._wechat(
+            order.share.giver_id, f"notice:thanks:{order.order_no}", "notices/thanks.txt",
+            "thanks", gift=order.gift, order=order,
+        )  # fmt: skip
+
+    # -- shares -------------------------------------------------------------------------
+
+    def share_reminder(self, share: Share) -> None:
+        self._wechat(
+            share.giver_id, f"remind:share:{share.id}", "notices/remind_giver.txt", "expiring",
+            gift=share.gift, share=share, url=self._claim_url(share),
+        )  # fmt: skip
+
+    def visit_reminder(self, share: Share, openid: str) -> None:
+        self._wechat(
+            openid, f"remind:visit:{share.id}:{openid}", "notices/remind_visitor.txt",
+            "waiting", gift=share.gift, share=share, url=self._claim_url(share),
+        )  # fmt: skip
+
+    # -- how they leave -------------------------------------------------------------------
+
+    def _sms(self, order: Order, template: str, params: dict[str, str]) -> None:
+        kind = "order" if template == "order_placed" else template  # the first kind's key stays
         enqueue(
             "sms",
-            f"sms:order:{order.order_no}",
+            f"sms:{kind}:{order.order_no}",
             {
                 "phone": order.phone,
-                "text": self.renderer.text("sms/order_placed.txt", **params),
-                "template": "order_placed",
+                "text": self.renderer.text(f"sms/{template}.txt", **params),
+                "template": template,
                 "params": params,
             },
         )
-        share = order.share
-        enqueue(
-            "wechat_text",
-            f"notice:claimed:{order.order_no}",
-            {
-                "openid": share.giver_id,
-                "text": self.renderer.text("notices/claimed.txt", gift=order.gift, share=share),
-            },
+
+    def _wechat(self, openid: str, key: str, template: str, status: str, **context) -> None:
+        text = self.renderer.text(template, **context)
+        share = context.get("share") or context["order"].share
+        notice = Notice(
+            first=text.splitlines()[0],
+            gift=context["gift"].name,
+            status=self.renderer.text("notices/status.txt", status=status),
+            url=self._claim_url(share),
         )
+        enqueue("wechat_text", key, wechat_text(openid, text, notice))
+
+    def _claim_url(self, share: Share) -> str:
+        return f"{self.config.server.public_url}/claim/{share.token}"
+
+    def _when(self, order: Order) -> str:
+        return OrderAnswers.from_order(order, self.config.delivery.timezone).delivery.label

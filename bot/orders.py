@@ -149,12 +149,14 @@ def for_export(status: str | None = None) -> list[Order]:
     return list(query)
 
 
-def ship(order_no: str, now: dt.datetime) -> tuple[Order | None, bool]:
-    """Mark an order shipped; returns (the order or None, whether this call shipped it)."""
-    changed = (
-        Order.update(status="shipped", shipped_at=now)
-        .where((Order.order_no == order_no) & (Order.status == "placed"))
-        .execute()
+def thanks_for(share_ids: list[int]) -> dict[int, list[str]]:
+    """The thank-you notes left on these shares' orders, by share (oldest first)."""
+    notes: dict[int, list[str]] = {}
+    query = (
+        Order.select(Order.share, Order.thanks)
+        .where(Order.share.in_(share_ids) & (Order.thanks != ""))
+        .order_by(Order.thanked_at)
     )
-    order = Order.get_or_none(Order.order_no == order_no)
-    return order, bool(changed)
+    for share_id, note in query.tuples():
+        notes.setdefault(share_id, []).append(note)
+    return notes

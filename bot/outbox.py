@@ -190,19 +190,20 @@ class Worker:
         retryable = channel is not None and getattr(exc, "retryable", True)
         dead = not retryable or row.attempts >= channel.max_attempts
         delay = channel.retry_seconds * 2 ** (row.attempts - 1) if channel else 0
+        final = "skipped" if getattr(exc, "skipped", False) else "dead"
         recorded = self._fenced(
             row,
-            status="dead" if dead else "pending",
+            status=final if dead else "pending",
             lease_until=None,
             next_attempt_at=self.clock() + dt.timedelta(seconds=delay),
             last_error=f"{type(exc).__name__}: {exc}"[:1000],
         )
         if not recorded:
             return
-        metrics.outbox_sent(row.kind, "dead" if dead else "retry")
-        log.warning(
+        metrics.outbox_sent(row.kind, final if dead else "retry")
+        (log.info if final == "skipped" else log.warning)(
             "outbox %s",
-            "dead" if dead else "will retry",
+            final if dead else "will retry",
             extra={
                 "outbox_id": row.id,
                 "kind": row.kind,

@@ -86,7 +86,7 @@ class Renderer:
     def reason(self, why: Invalid | str, **params) -> str:
         """Why not, in words: an Invalid, or an error code with its params (templates/errors/)."""
         if isinstance(why, Invalid):
-            return self.error(why)
+            return self.error(why, **params)
         return self.text(f"errors/{why}.txt", **params)
 
     def text(self, name: str, **context) -> str:
@@ -95,5 +95,6 @@ class Renderer:
     def page(self, name: str, **context) -> str:
         return self.html_env.get_template(name).render(**context)
 
-    def error(self, invalid: Invalid) -> str:
-        return self.text(f"errors/{invalid.code}.txt", **invalid.params)
+    def error(self, invalid: Invalid, **params) -> str:
+        """Why not, in words; `params` add to the error's own (web=True: said on a page)."""
+        return self.text(f"errors/{invalid.code}.txt", **{**invalid.params, **params})

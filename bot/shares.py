@@ -149,7 +149,9 @@ def by_token(token: str) -> Share | None:
 
 
 def refusal(share: Share, now: dt.datetime) -> Code | None:
-    """Why nobody can claim from this share now (used up, expired); None while it is open."""
+    """Why nobody can claim from this share now (withdrawn, used up, expired); None while open."""
+    if share.revoked_at is not None:
+        return Code.SHARE_REVOKED
     if share.left <= 0:
         return Code.SHARE_USED_UP
     if share.expires_at <= now or share.released:
@@ -172,6 +174,87 @@ def of_giver(openid: str, limit: int = 10) -> list[Share]:
         .order_by(Share.created_at.desc())
         .limit(limit)
     )
+
+
+STATUSES = ("open", "claimed", "expired", "revoked")
+
+
+def status(share: Share, now: dt.datetime) -> str:
+    """open, claimed (every unit), expired (its time ran out with units left) or revoked."""
+    if share.revoked_at is not None:
+        return "revoked"
+    if share.left <= 0:
+        return "claimed"
+    return "expired" if share.released or share.expires_at <= now else "open"
+
+
+def in_status(wanted: str, now: dt.datetime):
+    """The shares `status()` calls `wanted`, as a WHERE clause."""
+    live = Share.revoked_at.is_null()
+    left = Share.claimed < Share.quantity
+    return {
+        "revoked": ~live,
+        "claimed": live & ~left,
+        "expired": live & left & (Share.released | (Share.expires_at <= now)),
+        "open": live & left & ~Share.released & (Share.expires_at > now),
+    }[wanted]
+
+
+def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
+    """Withdraw the giver's share: its unclaimed units return to stock in this transaction.
+    Raises Invalid (not theirs, withdrawn already, nothing left, expired). A last claim racing
+    this one: the share's row is locked, so exactly one wins, and stock is right either way."""
+    with write_transaction():
+        share = locked(Share.select().where((Share.id == share_id) & (Share.giver == giver)))
+        share = share.first()
+        if share is None:
+            raise Invalid(Code.SHARE_UNKNOWN)
+        if (why := refusal(share, now)) is not None:
+            raise Invalid(why, share=share)
+        left = share.left
+        taken = (
+            Share.update(revoked_at=now, released=True)
+            .where(
+                (Share.id == share.id)
+                & Share.revoked_at.is_null()
+                & ~Share.released
+                & (Share.claimed == share.claimed)
+            )
+            .execute()
+        )
+        if taken != 1:  # a claim slipped in on a database without row locks: look again
+            raise Invalid(Code.SHARE_USED_UP, share=share)
+        Gift.update(committed=Gift.committed - left).where(Gift.id == share.gift_id).execute()
+        share.revoked_at, share.released = now, True
+        share.gift = catalogue.get(share.gift_id)
+        share.returned = left
+        return share
+
+
+def listing(now: dt.datetime, wanted: str | None = None, giver: str | None = None) -> list[dict]:
+    """Shares for operators, newest first: their status and counts, never a recipient's data."""
+    query = Share.select(Share, Gift).join(Gift).order_by(Share.created_at.desc(), Share.id.desc())
+    if giver:
+        query = query.where(Share.giver == giver)
+    if wanted:
+        query = query.where(in_status(wanted, now))
+    rows = []
+    for share in query:
+        state = status(share, now)
+        rows.append(
+            {
+                "id": share.id,
+                "token": share.token,
+                "giver": share.giver_id,
+                "gift": share.gift.name,
+                "quantity": share.quantity,
+                "claimed": share.claimed,
+                "status": state,
+                "created_at": share.created_at.isoformat(timespec="seconds") + "+00:00",
+                "expires_at": share.expires_at.isoformat(timespec="seconds") + "+00:00",
+            }
+        )
+    return rows
 
 
 def release_expired(now: dt.datetime | None = None) -> int:

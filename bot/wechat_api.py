@@ -212,6 +212,19 @@ class WeChatApi:
         """A customer-service text message (only inside the user's 48 h window)."""
         await self._send_custom(openid, "text", {"content": content})
 
+    async def send_template(
+        self, openid: str, template_id: str, url: str, data: dict[str, str]
+    ) -> None:
+        """A template message (服务号; no 48 h window, but only to followers)."""
+        body = {
+            "touser": openid,
+            "template_id": template_id,
+            "data": {key: {"value": value} for key, value in data.items()},
+        }
+        if url:
+            body["url"] = url
+        await self.call("POST", "/cgi-bin/message/template/send", body)
+
     async def _send_custom(self, openid: str, msgtype: str, content: dict[str, Any]) -> None:
         body = {"touser": openid, "msgtype": msgtype, msgtype: content}
         await self.call("POST", "/cgi-bin/message/custom/send", body)

@@ -57,12 +57,16 @@ class Word(StrEnum):
     SHARE = "送"
     SKIP = "跳过"
     CLAIM = "领取"  # 领取 <token>
+    THANKS = "谢谢"  # 谢谢 <text>: a note to the giver of your latest order
+    REVOKE = "撤回"  # 撤回 <n>: withdraw share n of 我送出的
 
 
 WORD_MEANS = {  # for docs/flows.md
     Word.SHARE: "after picking a gift by its number: share it (how many, a blessing, 确认)",
     Word.SKIP: "the answer to the blessing step that leaves it empty",
     Word.CLAIM: "`领取 <token>`: claim a share in chat",
+    Word.THANKS: "`谢谢 <text>`: a note to the giver of your latest order",
+    Word.REVOKE: "`撤回 <n>`: withdraw share n of 我送出的; its unclaimed units return to stock",
 }
 
 # Every word by its name, for templates: 回复「{{ w.BACK }}」 (the first word of a command).
@@ -115,3 +119,12 @@ def claim_token(text: str) -> str | None:
     """The token of 领取 <token>, or None."""
     match = _CLAIM.match(normalize(text))
     return match[1] if match else None
+
+
+def after(word: Word, text: str) -> str | None:
+    """What follows `word` at the start of the text, as typed (谢谢 <text>, 撤回 <n>); None
+    when the text does not start with it."""
+    typed = (text or "").strip()
+    if not normalize(typed).startswith(word):
+        return None
+    return typed[len(word) :].strip()

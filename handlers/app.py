@@ -51,6 +51,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (rf"/claim/{TOKEN}", claim.ClaimPage),
         (rf"/claim/{TOKEN}/form", claim.OrderFormPage),
         (rf"/claim/{TOKEN}/done", claim.DonePage),
+        (rf"/claim/{TOKEN}/thanks", claim.ThanksForm),
         (rf"/claim/{TOKEN}/qr\.svg", claim.ClaimQr),
         (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
         (r"/oauth/callback", oauth.OAuthCallback),

@@ -50,6 +50,9 @@ def _statements(postgres: bool) -> dict[str, str]:
         "touch_user": f'INSERT INTO "user" (openid, first_seen, last_seen, subscribed) '
         f"VALUES ({p}, {p}, {p}, {p}) "
         "ON CONFLICT (openid) DO UPDATE SET last_seen = excluded.last_seen",
+        "touch_messaging_user": 'INSERT INTO "user" (openid, first_seen, last_seen, subscribed, '
+        f"last_message_at) VALUES ({p}, {p}, {p}, {p}, {p}) ON CONFLICT (openid) DO UPDATE SET "
+        "last_seen = excluded.last_seen, last_message_at = excluded.last_message_at",
         "conversation_row": f"SELECT {columns} FROM conversation WHERE openid = {p}{lock}",
         "insert_conversation": f"INSERT INTO conversation (openid, {columns}) "
         f"VALUES ({p}, {', '.join([p] * len(CONVERSATION_COLUMNS))})",
@@ -103,9 +106,14 @@ def keep_reply(key: str, reply: dict) -> None:
     _run("keep_reply", (InboundMessage.reply.db_value(reply), key))
 
 
-def touch_user(openid: str, now: Any) -> None:
+def touch_user(openid: str, now: Any, message: bool = False) -> None:
+    """Record the user as seen now; `message`: they wrote to the account (WeChat's 48-hour
+    window for customer-service messages opens again), not only opened a page."""
     seen = User.last_seen.db_value(now)
-    _run("touch_user", (openid, seen, seen, User.subscribed.db_value(False)))
+    if message:
+        _run("touch_messaging_user", (openid, seen, seen, User.subscribed.db_value(False), seen))
+    else:
+        _run("touch_user", (openid, seen, seen, User.subscribed.db_value(False)))
 
 
 def conversation_row(openid: str) -> dict[str, Any] | None:

@@ -49,6 +49,9 @@ class User(BaseModel):
     last_seen = pw.DateTimeField(default=utcnow)
     subscribed = pw.BooleanField(default=False)
     unsubscribed_at = pw.DateTimeField(null=True)
+    # The user's last message to the account (not a page visit): WeChat lets the account
+    # send customer-service messages for 48 hours after it.
+    last_message_at = pw.DateTimeField(null=True)
 
 
 class Gift(BaseModel):
@@ -82,7 +85,9 @@ class Share(BaseModel):
     blessing = pw.TextField(default="")
     created_at = pw.DateTimeField(default=utcnow)
     expires_at = pw.DateTimeField(index=True)
-    released = pw.BooleanField(default=False)  # unclaimed units returned after expiry
+    released = pw.BooleanField(default=False)  # unclaimed units returned to stock
+    revoked_at = pw.DateTimeField(null=True)  # the giver withdrew it (its units returned)
+    reminded_at = pw.DateTimeField(null=True)  # the giver was reminded it is about to expire
     qr_url = pw.CharField(max_length=512, null=True)
     qr_expires_at = pw.DateTimeField(null=True)
 
@@ -105,10 +110,16 @@ class Order(BaseModel):
     address_detail = pw.CharField(max_length=256)
     delivery_date = pw.DateField()
     delivery_slot = pw.CharField(max_length=16)
-    status = pw.CharField(max_length=16, default="placed")  # placed | shipped
+    status = pw.CharField(max_length=16, default="placed")  # placed|shipped|delivered|cancelled
     channel = pw.CharField(max_length=8, default="web")  # web | chat
     created_at = pw.DateTimeField(default=utcnow)
     shipped_at = pw.DateTimeField(null=True)
+    carrier = pw.CharField(max_length=32, default="")
+    tracking = pw.CharField(max_length=64, default="")
+    delivered_at = pw.DateTimeField(null=True)
+    cancelled_at = pw.DateTimeField(null=True)
+    thanks = pw.TextField(default="")  # the recipient's thank-you note to the giver
+    thanked_at = pw.DateTimeField(null=True)
 
     class Meta:
         indexes = ((("share", "recipient"), True),)
@@ -116,6 +127,18 @@ class Order(BaseModel):
     @property
     def address(self) -> str:
         return f"{self.region}{self.address_detail}"
+
+
+class ShareVisit(BaseModel):
+    """Someone known opened a share's page and has not ordered (yet): one reminder each."""
+
+    share = pw.ForeignKeyField(Share, backref="visits", on_delete="CASCADE")
+    openid = pw.CharField(max_length=64)
+    first_seen = pw.DateTimeField(default=utcnow)
+    reminded_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("share", "openid"), True),)
 
 
 class Conversation(BaseModel):
@@ -157,7 +180,7 @@ class Outbox(BaseModel):
     key = pw.CharField(max_length=128, unique=True)  # idempotency key, e.g. sms:order:<no>
     kind = pw.CharField(max_length=32)
     payload = JSONField()
-    status = pw.CharField(max_length=16, default="pending", index=True)  # pending|sent|dead
+    status = pw.CharField(max_length=16, default="pending", index=True)  # pending|sent|dead|skipped
     attempts = pw.IntegerField(default=0)
     next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
     lease_until = pw.DateTimeField(null=True)
@@ -183,6 +206,6 @@ class ApiToken(BaseModel):
 
 
 ALL_MODELS = [
-    User, Gift, Share, Order, Conversation, InboundMessage, PushNonce, Outbox, ApiToken,
-    CatalogueVersion,
+    User, Gift, Share, Order, ShareVisit, Conversation, InboundMessage, PushNonce, Outbox,
+    ApiToken, CatalogueVersion,
 ]  # fmt: skip

@@ -262,6 +262,16 @@ def cluster(db_url, tmp_path):
 
 
 @pytest.fixture
+def shop(tmp_path):
+    """A config file on its own SQLite database, for the CLI (tests/shop.py)."""
+    from shop import Shop
+
+    shop = Shop(tmp_path)
+    yield shop
+    shop.close()
+
+
+@pytest.fixture
 def transcript(request):
     """Write a chat transcript to test-artifacts/transcripts/<test>.txt for people to read."""
 

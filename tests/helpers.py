@@ -114,12 +114,22 @@ FORM = {
 
 def share_in_chat(bot, giver="o_giver", number="1", quantity="1", blessing="生日快乐！"):
     """The giver's whole share dialogue; returns the claim token from the card."""
-    for text in (number, "送", quantity, blessing):
-        bot.wx.text(giver, text)
-    card = bot.wx.text(giver, "确认")["article"]
-    token = card["Url"].rsplit("/", 1)[1]
-    assert card["Url"] == f"{bot.config.server.public_url}/claim/{token}"
+    url = share_card(bot.wx, giver, quantity, blessing, number)
+    token = url.rsplit("/", 1)[1]
+    assert url == f"{bot.config.server.public_url}/claim/{token}"
     return token
+
+
+def share_through(wx, giver="o_giver", quantity="1", blessing="跳过", number="1") -> str:
+    """The same against any server (a `cluster` server's `wx`); returns the claim token."""
+    return share_card(wx, giver, quantity, blessing, number).rsplit("/", 1)[1]
+
+
+def share_card(wx, giver: str, quantity: str, blessing: str, number: str) -> str:
+    """The share dialogue: gift `number`, 送, how many, the blessing, 确认; the card's URL."""
+    for text in (number, "送", quantity, blessing):
+        wx.text(giver, text)
+    return wx.text(giver, "确认")["article"]["Url"]
 
 
 def browser(bot, openid: str) -> requests.Session:

@@ -12,17 +12,16 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers import ANSWERS, BOTH_DATABASES, conversation, monday_morning, share_in_chat
-from wechat_sim import WeChatSim
+from helpers import (
+    ANSWERS,
+    BOTH_DATABASES,
+    conversation,
+    monday_morning,
+    share_in_chat,
+    share_through,
+)
 
 from storage.models import Gift, InboundMessage, Order, Outbox, Share
-
-
-def share_through(wx: WeChatSim, giver: str = "o_giver", quantity: str = "1") -> str:
-    """The giver's share dialogue against any server; returns the claim token."""
-    for text in ("1", "送", quantity, "生日快乐！"):
-        wx.text(giver, text)
-    return wx.text(giver, "确认")["article"]["Url"].rsplit("/", 1)[1]
 
 
 def recipient_messages(token: str) -> list[str]:

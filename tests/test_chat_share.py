@@ -182,7 +182,7 @@ def test_my_gifts_lists_each_share_with_its_status_and_no_recipient_details(bot,
     today = monday + dt.timedelta(hours=bot.config.shares.expire_hours)
     claim(bot, browser(bot, "o_other"), half, delivery=tuesday_afternoon(today))
     reply = bot.wx.click("o_giver", "MY_GIFTS")["Content"]
-    assert "你送出的礼物（最近 3 份）" in reply
+    assert "你送出的礼物（最近 3 次）" in reply
     assert "明前龙井礼盒 × 1：已全部领取" in reply
     assert "当季水果篮 × 2：1/2 份已领" in reply and "前有效" in reply
     assert "流心奶黄月饼 × 1：已过期（0/1 份已领，未领的已退回）" in reply

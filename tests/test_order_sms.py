@@ -100,10 +100,13 @@ def test_a_failing_webhook_is_retried_with_backoff_until_it_goes_through(bot):
     assert len(bot.sms.received) == 1
 
 
-def test_the_giver_out_of_the_48h_window_leaves_the_notice_dead_not_retried(bot):
+def test_the_giver_out_of_the_48h_window_leaves_the_notice_skipped_not_retried(bot):
     bot.fake_wechat.fail_next("/cgi-bin/message/custom/send", 45015)
     claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
     bot.drain()
     notice = Outbox.get(Outbox.kind == "wechat_text")
-    assert notice.status == "dead" and "45015" in notice.last_error
+    assert notice.status == "skipped" and "45015" in notice.last_error and notice.attempts == 1
+    bot.clock.offset += dt.timedelta(days=1)
+    bot.drain()
+    assert Outbox.get_by_id(notice.id).attempts == 1, "a skipped message is never tried again"
     assert Outbox.get(Outbox.kind == "sms").status == "sent"

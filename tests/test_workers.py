@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import COOKIE_SECRET
-from helpers import BOTH_DATABASES
+from helpers import BOTH_DATABASES, share_through
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.web import create_signed_value
 from wechat_sim import seen
@@ -48,12 +48,6 @@ def metric(server, name: str, **labels) -> float:
         for sample in family.samples
         if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
     )
-
-
-def share_through(wx, giver: str, quantity: str = "1") -> str:
-    for text in ("1", "送", quantity, "跳过"):
-        wx.text(giver, text)
-    return wx.text(giver, "确认")["article"]["Url"].rsplit("/", 1)[1]
 
 
 @BOTH_DATABASES

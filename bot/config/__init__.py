@@ -81,6 +81,9 @@ class WeChat:
     timeout_seconds: float = 5.0
     retry_seconds: float = 30.0  # first retry of a customer-service message; doubles each time
     max_attempts: int = 6  # then the message is dead (see `outbox list`)
+    # A template message (服务号) for notices outside the 48-hour window; empty: none. Its
+    # keys: first, keyword1 (the gift), keyword2 (what happened), remark.
+    notice_template_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,10 @@ class Aliyun:
     access_key_id: str = ""
     access_key_secret: str = ""
     sign_name: str = ""
-    template_code: str = ""
+    template_code: str = ""  # the order SMS: variables order_no, gift, time
+    # The other SMS kinds' templates, by name: order_shipped (order_no, carrier, tracking),
+    # order_cancelled (order_no, gift), login_code (code). A kind without one is not sent.
+    templates: dict[str, str] = field(default_factory=dict)
     endpoint: str = "dysmsapi.aliyuncs.com"
     protocol: str = "https"
 
@@ -99,7 +105,8 @@ class Tencent:
     secret_key: str = ""
     sdk_app_id: str = ""
     sign_name: str = ""
-    template_id: str = ""
+    template_id: str = ""  # the order SMS: {1} order_no, {2} gift, {3} time
+    templates: dict[str, str] = field(default_factory=dict)  # as Aliyun's, in SMS_TEMPLATES order
     region: str = "ap-guangzhou"
     endpoint: str = "sms.tencentcloudapi.com"
     protocol: str = "https"
@@ -122,6 +129,8 @@ class Shares:
     blessing_max_length: int = 60
     max_open_units_per_giver: int = 20  # units one giver may hold reserved in open shares
     max_shares_per_hour: int = 10  # shares one giver may create in any hour
+    remind_hours: float = 24.0  # remind the giver (and visitors) this long before expiry; 0: off
+    thanks_max_length: int = 100  # characters of a recipient's thank-you note
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,14 @@ def build(cls, table, where: str, skip=frozenset()):
 
 def _convert(hint, value, key):
     origin = typing.get_origin(hint)
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(key, "must be a table")
+        return {
+            _convert(key_type, k, f"{key}.{k}"): _convert(value_type, v, f"{key}.{k}")
+            for k, v in value.items()
+        }
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError
+from bot.sms_kinds import SMS_TEMPLATES
 from bot.words import MENU_KEYS
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ def check(c: Config) -> None:
     _positive("shares.blessing_max_length", c.shares.blessing_max_length)
     _positive("shares.max_open_units_per_giver", c.shares.max_open_units_per_giver)
     _positive("shares.max_shares_per_hour", c.shares.max_shares_per_hour)
+    _positive("shares.thanks_max_length", c.shares.thanks_max_length)
+    if c.shares.remind_hours < 0:
+        raise ConfigError("shares.remind_hours", "must not be negative (0 turns reminders off)")
     _check_delivery(c.delivery)
     _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
     _check_gifts(c.gifts)
@@ -159,6 +163,10 @@ def _check_sms(s: Sms):
     for vendor in ("aliyun", "tencent"):
         if getattr(s, vendor).protocol not in ("http", "https"):
             raise ConfigError(f"sms.{vendor}.protocol", "must be http or https")
+        for name in getattr(s, vendor).templates:
+            if name not in SMS_TEMPLATES or name == "order_placed":
+                known = ", ".join(n for n in SMS_TEMPLATES if n != "order_placed")
+                raise ConfigError(f"sms.{vendor}.templates.{name}", f"must be one of {known}")
     _positive("sms.retry_seconds", s.retry_seconds)
     _positive("sms.max_attempts", s.max_attempts)
 

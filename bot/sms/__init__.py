@@ -32,6 +32,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from bot.config import Sms
 from bot.forms.person import mask_phone
+from bot.sms_kinds import SMS_TEMPLATES as SMS_TEMPLATES  # the senders import it from here
 
 log = logging.getLogger("gift_bot.sms")
 
@@ -76,6 +77,18 @@ class SmsError(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.retryable = retryable
+
+
+def vendor_template(msg: SmsMessage, first: str, more: dict[str, str]) -> str:
+    """The vendor's template for this message: `template_code`/`template_id` for the order
+    SMS, `templates.<name>` for the others; a kind with none configured fails for good."""
+    if msg.template == "order_placed":
+        return first
+    if msg.template in more:
+        return more[msg.template]
+    raise SmsError(
+        "NoTemplate", f"no vendor template configured for {msg.template!r}", retryable=False
+    )
 
 
 def is_retryable_code(code: str) -> bool:

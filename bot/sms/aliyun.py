@@ -19,6 +19,7 @@ from bot.sms import (
     SmsMessage,
     failure,
     is_retryable_code,
+    vendor_template,
 )
 
 
@@ -48,7 +49,7 @@ class AliyunSender(Sender):
             # "86138…" without "+": Aliyun takes it for mainland and abroad alike.
             phone_numbers=msg.phone.removeprefix("+"),
             sign_name=self.cfg.sign_name,
-            template_code=self.cfg.template_code,
+            template_code=vendor_template(msg, self.cfg.template_code, self.cfg.templates),
             template_param=json.dumps(
                 {k: str(v) for k, v in msg.params.items()}, ensure_ascii=False
             ),  # numbers would be refused with isv.INVALID_JSON_PARAM

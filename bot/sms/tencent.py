@@ -12,9 +12,15 @@ from tencentcloud.sms.v20210111 import models as tencent_models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 
 from bot.config import Tencent
-from bot.sms import READ_TIMEOUT, Sender, SmsError, SmsMessage, failure
-
-TENCENT_PARAM_ORDER = ("order_no", "gift", "time")
+from bot.sms import (
+    READ_TIMEOUT,
+    SMS_TEMPLATES,
+    Sender,
+    SmsError,
+    SmsMessage,
+    failure,
+    vendor_template,
+)
 
 
 class TencentSender(Sender):
@@ -39,7 +45,7 @@ class TencentSender(Sender):
         request = tencent_models.SendSmsRequest()
         request.SmsSdkAppId = self.cfg.sdk_app_id
         request.SignName = self.cfg.sign_name
-        request.TemplateId = self.cfg.template_id
+        request.TemplateId = vendor_template(msg, self.cfg.template_id, self.cfg.templates)
         request.TemplateParamSet = tencent_params(msg)
         request.PhoneNumberSet = [msg.phone]
         request.SessionContext = msg.key
@@ -58,8 +64,9 @@ class TencentSender(Sender):
 
 
 def tencent_params(msg: SmsMessage) -> list[str]:
-    """The template variables as Tencent's ordered list (see TENCENT_PARAM_ORDER)."""
-    unknown = sorted(set(msg.params) - set(TENCENT_PARAM_ORDER))
+    """The template variables as Tencent's ordered list (see SMS_TEMPLATES)."""
+    order = SMS_TEMPLATES.get(msg.template, ())
+    unknown = sorted(set(msg.params) - set(order))
     if unknown:
         raise SmsError("UnknownParams", f"no Tencent position for {unknown}", retryable=False)
-    return [str(msg.params[k]) for k in TENCENT_PARAM_ORDER if k in msg.params]
+    return [str(msg.params[k]) for k in order if k in msg.params]

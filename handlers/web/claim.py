@@ -4,6 +4,7 @@ GET  /claim/<token>          the gift, the blessing, how many are left, the clai
 GET  /claim/<token>/form     the order form (the visitor must be known: OAuth first)
 POST /claim/<token>/form     check every field; one order, then the confirmation
 GET  /claim/<token>/done     the visitor's order for this share
+POST /claim/<token>/thanks   the visitor's note to the giver, once per order
 GET  /claim/<token>/qr.svg   the account's claim QR (scene = token), for claiming in chat
 
 Each handler awaits one call of `bot.claims` and renders what it says.
@@ -20,10 +21,6 @@ from bot import claims, shares
 from bot.codes import Code
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import login_redirect
-
-DRAWN_KEPT = 512  # gift pages kept drawn, keyed by everything they show (nothing of the visitor)
-_drawn: dict[tuple, str] = {}
-
 
 DRAWN_KEPT = 512  # gift pages kept drawn, keyed by everything they show (nothing of the visitor)
 _drawn: dict[tuple, str] = {}
@@ -110,6 +107,25 @@ class DonePage(ShareHandler):
         if isinstance(view, claims.ClaimView):  # no order of theirs here yet
             return self.redirect(f"/claim/{view.share.token}")
         self.render_page("pages/done.html", view=view)
+
+
+class ThanksForm(ShareHandler):
+    """The confirmation page's box: a note to the giver."""
+
+    async def post(self, token: str) -> None:
+        if not self.current_user:
+            if await self.services.db.run(shares.by_token, token) is None:
+                raise tornado.web.HTTPError(404)
+            raise tornado.web.HTTPError(403, "who is thanking is unknown")
+        text = self.get_body_argument("thanks", "")
+        result = await claims.thank(self.services, token, self.current_user, text)
+        if not self.known(result):
+            return
+        if isinstance(result, claims.DoneView):
+            return self.render_page("pages/done.html", status=400, view=result)
+        if isinstance(result, claims.ClaimView):  # no order of theirs to thank for
+            return self.redirect(f"/claim/{result.share.token}", status=303)
+        self.redirect(f"/claim/{result.token}/done", status=303)
 
 
 class ClaimQr(ShareHandler):

@@ -71,6 +71,9 @@ class FakeWeChat:
         self.url = ""
         self.calls: list[tuple[str, dict[str, str], Any]] = []
         self.messages: list[dict] = []
+        self.templates: list[dict] = []  # template messages sent
+        self.template_ids: set[str] = {"TPL_gift_notice"}  # the account's templates
+        self.unfollowed: set[str] = set()  # openids that are not (or no longer) followers
         self.menus: list[dict] = []
         self.qrcodes: list[dict] = []
         self.token_fetches = 0
@@ -90,6 +93,7 @@ class FakeWeChat:
             "/cgi-bin/token": (self._token, False),
             "/cgi-bin/menu/create": (self._menu_create, True),
             "/cgi-bin/message/custom/send": (self._custom_send, True),
+            "/cgi-bin/message/template/send": (self._template_send, True),
             "/cgi-bin/qrcode/create": (self._qrcode_create, True),
             "/connect/oauth2/authorize": (self._authorize, False),
             "/sns/oauth2/access_token": (self._oauth_token, False),
@@ -267,6 +271,27 @@ class FakeWeChat:
             raise Refusal(40008, "invalid message type")
         self.messages.append(body)
         return _OK
+
+    def _template_send(self, query: dict, body: dict) -> dict:
+        """A template message (WECHAT.md §9): a known template, a follower, data of values."""
+        touser = body.get("touser")
+        if not touser:
+            raise Refusal(40003, "invalid openid")
+        if body.get("template_id") not in self.template_ids:
+            raise Refusal(40037, "invalid template_id")
+        if touser in self.unfollowed:
+            raise Refusal(43004, "require subscribe")
+        data = body.get("data")
+        if not isinstance(data, dict) or not data:
+            raise Refusal(47003, "argument invalid! data is empty")
+        for item in data.values():
+            if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+                raise Refusal(47003, "argument invalid! data.value invalid")
+        url = body.get("url")
+        if url is not None and not str(url).startswith(("http://", "https://")):
+            raise Refusal(40054, "invalid url")
+        self.templates.append(body)
+        return {**_OK, "msgid": len(self.templates)}
 
     def _qrcode_create(self, query: dict, body: dict) -> dict:
         scene = ((body.get("action_info") or {}).get("scene") or {}).get("scene_str") or ""

@@ -1,0 +1,94 @@
+"""Reminders before a share expires, each sent exactly once however many workers look.
+
+Usage::
+
+    record_visit(share, "o_friend", now)    # someone known opened the share and may claim it
+    send_due(config, notices, now)          # the background sweep: queue what is due
+
+`[shares] remind_hours` before a share expires with units left, its giver gets one reminder
+(what is left, when it expires, the link again), and so does each person who opened it and
+has not ordered. A reminder is claimed with a guarded UPDATE (`reminded_at IS NULL`) in the
+transaction that queues it, and its outbox key is unique: two workers, a restart or a second
+sweep cannot send it twice. A share whose whole life is shorter than the reminder time gets
+none (it would be "reminded" at its birth). WeChat may refuse the message (the 48-hour
+window): bot/messaging.py then sends a template message or marks it skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bot import catalogue
+from bot.config import Config
+from bot.notices import Notices
+from storage.db import write_transaction
+from storage.models import Order, Share, ShareVisit
+
+
+def record_visit(share: Share, openid: str, now: dt.datetime) -> None:
+    """Remember that `openid` opened this share (once; the giver does not count)."""
+    if openid == share.giver_id:
+        return
+    ShareVisit.insert(share=share.id, openid=openid, first_seen=now).on_conflict_ignore().execute()
+
+
+def send_due(config: Config, notices: Notices, now: dt.datetime) -> int:
+    """Queue every reminder due now; returns how many."""
+    hours = config.shares.remind_hours
+    if hours <= 0:
+        return 0
+    horizon = now + dt.timedelta(hours=hours)
+    due = (
+        ~Share.released
+        & Share.revoked_at.is_null()
+        & (Share.expires_at > now)
+        & (Share.expires_at <= horizon)
+        & (Share.claimed < Share.quantity)
+        & (Share.created_at < Share.expires_at - dt.timedelta(hours=hours))
+    )
+    sent = 0
+    for share in Share.select().where(due & Share.reminded_at.is_null()):
+        sent += _remind_giver(notices, share.id, now)
+    visits = (
+        ShareVisit.select(ShareVisit, Share)
+        .join(Share)
+        .where(due & ShareVisit.reminded_at.is_null())
+    )
+    for visit in visits:
+        sent += _remind_visitor(notices, visit, now)
+    return sent
+
+
+def _remind_giver(notices: Notices, share_id: int, now: dt.datetime) -> int:
+    with write_transaction():
+        claimed = (
+            Share.update(reminded_at=now)
+            .where((Share.id == share_id) & Share.reminded_at.is_null())
+            .execute()
+        )
+        if claimed != 1:
+            return 0  # another worker has it
+        share = Share.get_by_id(share_id)
+        share.gift = catalogue.get(share.gift_id)
+        notices.share_reminder(share)
+        return 1
+
+
+def _remind_visitor(notices: Notices, visit: ShareVisit, now: dt.datetime) -> int:
+    with write_transaction():
+        claimed = (
+            ShareVisit.update(reminded_at=now)
+            .where((ShareVisit.id == visit.id) & ShareVisit.reminded_at.is_null())
+            .execute()
+        )
+        if claimed != 1:
+            return 0
+        ordered = Order.select().where(
+            (Order.share == visit.share_id) & (Order.recipient == visit.openid)
+        )
+        if ordered.exists():
+            return 0  # they claimed it after all: nothing to remind
+        share = visit.share
+        share.gift = catalogue.get(share.gift_id)
+        notices.visit_reminder(share, visit.openid)
+        return 1

@@ -1,0 +1,47 @@
+"""`shares list [--status S]`, `users show OPENID`: who gave what, and one person's shares
+and orders, for support."""
+
+from __future__ import annotations
+
+import sys
+
+from bot import shares, support
+from bot.config import Config
+from handlers.cli.common import open_db, show
+from storage.models import utcnow
+
+SHARE_COLUMNS = ["id", "token", "giver", "gift", "quantity", "claimed", "status", "expires_at"]
+ORDER_COLUMNS = ["order_no", "gift", "status", "created_at", "carrier", "tracking"]
+
+
+def verbs(verb, top) -> None:
+    share = top.add_parser("shares", help="gifts given").add_subparsers(required=True)
+    listing = verb("list", list_shares, "every share, newest first", share)
+    listing.add_argument("--status", choices=list(shares.STATUSES))
+    listing.add_argument("--format", choices=["json", "table"], default="table")
+    user = top.add_parser("users", help="the people using the bot").add_subparsers(required=True)
+    person = verb("show", show_user, "a person's shares and orders, for support", user)
+    person.add_argument("openid")
+    person.add_argument("--format", choices=["json", "table"], default="table")
+
+
+def list_shares(config: Config, args) -> int:
+    open_db(config)
+    show(shares.listing(utcnow(), args.status), SHARE_COLUMNS, args.format, title="shares")
+    return 0
+
+
+def show_user(config: Config, args) -> int:
+    open_db(config)
+    person = support.person(args.openid, utcnow())
+    if person is None:
+        print(f"no user {args.openid}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        show(person, [], "json")
+        return 0
+    facts = {k: v for k, v in person.items() if k not in ("shares", "orders")}
+    print("  ".join(f"{k}: {v}" for k, v in facts.items()))
+    show(person["shares"], SHARE_COLUMNS, title="shares given")
+    show(person["orders"], ORDER_COLUMNS, title="orders received")
+    return 0
