@@ -44,18 +44,24 @@ def send_due(config: Config, notices: Notices, now: dt.datetime) -> int:
         & (Share.expires_at > now)
         & (Share.expires_at <= horizon)
         & (Share.claimed < Share.quantity)
-        & (Share.created_at < Share.expires_at - dt.timedelta(hours=hours))
     )
+    before = dt.timedelta(hours=hours)
+
+    def lives_longer(share: Share) -> bool:  # in Python: date arithmetic differs per database
+        return share.expires_at - share.created_at > before
+
     sent = 0
     for share in Share.select().where(due & Share.reminded_at.is_null()):
-        sent += _remind_giver(notices, share.id, now)
+        if lives_longer(share):
+            sent += _remind_giver(notices, share.id, now)
     visits = (
         ShareVisit.select(ShareVisit, Share)
         .join(Share)
         .where(due & ShareVisit.reminded_at.is_null())
     )
     for visit in visits:
-        sent += _remind_visitor(notices, visit, now)
+        if lives_longer(visit.share):
+            sent += _remind_visitor(notices, visit, now)
     return sent
 
 

@@ -44,7 +44,8 @@ class WeChatHandler(BaseHandler):
             k: v[-1].decode("utf-8", "replace") for k, v in self.request.query_arguments.items()
         }
         try:
-            wire.check_query(self.services.config.wechat.token, query, time.time())
+            self.now = time.time() + self.services.clock.offset.total_seconds()  # tests move it
+            wire.check_query(self.services.config.wechat.token, query, self.now)
             if self.request.method != "POST":
                 return
             if len(self.request.body) > MAX_BODY:
@@ -79,7 +80,7 @@ class WeChatHandler(BaseHandler):
             log.exception("message failed", extra={"user": self.hashed(msg.openid)})
             # An apology now beats WeChat's "该公众号暂时无法提供服务"; its retry runs it anew.
             reply = Text(self.services.renderer.text("chat/sorry.txt"))
-        answer = wire.write_reply(reply, msg, self.settings["crypt"])
+        answer = wire.write_reply(reply, msg, self.settings["crypt"], int(self.now))
         metrics.handled(msg.kind, type(reply).__name__, time.perf_counter() - started)
         # At debug level: /metrics counts every message; a line each would cost more than it
         # tells at thousands a second (`[server]` logs at info; debug shows them).

@@ -147,11 +147,14 @@ def incoming(fields: dict) -> Incoming:
 # -- writing a reply ------------------------------------------------------------------
 
 
-def write_reply(reply: Reply, msg: Incoming, crypt: MessageCrypt | None) -> str:
-    """The HTTP answer to a push: `success` when there is nothing to say, else the reply XML."""
+def write_reply(
+    reply: Reply, msg: Incoming, crypt: MessageCrypt | None, now: int | None = None
+) -> str:
+    """The HTTP answer to a push: `success` when there is nothing to say, else the reply XML
+    (`now`: its CreateTime, the server's clock by default)."""
     if reply is None:
         return ACK
-    xml = reply_xml(reply, msg)
+    xml = reply_xml(reply, msg, now)
     return crypt.encrypt_message(xml) if crypt else xml
 
 

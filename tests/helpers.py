@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import socket
-import time
 import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -58,7 +57,6 @@ def next_monday_morning(after: dt.datetime) -> dt.datetime:
 
 def monday_morning(bot) -> dt.date:
     """Move the bot's clock to the coming Monday, 10:00 in Shanghai; returns that date."""
-    bot.wx.clock = lambda: int(time.time())
     real = bot.clock()
     target = next_monday_morning(real.replace(tzinfo=dt.UTC))
     bot.clock.offset += target.astimezone(dt.UTC).replace(tzinfo=None) - real
