@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,9 +42,9 @@ from storage.models import utcnow
 
 CLAIM_LINK_RE = re.compile(r"(?:/claim/|^)([A-Za-z0-9_-]{20,64})(?:[/?#]|$)")
 QR_PREFIX = "qrscene_"
-TOUCH_EVERY = 60.0  # seconds: a user's last_seen is written at most this often per process
+TOUCH_EVERY = dt.timedelta(seconds=60)  # a user's last_seen is written at most this often
 TOUCHED_KEPT = 100_000  # users remembered as touched; then the memory starts afresh
-_NEVER = float("-inf")
+_NEVER = dt.datetime.min
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class Chat:
         self.notices = notices
         self.engine = Engine(config, renderer, build_flows(config, renderer, notices))
         self.timeout = dt.timedelta(minutes=config.conversation.timeout_minutes)
-        self._touched: dict[str, float] = {}  # openid → when this process last recorded them
+        self._touched: dict[str, dt.datetime] = {}  # openid → when this process recorded them
         self._shown_catalogue: tuple = (None, None)  # (the gift list, its rendered reply)
 
     def handle(self, msg: Incoming) -> Reply:
@@ -113,13 +112,13 @@ class Chat:
         subscribed = _subscription(msg)
         if subscribed is not None:
             users.touch(msg.openid, now, subscribed=subscribed, message=True)
-        elif self._touched.get(msg.openid, _NEVER) < time.monotonic() - TOUCH_EVERY:
+        elif now - self._touched.get(msg.openid, _NEVER) >= TOUCH_EVERY:
             hot.touch_user(msg.openid, now, message=True)
         else:
             return
         if len(self._touched) > TOUCHED_KEPT:
             self._touched.clear()
-        self._touched[msg.openid] = time.monotonic()
+        self._touched[msg.openid] = now
 
     # -- reading the message ---------------------------------------------------
 
@@ -249,11 +248,11 @@ class Chat:
         listed = state.context.get("listed_shares") or [s.id for s in shares.of_giver(state.openid)]
         number = small_number(which)
         if number is None or not 1 <= number <= len(listed):
-            return self._text("errors/revoke_which.txt")
+            return self._text("errors/revoke_which.txt", number=number, count=len(listed))
         try:
             share = shares.revoke(state.openid, listed[number - 1], now)
         except Invalid as refused:
-            return Text(self.renderer.error(refused))
+            return Text(self.renderer.error(refused, count=len(listed)))
         return self._text("chat/revoked.txt", share=share)
 
     def _help(self, state: State) -> Reply:
