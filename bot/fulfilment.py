@@ -10,12 +10,14 @@ Usage::
 Each move is one transaction with the order's row locked, so two operators (or two
 terminals) cannot move one order twice. Who is told: shipped — the recipient (SMS, and a
 WeChat message with carrier and tracking); delivered — the giver; cancelled — both.
-Order numbers are read in any case (they are printed upper case).
+Order numbers are read as an operator may paste them: any case, spaces anywhere, full-width
+characters (they are printed upper case, G261202-7KQ3X).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 
 from bot.notices import Notices
 from storage.db import locked, write_transaction
@@ -51,7 +53,7 @@ def move(
 ) -> Order:
     """Move the order to `to`, tell whom it concerns; the order as it is now."""
     with write_transaction():
-        order = locked(Order.select().where(Order.order_no == order_no.strip().upper())).first()
+        order = locked(Order.select().where(Order.order_no == typed(order_no))).first()
         if order is None:
             raise NoSuchOrder(order_no)
         if order.status not in MOVES[to]:
@@ -73,3 +75,8 @@ def move(
             to, notices.order_cancelled
         )(order)
         return order
+
+
+def typed(order_no: str) -> str:
+    """The order number as printed: "g261202 - 7kq3x" and "Ｇ２６１２０２－７ＫＱ３Ｘ" read alike."""
+    return "".join(unicodedata.normalize("NFKC", order_no).split()).upper()
