@@ -42,6 +42,10 @@ def show_user(config: Config, args) -> int:
         return 0
     facts = {k: v for k, v in person.items() if k not in ("shares", "orders")}
     print("  ".join(f"{k}: {v}" for k, v in facts.items()))
-    show(person["shares"], SHARE_COLUMNS, title="shares given")
-    show(person["orders"], ORDER_COLUMNS, title="orders received")
+    for title, rows, columns in (
+        ("shares given", person["shares"], SHARE_COLUMNS),
+        ("orders received", person["orders"], ORDER_COLUMNS),
+    ):
+        print(f"\n{title}:")  # piped, a table has no title: say which one follows
+        show(rows, columns)
     return 0
