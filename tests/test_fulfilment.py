@@ -181,7 +181,7 @@ def test_an_unknown_order_number_exits_1_saying_there_is_no_such_order(bot, oper
     assert [o.status for o in Order.select()] == ["placed"]
 
 
-def test_an_order_number_typed_in_lower_case_or_with_spaces_is_found(bot, operator):
+def test_an_order_number_typed_in_lower_case_with_spaces_or_full_width_is_found(bot, operator):
     order = ordered_in_chat(bot)
     number = order.order_no
     assert operator.ok("orders", "ship", f"  {number.lower()} ") == [f"{number} shipped"]
@@ -189,6 +189,9 @@ def test_an_order_number_typed_in_lower_case_or_with_spaces_is_found(bot, operat
         f"{number} delivered"
     ]
     assert Order.get_by_id(order.id).status == "delivered"
+    full_width = number.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)})  # Ｇ２６１…
+    refused = operator("orders", "cancel", full_width)
+    assert refused.stderr.strip() == f"order {number} is delivered: it cannot be cancelled"
 
 
 # -- shipping ----------------------------------------------------------------------------
