@@ -164,7 +164,7 @@ async def thank(
     try:
         await services.db.write(
             thanks.thank, services.notices, services.config, openid, text, services.now(),
-            order_no=view.order.order_no,
+            view.order.order_no,  # the runner passes no keywords
         )  # fmt: skip
     except Invalid as refused:
         view.thanks_text, view.thanks_error = text, refused

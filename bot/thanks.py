@@ -40,13 +40,14 @@ def thank(
         order = locked(query.order_by(Order.created_at.desc(), Order.id.desc())).first()
         if order is None:
             raise Invalid(Code.THANKS_NO_ORDER)
-        if order.thanked_at is not None:
-            raise Invalid(Code.THANKS_ALREADY, order=order)
-        Order.update(thanks=words, thanked_at=now).where(
-            (Order.id == order.id) & Order.thanked_at.is_null()
-        ).execute()
-        order.thanks, order.thanked_at = words, now
+        # loaded here: the refusal is rendered where no query may run (a page, on the loop)
         order.gift, order.share = Gift.get_by_id(order.gift_id), Share.get_by_id(order.share_id)
+        kept = Order.update(thanks=words, thanked_at=now).where(
+            (Order.id == order.id) & Order.thanked_at.is_null()
+        )
+        if order.thanked_at is not None or kept.execute() != 1:
+            raise Invalid(Code.THANKS_ALREADY, order=order)
+        order.thanks, order.thanked_at = words, now
         notices.thanks(order)
         return order
 
