@@ -58,11 +58,14 @@ class Code(StrEnum):
     THANKS_TOO_LONG = "thanks_too_long"
     THANKS_NO_ORDER = "thanks_no_order"
     THANKS_ALREADY = "thanks_already"
-    # withdrawing a share
+    # withdrawing a share (said to its giver)
     REVOKE_WHICH = "revoke_which"
+    REVOKE_ALREADY = "revoke_already"
+    REVOKE_CLAIMED = "revoke_claimed"
+    REVOKE_EXPIRED = "revoke_expired"
 
 
 # The refusals that no answer can change: a chat claim form ends on them.
 ENDS_A_CLAIM = frozenset(
-    {Code.SHARE_USED_UP, Code.SHARE_EXPIRED, Code.SHARE_UNKNOWN, Code.OWN_SHARE}
+    {Code.SHARE_USED_UP, Code.SHARE_EXPIRED, Code.SHARE_REVOKED, Code.SHARE_UNKNOWN, Code.OWN_SHARE}
 )

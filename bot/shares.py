@@ -32,6 +32,7 @@ from bot.forms.base import Invalid
 from storage import hot
 from storage.db import locked, write_transaction
 from storage.models import Gift, Share, User, utcnow
+from storage.runner import Retry
 
 log = logging.getLogger("gift_bot.shares")
 
@@ -200,6 +201,14 @@ def in_status(wanted: str, now: dt.datetime):
     }[wanted]
 
 
+# Why a share cannot be withdrawn, in its giver's words (its refusal() is the recipient's).
+_NOT_REVOKED = {
+    Code.SHARE_REVOKED: Code.REVOKE_ALREADY,
+    Code.SHARE_USED_UP: Code.REVOKE_CLAIMED,
+    Code.SHARE_EXPIRED: Code.REVOKE_EXPIRED,
+}
+
+
 def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
     """Withdraw the giver's share: its unclaimed units return to stock in this transaction.
     Raises Invalid (not theirs, withdrawn already, nothing left, expired). A last claim racing
@@ -208,9 +217,10 @@ def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
         share = locked(Share.select().where((Share.id == share_id) & (Share.giver == giver)))
         share = share.first()
         if share is None:
-            raise Invalid(Code.SHARE_UNKNOWN)
+            raise Invalid(Code.REVOKE_WHICH)
+        share.gift = catalogue.get(share.gift_id)
         if (why := refusal(share, now)) is not None:
-            raise Invalid(why, share=share)
+            raise Invalid(_NOT_REVOKED[why], share=share)
         left = share.left
         taken = (
             Share.update(revoked_at=now, released=True)
@@ -222,11 +232,10 @@ def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
             )
             .execute()
         )
-        if taken != 1:  # a claim slipped in on a database without row locks: look again
-            raise Invalid(Code.SHARE_USED_UP, share=share)
+        if taken != 1:  # a claim slipped in (a database without row locks): look again
+            raise Retry(f"share {share.id} changed while it was withdrawn")
         Gift.update(committed=Gift.committed - left).where(Gift.id == share.gift_id).execute()
         share.revoked_at, share.released = now, True
-        share.gift = catalogue.get(share.gift_id)
         share.returned = left
         return share
 
