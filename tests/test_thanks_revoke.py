@@ -348,6 +348,18 @@ def test_numbers_are_each_givers_own(bot):
     assert theirs.revoked_at is None and mine.revoked_at is not None
 
 
+def test_withdrawn_units_no_longer_count_against_the_givers_limit(bot):
+    most = bot.config.shares.max_open_units_per_giver
+    assert most == 20, "the default of [shares] max_open_units_per_giver"
+    share_in_chat(bot, quantity="10")
+    share_in_chat(bot, quantity="10")
+    refused = say(bot, "o_giver", "1", "送")
+    assert "每人同时最多留 20 份未领的礼物" in refused and "「撤回 编号」" in refused, refused
+    assert "已撤回" in say(bot, "o_giver", "我送出的", "撤回 2")
+    share_in_chat(bot, quantity="10")  # the withdrawn ten may be shared again
+    assert Share.select().where(Share.revoked_at.is_null()).count() == 2
+
+
 def test_a_revoke_while_a_friend_fills_the_chat_form_ends_their_form(bot):
     before = committed()
     token = share_in_chat(bot)
