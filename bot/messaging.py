@@ -91,6 +91,7 @@ class Messenger:
             "keyword2": notice["status"],
             "remark": notice["remark"],
         }
+        data = {key: value for key, value in data.items() if value}  # no empty values sent
         if self.inbox is not None:
             self.inbox.add("template", openid, " / ".join(v for v in data.values() if v))
             return

@@ -120,6 +120,26 @@ def test_text_typed_in_the_sandbox_reaches_the_bot_exactly_as_typed(bot_factory,
     assert Share.get().blessing == typed
 
 
+def test_a_reply_wechat_would_drop_is_shown_in_red_with_the_reason(bot_factory, monkeypatch):
+    """Were the old bug back (the reply addressed To the account, From the user), the
+    sandbox would say so instead of showing the reply as if it had arrived."""
+    from handlers import wire
+
+    bot = bot_factory(server={"sandbox": True})
+    s, headers = dev_session(bot)
+    backwards = wire.reply_xml
+
+    def addressed_backwards(reply, msg, now=None):
+        swapped = type(msg)(**{**msg.__dict__, "openid": msg.account, "account": msg.openid})
+        return backwards(reply, swapped, now)
+
+    monkeypatch.setattr(wire, "reply_xml", addressed_backwards)
+    shown = send(bot, s, headers, openid="dev-giver", kind="text", text="礼品")
+    assert any("ToUserName" in problem for problem in shown["dropped"]), shown
+    page = s.get(f"{bot.url}/static/dev.js", timeout=10).content.decode()
+    assert "微信会丢弃这条回复" in page, "the page draws the reasons in red"
+
+
 def test_the_sandbox_refuses_to_listen_beyond_this_machine(tmp_path):
     with pytest.raises(ConfigError) as refused:
         make_config(

@@ -66,14 +66,18 @@ class DevSend(DevHandler):
             raise tornado.web.HTTPError(400, "expected JSON with openid and kind") from None
         if kind not in KINDS or not 0 < len(openid) <= 64:
             raise tornado.web.HTTPError(400, "unknown kind or bad openid")
-        fields = push_fields(openid, kind, data, int(time.time()))
+        fields = push_fields(openid, kind, data, int(self.now()))
         self.finish({"reply": await self.deliver(fields)})
+
+    def now(self) -> float:
+        """WeChat's time as the callback sees it (the bot's clock, which tests move)."""
+        return time.time() + self.services.clock.offset.total_seconds()
 
     async def deliver(self, fields: dict) -> dict:
         """POST the push to the real callback and read the answer as WeChat would."""
         config, crypt = self.services.config, self.settings["crypt"]
         xml = wire.push_xml(fields)
-        query, body = wire.seal_push(xml, config.wechat.token, crypt, time.time(), ACCOUNT)
+        query, body = wire.seal_push(xml, config.wechat.token, crypt, self.now(), ACCOUNT)
         url = f"http://127.0.0.1:{self.settings['port']}/wechat?{urlencode(query)}"
         try:
             response = await AsyncHTTPClient().fetch(
@@ -82,7 +86,7 @@ class DevSend(DevHandler):
         except HTTPClientError as exc:
             return {"type": "error", "content": f"HTTP {exc.code}"}
         msg = wire.incoming(wire.parse(xml))
-        opened = wire.open_reply(response.body.decode(), msg, crypt, time.time())
+        opened = wire.open_reply(response.body.decode(), msg, crypt, self.now())
         shown = as_shown(opened.fields)
         if opened.problems:  # the page shows it in red: on WeChat nobody would see it
             shown["dropped"] = list(opened.problems)
