@@ -99,7 +99,13 @@ def pg_schema_url():
     admin.init(**parse_url(PG_URL))
     admin.execute_sql(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
+    # A server process of the test may still be dying (a killed parent's workers): end its
+    # sessions first, or the DROP can deadlock with its last transaction.
+    admin.execute_sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+        (schema,),
+    )
     admin.execute_sql(f'DROP SCHEMA "{schema}" CASCADE')
     admin.close()
 
