@@ -12,17 +12,16 @@ from bot.chat import Incoming
 from bot.replies import Card, Text
 from handlers import wire
 
-NOW = time.time()
 
 
 def push(kind: str = "text", **extra) -> Incoming:
-    fields = {"ToUserName": "gh_account", "FromUserName": "o_user", "CreateTime": int(NOW)}
+    fields = {"ToUserName": "gh_account", "FromUserName": "o_user", "CreateTime": int(time.time())}
     fields |= {"MsgType": kind, **extra}
     return wire.incoming(wire.parse(wire.push_xml(fields)))
 
 
 def problems(xml: str, msg=None) -> tuple[str, ...]:
-    return wire.open_reply(xml, msg or push("text", Content="hi", MsgId=1), None, NOW).problems
+    return wire.open_reply(xml, msg or push("text", Content="hi", MsgId=1), None, time.time()).problems
 
 
 def test_our_replies_break_no_rule():
@@ -67,11 +66,11 @@ def test_in_safe_mode_a_plaintext_reply_and_a_forged_signature_are_named():
     crypt = wire.make_crypt("token123", AES_KEY, "wx123")
     msg = push("text", Content="hi", MsgId=1)
     plain = wire.reply_xml(Text("hi"), msg)
-    assert wire.open_reply(plain, msg, crypt, NOW).problems
+    assert wire.open_reply(plain, msg, crypt, time.time()).problems
     sealed = wire.write_reply(Text("hi"), msg, crypt)
-    assert wire.open_reply(sealed, msg, crypt, NOW).problems == ()
+    assert wire.open_reply(sealed, msg, crypt, time.time()).problems == ()
     forged = sealed.replace("<MsgSignature><![CDATA[", "<MsgSignature><![CDATA[0")
-    assert "MsgSignature" in wire.open_reply(forged, msg, crypt, NOW).problems[0]
+    assert "MsgSignature" in wire.open_reply(forged, msg, crypt, time.time()).problems[0]
 
 
 def test_a_voice_message_with_recognition_is_the_text_said_without_added_punctuation():
