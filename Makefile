@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config.example.toml
+# `make run PORT=8081`: serve on another port (a loopback public_url follows); empty: the config's.
+PORT   ?=
 
 .PHONY: run test lint format worker bench clean lock
 
@@ -24,7 +26,7 @@ lock:
 	rm -rf .lock-venv
 
 run: $(STAMP)
-	$(BIN)/python -m bot serve --config $(CONFIG)
+	$(BIN)/python -m bot serve --config $(CONFIG) $(if $(PORT),--port $(PORT))
 
 worker: $(STAMP)
 	$(BIN)/python -m bot worker --config $(CONFIG)

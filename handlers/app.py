@@ -3,7 +3,8 @@
 Usage::
 
     app = make_app(services)                 # tornado.web.Application
-    await serve(services)                    # listen, work the outbox, stop cleanly on SIGTERM
+    sockets = listen(config)                 # [server] host and port, or CannotListen (why, and what to do)
+    await serve(services, sockets=sockets)   # serve, work the outbox, stop cleanly on SIGTERM
 
 One process serves the callback, the pages and the background outbox loop.
 Database work runs on the services' runner (storage/runner.py), never on the
@@ -14,13 +15,16 @@ leaves through the outbox.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 from pathlib import Path
 
 import tornado.web
 from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
 
 from bot.app import Services
 from bot.config import Config
@@ -92,6 +96,49 @@ def make_server(app: tornado.web.Application, config: Config) -> HTTPServer:
     )
 
 
+class CannotListen(Exception):
+    """The port cannot be had: the message says why and how to choose another, in one line."""
+
+
+def listen(config: Config) -> list[socket.socket]:
+    """The listening sockets of `[server] host` and `port`."""
+    host, port = config.server.host, config.server.port
+    try:
+        return bind_sockets(port, host, family=socket.AF_UNSPEC)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            spare = _spare_port(host, port)
+            raise CannotListen(
+                f"port {port} on {host} is already in use (another `make run`?): choose another "
+                f"with `make run PORT={spare}`, `python -m bot serve --port {spare}` "
+                f"or [server] port in {config.path or 'the config'}"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise CannotListen(
+                f"port {port} on {host} needs more rights than this user has: choose one above "
+                f"1023 with `make run PORT=8080`, `python -m bot serve --port 8080` "
+                f"or [server] port in {config.path or 'the config'}"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise CannotListen(
+                f"server.host {host} is not an address of this machine: use 127.0.0.1 "
+                f"(this machine only) or 0.0.0.0 (every interface)"
+            ) from None
+        raise
+
+
+def _spare_port(host: str, busy: int) -> int:
+    """A port after `busy` that nobody listens on right now, to suggest (busy + 1 if none)."""
+    for port in range(busy + 1, min(busy + 50, 65535)):
+        try:
+            for sock in bind_sockets(port, host, family=socket.AF_UNSPEC):
+                sock.close()
+            return port
+        except OSError:
+            continue
+    return busy + 1
+
+
 def log_request(handler: tornado.web.RequestHandler) -> None:
     """Failed requests only, and their path only: a query may hold a signature, an OpenID or an
     OAuth code, none of which belongs in a log."""
@@ -116,7 +163,7 @@ async def serve(
     services: Services, stop: asyncio.Event | None = None, sockets: list | None = None
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop`): stop taking requests, finish the outbox pass, close.
-    `sockets`: listening sockets bound already (a worker of `serve --workers N`)."""
+    `sockets`: listening sockets bound already (by `listen`, or a worker's of `--workers N`)."""
     config = services.config
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -124,10 +171,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     app = make_app(services)
     server = make_server(app, config)
-    if sockets:
-        server.add_sockets(sockets)
-    else:
-        server.listen(config.server.port, config.server.host)
+    server.add_sockets(sockets if sockets is not None else listen(config))
     log.info(
         "listening",
         extra={"url": config.server.public_url, "port": config.server.port, "pid": os.getpid()},

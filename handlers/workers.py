@@ -2,9 +2,10 @@
 
 Usage::
 
-    serve_workers(config, workers=4)     # returns 0 once SIGTERM stopped them all
+    sockets = listen(config)             # handlers/app.py: the port, or CannotListen
+    serve_workers(config, 4, sockets)    # returns 0 once SIGTERM stopped them all
 
-The parent migrates and syncs the catalogue once, binds the listening socket, then forks N
+The parent migrates and syncs the catalogue once, holds the listening socket, then forks N
 workers (pre-fork: the kernel hands each connection to one of them). Each worker has its own
 event loop, database threads and connections, and runs the background work too: the outbox
 and the sweeps claim their rows with row locks, so no two workers send or release the same
@@ -27,8 +28,6 @@ import socket
 import tempfile
 import time
 
-from tornado.netutil import bind_sockets
-
 from bot import catalogue, metrics
 from bot.app import Services
 from bot.config import Config
@@ -40,7 +39,7 @@ RESTART_PAUSE = 1.0  # seconds before a worker that died is started again
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
-def serve_workers(config: Config, workers: int) -> int:
+def serve_workers(config: Config, workers: int, sockets: list[socket.socket]) -> int:
     from handlers.app import serve  # the server itself, in each worker
 
     storage.connect(config.database.url)
@@ -49,7 +48,6 @@ def serve_workers(config: Config, workers: int) -> int:
     storage.db.close()  # no connection crosses a fork
     if not storage.is_postgres():
         log.warning("several workers on SQLite take turns to write: PostgreSQL scales, see README")
-    sockets = bind_sockets(config.server.port, config.server.host, family=socket.AF_UNSPEC)
     shared = tempfile.mkdtemp(prefix="giftbot-metrics-")
     metrics.use_directory(shared)
     stopping = False

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import tomllib
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import peewee
 import pytest
@@ -118,10 +119,15 @@ def db_url(request, tmp_path):
 
 
 def make_raw_config(db_url: str, public_url: str, **overrides) -> dict:
+    """The example config on this database, served at `public_url` (a loopback one names the
+    port the server listens on, as config requires of the sandbox)."""
+    server = {"public_url": public_url, "sandbox": False, "cookie_secret": COOKIE_SECRET}
+    if port := urlsplit(public_url).port:
+        server["port"] = port
     raw = merge(
         example_config(),
         {
-            "server": {"public_url": public_url, "sandbox": False, "cookie_secret": COOKIE_SECRET},
+            "server": server,
             "database": {"url": db_url},
             "wechat": {"token": TOKEN, "app_id": APP_ID, "app_secret": APP_SECRET},
             "sms": {"retry_seconds": 1},

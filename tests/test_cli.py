@@ -14,14 +14,16 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import requests
-from conftest import merge
+from conftest import ROOT, merge
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
 from helpers import (
     BOTH_DATABASES,
@@ -379,3 +381,102 @@ def test_serve_answers_healthz_and_stops_promptly_on_sigterm_and_never_logs_a_se
             server.wait()
         browser.close()
         log.close()
+
+
+def test_serve_on_a_busy_port_says_which_and_how_to_choose_another_exit_2(shop):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    shop.raw = merge(shop.raw, {"server": {"port": port, "public_url": f"http://127.0.0.1:{port}"}})
+    shop.save()
+    try:
+        result = shop.cli("serve")
+    finally:
+        taken.close()
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"cannot serve: port {port} on 127.0.0.1 is already in use")
+    assert "make run PORT=" in line and "serve --port " in line and "[server] port" in line
+    assert result.stdout == ""
+
+
+def test_serve_port_moves_the_server_and_a_loopback_public_url_with_it(shop):
+    port = free_port()
+    served = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--config", str(shop.path), "--port", str(port)],
+        cwd=shop.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_healthy(port, served)
+        # The card's link names the port served: config.example.toml's sandbox is on.
+        s = requests.Session()
+        s.get(f"http://127.0.0.1:{port}/dev", timeout=5)
+        reply = s.post(
+            f"http://127.0.0.1:{port}/dev/send",
+            json={"openid": "dev-giver", "kind": "text", "text": "1"},
+            headers={"X-XSRFToken": s.cookies["_xsrf"]},
+            timeout=10,
+        ).json()["reply"]
+        assert reply["url"].startswith(f"http://127.0.0.1:{port}/gifts/")
+    finally:
+        served.send_signal(signal.SIGTERM)
+        out = served.communicate(timeout=10)[0]
+    assert f"url=http://127.0.0.1:{port}" in out
+
+
+def test_serve_warns_when_a_loopback_public_url_names_another_port(shop):
+    port = free_port()
+    public = {
+        "server": {"port": port, "sandbox": False,  # public_url stays http://127.0.0.1:8080
+                   "cookie_secret": "k3Jx9-QmT2vL8sWn4pRz7yBc1dFh6gAe-cli"},
+        "wechat": {"token": "Qm7Tz2Lx9Vn4Pc8R", "app_secret": "3f9a7c2e8b1d4f6a0c5e9b7d2a4f8c1e"},
+    }  # fmt: skip
+    shop.raw = merge(shop.raw, public)
+    shop.save()
+    served = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--config", str(shop.path)],
+        cwd=shop.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert wait_healthy(port, served)
+    finally:
+        served.send_signal(signal.SIGTERM)
+        out = served.communicate(timeout=10)[0]
+    (warning,) = [json.loads(line) for line in out.splitlines() if "public_url" in line]
+    assert warning["level"] == "warning"
+    assert (
+        f"server.port is {port} but server.public_url (http://127.0.0.1:8080)" in (warning["event"])
+    )
+
+
+def test_serve_help_names_every_option(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--help"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0
+    for option in ("--config", "--port", "--workers", "-h, --help"):
+        assert option in result.stdout
+    assert "make run PORT=" in result.stdout
+
+
+def wait_healthy(port: int, process: subprocess.Popen, seconds: float = 15) -> bool:
+    started = time.monotonic()
+    while time.monotonic() - started < seconds and process.poll() is None:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return True
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make not installed")
+def test_make_run_passes_port_to_serve():
+    said = subprocess.run(
+        ["make", "-n", "run", "PORT=8093"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert "-m bot serve --config config.example.toml --port 8093" in said
+    plain = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "--port" not in plain

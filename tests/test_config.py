@@ -23,7 +23,7 @@ import pytest
 from conftest import ROOT, example_config
 from helpers import write_config
 
-from bot.config import ConfigError, load
+from bot.config import ConfigError, load, port_mismatch, with_port
 from bot.words import MENU_KEYS
 
 Change = Callable[[dict], dict]
@@ -185,6 +185,18 @@ BROKEN = [
         put("server.public_url", "https://gift.example.com"),
         "server.sandbox",
         "loopback",
+    ),
+    case(
+        "sandbox-port-differs-from-public-url",
+        put("server.port", 8093),
+        "server.port",
+        "server.port is 8093 but server.public_url (http://127.0.0.1:8080) points at port 8080",
+    ),
+    case(
+        "public-url-port-out-of-range",
+        put("server.public_url", "http://127.0.0.1:99999"),
+        "server.public_url",
+        "no valid port",
     ),
     case(
         "short-cookie-secret",
@@ -375,6 +387,7 @@ CLI_SAMPLE = {
     "port-as-string",
     "port-too-big",
     "sandbox-on-public-host",
+    "sandbox-port-differs-from-public-url",
     "database-mysql",
     "aliyun-without-sign_name",
     "slot-reversed",
@@ -426,6 +439,36 @@ def test_example_config_loads_as_is():
     assert set(MENU_KEYS) <= keys
     assert config.server.sandbox is True
     assert config.server.is_loopback
+
+
+def test_another_port_takes_a_loopback_public_url_with_it_and_leaves_a_public_one():
+    example = load(ROOT / "config.example.toml")
+    moved = with_port(example, 8093)
+    assert (moved.server.port, moved.server.public_url) == (8093, "http://127.0.0.1:8093")
+    assert port_mismatch(moved.server) is None
+    ipv6 = with_port(load_raw(put("server.public_url", "http://[::1]:8080")), 8094)
+    assert ipv6.server.public_url == "http://[::1]:8094"
+    public = both(PUBLIC, put("server.public_url", "https://gift.example.com"))(EXAMPLE)
+    proxied = with_port(load_raw(lambda raw: public), 8093)
+    assert (proxied.server.port, proxied.server.public_url) == (8093, "https://gift.example.com")
+
+
+def test_a_loopback_public_url_on_another_port_is_a_warning_without_the_sandbox():
+    config = load_raw(both(PUBLIC, put("server.public_url", "http://127.0.0.1:8080"),
+                           put("server.port", 8093)))  # fmt: skip
+    assert port_mismatch(config.server) == (
+        "server.port is 8093 but server.public_url (http://127.0.0.1:8080) points at port 8080"
+    )
+    behind_a_proxy = load_raw(both(PUBLIC, put("server.port", 8093)))
+    assert port_mismatch(behind_a_proxy.server) is None
+    no_port = load_raw(both(PUBLIC, put("server.public_url", "http://localhost")))
+    assert "points at port 80" in port_mismatch(no_port.server)
+
+
+def load_raw(change: Change):
+    from bot.config import parse
+
+    return parse(change(example_config()))
 
 
 def test_fractional_expire_hours_is_accepted(tmp_path):
@@ -485,6 +528,8 @@ def test_command_line_without_config_toml_in_cwd_says_so(tmp_path):
     result = bot_cli("catalogue", "list", cwd=tmp_path)
     assert result.returncode == 2
     assert "config error: --config: no such file: config.toml" in result.stderr
+    assert "cp config.example.toml config.toml" in result.stderr
+    assert "--config config.example.toml" in result.stderr
     assert "Traceback" not in result.stderr
 
 

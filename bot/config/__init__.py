@@ -22,9 +22,18 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError, build
-from bot.config.rules import check, is_loopback_host
+from bot.config.rules import check, is_loopback_host, port_mismatch
 
-__all__ = ["SECRET_ENV", "Config", "ConfigError", "is_loopback_host", "load", "parse"]
+__all__ = [
+    "SECRET_ENV",
+    "Config",
+    "ConfigError",
+    "is_loopback_host",
+    "load",
+    "parse",
+    "port_mismatch",
+    "with_port",
+]
 
 # Secrets may come from the environment instead of the file (which then need not hold them);
 # a variable that is set wins over the file.
@@ -207,6 +216,20 @@ def parse(raw: dict, path: Path | None = None, environ: Mapping[str, str] | None
     raw = with_secrets(raw, os.environ if environ is None else environ)
     config = build(Config, raw, "", skip={"path"})
     config = dataclasses.replace(config, path=path)
+    check(config)
+    return config
+
+
+def with_port(config: Config, port: int) -> Config:
+    """The config served on `port` (`serve --port`, `make run PORT=…`). A loopback public_url
+    is this very server, so its port follows; a public one is a proxy's and stays."""
+    server = dataclasses.replace(config.server, port=port)
+    if server.is_loopback:
+        parts = urlsplit(server.public_url)
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        server = dataclasses.replace(server, public_url=f"{parts.scheme}://{host}:{port}")
+    config = dataclasses.replace(config, server=server)
     check(config)
     return config
 

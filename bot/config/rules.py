@@ -75,6 +75,10 @@ def _check_server(s: Server):
     parts = urlsplit(s.public_url)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError("server.public_url", "must be scheme and host only, without a path")
+    try:
+        parts.port  # noqa: B018 (it raises for a port out of range)
+    except ValueError:
+        raise ConfigError("server.public_url", f"has no valid port: {s.public_url!r}") from None
     if not 0 < s.port < 65536:
         raise ConfigError("server.port", f"must be 1-65535, not {s.port}")
     if len(s.cookie_secret) < 16:
@@ -83,12 +87,33 @@ def _check_server(s: Server):
         raise ConfigError(
             "server.sandbox", "is only allowed when server.public_url is a loopback address"
         )
+    if s.sandbox and (mismatch := port_mismatch(s)):
+        raise ConfigError(
+            "server.port",
+            f"{mismatch}; with server.sandbox on every link of the sandbox would miss the "
+            "server: make server.port and the port of server.public_url the same "
+            "(`make run PORT=…` and `serve --port …` change both)",
+        )
     if s.sandbox and not is_loopback_host(s.host):
         raise ConfigError(
             "server.host",
             f"must be a loopback address (127.0.0.1, ::1, localhost) while server.sandbox is on, "
             f"not {s.host!r}: the sandbox logs in as anyone",
         )
+
+
+def port_mismatch(s: Server) -> str | None:
+    """Why a loopback public_url cannot reach the port served, or None. Only a loopback URL
+    must name the same port: a public one is a proxy's address, on a port of its own."""
+    if not s.is_loopback:
+        return None
+    parts = urlsplit(s.public_url)
+    url_port = parts.port or (443 if parts.scheme == "https" else 80)
+    if url_port == s.port:
+        return None
+    return (
+        f"server.port is {s.port} but server.public_url ({s.public_url}) points at port {url_port}"
+    )
 
 
 def _check_secrets(c: Config):

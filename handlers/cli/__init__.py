@@ -1,6 +1,6 @@
 """The command line: `python -m bot COMMAND --config PATH`.
 
-    serve [--workers N]          the bot: callback, pages, background work (N processes)
+    serve [--port P] [--workers N]   the bot: callback, pages, background work (N processes)
     worker                       only the background work (outbox, reminders, expiry)
     catalogue sync [--dry-run]   make the gifts table match [[gifts]] (or say what would change)
     catalogue list               stock, reserved and claimed per gift and variant
@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from pathlib import Path
 
 from bot import logs
 from bot.app import Services
-from bot.config import Config, ConfigError, load
+from bot.config import Config, ConfigError, load, port_mismatch, with_port
 from handlers.cli import catalogue, orders, outbox, people
+
+log = logging.getLogger("gift_bot.cli")
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         config = load(args.config)
+        if getattr(args, "port", None):
+            config = with_port(config, args.port)
     except ConfigError as exc:
         print(f"config error: {exc.key}: {exc.reason}", file=sys.stderr)
         if exc.key == "--config" and args.config == Path(DEFAULT_CONFIG):
@@ -63,6 +68,17 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     served = verb("serve", serve, "run the bot: the callback, the pages, the background work")
+    served.epilog = (
+        "It listens on [server] host and port of the config and builds every link on "
+        "[server] public_url. A port that is taken stops it with exit code 2."
+    )
+    served.add_argument(
+        "--port",
+        type=port_number,
+        metavar="P",
+        help="listen on port P instead of [server] port; a loopback public_url follows it "
+        "(make run PORT=P)",
+    )
     served.add_argument(
         "--workers",
         type=positive,
@@ -84,14 +100,28 @@ def positive(text: str) -> int:
     return int(text)
 
 
+def port_number(text: str) -> int:
+    if not text.isdecimal() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, not {text!r}")
+    return int(text)
+
+
 def serve(config: Config, args) -> int:
+    from handlers.app import CannotListen, listen
+    from handlers.app import serve as run_server
+
+    if mismatch := port_mismatch(config.server):  # the sandbox refuses it in config already
+        log.warning(f"{mismatch}: links in replies and pages will not reach this server")
+    try:
+        sockets = listen(config)
+    except CannotListen as exc:
+        print(f"cannot serve: {exc}", file=sys.stderr)
+        return 2
     if args.workers > 1:
         from handlers.workers import serve_workers
 
-        return serve_workers(config, args.workers)
-    from handlers.app import serve as run_server
-
-    asyncio.run(run_server(Services.start(config)))
+        return serve_workers(config, args.workers, sockets)
+    asyncio.run(run_server(Services.start(config), sockets=sockets))
     return 0
 
 
