@@ -6,6 +6,7 @@ Usage::
     view = await claims.page(services, token, openid)      # None: no such share (404)
     view.login                                             # unknown visitor: OAuth first
     view.refusal                                           # None, or the Code that says why not
+    isinstance(view, StatusView)                           # the giver: the share's status page
     result = await claims.submit(services, token, openid, texts)
     isinstance(result, Placed)                             # else a FormView with errors, or a
                                                            # ClaimView saying why not (409)
@@ -55,6 +56,32 @@ class ClaimView:
         return self.share.gift
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """One claim as its giver sees it: when, how far along, their note. Never who or where:
+    the recipient's name, mobile and address are for them and the courier only."""
+
+    at: dt.datetime
+    status: str  # placed | shipped | delivered | cancelled
+    variant: str
+    thanks: str
+
+
+@dataclass
+class StatusView:
+    """The giver's own share: what is left, who claimed it (and when), when it expires, the
+    link and words to hand it on again."""
+
+    share: Share
+    state: str  # shares.status(): open, claimed, expired or revoked
+    claims: list[Claimed]
+    qr_ready: bool = False
+
+    @property
+    def gift(self):
+        return self.share.gift
+
+
 @dataclass
 class FormView:
     share: Share
@@ -86,9 +113,14 @@ class Placed:
     token: str
 
 
-async def page(services: Services, token: str, openid: str | None) -> ClaimView | None:
+async def page(services: Services, token: str, openid: str | None) -> ClaimView | StatusView | None:
     view = await services.db.run(_view, token, openid, services.now())
-    if view and not view.login and view.refusal in (None, Code.OWN_SHARE):
+    if view and view.refusal == Code.OWN_SHARE:
+        status = await services.db.run(_status, view.share, services.now())
+        if status.state == "open":
+            status.qr_ready = await qr_url(services, view.share) is not None
+        return status
+    if view and not view.login and view.refusal is None:
         view.qr_ready = await qr_url(services, view.share) is not None
     if view and openid and view.refusal is None:
         await _remember_visit(services, view.share, openid)
@@ -207,6 +239,17 @@ def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
     order = orders.existing_order(share, openid)
     refusal = Code.ALREADY_CLAIMED if order else orders.open_refusal(share, openid, now)
     return ClaimView(share, refusal, order)
+
+
+def _status(share: Share, now: dt.datetime) -> StatusView:
+    """The giver's view of their share: the claims' columns that carry no contact data."""
+    rows = (
+        Order.select(Order.created_at, Order.status, Order.variant, Order.thanks)
+        .where(Order.share == share.id)
+        .order_by(Order.created_at, Order.id)
+    )
+    claims = [Claimed(o.created_at, o.status, o.variant, o.thanks) for o in rows]
+    return StatusView(share, shares.status(share, now), claims)
 
 
 def _form_view(services: Services, share: Share, **kept: Any) -> FormView:

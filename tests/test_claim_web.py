@@ -80,8 +80,10 @@ def test_second_claimant_on_a_one_unit_share_is_told_the_gift_is_gone(bot):
 def test_the_giver_cannot_claim_their_own_gift(bot):
     token = share_in_chat(bot, giver="o_giver")
     own = browser(bot, "o_giver")
-    assert "自己" in own.get(f"{bot.url}/claim/{token}", timeout=10).text
-    assert own.get(f"{bot.url}/claim/{token}/form", timeout=10).status_code == 409
+    page = own.get(f"{bot.url}/claim/{token}", timeout=10)
+    assert "你送出的礼物" in page.text and f"/claim/{token}/form" not in page.text
+    form = own.get(f"{bot.url}/claim/{token}/form", timeout=10, allow_redirects=False)
+    assert (form.status_code, form.headers["Location"]) == (303, f"/claim/{token}")
     assert Order.select().count() == 0
 
 

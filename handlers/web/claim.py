@@ -1,6 +1,7 @@
 """The recipient's pages (S12–S14): the gift page of a share, the order form, the confirmation.
 
-GET  /claim/<token>          the gift, the blessing, how many are left, the claim button
+GET  /claim/<token>          the gift, the blessing, how many are left, the claim button;
+                             for its giver, the share's status page
 GET  /claim/<token>/form     the order form (the visitor must be known: OAuth first)
 POST /claim/<token>/form     check every field; one order, then the confirmation
 GET  /claim/<token>/done     the visitor's order for this share
@@ -38,7 +39,10 @@ class ShareHandler(BaseHandler):
 
     def render_claim(self, view: claims.ClaimView, status: int = 200) -> None:
         """The gift page. Every visitor in the same case sees the same page, so it is drawn
-        once: the key holds everything the page shows, and nothing of the visitor."""
+        once: the key holds everything the page shows, and nothing of the visitor. The giver
+        has a page of their own (the share's status, never cached), so is sent there."""
+        if view.refusal == Code.OWN_SHARE:
+            return self.redirect(f"/claim/{view.share.token}", status=303)
         order = view.order.order_no if view.order else None
         key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
                view.qr_ready)  # fmt: skip
@@ -60,10 +64,12 @@ class ShareHandler(BaseHandler):
 
 
 class ClaimPage(ShareHandler):
-    """S12: what the friend sees on opening the link."""
+    """S12: what the friend sees on opening the link; the giver sees how the share is doing."""
 
     async def get(self, token: str) -> None:
         view = await claims.page(self.services, token, self.current_user)
+        if isinstance(view, claims.StatusView):
+            return self.render_page("pages/share_status.html", view=view)
         if self.known(view):
             self.render_claim(view)
 
