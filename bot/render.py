@@ -10,7 +10,9 @@ Usage::
 Templates see `config`, `money` (fen → "¥128.00"), `public_url`,
 `delivery_slots(ctx)` and `w` (the chat's words from bot/words.py: 「{{ w.BACK }}」)
 as globals, and the filters `money` and `cst` (a stored UTC time in the configured
-time zone). Pages also get `reason(code or Invalid)`: why not, in the chat's words.
+time zone). Pages also get `reason(code or Invalid)`: why not, in the chat's words, drawn
+from the same errors/ template but escaped, where `|nowrap` keeps a value (an order number)
+on one line; in chat and SMS `|nowrap` changes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import zoneinfo
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from bot.config import Config
 from bot.forms.base import FormContext, Invalid
@@ -81,13 +84,23 @@ class Renderer:
                 delivery_label=delivery_label,
             )
             env.filters.update(money=money, cst=local, first_days=first_days)
-        self.html_env.globals["reason"] = self.reason  # pages say why in the chat's words
+        self.text_env.filters["nowrap"] = str
+        self.html_env.filters["nowrap"] = lambda v: Markup('<span class="nowrap">{}</span>').format(
+            v
+        )
+        self.html_env.globals["reason"] = self.page_reason  # pages say why in the chat's words
 
     def reason(self, why: Invalid | str, **params) -> str:
         """Why not, in words: an Invalid, or an error code with its params (templates/errors/)."""
         if isinstance(why, Invalid):
             return self.error(why, **params)
         return self.text(f"errors/{why}.txt", **params)
+
+    def page_reason(self, why: Invalid | str, **params) -> Markup:
+        """`reason` for a page: the same template, escaped, its `|nowrap` values kept whole."""
+        if isinstance(why, Invalid):
+            why, params = why.code, {**why.params, **params}
+        return Markup(self.html_env.get_template(f"errors/{why}.txt").render(**params).strip())
 
     def text(self, name: str, **context) -> str:
         return self.text_env.get_template(name).render(**context).strip()

@@ -60,3 +60,17 @@ def test_no_code_is_written_as_a_bare_string():
 def test_docs_flows_md_is_drawn_from_the_code_and_current():
     assert (ROOT / "docs" / "flows.md").read_text(encoding="utf-8") == document()
     assert "stateDiagram-v2" in mermaid()
+
+
+def test_an_order_number_on_a_page_is_kept_on_one_line_and_plain_in_chat():
+    from types import SimpleNamespace
+
+    from bot.config import load
+    from bot.render import Renderer
+
+    renderer = Renderer(load(ROOT / "config.example.toml"))
+    order = SimpleNamespace(order_no="G261202-7UQ9P")
+    page = renderer.page_reason("already_claimed", order=order)
+    assert '<span class="nowrap">G261202-7UQ9P</span>' in page
+    chat = renderer.reason("already_claimed", order=order)
+    assert "订单号 G261202-7UQ9P。" in chat and "<span" not in chat
