@@ -4,13 +4,20 @@
 //   GET  /dev/inbox?after=N                          → {items: [{id, channel, to, text}]}
 //
 // Bot text is untrusted: it only ever reaches the page through textContent.
+//
+// A share card (a link to /claim/<token>) carries what a newcomer needs to play the friend:
+// 以好友身份打开 (the claim page as a sandbox user who is not the giver), 转发给… (the card
+// into another user's chat, as forwarding it in WeChat would) and the 领取 <token> words.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const STORE = "gift-bot-dev";
 const POLL_MS = 2000;
-// A claim token (URL-safe base64) after 领取, and http(s) links.
-const LINKS = /(https?:\/\/[^\s<>"'，。！？、）)]+)|(领取[ \t]+([A-Za-z0-9_-]{8,64}))/g;
+// http(s) links, a claim token (URL-safe base64) after 领取, and what must not break at its
+// hyphen: order numbers and delivery windows.
+const LINKS = /(https?:\/\/[^\s<>"'，。！？、）)]+)|(领取[ \t]+([A-Za-z0-9_-]{8,64}))|(G\d{6}-[2-9A-Z]{5}|\d{2}:\d{2}-\d{2}:\d{2})/g;
+const CLAIM_PATH = /^\/claim\/([A-Za-z0-9_-]{8,64})$/;
+const WIDE = "(min-width: 840px)";
 
 const saved = JSON.parse(sessionStorage.getItem(STORE) || "{}");
 const histories = new Map(Object.entries(saved.histories || {}));
@@ -43,29 +50,108 @@ function asUser(url) {
   return `/dev/as?openid=${encodeURIComponent(openid())}&next=${encodeURIComponent(next)}`;
 }
 
+// The sandbox's users, as the quick buttons name them: [{openid, label}].
+const users = () =>
+  [...document.querySelectorAll(".quick [data-openid]")].map((b) => ({ openid: b.dataset.openid, label: b.textContent.trim() }));
+const nameOf = (who) => users().find((u) => u.openid === who)?.label || who;
+
+function sendAsLink(text) {
+  const a = el("a", "link", text);
+  Object.assign(a, { href: "#", title: "点一下发送这句话" });
+  a.addEventListener("click", (event) => {
+    event.preventDefault();
+    sendText(text);
+  });
+  return a;
+}
+
 function linkify(text) {
   const frag = document.createDocumentFragment();
   let at = 0;
   for (const m of text.matchAll(LINKS)) {
     frag.append(text.slice(at, m.index));
-    const a = el("a", "link", m[0]);
-    if (m[1]) {
-      Object.assign(a, { href: asUser(m[1]) || "#", target: "_blank", rel: "noopener" });
-    } else {
-      Object.assign(a, { href: "#", title: "点一下发送这句话" });
-      a.addEventListener("click", (event) => {
-        event.preventDefault();
-        sendText(`领取 ${m[3]}`);
-      });
-    }
-    frag.append(a);
     at = m.index + m[0].length;
+    if (m[4]) {
+      frag.append(el("span", "nowrap", m[0]));
+      continue;
+    }
+    if (m[2]) {
+      frag.append(sendAsLink(`领取 ${m[3]}`));
+      continue;
+    }
+    const a = el("a", "link", m[0]);
+    Object.assign(a, { href: asUser(m[1]) || "#", target: "_blank", rel: "noopener" });
+    frag.append(a);
   }
   frag.append(text.slice(at));
   return frag;
 }
 
-function card(reply) {
+// The claim token of a share card's link, or null for any other card.
+function claimToken(url) {
+  try {
+    return new URL(url, location.href).pathname.match(CLAIM_PATH)?.[1] || null;
+  } catch {
+    return null;
+  }
+}
+
+function card(reply, item) {
+  const token = claimToken(reply.url);
+  const news = newsCard(reply);
+  if (!token) return news;
+  const wrap = el("div", "card-wrap");
+  wrap.append(news, cardActions(token, item));
+  const words = el("p", "card-claim", "在公众号里领取：发送 ");
+  words.append(sendAsLink(`领取 ${token}`));
+  wrap.append(words);
+  return wrap;
+}
+
+// The share card's actions: open it as a friend, forward it into another user's chat.
+function cardActions(token, item) {
+  const giver = item.giver || openid();
+  // The chat's own user when the card was forwarded to them; else the first friend.
+  const friend = openid() !== giver ? openid() : users().find((u) => u.openid !== giver)?.openid;
+  const bar = el("div", "card-actions");
+  const open = el("a", "card-action", `以好友身份打开（${nameOf(friend)}）`);
+  Object.assign(open, {
+    href: `/dev/as?openid=${encodeURIComponent(friend)}&next=${encodeURIComponent(`/claim/${token}`)}`,
+    target: "_blank",
+    rel: "noopener",
+    title: `以 ${friend} 的身份打开领取页`,
+  });
+  const forward = el("button", "card-action", "转发给…");
+  forward.type = "button";
+  forward.setAttribute("aria-expanded", "false");
+  const menu = el("div", "forward-menu");
+  menu.hidden = true;
+  menu.setAttribute("role", "group");
+  menu.setAttribute("aria-label", "转发给");
+  for (const user of users().filter((u) => u.openid !== openid())) {
+    const pick = el("button", "", user.label);
+    pick.type = "button";
+    pick.dataset.forwardTo = user.openid;
+    pick.addEventListener("click", () => forwardCard(item, giver, user.openid));
+    menu.append(pick);
+  }
+  forward.addEventListener("click", () => {
+    menu.hidden = !menu.hidden;
+    forward.setAttribute("aria-expanded", String(!menu.hidden));
+  });
+  bar.append(open, forward, menu);
+  return bar;
+}
+
+// As forwarding in WeChat would: the card lands in their chat, from the giver; then that chat.
+function forwardCard(item, giver, to) {
+  add(openid(), { from: "event", text: `已把卡片转发给 ${nameOf(to)}` });
+  add(to, { from: "bot", label: `${nameOf(openid())} 转发的卡片`, giver, reply: item.reply });
+  $("openid").value = to;
+  redraw();
+}
+
+function newsCard(reply) {
   const a = el("a", "news");
   Object.assign(a, { href: asUser(reply.url) || "#", target: "_blank", rel: "noopener" });
   a.append(el("p", "news-title", reply.title || ""));
@@ -98,7 +184,7 @@ function render(item) {
     bubble.append(linkify(reply.content || ""));
     li.append(bubble);
   } else if (reply.type === "card") {
-    li.append(card(reply));
+    li.append(card(reply, item));
   } else if (reply.type === "error") {
     li.className = "msg event";
     li.append(el("span", "event-note error", `出错了：${reply.content || "未知错误"}`));
@@ -167,8 +253,9 @@ async function poll() {
         if (item.channel === "sms") {
           sms.push(item);
           showSms(item);
-        } else if (item.channel === "wechat") {
-          add(item.to, { from: "bot", label: "客服消息", reply: { type: "text", content: item.text } });
+        } else if (item.channel === "wechat" || item.channel === "template") {
+          const label = item.channel === "wechat" ? "客服消息" : "模板消息";
+          add(item.to, { from: "bot", label, reply: { type: "text", content: item.text } });
         }
       }
       save();
@@ -182,8 +269,12 @@ async function poll() {
 
 function showSms(item) {
   const li = el("li", "sms-item");
-  li.append(el("p", "sms-to", `发给 ${item.to}`), el("p", "sms-text", item.text));
+  const text = el("p", "sms-text");
+  text.append(linkify(item.text));
+  li.append(el("p", "sms-to", `发给 ${item.to}`), text);
   $("sms").prepend(li);
+  $("sms-count").textContent = String(sms.length);
+  $("sms-count").classList.toggle("new", true);
 }
 
 const scene = () => $("scene").value.trim().replace(/^领取\s*/, "");
@@ -191,6 +282,9 @@ const scene = () => $("scene").value.trim().replace(/^领取\s*/, "");
 function wire() {
   if (saved.openid) $("openid").value = saved.openid;
   sms.forEach(showSms);
+  $("sms-count").classList.remove("new");
+  $("events").open = matchMedia(WIDE).matches; // folded on a phone: the chat gets the room
+  document.querySelector(".sms-jump").addEventListener("click", () => $("sms-count").classList.remove("new"));
   $("openid").addEventListener("change", redraw);
   for (const button of document.querySelectorAll("[data-openid]")) {
     button.addEventListener("click", () => {

@@ -194,3 +194,10 @@ def test_dev_as_never_redirects_off_site(bot_factory, next_url):
         f"{bot.url}/dev/as?openid=dev-friend-1&next={next_url}", timeout=10, allow_redirects=False
     )
     assert r.status_code == 302 and r.headers["Location"] == "/"
+
+
+def test_the_sandbox_page_folds_the_events_and_links_the_sms_for_a_phone(bot_factory):
+    bot = bot_factory(server={"sandbox": True})
+    page = requests.get(f"{bot.url}/dev", timeout=10).text
+    assert '<details class="events" id="events">' in page, "folded until the script sees room"
+    assert 'href="#sms-panel"' in page and 'id="sms-panel"' in page

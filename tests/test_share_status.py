@@ -21,10 +21,10 @@ def test_the_giver_sees_what_is_left_when_it_expires_and_how_to_forward_it(bot):
     assert page.status_code == 200
     text = page.text
     assert "你送出的礼物" in text and "明前龙井礼盒 × 2" in text
-    assert "还剩 2 份等好友领取" in text and "前有效" in text
+    assert "还剩 2 份等好友领取" in text and "有效期" in text
     assert "你的祝福" in text and "生日快乐！" in text
     assert "还没有好友领取" in text
-    assert f'value="{bot.url}/claim/{token}"' in text, "the link to forward again"
+    assert f'<code class="share-link">{bot.url}/claim/{token}</code>' in text, "to forward again"
     assert f"领取 {token}" in text, "the words for claiming in chat"
     for words in ("不能自己领取", "好友送你一份礼物", "来自好友的祝福", "领取礼物</a>"):
         assert words not in text
