@@ -13,7 +13,6 @@ from bot.replies import Card, Text
 from handlers import wire
 
 
-
 def push(kind: str = "text", **extra) -> Incoming:
     fields = {"ToUserName": "gh_account", "FromUserName": "o_user", "CreateTime": int(time.time())}
     fields |= {"MsgType": kind, **extra}
@@ -21,7 +20,9 @@ def push(kind: str = "text", **extra) -> Incoming:
 
 
 def problems(xml: str, msg=None) -> tuple[str, ...]:
-    return wire.open_reply(xml, msg or push("text", Content="hi", MsgId=1), None, time.time()).problems
+    return wire.open_reply(
+        xml, msg or push("text", Content="hi", MsgId=1), None, time.time()
+    ).problems
 
 
 def test_our_replies_break_no_rule():
