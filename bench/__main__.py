@@ -3,7 +3,7 @@
     python -m bench [--scenarios catalogue,form-step,claim,page] [--db sqlite|postgres|both|auto]
                     [--workers 1[,2,…]] [--duration 10] [--warmup 2] [--rounds 3]
                     [--connections 16] [--threads 1] [--users 1000] [--safe]
-                    [--big [--big-scale 1]] [--memory] [--no-record]
+                    [--big [--big-scale 1]] [--memory] [--paced 0.7] [--no-record]
     python -m bench profile [catalogue|form-step|claim|page] [--db sqlite] [--duration 15]
 
 See bench/README.md for what each scenario sends, what is checked and how to
@@ -34,6 +34,16 @@ def csv_list(choices=None, kind=str):
     return parse
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("a fraction from 0 to 1 (0: no paced run)")
+    return value
+
+
 def run_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
@@ -61,6 +71,9 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-messages", type=int, default=100_000)
     p.add_argument("--memory-every", type=int, default=10_000)
     p.add_argument("--memory-scenario", choices=list(SCENARIOS), default="catalogue")
+    p.add_argument("--paced", type=fraction, default=0.7, metavar="FRACTION",
+                   help="after each scenario's rounds, one bot run paced at FRACTION of their "
+                   "median rate (default 0.7; 0: none)")  # fmt: skip
     p.add_argument("--no-record", action="store_true", help="do not append to bench/RESULTS.md")
     p.add_argument("--results", type=Path, default=report.RESULTS, help=argparse.SUPPRESS)
     return p
@@ -117,13 +130,13 @@ def main(argv: list[str]) -> int:
         warmup=args.warmup, rounds=args.rounds, users=args.users, connections=args.connections,
         threads=args.threads, safe=args.safe, big=args.big, big_scale=args.big_scale,
         memory=args.memory, memory_messages=args.memory_messages,
-        memory_every=args.memory_every, memory_scenario=args.memory_scenario,
+        memory_every=args.memory_every, memory_scenario=args.memory_scenario, paced=args.paced,
     )  # fmt: skip
     info = report.machine(pg_version())
     load_before = report.load_average()
     rows, sections = run(opts)
     load_after = report.load_average()
-    table = report.table(rows)
+    table = report.table(rows, paced=opts.paced)
     settings = (
         f"Command: `{shlex.join(['python', '-m', 'bench', *argv])}`. wrk -t{opts.threads} "
         f"-c{opts.connections}; {opts.rounds} rounds of {opts.duration:g} s per target "
@@ -131,10 +144,25 @@ def main(argv: list[str]) -> int:
         f"{'safe mode (encrypted)' if opts.safe else 'plaintext mode'}; "
         f"{opts.users} users. Load average before {load_before}, after {load_after}."
     )
+    if opts.paced:
+        at = "@" + report.percent(opts.paced)
+        settings += (
+            f" Then, per scenario, one more bot run (same warm-up and length) paced at "
+            f"{opts.paced * 100:.0f} % of its median bot msg/s, requests sent on a fixed "
+            f"schedule: msg/s {at} is the rate it reached, p50/p99 {at} its latency "
+            "(the target: p99 < 100 ms at full load, < 30 ms at 70 %)."
+        )
     notes = [note] if note else []
     busy = report.busy(load_before, load_after)
     if busy:
         notes.append(busy)
+    notes += [
+        f"**{r.scenario} on {r.db}, {r.workers} worker(s): the paced run reached "
+        f"{r.paced_rate:.0f} of the {r.paced_asked:.0f} msg/s asked**: the bot fell behind "
+        "the schedule, so its latency is not that of a bot keeping up at that rate."
+        for r in rows
+        if r.paced_asked and r.paced_rate < 0.9 * r.paced_asked
+    ]
     failures = [r for r in rows if r.problems]
     for r in failures:
         notes.append(f"**{r.scenario} on {r.db}, {r.workers} worker(s): checks failed**")

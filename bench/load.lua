@@ -1,6 +1,6 @@
 -- wrk script of `python -m bench`: sends precomputed requests and checks every reply.
 --
---   wrk -t1 -c16 -d10s -s bench/load.lua URL -- DATA MODE ROUTE AESKEY OUTDIR THREADS CYCLE
+--   wrk -t1 -c16 -d10s -s bench/load.lua URL -- DATA MODE ROUTE AESKEY OUTDIR THREADS CYCLE [RATE]
 --
 -- DATA is written by bench/wrk.py: a filler request, then chains. A chain is
 -- one user's requests, sent in order, each only after the reply to the one
@@ -15,6 +15,12 @@
 --       fifo: the oldest request in flight (pages, the bare handler)
 -- AESKEY hex of the EncodingAESKey's 32 bytes, or "-": safe-mode replies are
 --       decrypted (AES-256-CBC through the libcrypto wrk links) before reading.
+-- RATE  requests per second for the whole run, shared evenly by wrk's threads;
+--       0 or absent: unpaced (each connection sends as soon as its last reply
+--       came). Paced, each thread keeps a schedule of slots RATE/THREADS apart
+--       and a free connection waits (wrk's delay()) for the next free slot;
+--       a schedule more than a second behind starts again from now, so a stall
+--       is not followed by a burst. The filler is not paced.
 --
 -- When every chain is done, the script prints "@@drained" (the harness then
 -- ends wrk with SIGINT); until then a connection with nothing to send sends
@@ -41,6 +47,8 @@ local inflight, filler_inflight, drained_said = 0, 0, false
 local mode, route, cycle, outdir
 local notes, evidence, captures = 0, nil, nil
 local decrypt = nil
+local interval_ms, next_slot_ms = 0, nil -- pacing: ms between slots, and the next free slot
+local BEHIND_MS = 1000 -- a schedule further behind than this starts again from now
 
 local function add(key, n)
   stats[key] = (stats[key] or 0) + (n or 1)
@@ -142,9 +150,28 @@ local function aes_decryptor(hexkey)
   end
 end
 
+-- CLOCK_MONOTONIC in ms, through the C library (the struct's name is ours alone).
+local now_ms
+do
+  ffi.cdef([[
+    typedef struct { long tv_sec; long tv_nsec; } gbench_timespec;
+    int clock_gettime(int clk_id, gbench_timespec *tp);
+  ]])
+  local ts = ffi.new("gbench_timespec")
+  local CLOCK_MONOTONIC = ffi.os == "OSX" and 6 or 1
+  now_ms = function()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+end
+
 function init(args)
   mode, route, outdir = args[2], args[3], args[5]
   cycle = args[7] == "1"
+  local rate = tonumber(args[8] or "0") or 0
+  if rate > 0 then
+    interval_ms = 1000 * tonumber(args[6]) / rate
+  end
   stats = { sent = 0, sent_final = 0, responses = 0, ok = 0, non2xx = 0, unexpected = 0,
             misaddressed = 0, orphans = 0, chains = 0, chains_done = 0, chains_failed = 0,
             filler_sent = 0, filler_responses = 0, exhausted = 0 }
@@ -192,11 +219,23 @@ end
 local verified = false
 
 -- A connection with nothing to send waits a little instead of spinning on the filler.
+-- Paced, a connection with something to send takes the next slot of the thread's
+-- schedule and waits until it comes (wrk calls delay() before each request()).
 function delay()
   if not cycle and cont_head > cont_tail and fresh > #chains then
     return 20
   end
-  return 0
+  if interval_ms == 0 then
+    return 0
+  end
+  local now = now_ms()
+  if next_slot_ms == nil or next_slot_ms < now - BEHIND_MS then
+    next_slot_ms = now
+  else
+    next_slot_ms = next_slot_ms + interval_ms
+  end
+  local wait = next_slot_ms - now
+  return wait > 0 and math.floor(wait + 0.5) or 0
 end
 
 function request()

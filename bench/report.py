@@ -3,7 +3,7 @@
 Usage::
 
     info = machine(pg_url)                   # {"CPU": …, "cores": …, …}
-    text = table(rows)                       # Markdown
+    text = table(rows, paced=0.7)            # Markdown; paced: the paced run's columns too
     append_results(path, title, info, settings, text, notes)
 """
 
@@ -46,15 +46,22 @@ class Row:
     facts: dict = field(default_factory=dict)
     note: str = ""  # e.g. "not supported yet"
 
-    def cells(self) -> list[str]:
+    # one more bot run after the rounds, paced at a fraction of the median bot rate
+    paced_asked: float = 0.0  # msg/s asked (0: no paced run)
+    paced_rate: float = float("nan")  # msg/s reached
+    paced_p50: float = float("nan")  # ms
+    paced_p99: float = float("nan")
+
+    def cells(self, paced: bool = False) -> list[str]:
         name = self.scenario
         if self.units:
             name += f" ({med(self.units):.1f} {self.unit}/s)"
+        extra = 3 if paced else 0
         if self.note:
             failed = "FAILED" if self.problems else ""
-            return [name, self.db, str(self.workers), self.note, "", "", "", "", "", failed]
+            return [name, self.db, str(self.workers), self.note, *[""] * (5 + extra), failed]
         checks = "ok" if not self.problems else f"FAILED ({len(self.problems)})"
-        return [
+        cells = [
             name,
             self.db,
             str(self.workers),
@@ -63,9 +70,15 @@ class Row:
             f"{med(self.ratios):.3f}",
             f"{med(self.p50):.1f}",
             f"{med(self.p99):.1f}",
-            f"{self.peak_rss_kib / 1024:.0f}",
-            checks,
         ]
+        if paced:
+            done = self.paced_asked > 0
+            cells += [
+                f"{self.paced_rate:.0f}" if done else "",
+                f"{self.paced_p50:.1f}" if done else "",
+                f"{self.paced_p99:.1f}" if done else "",
+            ]
+        return cells + [f"{self.peak_rss_kib / 1024:.0f}", checks]
 
 
 HEAD = [
@@ -78,9 +91,22 @@ def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def table(rows: list[Row], head: list[str] = HEAD) -> str:
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.0f}%"
+
+
+def paced_head(fraction: float) -> list[str]:
+    """The columns of the paced run, named after its fraction: "msg/s @70%", …"""
+    at = "@" + percent(fraction)
+    return [f"msg/s {at}", f"p50 {at} ms", f"p99 {at} ms"]
+
+
+def table(rows: list[Row], paced: float = 0.0) -> str:
+    """The Markdown table; `paced` (the fraction of the paced runs, 0: none) adds their columns
+    after the full-load p99."""
+    head = HEAD[:8] + paced_head(paced) + HEAD[8:] if paced else HEAD
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in (r.cells() for r in rows)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in (r.cells(bool(paced)) for r in rows)]
     return "\n".join(lines)
 
 

@@ -1,5 +1,7 @@
 """One benchmark run: for each database and worker count, the bot and the bare handler,
-scenario by scenario, alternating (bare, bot, bare, bot …), then the checks.
+scenario by scenario, alternating (bare, bot, bare, bot …), then the checks; after a
+scenario's rounds, one more bot run paced at `paced` × its median rate (latency below
+full load).
 
 Usage::
 
@@ -48,6 +50,7 @@ class Options:
     memory_messages: int = 100_000
     memory_every: int = 10_000
     memory_scenario: str = "catalogue"
+    paced: float = 0.7  # after the rounds, a bot run at this fraction of their median rate; 0: none
 
 
 def say(text: str) -> None:
@@ -202,12 +205,41 @@ def measure(ctx: sc.Context, scenario: sc.Scenario, opts: Options, kind, workers
         say(f"{label} {scenario.name} round {rnd}/{opts.rounds}: bare {rates['bare']:.0f} msg/s, "
             f"bot {rates['bot']:.0f} msg/s (p50 {row.p50[-1]:.1f} ms, p99 {row.p99[-1]:.1f} ms), "
             f"{'; '.join(f'{k} {v}' for k, v in row.facts.items())}")  # fmt: skip
+    if opts.paced > 0:
+        paced(ctx, scenario, opts, row, est, label)
     return row
 
 
-def one_run(ctx: sc.Context, scenario: sc.Scenario, target: str, opts: Options, est: dict):
-    """Warm-up, then the measured run; a pool that ran dry is prepared again, twice as big."""
-    rate = est.get(target) or estimate(ctx, scenario, target, est, opts)
+def paced(ctx: sc.Context, scenario: sc.Scenario, opts: Options, row: Row, est: dict, label):
+    """One more bot run, same warm-up and length, paced at `opts.paced` × the rounds' median."""
+    asked = opts.paced * statistics.median(row.bot) if row.bot else 0.0
+    if asked < 1:
+        say(f"{label} {scenario.name} paced: no rate to pace at (bot {asked:.1f} msg/s): skipped")
+        return
+    result, problems, _facts, peak = one_run(ctx, scenario, "bot", opts, est, pace=asked)
+    row.paced_asked = asked
+    row.paced_rate = result.rate
+    row.paced_p50 = result.latency_ms["p50"]
+    row.paced_p99 = result.latency_ms["p99"]
+    row.peak_rss_kib = max(row.peak_rss_kib, peak)
+    row.problems += [f"paced run, bot: {p}" for p in problems]
+    say(f"{label} {scenario.name} paced at {opts.paced * 100:.0f}%: asked {asked:.0f} msg/s, "
+        f"got {result.rate:.0f} msg/s ({result.rate / asked - 1:+.1%}), "
+        f"p50 {row.paced_p50:.1f} ms, p99 {row.paced_p99:.1f} ms "
+        f"(full load: p50 {statistics.median(row.p50):.1f} ms, "
+        f"p99 {statistics.median(row.p99):.1f} ms)")  # fmt: skip
+    if result.rate < 0.9 * asked:
+        say(f"    the bot fell behind the schedule ({result.rate:.0f} of {asked:.0f} msg/s): "
+            "it was saturated at this rate (a busy machine?)")  # fmt: skip
+
+
+def one_run(
+    ctx: sc.Context, scenario: sc.Scenario, target: str, opts: Options, est: dict, pace: float = 0
+):
+    """Warm-up, then the measured run; a pool that ran dry is prepared again, twice as big.
+
+    `pace` > 0 (msg/s) paces both; the pools are then sized for that rate."""
+    rate = pace or est.get(target) or estimate(ctx, scenario, target, est, opts)
     route = scenario.route if target == "bot" else "fifo"
     aes = scenario.route == "to"
     problems: list[str] = []
@@ -215,7 +247,7 @@ def one_run(ctx: sc.Context, scenario: sc.Scenario, target: str, opts: Options, 
         if opts.warmup > 0:
             warm = scenario.batch(ctx, target, size(rate, opts.warmup, ctx))
             problems += [f"seeding: {p}" for p in warm.seeding]
-            result = ctx.load(target, warm.chains, opts.warmup, route, scenario.cycle, aes)
+            result = ctx.load(target, warm.chains, opts.warmup, route, scenario.cycle, aes, pace)
             problems += [f"warm-up: {p}" for p in result.problems()]
         batch = scenario.batch(ctx, target, size(rate, opts.duration, ctx))
         problems += [f"seeding: {p}" for p in batch.seeding]
@@ -224,13 +256,14 @@ def one_run(ctx: sc.Context, scenario: sc.Scenario, target: str, opts: Options, 
         # Both targets are sampled alike, so that the harness's own work is the same for both.
         sampler = RssSampler(ctx.bot.pid if target == "bot" else ctx.bare_pid)
         with sampler:
-            result = ctx.load(target, batch.chains, opts.duration, route, scenario.cycle, aes)
+            result = ctx.load(target, batch.chains, opts.duration, route, scenario.cycle, aes, pace)
         if result.exhausted and not scenario.cycle:
             rate = max(rate, result.rate) * 2
             say(f"    the pool of {len(batch.chains)} chains ran dry: again with twice as many")
             continue
         break
-    est[target] = result.rate
+    if not pace:
+        est[target] = result.rate
     problems += result.problems()
     if result.exhausted and not scenario.cycle:
         problems.append("the request pool ran dry four times: not a steady measurement")

@@ -84,11 +84,11 @@ class Context:
     def tag(self) -> str:
         return f"{next(self._tags):x}"
 
-    def load(self, target: str, chains, seconds=None, route="to", cycle=False, aes=True):
+    def load(self, target: str, chains, seconds=None, route="to", cycle=False, aes=True, rate=0.0):
         return wrk.run(
             self.url(target), chains, target=target, route=route, seconds=seconds,
             connections=self.connections, threads=self.threads,
-            aes_key=self.aes if aes else None, cycle=cycle,
+            aes_key=self.aes if aes else None, cycle=cycle, rate=rate,
         )  # fmt: skip
 
     def seed(self, chains: list[wrk.Chain]) -> tuple[wrk.Result, list[str]]:

@@ -5,6 +5,7 @@ Usage::
     chains = [Chain("o_a", [Step(raw_request, expect="礼物清单")]), ...]
     result = run(url, chains, target="bot", route="to", seconds=10)      # for a duration
     result = run(url, chains, target="bot", route="to")                  # until every chain is done
+    result = run(url, chains, target="bot", route="to", seconds=10, rate=500)  # paced: 500 req/s
     result.rate, result.ok, result.latency_ms["p99"], result.problems()
 
 A chain is one user's requests, each sent after the reply to the one before.
@@ -133,8 +134,12 @@ def run(
     limit_s: float = 900,
     stall_s: float = 60,
     on_start=None,
+    rate: float = 0,
 ) -> Result:
     """Load `url` for `seconds`, or (seconds=None) until every chain is done.
+
+    `rate` > 0 paces the run: requests go out at that many per second in all (shared
+    by the threads), each connection waiting for its slot; 0 sends as fast as replies come.
 
     `target` "bot" checks each reply; "bare" only parses it the same way.
     A reply slower than `timeout_s` (WeChat waits 5 s) counts as a timeout.
@@ -152,7 +157,7 @@ def run(
             wrk_path(), f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s",
             f"--timeout={timeout_s:g}s", "-s", str(LUA), url, "--",
             str(data), target, route, aes_key.hex() if aes_key else "-", tmp, str(threads),
-            "1" if cycle else "0",
+            "1" if cycle else "0", f"{max(rate, 0):.6g}",
         ]  # fmt: skip
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if on_start:
