@@ -58,24 +58,31 @@ def test_two_workers_starting_at_once_migrate_once(db_url):
     assert not diff_models(storage.db.obj, ALL_MODELS)
 
 
-def test_concurrent_shares_never_take_stock_below_zero(config):
-    Gift.update(stock=5, committed=0).where(Gift.id == "scarf").execute()
-    User.create(openid="o_giver")
+def share_at_once(config, giver: str, gift: str, quantity: int, times: int = 8):
+    """`times` shares of `quantity` by `giver`, each in its own thread at once: the shares made
+    and the codes of those refused."""
     made, refused = [], []
 
     def share():
         try:
-            made.append(shares.create(config, "o_giver", "scarf", 2, "", utcnow()))
+            made.append(shares.create(config, giver, gift, quantity, "", utcnow()))
         except Invalid as exc:
             refused.append(exc.code)
         finally:
             storage.db.close()
 
-    threads = [threading.Thread(target=share) for _ in range(8)]
+    threads = [threading.Thread(target=share) for _ in range(times)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return made, refused
+
+
+def test_concurrent_shares_never_take_stock_below_zero(config):
+    Gift.update(stock=5, committed=0).where(Gift.id == "scarf").execute()
+    User.create(openid="o_giver")
+    made, refused = share_at_once(config, "o_giver", "scarf", 2)
     gift = Gift.get_by_id("scarf")
     assert len(made) == 2 and set(refused) == {"out_of_stock"}
     assert gift.committed == 4 and gift.available == 1
@@ -202,20 +209,6 @@ def test_one_giver_racing_with_themself_never_holds_more_than_the_limit(config):
     config = replace(config, shares=replace(config.shares, max_shares_per_hour=100))
     Gift.update(stock=1000, committed=0).where(Gift.id == "coffee").execute()
     User.create(openid="o_hoarder")
-    made, refused = [], []
-
-    def share():
-        try:
-            made.append(shares.create(config, "o_hoarder", "coffee", 4, "", utcnow()))
-        except Invalid as exc:
-            refused.append(exc.code)
-        finally:
-            storage.db.close()
-
-    threads = [threading.Thread(target=share) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    made, refused = share_at_once(config, "o_hoarder", "coffee", 4)
     assert len(made) == 5 and set(refused) == {"giver_limit"}
     assert Gift.get_by_id("coffee").committed == 20
