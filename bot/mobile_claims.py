@@ -13,7 +13,7 @@ per verified mobile per share, and `order_refusal` refuses a mobile that already
 WeChat for the share. A code is valid CODE_MINUTES, dies after MAX_TRIES wrong answers, and
 is kept only as an HMAC (keyed by the cookie secret), compared in constant time. Sending
 respects the SMS vendors' own limits per number (WECHAT.md §10: one a minute, five an hour,
-ten a day) and a limit per IP; the number's rows are counted under its user row's lock.
+ten a day) and limits per IP (one a minute, ten an hour); the number's rows are counted under its user row's lock.
 The SMS leaves through the outbox as `sms_code`, its code sealed (Fernet, the same key), so
 neither the outbox table nor a log line holds it; `code_sender` opens it at send time.
 """
@@ -47,7 +47,7 @@ MAX_TRIES = 5
 PER_NUMBER = ((dt.timedelta(minutes=1), 1, Code.MOBILE_RATE_MINUTE),
               (dt.timedelta(hours=1), 5, Code.MOBILE_RATE_HOUR),
               (dt.timedelta(days=1), 10, Code.MOBILE_RATE_DAY))  # fmt: skip
-PER_IP = (dt.timedelta(hours=1), 10)
+PER_IP = ((dt.timedelta(minutes=1), 1), (dt.timedelta(hours=1), 10))  # one network's visitors
 
 
 def identity(phone: str) -> str:
@@ -85,8 +85,9 @@ def send_code(notices, token: str, typed: str, ip: str, now: dt.datetime) -> str
         for window, most, code in PER_NUMBER:
             if _sent_since(MobileCode.phone == phone, now - window) >= most:
                 raise Invalid(code)
-        if _sent_since(MobileCode.ip == ip, now - PER_IP[0]) >= PER_IP[1]:
-            raise Invalid(Code.MOBILE_RATE_IP)
+        for window, most in PER_IP:
+            if _sent_since(MobileCode.ip == ip, now - window) >= most:
+                raise Invalid(Code.MOBILE_RATE_IP)
         code = f"{secrets.randbelow(10**6):06d}"
         row = MobileCode.create(
             share=share.id, phone=phone, ip=ip[:64], code_hash=_hash(config, share.id, phone, code),
