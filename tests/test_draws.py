@@ -58,7 +58,9 @@ def sent_to(bot, openid: str) -> list[str]:
 def test_the_draw_dialogue_asks_winners_blessing_and_when(bot):
     assert "抽几位中奖" in say(bot, "o_giver", "1", "抽奖")
     assert "祝福语" in say(bot, "o_giver", "3")
-    assert "什么时候开奖" in say(bot, "o_giver", "跳过") and "24 小时后" in say(bot, "o_giver", "返回", "跳过")
+    assert "什么时候开奖" in say(bot, "o_giver", "跳过") and "24 小时后" in say(
+        bot, "o_giver", "返回", "跳过"
+    )
     assert "没看懂" in say(bot, "o_giver", "改天吧")
     assert "开奖时间要在" in say(bot, "o_giver", "30天后")
     summary = say(bot, "o_giver", "2小时后")
