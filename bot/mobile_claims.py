@@ -50,6 +50,14 @@ PER_NUMBER = ((dt.timedelta(minutes=1), 1, Code.MOBILE_RATE_MINUTE),
 PER_IP = ((dt.timedelta(minutes=1), 1), (dt.timedelta(hours=1), 10))  # one network's visitors
 
 
+def available(config: Config) -> bool:
+    """Whether codes can be sent: a vendor needs an approved `login_code` template."""
+    backend = config.sms.backend
+    if backend in ("aliyun", "tencent"):
+        return "login_code" in getattr(config.sms, backend).templates
+    return True
+
+
 def identity(phone: str) -> str:
     return PREFIX + phone
 

@@ -178,3 +178,16 @@ def test_the_mobile_forms_need_their_xsrf_token(bot):
     assert r.status_code == 403 and MobileCode.select().count() == 0
     r = session.post(f"{bot.url}/claim/{token}/mobile/verify", data={"code": "123456"})
     assert r.status_code == 403
+
+
+def test_without_a_vendor_template_for_codes_only_the_qr_is_offered(bot_factory):
+    bot = bot_factory(sms={"backend": "aliyun", "aliyun": {
+        "access_key_id": "ak", "access_key_secret": "sk", "sign_name": "礼物小助手",
+        "template_code": "SMS_1"}})  # fmt: skip
+    token = share_in_chat(bot)
+    page = desktop().get(f"{bot.url}/claim/{token}", timeout=10)
+    assert page.status_code == 200 and "用手机号领取" not in page.text and "qr.svg" in page.text
+    session = desktop()
+    session.cookies.set("_xsrf", "0f" * 16)  # the page has no form: post anyway
+    data = {"phone": MOBILE, "_xsrf": "0f" * 16}
+    assert session.post(f"{bot.url}/claim/{token}/mobile", data=data).status_code == 404

@@ -18,7 +18,7 @@ import io
 import segno
 import tornado.web
 
-from bot import claims, shares
+from bot import claims, mobile_claims, shares
 from bot.codes import Code
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import in_wechat, login_redirect
@@ -47,6 +47,7 @@ class ShareHandler(BaseHandler):
         self.render_page(
             "pages/outside.html", status=status, view=view, error=error, typed=typed,
             sandbox=self.services.config.server.sandbox,
+            mobile=mobile_claims.available(self.services.config),
         )  # fmt: skip
 
     def render_claim(self, view: claims.ClaimView, status: int = 200) -> None:

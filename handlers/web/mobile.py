@@ -61,6 +61,8 @@ class MobilePage(MobileHandler):
     async def post(self, token: str) -> None:
         typed = self.get_body_argument("phone", "")
         services = self.services
+        if not mobile_claims.available(services.config):
+            raise tornado.web.HTTPError(404, "no SMS template for codes")
         try:
             phone = await services.db.write(
                 mobile_claims.send_code, services.notices, token, typed, self.request.remote_ip,
