@@ -32,7 +32,7 @@ from bot.forms.base import Invalid
 from bot.messaging import Notice, wechat_text
 from bot.outbox import enqueue
 from storage import hot
-from storage.db import locked, write_transaction
+from storage.db import db, locked, write_transaction
 from storage.models import DrawEntry, Gift, Share, User
 
 KIND = "draw"
@@ -72,7 +72,7 @@ def join(token: str, openid: str, via: str, now: dt.datetime) -> bool:
             raise Invalid(why, share=share)
         hot.touch_user(openid, now)
         try:
-            with Share._meta.database.atomic():  # a savepoint: a double click must not spoil it
+            with db.atomic():  # a savepoint: a double click must not spoil it
                 DrawEntry.create(share=share.id, openid=openid, via=via, joined_at=now)
         except peewee.IntegrityError:
             return False

@@ -8,7 +8,7 @@ import secrets
 from collections import Counter
 
 import pytest
-from helpers import FORM, browser, claim, first_slot, monday_morning, say, xsrf
+from helpers import BOTH_DATABASES, FORM, browser, claim, first_slot, monday_morning, say, xsrf
 
 from bot import draws
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
@@ -81,6 +81,7 @@ def test_the_default_draw_time_is_draw_hours_from_config(bot_factory):
     assert abs(share.draw_at - (bot.clock() + dt.timedelta(minutes=30))) < dt.timedelta(minutes=1)
 
 
+@BOTH_DATABASES
 def test_anyone_but_the_giver_joins_once_on_the_page_or_in_chat(bot):
     token = draw_in_chat(bot)
     giver_page = browser(bot, "o_giver").get(f"{bot.url}/claim/{token}", timeout=10)
@@ -102,6 +103,7 @@ def test_anyone_but_the_giver_joins_once_on_the_page_or_in_chat(bot):
     assert "o_web" not in shown and "o_chat" not in shown
 
 
+@BOTH_DATABASES
 def test_the_draw_picks_once_among_those_who_may_win_and_tells_each_of_them(bot):
     token = draw_in_chat(bot, winners="2")
     for openid in ("o_a", "o_b", "o_gone"):
@@ -155,6 +157,7 @@ def test_joins_past_the_draw_time_are_refused_even_before_the_sweep(bot):
     assert DrawEntry.select().count() == 0
 
 
+@BOTH_DATABASES
 def test_units_nobody_won_return_at_the_draw_and_unclaimed_wins_at_the_expiry(bot):
     token = draw_in_chat(bot, winners="3")
     say(bot, "o_a", f"领取 {token}")

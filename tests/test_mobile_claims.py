@@ -11,7 +11,16 @@ import re
 
 import pytest
 import requests
-from helpers import DESKTOP_UA, FORM, browser, claim, first_slot, monday_morning, share_in_chat
+from helpers import (
+    BOTH_DATABASES,
+    DESKTOP_UA,
+    FORM,
+    browser,
+    claim,
+    first_slot,
+    monday_morning,
+    share_in_chat,
+)
 
 from storage.models import MobileCode, Order, Outbox
 
@@ -124,6 +133,7 @@ def test_an_expired_code_is_refused(bot):
     assert expired.status_code == 400 and "已过期" in expired.text
 
 
+@BOTH_DATABASES
 def test_codes_are_limited_per_number_a_minute_and_an_hour_and_per_ip(bot):
     token = share_in_chat(bot)
     session = desktop()
@@ -151,6 +161,7 @@ def test_codes_are_limited_per_number_a_minute_and_an_hour_and_per_ip(bot):
     assert MobileCode.select().count() == 10
 
 
+@BOTH_DATABASES
 def test_one_order_per_verified_mobile_per_share(bot):
     token = share_in_chat(bot, quantity="3")
     session = verified(bot, token)

@@ -7,7 +7,17 @@ import datetime as dt
 import re
 
 import pytest
-from helpers import DESKTOP_UA, FORM, browser, claim, first_slot, monday_morning, say, xsrf
+from helpers import (
+    BOTH_DATABASES,
+    DESKTOP_UA,
+    FORM,
+    browser,
+    claim,
+    first_slot,
+    monday_morning,
+    say,
+    xsrf,
+)
 
 from storage.models import Order, Share
 
@@ -39,6 +49,7 @@ def surprise(bot, number=TEA, quantity="2", blessing="生日快乐！", giver="o
     return replies, card, card["Url"].rsplit("/", 1)[1]
 
 
+@BOTH_DATABASES
 def test_a_surprise_card_and_page_name_nothing_of_the_gift_before_the_order(bot):
     hidden = secrets_of(bot, TEA)
     replies, card, token = surprise(bot)
