@@ -22,7 +22,7 @@ from helpers import (
     share_in_chat,
 )
 
-from storage.models import MobileCode, Order, Outbox
+from storage.models import DrawEntry, MobileCode, Order, Outbox
 
 MOBILE = "13912345678"
 E164 = "+8613912345678"
@@ -202,3 +202,18 @@ def test_without_a_vendor_template_for_codes_only_the_qr_is_offered(bot_factory)
     session.cookies.set("_xsrf", "0f" * 16)  # the page has no form: post anyway
     data = {"phone": MOBILE, "_xsrf": "0f" * 16}
     assert session.post(f"{bot.url}/claim/{token}/mobile", data=data).status_code == 404
+
+
+def test_a_verified_mobile_joins_a_draw_on_its_page(bot):
+    for text in ("1", "抽奖", "1", "跳过", "跳过"):
+        bot.wx.text("o_giver", text)
+    token = bot.wx.text("o_giver", "确认")["article"]["Url"].rsplit("/", 1)[1]
+    session = desktop()
+    assert "用手机号参与抽奖" in session.get(f"{bot.url}/claim/{token}", timeout=10).text
+    assert ask_code(bot, session, token).status_code == 200
+    page = enter(bot, session, token, code_sent(bot))
+    assert page.url.endswith(f"/claim/{token}") and "参与抽奖</button>" in page.text
+    data = {"_xsrf": xsrf_of(session)}
+    joined = session.post(f"{bot.url}/claim/{token}/join", data=data, timeout=10)
+    assert "你已参与抽奖" in joined.text
+    assert [(e.openid, e.via) for e in DrawEntry.select()] == [(f"tel:{E164}", "web")]
