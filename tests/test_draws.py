@@ -85,7 +85,8 @@ def test_the_default_draw_time_is_draw_hours_from_config(bot_factory):
 def test_anyone_but_the_giver_joins_once_on_the_page_or_in_chat(bot):
     token = draw_in_chat(bot)
     giver_page = browser(bot, "o_giver").get(f"{bot.url}/claim/{token}", timeout=10)
-    assert "参与抽奖</button>" not in giver_page.text and "自己送出" in giver_page.text
+    assert "参与抽奖</button>" not in giver_page.text and "你送出的礼物" in giver_page.text
+    assert "抽奖进行中" in giver_page.text, "the giver's own link is the draw's status page"
     assert join_on_page(bot, "o_giver", token).status_code == 409
     assert "不能自己领取" in say(bot, "o_giver", f"领取 {token}")
 
