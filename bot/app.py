@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from bot import catalogue, pushes, reminders, shares
+from bot import catalogue, draws, mobile_claims, pushes, reminders, shares
 from bot.chat import Chat
 from bot.config import Config
 from bot.messaging import Messenger
@@ -80,6 +80,11 @@ class Services:
 
         channels = {
             "sms": Channel(send_sms, config.sms.retry_seconds, config.sms.max_attempts),
+            "sms_code": Channel(  # a verified mobile's code (bot/mobile_claims.py)
+                mobile_claims.code_sender(config, send_sms),
+                config.sms.retry_seconds,
+                config.sms.max_attempts,
+            ),
             "wechat_text": Channel(
                 messenger.send, config.wechat.retry_seconds, config.wechat.max_attempts
             ),
@@ -92,11 +97,16 @@ class Services:
         return self.clock()
 
     async def sweep_once(self) -> None:
-        """Expired shares' stock back, reminders queued, old push records forgotten."""
+        """Expired shares' stock back, due draws drawn, reminders queued, old push records
+        forgotten."""
         now = self.now()
         released = await self.db.write(shares.release_expired, now)
         if released:
             log.info("released expired shares", extra={"count": released})
+        drawn = await self.db.write(draws.draw_due, self.notices, now)
+        if drawn:
+            self.worker.wake.set()
+            log.info("draws drawn", extra={"count": drawn})
         reminded = await self.db.write(reminders.send_due, self.config, self.notices, now)
         if reminded:
             self.worker.wake.set()

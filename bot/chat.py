@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import catalogue, orders, reminders, shares, thanks, users
+from bot import catalogue, draws, orders, reminders, shares, thanks, users
 from bot.config import Config
 from bot.conversation import Ended, State, load, save
 from bot.engine import Engine
@@ -45,6 +45,9 @@ QR_PREFIX = "qrscene_"
 TOUCH_EVERY = dt.timedelta(seconds=60)  # a user's last_seen is written at most this often
 TOUCHED_KEPT = 100_000  # users remembered as touched; then the memory starts afresh
 _NEVER = dt.datetime.min
+# The words that share a picked gift: the flow each starts, and the share's kind.
+SHARE_KINDS = {Word.SHARE: ("share", "gift"), Word.SURPRISE: ("share", "surprise"),
+               Word.DRAW: ("draw", "draw")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,8 @@ class Chat:
             return self.revoke(which, state, now)
         if (number := small_number(word)) is not None:
             return self.pick(number, state)
-        if word == Word.SHARE:
-            return self.start_share(state, now)
+        if word in SHARE_KINDS:  # 送, 惊喜, 抽奖
+            return self.start_share(state, now, word)
         return self._help(state)
 
     def _event(self, msg: Incoming, state: State, now: dt.datetime) -> Reply:
@@ -183,6 +186,7 @@ class Chat:
                 shares=given,
                 status={share.id: shares.status(share, now) for share in given},
                 notes=orders.thanks_for([share.id for share in given]),
+                draws=draws.for_giver(given),
                 now=now,
             )
         elif command == Command.MY_ORDERS:
@@ -216,14 +220,18 @@ class Chat:
             url=f"{self.config.server.public_url}/gifts/{gift.id}",
         )
 
-    def start_share(self, state: State, now: dt.datetime) -> Reply:
+    def start_share(self, state: State, now: dt.datetime, word: Word = Word.SHARE) -> Reply:
         gift = catalogue.get(state.context.get("picked") or "")
         if gift is None or not gift.active:
             return self._text("chat/pick_first.txt")
-        return self.engine.start(state, "share", {"gift_id": gift.id}, now)  # may refuse: Ended
+        flow, kind = SHARE_KINDS[word]
+        context = {"gift_id": gift.id, "kind": kind}
+        return self.engine.start(state, flow, context, now)  # may refuse: Ended
 
     def start_claim(self, token: str, state: State, now: dt.datetime) -> Reply:
         share = shares.by_token(token)
+        if share and draws.is_draw(share) and share.drawn_at is None:
+            return self.join_draw(share, state, now)
         refusal = orders.claim_refusal(share, state.openid, now)
         if refusal:
             order = share and orders.existing_order(share, state.openid)
@@ -233,6 +241,15 @@ class Chat:
             return reply
         reminders.record_visit(share, state.openid, now)
         return self.engine.start(state, "order", {"token": share.token}, now)
+
+    def join_draw(self, share, state: State, now: dt.datetime) -> Reply:
+        """领取 <token> before a draw is drawn: join it (once)."""
+        try:
+            joined = draws.join(share.token, state.openid, "chat", now)
+        except Invalid as refused:
+            return Text(self.renderer.error(refused))
+        view = draws.seen_by(share, state.openid, now)
+        return self._text("chat/draw_joined.txt", share=share, draw=view, again=not joined)
 
     def thank(self, note: str, state: State, now: dt.datetime) -> Reply:
         """谢谢 <text>: a note to the giver of this person's latest order."""

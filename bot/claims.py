@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot import orders, reminders, shares, thanks
+from bot import draws, mobile_claims, orders, reminders, shares, surprise, thanks
 from bot.codes import Code
 from bot.forms.base import Field, FormContext, Invalid
 from bot.forms.delivery import Slot, delivery_slots
@@ -50,10 +50,12 @@ class ClaimView:
     order: Order | None = None  # the visitor's own order for this share
     login: bool = False  # the visitor is not known yet
     qr_ready: bool = False
+    draw: Any = None  # a draw's state as this visitor sees it (bot/draws.py)
 
     @property
     def gift(self):
-        return self.share.gift
+        """A surprise stays wrapped until the visitor's order (the giver sees it)."""
+        return surprise.as_seen(self.share, self.order is not None or self.refusal == "own_share")
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class StatusView:
     state: str  # shares.status(): open, claimed, expired or revoked
     claims: list[Claimed]
     qr_ready: bool = False
+    draw: Any = None  # a draw's counts (bot/draws.py): entrants, winners, winners who claimed
 
     @property
     def gift(self):
@@ -89,10 +92,11 @@ class FormView:
     slots: list[Slot]
     values: dict[str, str] = field(default_factory=dict)  # what was typed, kept on errors
     errors: dict[str, Invalid] = field(default_factory=dict)
+    fixed_phone: str = ""  # a mobile verified outside WeChat: filled in, not to be changed
 
     @property
     def gift(self):
-        return self.share.gift
+        return surprise.as_seen(self.share)
 
 
 @dataclass
@@ -117,10 +121,12 @@ async def page(services: Services, token: str, openid: str | None) -> ClaimView 
     view = await services.db.run(_view, token, openid, services.now())
     if view and view.refusal == Code.OWN_SHARE:
         status = await services.db.run(_status, view.share, services.now())
+        status.draw = view.draw
         if status.state == "open":
             status.qr_ready = await qr_url(services, view.share) is not None
         return status
-    if view and not view.login and view.refusal is None:
+    joinable = view and view.draw is not None and view.draw.can_join
+    if view and (view.login or view.refusal is None or joinable):
         view.qr_ready = await qr_url(services, view.share) is not None
     if view and openid and view.refusal is None:
         await _remember_visit(services, view.share, openid)
@@ -147,7 +153,10 @@ async def form(services: Services, token: str, openid: str | None) -> FormView |
     view = await services.db.run(_view, token, openid, services.now())
     if view is None or view.login or view.refusal:
         return view
-    return _form_view(services, view.share)
+    fixed = mobile_claims.mobile_of(openid) or ""
+    return _form_view(
+        services, view.share, fixed_phone=fixed, values={"phone": fixed} if fixed else {}
+    )
 
 
 async def submit(
@@ -157,7 +166,9 @@ async def submit(
     share = await services.db.run(shares.by_token, token)
     if share is None:
         return None
-    view = _form_view(services, share)
+    view = _form_view(services, share, fixed_phone=mobile_claims.mobile_of(openid) or "")
+    if view.fixed_phone:  # verified outside WeChat: that mobile, whatever the form sent
+        texts = {**texts, "phone": view.fixed_phone}
     form = order_form(services, share)
     values, errors = form.parse_all({f.name: texts.get(f.name, "") for f in form.fields})
     if errors:
@@ -238,7 +249,8 @@ def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
         return ClaimView(share, login=True)
     order = orders.existing_order(share, openid)
     refusal = Code.ALREADY_CLAIMED if order else orders.open_refusal(share, openid, now)
-    return ClaimView(share, refusal, order)
+    draw = draws.seen_by(share, openid, now) if draws.is_draw(share) else None
+    return ClaimView(share, refusal, order, draw=draw)
 
 
 def _status(share: Share, now: dt.datetime) -> StatusView:

@@ -63,9 +63,26 @@ class Code(StrEnum):
     REVOKE_ALREADY = "revoke_already"
     REVOKE_CLAIMED = "revoke_claimed"
     REVOKE_EXPIRED = "revoke_expired"
+    # a draw (bot/draws.py)
+    DRAW_AT_INVALID = "draw_at_invalid"
+    DRAW_AT_RANGE = "draw_at_range"
+    DRAW_NOT_DRAWN = "draw_not_drawn"
+    DRAW_NOT_WON = "draw_not_won"
+    DRAW_CLOSED = "draw_closed"
+    # claiming outside WeChat with a verified mobile (bot/mobile_claims.py)
+    MOBILE_RATE_MINUTE = "mobile_rate_minute"
+    MOBILE_RATE_HOUR = "mobile_rate_hour"
+    MOBILE_RATE_DAY = "mobile_rate_day"
+    MOBILE_RATE_IP = "mobile_rate_ip"
+    MOBILE_CODE_MISSING = "mobile_code_missing"
+    MOBILE_CODE_WRONG = "mobile_code_wrong"
+    MOBILE_CODE_EXPIRED = "mobile_code_expired"
+    MOBILE_CODE_ENDED = "mobile_code_ended"
+    MOBILE_ORDERED = "mobile_ordered"
 
 
 # The refusals that no answer can change: a chat claim form ends on them.
 ENDS_A_CLAIM = frozenset(
     {Code.SHARE_USED_UP, Code.SHARE_EXPIRED, Code.SHARE_REVOKED, Code.SHARE_UNKNOWN, Code.OWN_SHARE}
+    | {Code.DRAW_NOT_DRAWN, Code.DRAW_NOT_WON, Code.MOBILE_ORDERED}
 )

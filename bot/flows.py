@@ -1,6 +1,7 @@
 """The two chat flows, declared as data on one engine.
 
-    share (giver, S11):      送 → quantity → blessing → summary → 确认 → the share card
+    share (giver, S11):      送 (or 惊喜) → quantity → blessing → summary → 确认 → the share card
+    draw (giver):            抽奖 → winners → blessing → draw_at → summary → 确认 → the card
     order (recipient, S14):  领取 <token> → [variant] → name → phone → address → delivery
                              → summary → 确认 → the order, its SMS and the giver's notice
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot import catalogue, orders, shares
+from bot import catalogue, orders, shares, surprise
 from bot.codes import ENDS_A_CLAIM, Code
 from bot.config import Config
 from bot.conversation import Ended, Flow, State
 from bot.forms.base import Form, Invalid
+from bot.forms.draw import DrawForm, draw_time
 from bot.forms.order import OrderAnswers, OrderForm, order_subject
 from bot.forms.share import ShareForm, share_refusal
 from bot.moves import MOVES
@@ -35,7 +37,7 @@ def claim_url(config: Config, token: str) -> str:
 
 
 def share_card(config: Config, renderer: Renderer, share) -> Card:
-    gift = share.gift
+    gift = surprise.as_seen(share)  # the card is forwarded to the recipient
     return Card(
         title=renderer.text("share/card_title.txt", gift=gift, share=share),
         description=renderer.text("share/card_description.txt", gift=gift, share=share),
@@ -54,7 +56,7 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         if gift is None:
             raise Ended(Code.GIFT_RETIRED)
         allowance = shares.LazyAllowance(config, state.openid, _naive(now))
-        subject = {"gift": gift, "allowance": allowance}
+        subject = {"gift": gift, "allowance": allowance, "kind": state.context.get("kind", "gift")}
         # Every step: the gift still there; the giver's limits when the dialogue starts (the
         # quantity and 确认 check them again, and the share's transaction last of all).
         refusal = share_refusal(subject) if state.step is None else share_refusal(subject, False)
@@ -63,13 +65,18 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         return subject
 
     def create_share(state: State, form: Form) -> Reply:
+        answers = state.answers  # a draw's units are its winners (bot/forms/draw.py)
+        draw_at = answers.get("draw_at")
         share = shares.create(
             config,
             state.openid,
             state.context["gift_id"],
-            state.answers["quantity"],
-            state.answers["blessing"],
+            answers.get("quantity") or answers["winners"],
+            answers["blessing"],
             _naive(form.ctx.now),
+            kind=state.context.get("kind", "gift"),
+            draw_at=draw_time(draw_at) if draw_at else None,
+            variant=answers.get("wrapped_variant") or "",
         )
         share.gift = form.ctx.subject["gift"]
         return share_card(config, renderer, share)
@@ -98,11 +105,12 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
 
     return [
         Flow("share", ShareForm, subject=gift_subject, confirm=create_share),
+        Flow("draw", DrawForm, subject=gift_subject, confirm=create_share),
         Flow("order", OrderForm, subject=share_subject, confirm=place_order),
     ]
 
 
-def mermaid(forms: tuple[type[Form], ...] = (ShareForm, OrderForm)) -> str:
+def mermaid(forms: tuple[type[Form], ...] = (ShareForm, DrawForm, OrderForm)) -> str:
     """The flows as a Mermaid state diagram, drawn from the forms and the moves table
     (bot/moves.py); docs/flows.md is made from it, and a test checks it is current."""
     lines = ["stateDiagram-v2"]
@@ -164,7 +172,8 @@ While browsing:
 
 ## Flows
 
-The order flow's `variant` step is asked only for gifts that have variants.
+The order flow's `variant` step is asked only for gifts that have variants. `{Word.SURPRISE}`
+runs the share flow for a surprise; `{Word.DRAW}` runs the draw flow.
 
 ```mermaid
 {mermaid()}```

@@ -19,6 +19,7 @@ retried transaction queues it once. WeChat messages leave only when WeChat allow
 
 from __future__ import annotations
 
+from bot import mobile_claims, surprise
 from bot.config import Config
 from bot.forms.order import OrderAnswers
 from bot.messaging import Notice, wechat_text
@@ -85,7 +86,7 @@ class Notices:
     def visit_reminder(self, share: Share, openid: str) -> None:
         self._wechat(
             openid, f"remind:visit:{share.id}:{openid}", "notices/remind_visitor.txt",
-            "waiting", gift=share.gift, share=share, url=self._claim_url(share),
+            "waiting", gift=surprise.as_seen(share), share=share, url=self._claim_url(share),
         )  # fmt: skip
 
     # -- how they leave -------------------------------------------------------------------
@@ -104,6 +105,8 @@ class Notices:
         )
 
     def _wechat(self, openid: str, key: str, template: str, status: str, **context) -> None:
+        if mobile_claims.is_mobile(openid):
+            return  # a visitor known by a verified mobile has no chat: the SMS tells them
         text = self.renderer.text(template, **context)
         share = context.get("share") or context["order"].share
         notice = Notice(

@@ -18,7 +18,7 @@ import secrets
 
 import peewee
 
-from bot import metrics, shares
+from bot import draws, metrics, mobile_claims, shares
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
@@ -43,6 +43,9 @@ def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | N
     """The refusals that do not depend on an order already made (the giver never has one)."""
     if openid and share.giver_id == openid:
         return Code.OWN_SHARE
+    drawn = draws.is_draw(share) and share.revoked_at is None  # only a winner, once drawn
+    if drawn and (why := draws.claim_refusal(share, openid, now)):
+        return why
     return shares.refusal(share, now)
 
 
@@ -79,7 +82,7 @@ def _place(notices, token, openid, answers, channel, now):
         raise Invalid(Code.SHARE_UNKNOWN)
     if order := existing_order(share, openid):
         return order, False
-    refusal = open_refusal(share, openid, now)
+    refusal = open_refusal(share, openid, now) or mobile_claims.order_refusal(share, openid)
     if refusal:
         raise Invalid(refusal)
     took = (
@@ -96,7 +99,7 @@ def _place(notices, token, openid, answers, channel, now):
         recipient=openid,
         channel=channel,
         created_at=now,
-        **answers.to_columns(),
+        **(answers.to_columns() | ({"variant": share.variant} if share.variant else {})),
     )
     order.share, order.gift = share, Gift.get_by_id(share.gift_id)
     notices.order_placed(order)

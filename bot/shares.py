@@ -91,10 +91,12 @@ def _open_of(giver: str, now: dt.datetime):
 
 
 def create(
-    config: Config, giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime
-) -> Share:
+    config: Config, giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime,
+    kind: str = "gift", draw_at: dt.datetime | None = None, variant: str = "",
+) -> Share:  # fmt: skip
     """Reserve `quantity` units and create the share; raises Invalid(Code.OUT_OF_STOCK, ...)
-    or the giver's limit (Invalid(Code.GIVER_LIMIT | "share_rate", ...))."""
+    or the giver's limit (Invalid(Code.GIVER_LIMIT | "share_rate", ...)). `kind`: gift,
+    surprise or draw (drawn at `draw_at`; its winners have `expire_hours` after it to claim)."""
     with write_transaction():
         locked(User.select().where(User.openid == giver)).first()  # one giver's shares in turn
         refusal = allowance(config, giver, now).refusal(quantity)
@@ -117,7 +119,10 @@ def create(
             quantity=quantity,
             blessing=blessing,
             created_at=now,
-            expires_at=now + dt.timedelta(hours=config.shares.expire_hours),
+            expires_at=(draw_at or now) + dt.timedelta(hours=config.shares.expire_hours),
+            kind=kind,
+            draw_at=draw_at,
+            variant=variant,
         )
         _warn_if_hoarding(giver, gift_id, now)
         return share

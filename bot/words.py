@@ -59,6 +59,8 @@ class Word(StrEnum):
     CLAIM = "领取"  # 领取 <token>
     THANKS = "谢谢"  # 谢谢 <text>: a note to the giver of your latest order
     REVOKE = "撤回"  # 撤回 <n>: withdraw share n of 我送出的
+    SURPRISE = "惊喜"  # like 送, the gift kept a secret until the order
+    DRAW = "抽奖"  # like 送, the units drawn among those who join
 
 
 WORD_MEANS = {  # for docs/flows.md
@@ -67,6 +69,10 @@ WORD_MEANS = {  # for docs/flows.md
     Word.CLAIM: "`领取 <token>`: claim a share in chat",
     Word.THANKS: "`谢谢 <text>`: a note to the giver of your latest order",
     Word.REVOKE: "`撤回 <n>`: withdraw share n of 我送出的; its unclaimed units return to stock",
+    Word.SURPRISE: "after picking a gift: share it as a surprise (as 送; the recipient sees the "
+    "gift only once their order is placed)",
+    Word.DRAW: "after picking a gift: share it as a draw (how many winners, a blessing, when to "
+    "draw); `领取 <token>` joins one",
 }
 
 # Every word by its name, for templates: 回复「{{ w.BACK }}」 (the first word of a command).

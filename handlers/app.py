@@ -28,7 +28,7 @@ from tornado.netutil import bind_sockets
 
 from bot.app import Services
 from bot.config import Config
-from handlers.web import claim, dev, oauth, pages
+from handlers.web import claim, dev, draw, mobile, oauth, pages
 from handlers.web.base import BaseHandler
 from handlers.wechat import WeChatHandler
 from handlers.wire import make_crypt
@@ -57,6 +57,10 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (rf"/claim/{TOKEN}/done", claim.DonePage),
         (rf"/claim/{TOKEN}/thanks", claim.ThanksForm),
         (rf"/claim/{TOKEN}/qr\.svg", claim.ClaimQr),
+        # new ways to give (issue 18): a draw's join, claiming with a verified mobile
+        (rf"/claim/{TOKEN}/join", draw.JoinDraw),
+        (rf"/claim/{TOKEN}/mobile", mobile.MobilePage),
+        (rf"/claim/{TOKEN}/mobile/verify", mobile.VerifyPage),
         (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
         (r"/oauth/callback", oauth.OAuthCallback),
         (r"/healthz", pages.Health),

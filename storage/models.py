@@ -90,6 +90,12 @@ class Share(BaseModel):
     reminded_at = pw.DateTimeField(null=True)  # the giver was reminded it is about to expire
     qr_url = pw.CharField(max_length=512, null=True)
     qr_expires_at = pw.DateTimeField(null=True)
+    # New ways to give (issue 18): a surprise hides the gift until the order; a draw's
+    # `quantity` is its winners, drawn at `draw_at` (bot/draws.py).
+    kind = pw.CharField(max_length=8, default="gift")  # gift | surprise | draw
+    variant = pw.CharField(max_length=64, default="")  # a surprise's variant, chosen by its giver
+    draw_at = pw.DateTimeField(null=True)
+    drawn_at = pw.DateTimeField(null=True)
 
     @property
     def left(self) -> int:
@@ -205,7 +211,39 @@ class ApiToken(BaseModel):
     expires_at = pw.DateTimeField()
 
 
+# -- new ways to give (issue 18) ------------------------------------------------------
+
+
+class DrawEntry(BaseModel):
+    """Someone who joined a draw, once; `via` web (opened the page) or chat; `won` once drawn."""
+
+    share = pw.ForeignKeyField(Share, backref="entries", on_delete="CASCADE")
+    openid = pw.CharField(max_length=64)
+    via = pw.CharField(max_length=8)
+    joined_at = pw.DateTimeField(default=utcnow)
+    won = pw.BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("share", "openid"), True),)
+
+
+class MobileCode(BaseModel):
+    """A 6-digit code sent by SMS to claim a share outside WeChat; only its HMAC is kept."""
+
+    share = pw.ForeignKeyField(Share, backref="mobile_codes", on_delete="CASCADE")
+    phone = pw.CharField(max_length=20)
+    ip = pw.CharField(max_length=64)
+    code_hash = pw.CharField(max_length=64)
+    created_at = pw.DateTimeField(default=utcnow)
+    expires_at = pw.DateTimeField()
+    tries = pw.IntegerField(default=0)
+    used_at = pw.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("phone", "created_at"), False), (("ip", "created_at"), False))
+
+
 ALL_MODELS = [
     User, Gift, Share, Order, ShareVisit, Conversation, InboundMessage, PushNonce, Outbox,
-    ApiToken, CatalogueVersion,
+    ApiToken, CatalogueVersion, DrawEntry, MobileCode,
 ]  # fmt: skip

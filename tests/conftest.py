@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes.sms_vendors import FakeWebhook  # noqa: E402
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat  # noqa: E402
+from helpers import WECHAT_UA  # noqa: E402
 from wechat_sim import WeChatSim  # noqa: E402
 
 from bot import logs  # noqa: E402
@@ -204,6 +205,7 @@ class LiveBot:
     def session(self, openid: str | None = None) -> requests.Session:
         """A browser-like HTTP session; with openid, already through the fake OAuth as them."""
         s = requests.Session()
+        s.headers["User-Agent"] = WECHAT_UA  # WeChat's browser: its login works there
         if openid:
             self.fake_wechat.set_user(openid)
         return s

@@ -11,6 +11,7 @@ conftest.py. Import them by name (conftest.py puts tests/ on sys.path)::
         say(bot, "o_friend", "确认")          # send texts; the last reply's content
         conversation("o_friend").flow        # the chat's stored state
         claim(bot, browser(bot, "o_other"), token, delivery=tuesday_afternoon(monday))
+    browser(bot, "o_friend").headers["User-Agent"]   # WECHAT_UA; DESKTOP_UA is any other browser
 
     path = write_config(tmp_path, raw)       # a config dict as a TOML file
     port = free_port()                       # a loopback port nobody listens on right now
@@ -130,10 +131,24 @@ def share_card(wx, giver: str, quantity: str, blessing: str, number: str) -> str
     return wx.text(giver, "确认")["article"]["Url"]
 
 
+# WeChat's browser says so in its user agent; a claim link opened without it offers a verified
+# mobile instead of WeChat's login (handlers/web/mobile.py).
+WECHAT_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323c) NetType/WIFI"
+)
+DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
+
+
+def in_wechat(session: requests.Session) -> requests.Session:
+    session.headers["User-Agent"] = WECHAT_UA
+    return session
+
+
 def browser(bot, openid: str) -> requests.Session:
     """A phone in WeChat: the fake OAuth server knows who holds it."""
     bot.fake_wechat.set_user(openid)
-    return requests.Session()
+    return in_wechat(requests.Session())
 
 
 def xsrf(page: requests.Response) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ARTIFACTS
-from helpers import share_in_chat
+from helpers import WECHAT_UA, share_in_chat
 
 from storage.models import Order
 
@@ -19,7 +19,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Chromium not installed at /usr/bin/chromium"
 )
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True}
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
+         "user_agent": WECHAT_UA}  # fmt: skip
 SHOTS = ARTIFACTS / "screenshots"
 
 

@@ -7,7 +7,7 @@ from xml.etree import ElementTree
 
 import pytest
 import requests
-from helpers import FORM, browser, claim, first_slot, share_in_chat, xsrf
+from helpers import FORM, WECHAT_UA, browser, claim, first_slot, share_in_chat, xsrf
 
 from storage.models import Gift, Order, Outbox, Share
 
@@ -138,7 +138,7 @@ def test_oauth_callback_with_a_state_we_did_not_issue_is_refused(bot):
 def test_oauth_refused_by_the_user_is_403(bot):
     token = share_in_chat(bot)
     bot.fake_wechat.set_user("o_friend", consents=False)
-    r = requests.Session().get(f"{bot.url}/claim/{token}", timeout=10)
+    r = requests.get(f"{bot.url}/claim/{token}", headers={"User-Agent": WECHAT_UA}, timeout=10)
     assert r.status_code == 403
 
 
@@ -175,7 +175,10 @@ def test_cookies_are_secure_when_the_public_address_is_https_even_behind_a_plain
     bot = bot_factory(server={"public_url": "https://gift.example.com"})
     token = share_in_chat(bot)
     bot.fake_wechat.set_user("o_friend")
-    page = requests.get(f"{bot.url}/claim/{token}", timeout=10, allow_redirects=False)
+    page = requests.get(
+        f"{bot.url}/claim/{token}", headers={"User-Agent": WECHAT_UA}, timeout=10,
+        allow_redirects=False,
+    )  # fmt: skip
     state_cookie = set_cookies(page)["gb_oauth"]
     assert "Secure" in state_cookie and "HttpOnly" in state_cookie
     consent = requests.get(page.headers["Location"], timeout=10, allow_redirects=False)

@@ -10,6 +10,7 @@ import pytest
 
 from bot.codes import Code
 from bot.flows import document, mermaid
+from bot.forms.draw import DrawForm
 from bot.forms.order import OrderForm
 from bot.forms.share import ShareForm
 
@@ -19,7 +20,7 @@ SOURCES = [*ROOT.glob("bot/**/*.py"), *ROOT.glob("handlers/**/*.py")]
 FLOW_TEMPLATES = ("intro", "summary", "cancelled", "first_step")
 
 
-@pytest.mark.parametrize("form", [ShareForm, OrderForm], ids=lambda f: f.name)
+@pytest.mark.parametrize("form", [ShareForm, DrawForm, OrderForm], ids=lambda f: f.name)
 def test_every_step_of_every_flow_has_its_templates(form):
     for field in form.fields:
         assert (TEMPLATES / field.ask).is_file(), f"missing prompt {field.ask}"

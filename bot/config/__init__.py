@@ -140,6 +140,7 @@ class Shares:
     max_shares_per_hour: int = 10  # shares one giver may create in any hour
     remind_hours: float = 24.0  # remind the giver (and visitors) this long before expiry; 0: off
     thanks_max_length: int = 100  # characters of a recipient's thank-you note
+    draw_hours: float = 24.0  # a draw's default time from its creation to its draw
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ def check(c: Config) -> None:
     _positive("shares.max_open_units_per_giver", c.shares.max_open_units_per_giver)
     _positive("shares.max_shares_per_hour", c.shares.max_shares_per_hour)
     _positive("shares.thanks_max_length", c.shares.thanks_max_length)
+    _positive("shares.draw_hours", c.shares.draw_hours)
     if c.shares.remind_hours < 0:
         raise ConfigError("shares.remind_hours", "must not be negative (0 turns reminders off)")
     _check_delivery(c.delivery)

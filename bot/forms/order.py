@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot import surprise
 from bot.codes import Code
 from bot.forms.address import check_address, parse_address, show_address
 from bot.forms.base import Field, Form, FormContext, Invalid, small_number
@@ -106,9 +107,9 @@ class OrderForm(Form):
 
 
 def order_subject(share: Any, address_hint: str | None = None) -> dict:
-    """What the order form is about: the share's gift (its variants), and a place the
-    recipient sent as a location, which an address may lean on."""
-    return {"gift": share.gift, "share": share, "address_hint": address_hint}
+    """What the order form is about: the share's gift (its variants; a surprise's wrapping),
+    and a place the recipient sent as a location, which an address may lean on."""
+    return {"gift": surprise.as_seen(share), "share": share, "address_hint": address_hint}
 
 
 @dataclass(frozen=True)

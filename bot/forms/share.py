@@ -18,6 +18,7 @@ import unicodedata
 
 from bot.codes import Code
 from bot.forms.base import Field, Form, FormContext, Invalid, small_number
+from bot.forms.order import check_variant, parse_variant
 from bot.forms.safety import refuse_markup
 from bot.words import Word, normalize
 
@@ -79,6 +80,11 @@ def check_blessing(value: str, ctx: FormContext) -> str:
     return value
 
 
+def surprise_with_variants(ctx: FormContext) -> bool:
+    """A surprise's variant is the giver's to choose: the recipient's choice would name it."""
+    return ctx.subject.get("kind") == "surprise" and bool(ctx.subject["gift"].variants)
+
+
 class ShareForm(Form):
     name = "share"
     fields = (
@@ -89,6 +95,15 @@ class ShareForm(Form):
             check=check_quantity,
             example="1",
             aliases=("数量", "几份"),
+        ),
+        Field(
+            "wrapped_variant",
+            "款式",
+            parse=parse_variant,  # as the order form reads a variant
+            check=check_variant,
+            required=surprise_with_variants,
+            example="1",
+            aliases=("款", "样式", "颜色"),
         ),
         Field(
             "blessing",

@@ -18,10 +18,10 @@ import io
 import segno
 import tornado.web
 
-from bot import claims, shares
+from bot import claims, mobile_claims, shares
 from bot.codes import Code
 from handlers.web.base import BaseHandler
-from handlers.web.oauth import login_redirect
+from handlers.web.oauth import in_wechat, login_redirect
 
 DRAWN_KEPT = 512  # gift pages kept drawn, keyed by everything they show (nothing of the visitor)
 _drawn: dict[tuple, str] = {}
@@ -33,19 +33,38 @@ class ShareHandler(BaseHandler):
         if view is None:
             raise tornado.web.HTTPError(404)
         if getattr(view, "login", False):
+            if not in_wechat(self.request):  # WeChat's login cannot work here: a verified mobile
+                self.render_outside(view)
+                return False
             login_redirect(self, self.request.uri)
             return False
         return True
 
+    def render_outside(
+        self, view: claims.ClaimView, status: int = 200, error=None, typed=""
+    ) -> None:
+        """Outside WeChat: the account's QR, and claiming with a verified mobile."""
+        self.render_page(
+            "pages/outside.html", status=status, view=view, error=error, typed=typed,
+            sandbox=self.services.config.server.sandbox,
+            mobile=mobile_claims.available(self.services.config),
+        )  # fmt: skip
+
     def render_claim(self, view: claims.ClaimView, status: int = 200) -> None:
         """The gift page. Every visitor in the same case sees the same page, so it is drawn
         once: the key holds everything the page shows, and nothing of the visitor. The giver
-        has a page of their own (the share's status, never cached), so is sent there."""
+        has a page of their own (the share's status, never cached), so is sent there. A draw
+        the visitor can join carries a form (its XSRF token is theirs): drawn for them alone."""
         if view.refusal == Code.OWN_SHARE:
             return self.redirect(f"/claim/{view.share.token}", status=303)
+        if view.draw is not None and view.draw.can_join:
+            return self.render_page(
+                "pages/claim.html", status=status, view=view,
+                sandbox=self.services.config.server.sandbox,
+            )  # fmt: skip
         order = view.order.order_no if view.order else None
         key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
-               view.qr_ready)  # fmt: skip
+               view.qr_ready, view.draw.key() if view.draw else None)  # fmt: skip
         html = _drawn.get(key)
         if html is None:
             context = {**vars(view), "gift": view.gift, "user": None}

@@ -36,6 +36,11 @@ def safe_next(url: str | None) -> str:
     return url
 
 
+def in_wechat(request) -> bool:
+    """Whether the page was opened in WeChat's browser, where its web login works."""
+    return "MicroMessenger" in request.headers.get("User-Agent", "")
+
+
 def login_redirect(handler: BaseHandler, next_url: str) -> None:
     services = handler.services
     if services.config.server.sandbox:

@@ -1,0 +1,184 @@
+"""Claiming outside WeChat with a verified mobile: a 6-digit code by SMS, then the order form.
+
+Usage::
+
+    phone = send_code(notices, token, "138 0013 8000", ip, now)  # queues the SMS; or Invalid
+    why = verify(config, token, phone, "123456", now)            # None: verified, else a Code
+    visitor = identity(phone)                 # "tel:+8613800138000": who such a visitor is
+    is_mobile(visitor); mobile_of(visitor)    # True; "+8613800138000"
+
+A browser that is not WeChat's cannot use WeChat's login, so such a visitor proves a mobile
+instead and orders as `tel:<E.164>`: the unique (share, recipient) index then makes one order
+per verified mobile per share, and `order_refusal` refuses a mobile that already ordered in
+WeChat for the share. A code is valid CODE_MINUTES, dies after MAX_TRIES wrong answers, and
+is kept only as an HMAC (keyed by the cookie secret), compared in constant time. Sending
+respects the SMS vendors' own limits per number (WECHAT.md §10: one a minute, five an hour,
+ten a day) and limits per IP (one a minute, ten an hour); the number's rows are counted under its user row's lock.
+The SMS leaves through the outbox as `sms_code`, its code sealed (Fernet, the same key), so
+neither the outbox table nor a log line holds it; `code_sender` opens it at send time.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+import unicodedata
+from collections.abc import Awaitable, Callable
+
+from cryptography.fernet import Fernet
+from peewee import fn
+
+from bot.codes import Code
+from bot.config import Config
+from bot.forms.base import Invalid
+from bot.forms.person import parse_phone
+from bot.outbox import enqueue
+from storage import hot
+from storage.db import locked, write_transaction
+from storage.models import MobileCode, Order, Share, User
+
+PREFIX = "tel:"  # WeChat's OpenIDs never start so: a visitor known by a verified mobile
+CODE_MINUTES = 5
+MAX_TRIES = 5
+PER_NUMBER = ((dt.timedelta(minutes=1), 1, Code.MOBILE_RATE_MINUTE),
+              (dt.timedelta(hours=1), 5, Code.MOBILE_RATE_HOUR),
+              (dt.timedelta(days=1), 10, Code.MOBILE_RATE_DAY))  # fmt: skip
+PER_IP = ((dt.timedelta(minutes=1), 1), (dt.timedelta(hours=1), 10))  # one network's visitors
+
+
+def available(config: Config) -> bool:
+    """Whether codes can be sent: a vendor needs an approved `login_code` template."""
+    backend = config.sms.backend
+    if backend in ("aliyun", "tencent"):
+        return "login_code" in getattr(config.sms, backend).templates
+    return True
+
+
+def identity(phone: str) -> str:
+    return PREFIX + phone
+
+
+def is_mobile(openid: str | None) -> bool:
+    return bool(openid) and openid.startswith(PREFIX)
+
+
+def mobile_of(openid: str | None) -> str | None:
+    return openid[len(PREFIX) :] if is_mobile(openid) else None
+
+
+def order_refusal(share: Share, openid: str) -> Code | None:
+    """A verified mobile that already ordered for this share (in WeChat, as its phone)."""
+    phone = mobile_of(openid)
+    if phone and Order.select().where((Order.share == share.id) & (Order.phone == phone)).exists():
+        return Code.MOBILE_ORDERED
+    return None
+
+
+def send_code(notices, token: str, typed: str, ip: str, now: dt.datetime) -> str:
+    """Queue a new code for this mobile and share; returns the mobile (E.164). Raises
+    Invalid: a wrong number, the share closed, the mobile ordered already, a rate limit."""
+    config, phone = notices.config, parse_phone(typed)
+    with write_transaction():
+        share = locked(Share.select().where(Share.token == token)).first()
+        if share is None:
+            raise Invalid(Code.SHARE_UNKNOWN)
+        if why := _closed(share, now) or order_refusal(share, identity(phone)):
+            raise Invalid(why, share=share)
+        hot.touch_user(identity(phone), now)
+        locked(User.select().where(User.openid == identity(phone))).first()  # one number at once
+        for window, most, code in PER_NUMBER:
+            if _sent_since(MobileCode.phone == phone, now - window) >= most:
+                raise Invalid(code)
+        for window, most in PER_IP:
+            if _sent_since(MobileCode.ip == ip, now - window) >= most:
+                raise Invalid(Code.MOBILE_RATE_IP)
+        code = f"{secrets.randbelow(10**6):06d}"
+        row = MobileCode.create(
+            share=share.id, phone=phone, ip=ip[:64], code_hash=_hash(config, share.id, phone, code),
+            created_at=now, expires_at=now + dt.timedelta(minutes=CODE_MINUTES),
+        )  # fmt: skip
+        params = {"code": code}
+        text = notices.renderer.text("sms/login_code.txt", code=code, minutes=CODE_MINUTES)
+        sealed = _fernet(config).encrypt(json.dumps({"text": text, "params": params}).encode())
+        enqueue("sms_code", f"sms:code:{row.id}", {"phone": phone, "sealed": sealed.decode()})
+    return phone
+
+
+def verify(config: Config, token: str, phone: str, typed: str, now: dt.datetime) -> Code | None:
+    """Check the code typed against this mobile's latest code for the share; None when it
+    holds (the code is used up then), else why not. A wrong try is counted and kept."""
+    typed = unicodedata.normalize("NFKC", typed or "").strip().replace(" ", "")
+    with write_transaction():
+        share = Share.select(Share.id).where(Share.token == token).first()
+        latest = (
+            MobileCode.select()
+            .where((MobileCode.share == (share.id if share else 0)) & (MobileCode.phone == phone))
+            .order_by(MobileCode.id.desc())
+            .limit(1)
+        )
+        row = locked(latest).first()
+        if row is None or row.used_at is not None:
+            return Code.MOBILE_CODE_MISSING
+        if row.tries >= MAX_TRIES:
+            return Code.MOBILE_CODE_ENDED
+        if row.expires_at <= now:
+            return Code.MOBILE_CODE_EXPIRED
+        if hmac.compare_digest(_hash(config, share.id, phone, typed), row.code_hash):
+            MobileCode.update(used_at=now).where(MobileCode.id == row.id).execute()
+            return None
+        MobileCode.update(tries=MobileCode.tries + 1).where(MobileCode.id == row.id).execute()
+        return Code.MOBILE_CODE_ENDED if row.tries + 1 >= MAX_TRIES else Code.MOBILE_CODE_WRONG
+
+
+def tries_left(token: str, phone: str) -> int:
+    row = (
+        MobileCode.select(MobileCode.tries)
+        .join(Share)
+        .where((Share.token == token) & (MobileCode.phone == phone))
+        .order_by(MobileCode.id.desc())
+        .first()
+    )
+    return MAX_TRIES - row.tries if row else 0
+
+
+def code_sender(config: Config, send_sms: Callable[[dict, str], Awaitable[None]]):
+    """The outbox's `sms_code` sender: opens the sealed code and sends it as an SMS (template
+    `login_code`, variable `code`) through the same [sms] backend as every other SMS."""
+    fernet = _fernet(config)
+
+    async def send(payload: dict, key: str) -> None:
+        opened = json.loads(fernet.decrypt(payload["sealed"].encode()))
+        sms = {"phone": payload["phone"], "template": "login_code", **opened}
+        await send_sms(sms, key)
+
+    return send
+
+
+def _closed(share: Share, now: dt.datetime) -> Code | None:
+    if share.revoked_at is not None:
+        return Code.SHARE_REVOKED
+    if share.expires_at <= now or share.released:
+        return Code.SHARE_EXPIRED
+    return None
+
+
+def _sent_since(who, since: dt.datetime) -> int:
+    return (
+        MobileCode.select(fn.COUNT(MobileCode.id))
+        .where(who & (MobileCode.created_at > since))
+        .scalar()
+    )
+
+
+def _hash(config: Config, share_id: int, phone: str, code: str) -> str:
+    key = hashlib.sha256(b"mobile-code:" + config.server.cookie_secret.encode()).digest()
+    return hmac.new(key, f"{share_id}:{phone}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _fernet(config: Config) -> Fernet:
+    key = hashlib.sha256(b"sms-seal:" + config.server.cookie_secret.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
