@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -20,13 +21,16 @@ from dataclasses import dataclass, field
 from bot import catalogue, draws, mobile_claims, pushes, reminders, shares
 from bot.chat import Chat
 from bot.config import Config
+from bot.config.payments import uses_standin
 from bot.messaging import Messenger
 from bot.notices import Notices
 from bot.outbox import Channel, Worker
+from bot.paydesk import PayDesk
 from bot.render import Renderer
 from bot.sandbox import Inbox
 from bot.sms import SmsMessage, make_sender
 from bot.wechat_api import WeChatApi
+from bot.wechatpay import Merchant
 from storage import db as storage
 from storage.models import utcnow
 from storage.runner import Runner
@@ -55,6 +59,7 @@ class Services:
     worker: Worker
     db: Runner
     inbox: Inbox | None = None  # the /dev sandbox's view of SMS and WeChat messages
+    pay: PayDesk | None = None  # [payments] mode "wechatpay": WeChat Pay's side of sharing
 
     @classmethod
     def start(cls, config: Config, clock: Clock | None = None, sync: bool = True) -> Services:
@@ -89,9 +94,14 @@ class Services:
                 messenger.send, config.wechat.retry_seconds, config.wechat.max_attempts
             ),
         }
+        pay = _pay_desk(config, renderer, db, clock)
+        if pay is not None:
+            channels |= pay.channels()
         worker = Worker(channels, db, clock=clock)
+        if pay is not None:
+            pay.wake = worker.wake.set
         chat = Chat(config, renderer, notices, clock=clock)
-        return cls(config, clock, renderer, notices, chat, wechat, worker, db, inbox)
+        return cls(config, clock, renderer, notices, chat, wechat, worker, db, inbox, pay)
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -112,11 +122,15 @@ class Services:
             self.worker.wake.set()
             log.info("reminders queued", extra={"count": reminded})
         await self.db.write(pushes.prune, now)
+        if self.pay is not None:
+            await self.pay.reconcile_once()
 
     def close(self) -> None:
         """After the server and the background work stopped: finish database work, let go."""
         self.db.close()
         self.wechat.close()
+        if self.pay is not None:
+            self.pay.close()
 
     async def background(self, stop: asyncio.Event) -> None:
         """The work no request waits for: the outbox, expired shares' stock, old push records."""
@@ -130,6 +144,42 @@ class Services:
                 log.exception("sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
+
+
+def _pay_desk(config: Config, renderer: Renderer, db: Runner, clock: Clock) -> PayDesk | None:
+    """WeChat Pay's desk in wechatpay mode. In the sandbox without keys, a merchant key made
+    now; WeChat Pay's key is the built-in stand-in's, which handlers/app.py mounts."""
+    if not config.payments.paid:
+        return None
+    if uses_standin(config):
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        merchant = Merchant.from_config(_standin_config(config), private_key=key, public_key=None)
+    else:
+        merchant = Merchant.from_config(config)
+    return PayDesk(config, merchant, renderer, db, clock)
+
+
+def _standin_config(config: Config) -> Config:
+    """The sandbox's merchant: the stand-in's numbers unless the config names its own."""
+    w = config.payments.wechatpay
+    sandbox = dataclasses.replace(
+        w,
+        mchid=w.mchid or STANDIN_MCHID,
+        api_v3_key=w.api_v3_key or STANDIN_API_V3_KEY,
+        cert_serial_no=w.cert_serial_no or STANDIN_SERIAL_NO,
+        api_base=f"{config.server.public_url}{STANDIN_PREFIX}",
+    )
+    return dataclasses.replace(
+        config, payments=dataclasses.replace(config.payments, wechatpay=sandbox)
+    )
+
+
+STANDIN_PREFIX = "/dev/wechatpay"  # where handlers/app.py mounts WeChat Pay's stand-in
+STANDIN_MCHID = "1900000109"
+STANDIN_API_V3_KEY = "sandbox-apiv3-key-0123456789abcd"
+STANDIN_SERIAL_NO = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
 
 
 def _sms_fields(payload: dict) -> dict:

@@ -79,6 +79,11 @@ class Code(StrEnum):
     MOBILE_CODE_EXPIRED = "mobile_code_expired"
     MOBILE_CODE_ENDED = "mobile_code_ended"
     MOBILE_ORDERED = "mobile_ordered"
+    # paying for a share ([payments] mode "wechatpay")
+    SHARE_UNPAID = "share_unpaid"
+    PAY_NOT_GIVER = "pay_not_giver"
+    PAY_DONE = "pay_done"
+    PAY_LAPSED = "pay_lapsed"
 
 
 # The refusals that no answer can change: a chat claim form ends on them.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot import catalogue, orders, shares, surprise
+from bot import catalogue, orders, payments, shares, surprise
 from bot.codes import ENDS_A_CLAIM, Code
 from bot.config import Config
 from bot.conversation import Ended, Flow, State
@@ -67,7 +67,9 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
     def create_share(state: State, form: Form) -> Reply:
         answers = state.answers  # a draw's units are its winners (bot/forms/draw.py)
         draw_at = answers.get("draw_at")
-        share = shares.create(
+        # wechatpay mode: the giver buys it first, and the card comes once it is paid
+        create = payments.create_unpaid if config.payments.paid else shares.create
+        share = create(
             config,
             state.openid,
             state.context["gift_id"],
@@ -79,6 +81,9 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
             variant=answers.get("wrapped_variant") or "",
         )
         share.gift = form.ctx.subject["gift"]
+        if share.payment == payments.UNPAID:
+            url = f"{config.server.public_url}/pay/{share.token}"
+            return Text(renderer.text("share/pay_link.txt", share=share, gift=share.gift, url=url))
         return share_card(config, renderer, share)
 
     def share_subject(state: State, now: dt.datetime) -> dict:

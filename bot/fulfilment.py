@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+from bot import payments
 from bot.notices import Notices
 from storage.db import locked, write_transaction
 from storage.models import Gift, Order, Share
@@ -67,6 +68,7 @@ def move(
             changes.update(cancelled_at=now)
             # The unit goes back to the gift's stock; the share keeps the claim on record.
             Gift.update(committed=Gift.committed - 1).where(Gift.id == order.gift_id).execute()
+            payments.on_cancel(order, now)
         Order.update(**changes).where(Order.id == order.id).execute()
         for name, value in changes.items():
             setattr(order, name, value)

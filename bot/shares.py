@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from bot import catalogue, logs
+from bot import catalogue, logs, payments
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
@@ -155,7 +155,10 @@ def by_token(token: str) -> Share | None:
 
 
 def refusal(share: Share, now: dt.datetime) -> Code | None:
-    """Why nobody can claim from this share now (withdrawn, used up, expired); None while open."""
+    """Why nobody can claim from this share now (withdrawn, used up, expired, not paid for yet);
+    None while open."""
+    if share.payment == payments.UNPAID:
+        return Code.SHARE_UNPAID
     if share.revoked_at is not None:
         return Code.SHARE_REVOKED
     if share.left <= 0:
@@ -240,6 +243,7 @@ def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
         if taken != 1:  # a claim slipped in (a database without row locks): look again
             raise Retry(f"share {share.id} changed while it was withdrawn")
         Gift.update(committed=Gift.committed - left).where(Gift.id == share.gift_id).execute()
+        payments.on_release(share, left, now, "revoked")
         share.revoked_at, share.released = now, True
         share.returned = left
         return share
@@ -285,5 +289,6 @@ def release_expired(now: dt.datetime | None = None) -> int:
                 Gift.id == share.gift_id
             ).execute()
             Share.update(released=True).where(Share.id == share_id).execute()
+            payments.on_release(share, share.left, now, "expired")
             released += 1
     return released

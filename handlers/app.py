@@ -28,7 +28,7 @@ from tornado.netutil import bind_sockets
 
 from bot.app import Services
 from bot.config import Config
-from handlers.web import claim, dev, draw, mobile, oauth, pages
+from handlers.web import claim, dev, draw, mobile, oauth, pages, pay
 from handlers.web.base import BaseHandler
 from handlers.wechat import WeChatHandler
 from handlers.wire import make_crypt
@@ -66,6 +66,8 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (r"/healthz", pages.Health),
         (r"/metrics", pages.Metrics),
     ]
+    if services.pay is not None:
+        routes += pay.routes(services)
     if config.server.sandbox:
         routes += [
             (r"/dev", dev.DevPage),

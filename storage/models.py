@@ -96,6 +96,10 @@ class Share(BaseModel):
     variant = pw.CharField(max_length=64, default="")  # a surprise's variant, chosen by its giver
     draw_at = pw.DateTimeField(null=True)
     drawn_at = pw.DateTimeField(null=True)
+    # [payments] mode "wechatpay" (0006): "" free, else unpaid → paid, or unpaid → lapsed (the
+    # hold ended unpaid); unit_price in fen as the giver bought it, what a refund returns per unit
+    payment = pw.CharField(max_length=8, default="")
+    unit_price = pw.IntegerField(default=0)
 
     @property
     def left(self) -> int:
@@ -195,6 +199,41 @@ class Outbox(BaseModel):
     sent_at = pw.DateTimeField(null=True)
 
 
+class PayOrder(BaseModel):
+    """One attempt to pay for a share: a JSAPI order at WeChat Pay, by its out_trade_no."""
+
+    out_trade_no = pw.CharField(max_length=32, unique=True)
+    share = pw.ForeignKeyField(Share, backref="pay_orders", on_delete="RESTRICT")
+    payer = pw.CharField(max_length=64)
+    amount = pw.IntegerField()  # fen
+    status = pw.CharField(max_length=8, default="open", index=True)  # open|paid|closed
+    prepay_id = pw.CharField(max_length=64, default="")
+    transaction_id = pw.CharField(max_length=32, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+    time_expire = pw.DateTimeField()  # WeChat Pay takes no payment after it: the hold's end
+    paid_at = pw.DateTimeField(null=True)
+    closed_at = pw.DateTimeField(null=True)
+    checked_at = pw.DateTimeField(null=True)  # last asked of WeChat Pay (reconciliation)
+
+
+class Refund(BaseModel):
+    """Money going back to a giver, once per cause (expired:<share>, cancelled:<order>, …)."""
+
+    cause = pw.CharField(max_length=48, unique=True)
+    out_refund_no = pw.CharField(max_length=64, unique=True)
+    pay_order = pw.ForeignKeyField(PayOrder, backref="refunds", on_delete="RESTRICT")
+    share = pw.ForeignKeyField(Share, backref="refunds", on_delete="RESTRICT")
+    units = pw.IntegerField()
+    amount = pw.IntegerField()  # fen
+    reason = pw.CharField(max_length=16)  # expired|revoked|cancelled|late|duplicate
+    # pending (not yet accepted) → processing → success | closed (final) | abnormal
+    status = pw.CharField(max_length=12, default="pending", index=True)
+    refund_id = pw.CharField(max_length=32, default="")
+    created_at = pw.DateTimeField(default=utcnow)
+    updated_at = pw.DateTimeField(default=utcnow)
+    last_error = pw.TextField(default="")
+
+
 class CatalogueVersion(BaseModel):
     """One row whose `version` a database trigger bumps on every change to `gift`: caches of
     the catalogue (in every process) compare it instead of reading the gifts again."""
@@ -245,5 +284,5 @@ class MobileCode(BaseModel):
 
 ALL_MODELS = [
     User, Gift, Share, Order, ShareVisit, Conversation, InboundMessage, PushNonce, Outbox,
-    ApiToken, CatalogueVersion, DrawEntry, MobileCode,
+    ApiToken, CatalogueVersion, DrawEntry, MobileCode, PayOrder, Refund,
 ]  # fmt: skip

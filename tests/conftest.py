@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fakes.sms_vendors import FakeWebhook  # noqa: E402
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat  # noqa: E402
 from helpers import WECHAT_UA  # noqa: E402
+from paying import pay_bot, pay_keys  # noqa: E402, F401 (fixtures: the bot in wechatpay mode)
 from wechat_sim import WeChatSim  # noqa: E402
 
 from bot import logs  # noqa: E402

@@ -45,6 +45,7 @@ SECRET_ENV = {
     "GIFTBOT_WECHAT_ENCODING_AES_KEY": ("wechat", "encoding_aes_key"),
     "GIFTBOT_SMS_ALIYUN_ACCESS_KEY_SECRET": ("sms", "aliyun", "access_key_secret"),
     "GIFTBOT_SMS_TENCENT_SECRET_KEY": ("sms", "tencent", "secret_key"),
+    "GIFTBOT_WECHATPAY_API_V3_KEY": ("payments", "wechatpay", "api_v3_key"),
 }
 
 
@@ -183,6 +184,37 @@ class Gift:
 
 
 @dataclass(frozen=True)
+class WeChatPay:
+    """`[payments.wechatpay]`: a direct merchant of WeChat Pay API v3 (JSAPI, public-key mode).
+    In the /dev sandbox, with no key paths, a built-in stand-in plays WeChat Pay."""
+
+    mchid: str = ""
+    api_v3_key: str = ""  # 32 characters: the AES-256 key of notifications
+    private_key_path: str = ""  # the merchant's API private key (PEM)
+    cert_serial_no: str = ""  # the merchant API certificate's serial number
+    public_key_path: str = ""  # WeChat Pay's public key (PEM): it signs answers and notifications
+    public_key_id: str = ""  # PUB_KEY_ID_…
+    api_base: str = "https://api.mch.weixin.qq.com"
+    timeout_seconds: float = 5.0
+    retry_seconds: float = 60.0  # a refund or close that failed is tried again after this, doubling
+    max_attempts: int = 10  # then it is dead: `payments list` shows it failed
+    reconcile_seconds: float = 120.0  # an order unpaid this long without news is queried
+
+
+@dataclass(frozen=True)
+class Payments:
+    """`[payments]`: "free" (the giver pays nothing: a campaign) or "wechatpay" (the giver buys)."""
+
+    mode: str = "free"
+    hold_minutes: float = 15.0  # an unpaid share holds its stock this long
+    wechatpay: WeChatPay = field(default_factory=WeChatPay)
+
+    @property
+    def paid(self) -> bool:
+        return self.mode == "wechatpay"
+
+
+@dataclass(frozen=True)
 class Config:
     server: Server
     wechat: WeChat
@@ -193,6 +225,7 @@ class Config:
     delivery: Delivery = field(default_factory=Delivery)
     conversation: Conversation = field(default_factory=Conversation)
     menu: Menu = field(default_factory=Menu)
+    payments: Payments = field(default_factory=Payments)
     path: Path | None = None
 
     @property

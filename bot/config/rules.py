@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError
+from bot.config.payments import check_payments
 from bot.sms_kinds import SMS_TEMPLATES
 from bot.words import MENU_KEYS
 
@@ -58,6 +59,7 @@ def check(c: Config) -> None:
     _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
     _check_gifts(c.gifts)
     _check_menu(c.menu)
+    check_payments(c)
 
 
 def _positive(key, value):

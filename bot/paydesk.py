@@ -1,0 +1,317 @@
+"""The paying side's work that talks to WeChat Pay: the pay page's order, the notifications,
+the reconciliation, and the outbox's closes and refunds. The books are bot/payments.py.
+
+Usage::
+
+    desk = PayDesk(config, merchant, renderer, services.db, clock)
+    view = await desk.page(token, openid)           # PayView: what the pay page shows
+    bridge = await desk.attempt(token, openid)      # a JSAPI order; raises Invalid or PayError
+    status = await desk.notify(headers, raw_body)   # 204, or raises NotifyRefused (4xx)
+    await desk.reconcile_once()                     # ask about orders and refunds gone quiet
+    desk.channels()                                 # {"wechatpay_close": Channel, "wechatpay_refund": …}
+
+A notification is believed only when WeChat Pay's signature checks, its time is within 5
+minutes and its resource decrypts; then its merchant, AppID, out_trade_no and amount must
+match our own records. Acting on it is one transaction that locks the order's row, so
+WeChat Pay's repeats (and two workers receiving one at once) act once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot import payments, shares
+from bot.codes import Code
+from bot.config import Config
+from bot.outbox import Channel
+from bot.render import Renderer
+from bot.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
+from storage.models import PayOrder, Refund, Share
+from storage.runner import Runner
+
+log = logging.getLogger("gift_bot.payments")
+
+RECONCILE_BATCH = 20
+
+
+@dataclass
+class PayView:
+    """The pay page of a share, as this visitor sees it."""
+
+    share: Share
+    refusal: Code | None = None
+    login: bool = False
+
+    @property
+    def gift(self):
+        return self.share.gift
+
+    @property
+    def amount(self) -> int:
+        return payments.amount_of(self.share)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    out_trade_no: str
+    bridge: dict[str, str]  # WeixinJSBridge's getBrandWCPayRequest arguments, paySign made
+
+
+def unix(when: dt.datetime) -> float:
+    return when.replace(tzinfo=dt.UTC).timestamp()
+
+
+class PayDesk:
+    def __init__(
+        self,
+        config: Config,
+        merchant: Merchant,
+        renderer: Renderer,
+        db: Runner,
+        clock: Callable[[], dt.datetime],
+    ):
+        self.config, self.merchant, self.renderer, self.db, self.clock = (
+            config, merchant, renderer, db, clock,
+        )  # fmt: skip
+        self.client = WeChatPayClient(merchant, clock=lambda: unix(self.clock()))
+        self.wake: Callable[[], None] = lambda: None  # the outbox worker's, once it exists
+        self.every = dt.timedelta(seconds=config.payments.wechatpay.reconcile_seconds)
+
+    def channels(self) -> dict[str, Channel]:
+        w = self.config.payments.wechatpay
+        return {
+            payments.CLOSE: Channel(self.send_close, w.retry_seconds, w.max_attempts),
+            payments.REFUND: Channel(self.send_refund, w.retry_seconds, w.max_attempts),
+        }
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- the pay page ------------------------------------------------------------------------
+
+    async def page(self, token: str, openid: str | None) -> PayView | None:
+        share = await self.db.run(shares.by_token, token)
+        if share is None or share.payment == "":
+            return None
+        if not openid:
+            return PayView(share, login=True)
+        return PayView(share, payments.pay_refusal(share, openid, self.clock()))
+
+    async def attempt(self, token: str, openid: str) -> Attempt:
+        """A new JSAPI order for the share (one per attempt), and the JS bridge's arguments."""
+        order = await self.db.write(payments.start_attempt, token, openid, self.clock())
+        self.wake()  # earlier attempts are being closed
+        gift = (await self.db.run(shares.by_token, token)).gift
+        description = f"{gift.name} ×{order.share.quantity}"
+        prepay_id = await self.client.jsapi(
+            order.out_trade_no, description, order.amount, openid, order.time_expire
+        )
+        await self.db.write(payments.keep_prepay, order.out_trade_no, prepay_id)
+        log.info(
+            "pay order made", extra={"out_trade_no": order.out_trade_no, "share": order.share.id}
+        )
+        return Attempt(order.out_trade_no, self.client.bridge(prepay_id))
+
+    # -- what WeChat Pay tells us -------------------------------------------------------------
+
+    async def notify(self, headers, body: bytes) -> int:
+        """A notification at /pay/notify: 204 when acted on (or acted on before)."""
+        now = self.clock()
+        note_id, event, resource = self.merchant.open_notification(headers, body, unix(now))
+        if event == "TRANSACTION.SUCCESS":
+            outcome = await self._paid(resource, now)
+        elif event.startswith("REFUND."):
+            outcome = await self._refunded(resource, now)
+        else:
+            raise NotifyRefused(400, f"unknown event_type {event!r}")
+        log.info("pay notification", extra={"event": event, "id": note_id, "outcome": outcome})
+        return 204
+
+    async def _paid(self, transaction: dict, now: dt.datetime) -> str:
+        """A transaction WeChat Pay vouches for: checked against our order, then settled."""
+        number = str(transaction.get("out_trade_no", ""))
+        order = await self.db.run(payments.by_trade_no, number)
+        if order is None:
+            raise NotifyRefused(400, "unknown out_trade_no")
+        if why := self._mismatch(transaction, order):
+            raise NotifyRefused(400, why)
+        if transaction.get("trade_state") != "SUCCESS":
+            raise NotifyRefused(
+                400, f"trade_state {transaction.get('trade_state')!r} is no payment"
+            )
+        outcome = await self.db.write(
+            payments.settle_paid, self.renderer, self.config, number,
+            str(transaction.get("transaction_id", "")), now,
+        )  # fmt: skip
+        if outcome != "repeat":
+            self.wake()
+        return outcome
+
+    def _mismatch(self, transaction: dict, order: PayOrder) -> str | None:
+        m = self.merchant
+        if transaction.get("mchid") != m.mchid:
+            return "mchid is not ours"
+        if transaction.get("appid") != m.appid:
+            return "appid is not ours"
+        amount = transaction.get("amount") or {}
+        if not isinstance(amount, dict) or amount.get("total") != order.amount:
+            return f"amount {amount.get('total') if isinstance(amount, dict) else amount!r} is not the order's {order.amount}"
+        return None
+
+    async def _refunded(self, notice: dict, now: dt.datetime) -> str:
+        number = str(notice.get("out_refund_no", ""))
+        found = await self.db.run(payments.refund_to_send, number)
+        if found is None:
+            raise NotifyRefused(400, "unknown out_refund_no")
+        refund, order = found
+        amount = notice.get("amount") or {}
+        if notice.get("mchid") != self.merchant.mchid:
+            raise NotifyRefused(400, "mchid is not ours")
+        if notice.get("out_trade_no") != order.out_trade_no or not isinstance(amount, dict):
+            raise NotifyRefused(400, "refund of another order")
+        if amount.get("refund") != refund.amount:
+            raise NotifyRefused(400, "refund amount is not ours")
+        status = str(notice.get("refund_status", ""))
+        changed = await self.db.write(
+            payments.settle_refund, number, status, str(notice.get("refund_id", "")), now
+        )
+        return f"refund {status.lower()}" if changed else "repeat"
+
+    # -- the outbox's senders ----------------------------------------------------------------
+
+    async def send_close(self, payload: dict, ref: str) -> None:
+        number = payload["out_trade_no"]
+        try:
+            await self.client.close_order(number)
+        except PayError as exc:
+            if exc.code == "ORDER_CLOSED":
+                pass
+            elif exc.code in ("ORDER_PAID", "ORDERPAID"):  # paid before it could be closed
+                await self.check_order(number)
+                return
+            else:
+                raise
+        await self.db.write(payments.mark_closed, number, self.clock())
+
+    async def send_refund(self, payload: dict, ref: str) -> None:
+        number = payload["out_refund_no"]
+        found = await self.db.run(payments.refund_to_send, number)
+        if found is None:
+            return
+        refund, order = found
+        try:
+            answer = await self.client.refund(
+                order.out_trade_no, number, refund.amount, order.amount, _REASONS[refund.reason]
+            )
+        except PayError as exc:
+            await self.db.write(payments.refund_failed, number, str(exc), self.clock())
+            raise
+        await self.db.write(
+            payments.settle_refund, number, str(answer.get("status", "processing")),
+            str(answer.get("refund_id", "")), self.clock(),
+        )  # fmt: skip
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    async def reconcile_once(self) -> int:
+        """Ask WeChat Pay about open orders and unfinished refunds that have gone quiet; act on
+        what it says as on a notification. Returns how many were asked about."""
+        now = self.clock()
+        numbers = await self.db.write(_quiet_orders, now, now - self.every)
+        for number in numbers:
+            try:
+                await self.check_order(number)
+            except PayError as exc:
+                log.warning("order query failed", extra={"out_trade_no": number, "error": str(exc)})
+        refunds = await self.db.write(_quiet_refunds, now, now - self.every)
+        for number in refunds:
+            try:
+                answer = await self.client.query_refund(number)
+            except PayError as exc:
+                log.warning(
+                    "refund query failed", extra={"out_refund_no": number, "error": str(exc)}
+                )
+                continue
+            await self.db.write(
+                payments.settle_refund, number, str(answer.get("status", "")),
+                str(answer.get("refund_id", "")), self.clock(),
+            )  # fmt: skip
+        return len(numbers) + len(refunds)
+
+    async def check_order(self, number: str) -> str:
+        """What WeChat Pay says of one order, acted on: paid, closed, or still waiting."""
+        order = await self.db.run(payments.by_trade_no, number)
+        if order is None:
+            return "unknown"
+        now = self.clock()
+        try:
+            transaction = await self.client.query(number)
+        except PayError as exc:
+            if exc.code != "ORDER_NOT_EXIST":
+                raise
+            transaction = {"trade_state": "CLOSED" if order.time_expire <= now else "NOTPAY"}
+        state = transaction.get("trade_state")
+        if state in ("SUCCESS", "REFUND"):
+            if why := self._mismatch(transaction, order):
+                log.error(
+                    "queried order does not match ours", extra={"out_trade_no": number, "why": why}
+                )
+                return "mismatch"
+            return await self._paid(transaction | {"trade_state": "SUCCESS"}, now)
+        if state == "CLOSED":
+            await self.db.write(payments.mark_closed, number, now)
+        elif order.time_expire <= now:
+            await self.db.write(payments.queue_close, number)
+            self.wake()
+        return str(state).lower()
+
+
+_REASONS = {
+    "expired": "礼物到期未领取",
+    "revoked": "送礼人撤回礼物",
+    "cancelled": "订单已取消",
+    "late": "付款时礼物已失效",
+    "duplicate": "重复付款",
+}
+
+
+def _quiet_orders(now: dt.datetime, before: dt.datetime) -> list[str]:
+    """Open orders made before `before` and not asked about since: marked asked, so another
+    worker leaves them be this round."""
+    quiet = (
+        (PayOrder.status == payments.OPEN)
+        & (PayOrder.created_at <= before)
+        & (PayOrder.checked_at.is_null() | (PayOrder.checked_at <= before))
+    )
+    numbers = [
+        n
+        for (n,) in PayOrder.select(PayOrder.out_trade_no)
+        .where(quiet)
+        .limit(RECONCILE_BATCH)
+        .tuples()
+    ]
+    taken = []
+    for number in numbers:
+        if (
+            PayOrder.update(checked_at=now)
+            .where(quiet & (PayOrder.out_trade_no == number))
+            .execute()
+        ):
+            taken.append(number)
+    return taken
+
+
+def _quiet_refunds(now: dt.datetime, before: dt.datetime) -> list[str]:
+    quiet = Refund.status.in_(("processing", "abnormal")) & (Refund.updated_at <= before)
+    numbers = [
+        n
+        for (n,) in Refund.select(Refund.out_refund_no).where(quiet).limit(RECONCILE_BATCH).tuples()
+    ]
+    taken = []
+    for number in numbers:
+        if Refund.update(updated_at=now).where(quiet & (Refund.out_refund_no == number)).execute():
+            taken.append(number)
+    return taken

@@ -1,0 +1,337 @@
+"""The giver pays ([payments] mode "wechatpay"): the books of shares bought, each a transaction.
+
+Usage (each call inside the transaction that the runner or the caller holds)::
+
+    share = create_unpaid(config, "o_giver", "tea-longjing", 2, "生日快乐", now)   # stock held
+    order = start_attempt(token, "o_giver", now)     # a new out_trade_no; earlier ones closed
+    outcome = settle_paid(renderer, config, "T…", "4200…", now)   # "paid" | "repeat" | "refund"
+    on_release(share, left, now, "expired")          # from shares.release_expired / revoke
+    on_cancel(order, now)                            # from fulfilment.move(…, "cancelled")
+    settle_refund("R…", "SUCCESS", refund_id, now)   # a refund's outcome, never backwards
+    balance()                                        # paid = claimed + refunded + open, per share
+
+A share bought is `unpaid` (its stock held `hold_minutes`, its claim link not ready) until a
+notification or a query proves a payment; then `paid`, and its expiry counts from then. An
+unpaid share whose hold ends is released like any expired share and becomes `lapsed`: its
+open orders are closed at WeChat Pay through the outbox. Money that must go back — units
+unclaimed at expiry, a revoked share's units, a cancelled order, a payment that came after
+the hold or twice — is a `Refund` row with a unique `cause`, written in the transaction that
+caused it, and sent through the outbox (`wechatpay_refund`), so it happens exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+import peewee
+from peewee import fn
+
+from bot import shares
+from bot.codes import Code
+from bot.config import Config
+from bot.forms.base import Invalid
+from bot.messaging import Notice, wechat_text
+from bot.outbox import enqueue
+from bot.render import Renderer
+from storage.db import db, locked, write_transaction
+from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
+
+UNPAID, PAID, LAPSED = "unpaid", "paid", "lapsed"
+OPEN, CLOSED = "open", "closed"
+FINAL_REFUND = ("success", "closed")
+REFUND_RANK = {"pending": 0, "processing": 1, "abnormal": 2, "success": 3, "closed": 3}
+CLOSE, REFUND = "wechatpay_close", "wechatpay_refund"  # the outbox kinds
+
+
+def create_unpaid(
+    config: Config, giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime,
+    **kind,
+) -> Share:  # fmt: skip
+    """A share (of any kind: `kind`, `draw_at`, `variant` as shares.create takes them) whose
+    stock is held `hold_minutes` until it is paid for."""
+    with write_transaction():
+        share = shares.create(config, giver, gift_id, quantity, blessing, now, **kind)
+        price = Gift.select(Gift.price).where(Gift.id == gift_id).scalar()
+        hold_end = now + dt.timedelta(minutes=config.payments.hold_minutes)
+        Share.update(payment=UNPAID, unit_price=price, expires_at=hold_end).where(
+            Share.id == share.id
+        ).execute()
+        share.payment, share.unit_price, share.expires_at = UNPAID, price, hold_end
+        return share
+
+
+def amount_of(share: Share) -> int:
+    return share.unit_price * share.quantity
+
+
+def pay_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | None:
+    """Why this visitor cannot pay for this share now; None when they can."""
+    if share.giver_id != openid:
+        return Code.PAY_NOT_GIVER
+    if share.payment == PAID:
+        return Code.PAY_DONE
+    if share.payment != UNPAID or share.released or share.expires_at <= now:
+        return Code.PAY_LAPSED
+    return None
+
+
+def start_attempt(token: str, openid: str, now: dt.datetime) -> PayOrder:
+    """A new attempt to pay (its own out_trade_no); earlier open ones are closed, so one
+    payment at most can succeed while the share waits. Raises Invalid(Code.PAY_…)."""
+    share = locked(Share.select().where(Share.token == token)).first()
+    if share is None:
+        raise Invalid(Code.SHARE_UNKNOWN)
+    if refusal := pay_refusal(share, openid, now):
+        raise Invalid(refusal)
+    for earlier in PayOrder.select().where(
+        (PayOrder.share == share.id) & (PayOrder.status == OPEN)
+    ):
+        queue_close(earlier.out_trade_no)
+    order = PayOrder.create(
+        out_trade_no=f"T{now:%y%m%d%H%M%S}{secrets.token_hex(5).upper()}",
+        share=share.id,
+        payer=openid,
+        amount=amount_of(share),
+        created_at=now,
+        time_expire=share.expires_at,
+    )
+    order.share = share
+    return order
+
+
+def keep_prepay(out_trade_no: str, prepay_id: str) -> None:
+    PayOrder.update(prepay_id=prepay_id).where(PayOrder.out_trade_no == out_trade_no).execute()
+
+
+def by_trade_no(out_trade_no: str) -> PayOrder | None:
+    return PayOrder.get_or_none(PayOrder.out_trade_no == out_trade_no)
+
+
+def settle_paid(
+    renderer: Renderer, config: Config, out_trade_no: str, transaction_id: str, now: dt.datetime
+) -> str:
+    """WeChat Pay proved this order paid (a checked notification or query). Acts once:
+    "paid" (the share is paid; the giver gets the card), "refund" (the share was paid by
+    another attempt, or its hold had ended: all of it goes back), "repeat" (acted on before)."""
+    order = locked(PayOrder.select().where(PayOrder.out_trade_no == out_trade_no)).first()
+    if order is None or order.status == "paid":
+        return "repeat"
+    share = locked(Share.select().where(Share.id == order.share_id)).get()
+    took = (
+        PayOrder.update(status="paid", transaction_id=transaction_id, paid_at=now)
+        .where((PayOrder.id == order.id) & (PayOrder.status != "paid"))
+        .execute()
+    )
+    if took != 1:
+        return "repeat"
+    order.status, order.transaction_id, order.paid_at = "paid", transaction_id, now
+    if share.payment != UNPAID or share.released:
+        reason = "duplicate" if share.payment == PAID else "late"
+        add_refund(order, share, share.quantity, order.amount, reason, f"{reason}:{order.id}", now)
+        return "refund"
+    expires = now + dt.timedelta(hours=config.shares.expire_hours)
+    Share.update(payment=PAID, expires_at=expires).where(Share.id == share.id).execute()
+    share.payment, share.expires_at = PAID, expires
+    share.gift = Gift.get_by_id(share.gift_id)
+    others = PayOrder.select().where(
+        (PayOrder.share == share.id) & (PayOrder.status == OPEN) & (PayOrder.id != order.id)
+    )
+    for other in others:
+        queue_close(other.out_trade_no)
+    _send_card(renderer, config, share)
+    return "paid"
+
+
+def _send_card(renderer: Renderer, config: Config, share: Share) -> None:
+    url = f"{config.server.public_url}/claim/{share.token}"
+    context = {"gift": share.gift, "share": share, "url": url}
+    text = renderer.text("notices/paid.txt", **context)
+    notice = Notice(
+        first=text.splitlines()[0],
+        gift=share.gift.name,
+        status=renderer.text("notices/status.txt", status="paid"),
+        url=url,
+    )
+    enqueue("wechat_text", f"notice:paid:{share.id}", wechat_text(share.giver_id, text, notice))
+
+
+def queue_close(out_trade_no: str) -> None:
+    """Close this order at WeChat Pay, through the outbox (once per order)."""
+    enqueue(CLOSE, f"pay:close:{out_trade_no}", {"out_trade_no": out_trade_no})
+
+
+def mark_closed(out_trade_no: str, now: dt.datetime) -> None:
+    PayOrder.update(status=CLOSED, closed_at=now).where(
+        (PayOrder.out_trade_no == out_trade_no) & (PayOrder.status == OPEN)
+    ).execute()
+
+
+# -- money going back --------------------------------------------------------------------
+
+
+def on_release(share: Share, left: int, now: dt.datetime, reason: str) -> None:
+    """A share's unclaimed units went back to stock (its row locked by the caller): an unpaid
+    share lapses and its orders are closed; a paid one refunds those units."""
+    if share.payment == UNPAID:
+        Share.update(payment=LAPSED).where(Share.id == share.id).execute()
+        share.payment = LAPSED
+        for order in PayOrder.select().where(
+            (PayOrder.share == share.id) & (PayOrder.status == OPEN)
+        ):
+            queue_close(order.out_trade_no)
+    elif share.payment == PAID and left > 0:
+        charge = charging_order(share.id)
+        if charge is not None:
+            amount = share.unit_price * left
+            add_refund(charge, share, left, amount, reason, f"{reason}:{share.id}", now)
+
+
+def on_cancel(order: Order, now: dt.datetime) -> None:
+    """A cancelled order of a paid share: its unit's price goes back to the giver."""
+    share = Share.get_by_id(order.share_id)
+    charge = charging_order(share.id) if share.payment == PAID else None
+    if charge is not None:
+        cause = f"cancelled:{order.id}"
+        add_refund(charge, share, 1, share.unit_price, "cancelled", cause, now)
+
+
+def charging_order(share_id: int) -> PayOrder | None:
+    """The attempt whose payment made the share paid (not one refunded as a duplicate)."""
+    again = Refund.select(Refund.pay_order).where(Refund.reason.in_(("duplicate", "late")))
+    return (
+        PayOrder.select()
+        .where(
+            (PayOrder.share == share_id) & (PayOrder.status == "paid") & PayOrder.id.not_in(again)
+        )
+        .order_by(PayOrder.paid_at, PayOrder.id)
+        .first()
+    )
+
+
+def add_refund(
+    charge: PayOrder, share: Share, units: int, amount: int, reason: str, cause: str,
+    now: dt.datetime,
+) -> Refund | None:  # fmt: skip
+    """One refund per cause, queued in this transaction; None when the cause had one."""
+    if Refund.select().where(Refund.cause == cause).exists():
+        return None
+    number = f"R{now:%y%m%d%H%M%S}{secrets.token_hex(6).upper()}"
+    try:
+        with db.atomic():  # a savepoint: a twin cause from another worker loses here
+            refund = Refund.create(
+                cause=cause, out_refund_no=number, pay_order=charge.id, share=share.id,
+                units=units, amount=amount, reason=reason, created_at=now, updated_at=now,
+            )  # fmt: skip
+    except peewee.IntegrityError:
+        return None
+    enqueue(REFUND, f"pay:refund:{number}", {"out_refund_no": number})
+    return refund
+
+
+def refund_to_send(out_refund_no: str) -> tuple[Refund, PayOrder] | None:
+    refund = Refund.get_or_none(Refund.out_refund_no == out_refund_no)
+    return (refund, PayOrder.get_by_id(refund.pay_order_id)) if refund else None
+
+
+def settle_refund(
+    out_refund_no: str, status: str, refund_id: str, now: dt.datetime, error: str = ""
+) -> bool:
+    """A refund's state from WeChat Pay (answer, notification or query): it only moves
+    forward, and a final state stays. True when it changed."""
+    status = status.lower()
+    refund = locked(Refund.select().where(Refund.out_refund_no == out_refund_no)).first()
+    if refund is None or status not in REFUND_RANK or refund.status in FINAL_REFUND:
+        return False
+    if REFUND_RANK[status] < REFUND_RANK[refund.status]:
+        return False
+    values = {"status": status, "updated_at": now, "last_error": error}
+    if refund_id:
+        values["refund_id"] = refund_id
+    Refund.update(**values).where(Refund.id == refund.id).execute()
+    return status != refund.status
+
+
+def refund_failed(out_refund_no: str, error: str, now: dt.datetime) -> None:
+    Refund.update(last_error=error[:1000], updated_at=now).where(
+        Refund.out_refund_no == out_refund_no
+    ).execute()
+
+
+# -- what operators see ------------------------------------------------------------------
+
+
+def balance(share_id: int | None = None) -> dict:
+    """Per share bought and overall, in fen: paid = claimed + refunded + open must hold.
+    `refunded` counts every refund owed (whatever its state); `refunds_done` those that
+    WeChat Pay confirmed."""
+    rows = []
+    query = Share.select().where(Share.payment != "").order_by(Share.id)
+    if share_id is not None:
+        query = query.where(Share.id == share_id)
+    for share in query:
+        paid = _sum(PayOrder.amount, (PayOrder.share == share.id) & (PayOrder.status == "paid"))
+        refunded = _sum(Refund.amount, Refund.share == share.id)
+        done = _sum(Refund.amount, (Refund.share == share.id) & (Refund.status == "success"))
+        kept = (
+            Order.select().where((Order.share == share.id) & (Order.status != "cancelled")).count()
+        )
+        claimed = share.unit_price * kept
+        still_open = (
+            share.unit_price * share.left if share.payment == PAID and not share.released else 0
+        )
+        rows.append(
+            {
+                "share_id": share.id, "token": share.token, "payment": share.payment,
+                "paid": paid, "claimed": claimed, "refunded": refunded, "open": still_open,
+                "refunds_done": done, "balanced": paid == claimed + refunded + still_open,
+            }
+        )  # fmt: skip
+    keys = ("paid", "claimed", "refunded", "open", "refunds_done")
+    total = {k: sum(r[k] for r in rows) for k in keys}
+    total["balanced"] = all(r["balanced"] for r in rows)
+    return {"shares": rows, "total": total}
+
+
+def _sum(column, where) -> int:
+    return int(column.model.select(fn.COALESCE(fn.SUM(column), 0)).where(where).scalar() or 0)
+
+
+def listing() -> list[dict]:
+    """Every payment attempt and refund, oldest first, with its state; a refund the outbox
+    gave up on reads `failed`, with the last error."""
+    rows = []
+    for order in PayOrder.select().order_by(PayOrder.id):
+        rows.append(
+            {
+                "kind": "payment", "number": order.out_trade_no, "share_id": order.share_id,
+                "amount": order.amount, "state": order.status, "reason": "",
+                "created_at": _iso(order.created_at), "updated_at": _iso(order.paid_at or order.closed_at),
+                "error": "",
+            }
+        )  # fmt: skip
+    dead = _dead_refunds()
+    for refund in Refund.select().order_by(Refund.id):
+        state = refund.status
+        if state == "pending" and refund.out_refund_no in dead:
+            state = "failed"
+        rows.append(
+            {
+                "kind": "refund", "number": refund.out_refund_no, "share_id": refund.share_id,
+                "amount": -refund.amount, "state": state, "reason": refund.reason,
+                "created_at": _iso(refund.created_at), "updated_at": _iso(refund.updated_at),
+                "error": refund.last_error or dead.get(refund.out_refund_no, ""),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _dead_refunds() -> dict[str, str]:
+    query = Outbox.select(Outbox.key, Outbox.last_error).where(
+        (Outbox.kind == REFUND) & (Outbox.status == "dead")
+    )
+    return {key.removeprefix("pay:refund:"): error for key, error in query.tuples()}
+
+
+def _iso(when: dt.datetime | None) -> str:
+    return when.isoformat(timespec="seconds") + "+00:00" if when else ""

@@ -1,0 +1,122 @@
+"""The bot in [payments] mode "wechatpay" against the WeChat Pay stand-in on its own port.
+
+Usage::
+
+    # fixtures (in conftest.py): pay_bot, and pay_keys (made once per module)
+
+    def test_x(pay_bot):
+        bot, pay = pay_bot                      # LiveBot; FakeWeChatPay (pay.standin: controls)
+        token = share_to_pay(bot, quantity="2") # the giver's dialogue; the pay link's token
+        out_trade_no, bridge = open_pay_page(bot, token)   # the giver's attempt: a JSAPI order
+        pay.standin.pay(out_trade_no); pay.deliver()       # paid; the notification delivered
+        balance_holds()                          # paid = claimed + refunded + open, everywhere
+
+The stand-in's clock is the bot's (tests move it), so signatures, time windows, an order's
+time_expire and the one-minute rule between refunds all run on the same time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from fakes.wechatpay import API_V3_KEY, MCHID, SERIAL_NO, FakeWeChatPay, MerchantKeys, private_pem
+from helpers import browser, say, xsrf
+
+from bot import payments
+from storage.models import PayOrder
+
+
+@pytest.fixture(scope="module")
+def pay_keys() -> MerchantKeys:
+    return MerchantKeys.generate()  # RSA key generation is slow: once per module
+
+
+def unix(bot) -> float:
+    return bot.clock().replace(tzinfo=dt.UTC).timestamp()
+
+
+def pay_overrides(tmp_path, keys: MerchantKeys, pay: FakeWeChatPay, **wechatpay) -> dict:
+    private = tmp_path / "apiclient_key.pem"
+    private.write_text(private_pem(keys.merchant))
+    public = tmp_path / "pub_key.pem"
+    public.write_bytes(
+        keys.platform.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return {
+        "payments": {
+            "mode": "wechatpay",
+            "wechatpay": {
+                "mchid": MCHID,
+                "api_v3_key": API_V3_KEY,
+                "private_key_path": str(private),
+                "cert_serial_no": SERIAL_NO,
+                "public_key_path": str(public),
+                "public_key_id": pay.standin.public_key_id,
+                "api_base": pay.gateway,
+                "retry_seconds": 1,
+                "timeout_seconds": 2,
+                "reconcile_seconds": 60,
+            }
+            | wechatpay,
+        }
+    }
+
+
+@pytest.fixture
+def pay_bot(bot_factory, pay_keys, tmp_path):
+    holder: dict = {}
+    fake = FakeWeChatPay(
+        pay_keys, clock=lambda: unix(holder["bot"]), retry_scale=1e-4, answer_timeout=2
+    )
+    with fake as pay:
+        bot = bot_factory(**pay_overrides(tmp_path, pay_keys, pay))
+        holder["bot"] = bot
+        yield bot, pay
+
+
+def share_to_pay(bot, giver="o_giver", quantity="1", number="1", blessing="生日快乐") -> str:
+    """The giver's share dialogue in wechatpay mode; the token of the pay link it ends with."""
+    reply = say(bot, giver, number, "送", quantity, blessing, "确认")
+    url = re.search(r"(http\S+/pay/(\S+))", reply)
+    assert url and url.group(1) == f"{bot.url}/pay/{url.group(2)}", reply
+    return url.group(2)
+
+
+def open_pay_page(bot, token: str, giver="o_giver") -> tuple[str, dict]:
+    """The giver opens the pay page and taps the button: (the new out_trade_no, the bridge)."""
+    session = browser(bot, giver)
+    page = session.get(f"{bot.url}/pay/{token}", timeout=10)
+    assert page.status_code == 200, page.text
+    before = {o.out_trade_no for o in PayOrder.select()}
+    answer = session.post(f"{bot.url}/pay/{token}/order", data={"_xsrf": xsrf(page)}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    (number,) = {o.out_trade_no for o in PayOrder.select()} - before
+    return number, answer.json()["bridge"]
+
+
+def pay_for(bot, pay: FakeWeChatPay, token: str, giver="o_giver") -> str:
+    """Open the pay page, pay, deliver the notification; the out_trade_no paid."""
+    number, _ = open_pay_page(bot, token, giver)
+    pay.standin.pay(number)
+    attempts = pay.deliver()
+    assert [a.status for a in attempts] == [204], attempts
+    return number
+
+
+def post_notify(bot, body: bytes, headers: dict) -> requests.Response:
+    return requests.post(f"{bot.url}/pay/notify", data=body, headers=headers, timeout=10)
+
+
+def balance_holds() -> dict:
+    books = payments.balance()
+    for row in books["shares"]:
+        assert row["balanced"], row
+    total = books["total"]
+    assert total["paid"] == total["claimed"] + total["refunded"] + total["open"], total
+    return books
