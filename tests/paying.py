@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 
 import pytest
 import requests
@@ -27,6 +28,7 @@ from fakes.wechatpay import API_V3_KEY, MCHID, SERIAL_NO, FakeWeChatPay, Merchan
 from helpers import browser, say, xsrf
 
 from bot import payments
+from handlers.standins.wechatpay_wire import answer_headers, dump, encrypt_resource, rfc3339
 from storage.models import PayOrder
 
 
@@ -120,3 +122,34 @@ def balance_holds() -> dict:
     total = books["total"]
     assert total["paid"] == total["claimed"] + total["refunded"] + total["open"], total
     return books
+
+
+def signed_notification(
+    keys: MerchantKeys,
+    pay: FakeWeChatPay,
+    plaintext: dict,
+    now: float,
+    event_type: str = "TRANSACTION.SUCCESS",
+    api_v3_key: str = API_V3_KEY,
+    signer=None,
+) -> tuple[bytes, dict]:
+    """A notification as WeChat Pay writes one (or, with another key or signer, as a forger
+    would): its body and headers."""
+    original = "transaction" if event_type.startswith("TRANSACTION") else "refund"
+    envelope = {
+        "id": str(uuid.uuid4()),
+        "create_time": rfc3339(now),
+        "resource_type": "encrypt-resource",
+        "event_type": event_type,
+        "summary": "支付成功",
+        "resource": encrypt_resource(api_v3_key, original, plaintext),
+    }
+    body = dump(envelope)
+    headers = answer_headers(signer or keys.platform, pay.standin.public_key_id, body, now)
+    return body, headers | {"Content-Type": "application/json"}
+
+
+def transaction_of(pay: FakeWeChatPay, number: str, **changes) -> dict:
+    """What WeChat Pay's notification of this order says, once paid (changes: a forger's)."""
+    plaintext = pay.standin.ledger.transaction(pay.standin.orders[number])
+    return plaintext | changes
