@@ -7,16 +7,20 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
+import pytest
+import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from helpers import browser, claim, monday_morning, say
 from paying import (
     balance_holds,
     open_pay_page,
+    pay_for,
     share_to_pay,
 )
 
-from storage.models import Gift, Refund, Share
+from bot import fulfilment, payments
+from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
 
 
 def test_a_paid_share_end_to_end_card_claim_and_refund_of_the_rest_at_expiry(pay_bot, pay_keys):
@@ -76,3 +80,202 @@ def test_a_paid_share_end_to_end_card_claim_and_refund_of_the_rest_at_expiry(pay
         "paid": 2 * price, "claimed": price, "refunded": price, "open": 0,
         "refunds_done": price, "balanced": True,
     }  # fmt: skip
+
+
+def settle_all(bot, pay, status: str = "SUCCESS") -> None:
+    """The bank's word on every refund WeChat Pay holds, and its notifications delivered."""
+    for number, refund in pay.standin.refunds.items():
+        if refund.status == "PROCESSING":
+            pay.standin.settle_refund(number, status)
+    assert all(a.status == 204 for a in pay.deliver())
+
+
+def test_only_the_giver_may_open_the_pay_page_or_order(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    friend = browser(bot, "o_friend")
+    page = friend.get(f"{bot.url}/pay/{token}", timeout=10)
+    assert page.status_code == 403 and "只有送出这份礼物的人" in page.text
+    friend.cookies.set("_xsrf", "00ff" * 8)  # a version-1 token: the form's value is the cookie's
+    answer = friend.post(f"{bot.url}/pay/{token}/order", data={"_xsrf": "00ff" * 8}, timeout=10)
+    assert answer.status_code == 403 and "只有送出" in answer.json()["error"]
+    assert not PayOrder.select().exists()
+    assert requests.get(f"{bot.url}/pay/{token}", allow_redirects=False).status_code == 302
+    assert requests.get(f"{bot.url}/pay/nosuchtoken0000000000000").status_code == 404
+    assert not pay.standin.orders
+
+
+def test_the_pay_page_opened_twice_makes_one_order_per_attempt_and_never_two_charges(pay_bot):
+    bot, pay = pay_bot
+    price = Gift.get_by_id("tea-longjing").price
+    token = share_to_pay(bot)
+    first, _ = open_pay_page(bot, token)
+    second, _ = open_pay_page(bot, token)
+    assert first != second and len(pay.standin.orders) == 2
+    bot.drain()  # the first attempt is closed at WeChat Pay
+    assert pay.standin.orders[first].trade_state == "CLOSED"
+    assert PayOrder.get(PayOrder.out_trade_no == first).status == "closed"
+    with pytest.raises(ValueError):
+        pay.standin.pay(first)
+    pay.standin.pay(second)
+    pay.deliver()
+    assert Share.get(Share.token == token).payment == "paid"
+
+    # Two attempts paid before the first could be closed: the second payment goes back whole.
+    token = share_to_pay(bot, giver="o_other")
+    one, _ = open_pay_page(bot, token, giver="o_other")
+    two, _ = open_pay_page(bot, token, giver="o_other")
+    pay.standin.pay(one)
+    pay.standin.pay(two)
+    pay.deliver()
+    bot.drain()
+    (refund,) = Refund.select().where(Refund.reason == "duplicate")
+    assert refund.amount == price and pay.standin.refunds[refund.out_refund_no].refund == price
+    books = balance_holds()
+    assert books["total"]["paid"] - books["total"]["refunded"] == 2 * price  # one charge each
+
+
+def test_an_abandoned_payment_releases_the_stock_and_closes_the_order(pay_bot):
+    bot, pay = pay_bot
+    before = Gift.get_by_id("tea-longjing").committed
+    token = share_to_pay(bot, quantity="3")
+    number, _ = open_pay_page(bot, token)
+    assert Gift.get_by_id("tea-longjing").committed == before + 3
+    bot.clock.offset += dt.timedelta(minutes=16)
+    bot.run(bot.services.sweep_once())
+    assert Gift.get_by_id("tea-longjing").committed == before
+    assert Share.get(Share.token == token).payment == "lapsed"
+    bot.drain()
+    assert pay.standin.orders[number].trade_state == "CLOSED"
+    assert PayOrder.get().status == "closed"
+    session = browser(bot, "o_giver")
+    assert "付款时间已过" in session.get(f"{bot.url}/pay/{token}", timeout=10).text
+    assert "过期" in browser(bot, "o_friend").get(f"{bot.url}/claim/{token}", timeout=10).text
+    assert not Refund.select().exists()
+    balance_holds()
+
+
+def test_a_payment_whose_notification_comes_after_the_hold_ended_is_refunded_whole(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot, quantity="2")
+    number, _ = open_pay_page(bot, token)
+    bot.clock.offset += dt.timedelta(minutes=14)
+    pay.standin.pay(number, notify_after=3600)  # paid in time; the news is late
+    bot.clock.offset += dt.timedelta(minutes=2)
+    bot.run(bot.services.sweep_once())  # the hold ended: lapsed, its order to be closed
+    bot.drain()  # the close finds the order paid, asks, and refunds it
+    (refund,) = Refund.select()
+    assert (refund.reason, refund.amount) == ("late", 2 * Gift.get_by_id("tea-longjing").price)
+    pay.deliver()  # the notification at last: acted on already
+    assert Refund.select().count() == 1 and Share.get(Share.token == token).payment == "lapsed"
+    settle_all(bot, pay)
+    assert Refund.get().status == "success"
+    balance_holds()
+
+
+def test_a_late_notification_is_found_by_reconciliation(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    number, _ = open_pay_page(bot, token)
+    pay.standin.pay(number, notify_after=3600)
+    assert bot.run(bot.services.pay.reconcile_once()) == 0  # too soon to ask
+    bot.clock.offset += dt.timedelta(minutes=2)
+    assert bot.run(bot.services.pay.reconcile_once()) == 1
+    assert Share.get(Share.token == token).payment == "paid"
+    bot.drain()
+    assert len([m for m in bot.fake_wechat.messages if m["touser"] == "o_giver"]) == 1
+    pay.deliver()  # the notification, late: a repeat
+    bot.drain()
+    assert len([m for m in bot.fake_wechat.messages if m["touser"] == "o_giver"]) == 1
+    balance_holds()
+
+
+def test_revoking_a_paid_share_refunds_its_unclaimed_units(pay_bot):
+    bot, pay = pay_bot
+    monday_morning(bot)
+    price = Gift.get_by_id("tea-longjing").price
+    token = share_to_pay(bot, quantity="3")
+    pay_for(bot, pay, token)
+    claim(bot, browser(bot, "o_friend"), token)
+    say(bot, "o_giver", "我送出的")
+    assert "已撤回" in say(bot, "o_giver", "撤回 1")
+    bot.drain()
+    (refund,) = Refund.select()
+    assert (refund.reason, refund.units, refund.amount) == ("revoked", 2, 2 * price)
+    assert pay.standin.refunds[refund.out_refund_no].refund == 2 * price
+    settle_all(bot, pay)
+    assert balance_holds()["total"]["refunds_done"] == 2 * price
+
+
+def test_a_cancelled_order_of_a_paid_share_is_refunded(pay_bot):
+    bot, pay = pay_bot
+    monday_morning(bot)
+    price = Gift.get_by_id("tea-longjing").price
+    token = share_to_pay(bot, quantity="2")
+    pay_for(bot, pay, token)
+    claim(bot, browser(bot, "o_friend"), token)
+    order = Order.get()
+    fulfilment.move(bot.services.notices, order.order_no, "cancelled", bot.clock())
+    bot.drain()
+    (refund,) = Refund.select()
+    assert (refund.reason, refund.units, refund.amount) == ("cancelled", 1, price)
+    assert refund.cause == f"cancelled:{order.id}"
+    balance_holds()
+    # the share expires with one unit unclaimed: a second refund, a minute later or more
+    bot.clock.offset += dt.timedelta(hours=73)
+    bot.run(bot.services.sweep_once())
+    bot.drain()
+    assert sorted(r.reason for r in Refund.select()) == ["cancelled", "expired"]
+    settle_all(bot, pay)
+    assert balance_holds()["total"]["refunds_done"] == 2 * price
+
+
+def test_refund_failures_are_retried_and_a_final_failure_is_visible(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot, quantity="2")
+    pay_for(bot, pay, token)
+    pay.standin.fail_next("refund", code="SYSTEM_ERROR", times=2)
+    say(bot, "o_giver", "我送出的", "撤回 1")
+    bot.drain()
+    refund = Refund.get()
+    assert refund.status == "pending" and "SYSTEM_ERROR" in refund.last_error
+    for _ in range(2):
+        bot.clock.offset += dt.timedelta(seconds=10)
+        bot.drain()
+    assert Refund.get().status == "processing" and len(pay.standin.refunds) == 1
+
+    token = share_to_pay(bot, giver="o_other", quantity="2")
+    pay_for(bot, pay, token, giver="o_other")
+    pay.standin.fail_next("refund", code="NO_AUTH")  # refused for good: no retry
+    say(bot, "o_other", "我送出的", "撤回 1")
+    bot.drain()
+    failed = [row for row in payments.listing() if row["state"] == "failed"]
+    assert len(failed) == 1 and "NO_AUTH" in failed[0]["error"]
+    assert Outbox.get(Outbox.kind == "wechatpay_refund", Outbox.status == "dead")
+    balance_holds()  # owed, and shown: the books still balance
+
+
+def test_a_refund_answered_too_late_is_retried_with_the_same_number_and_made_once(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot, quantity="2")
+    pay_for(bot, pay, token)
+    pay.standin.stall_next("refund", seconds=3)  # done, but answered after our 2 s timeout
+    say(bot, "o_giver", "我送出的", "撤回 1")
+    bot.drain()
+    assert Refund.get().status == "pending" and len(pay.standin.refunds) == 1
+    bot.clock.offset += dt.timedelta(seconds=10)
+    bot.drain()
+    assert Refund.get().status == "processing" and len(pay.standin.refunds) == 1
+
+
+def test_refund_notifications_out_of_order_end_in_the_final_state(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot, quantity="2")
+    pay_for(bot, pay, token)
+    say(bot, "o_giver", "我送出的", "撤回 1")
+    bot.drain()
+    number = Refund.get().out_refund_no
+    pay.standin.settle_refund(number, "ABNORMAL")
+    pay.standin.settle_refund(number, "SUCCESS")
+    pay.deliver(reverse=True)  # SUCCESS first, then the older ABNORMAL
+    assert Refund.get().status == "success"
