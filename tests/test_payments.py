@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -279,3 +282,46 @@ def test_refund_notifications_out_of_order_end_in_the_final_state(pay_bot):
     pay.standin.settle_refund(number, "SUCCESS")
     pay.deliver(reverse=True)  # SUCCESS first, then the older ABNORMAL
     assert Refund.get().status == "success"
+
+
+def test_payments_list_shows_each_payment_and_refund_with_its_state(pay_bot):
+    bot, pay = pay_bot
+    price = Gift.get_by_id("tea-longjing").price
+    token = share_to_pay(bot, quantity="2")
+    number = pay_for(bot, pay, token)
+    say(bot, "o_giver", "我送出的", "撤回 1")
+    bot.drain()
+    path = bot.tmp_config()
+    listed = cli(path, "payments", "list", "--format", "json")
+    assert json.loads(listed.stdout) == [
+        {
+            "kind": "payment", "number": number, "share_id": Share.get().id, "amount": 2 * price,
+            "state": "paid", "reason": "", "created_at": listed_time(listed, 0, "created_at"),
+            "updated_at": listed_time(listed, 0, "updated_at"), "error": "",
+        },
+        {
+            "kind": "refund", "number": Refund.get().out_refund_no, "share_id": Share.get().id,
+            "amount": -2 * price, "state": "processing", "reason": "revoked",
+            "created_at": listed_time(listed, 1, "created_at"),
+            "updated_at": listed_time(listed, 1, "updated_at"), "error": "",
+        },
+    ]  # fmt: skip
+    table = cli(path, "payments", "list").stdout
+    assert f"paid {2 * price} = claimed 0 + refunded {2 * price} + open 0" in table
+    books = json.loads(cli(path, "payments", "balance", "--format", "json").stdout)
+    assert books["total"]["balanced"] and books["shares"][0]["refunded"] == 2 * price
+
+
+def cli(path: str, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--config", path],
+        capture_output=True, text=True, encoding="utf-8", timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def listed_time(result: subprocess.CompletedProcess, row: int, key: str) -> str:
+    value = json.loads(result.stdout)[row][key]
+    assert value.endswith("+00:00")
+    return value

@@ -11,6 +11,8 @@
     shares list [--status open|claimed|expired|revoked]
     users show OPENID            a person's shares and orders, for support
     outbox list [--status S]     outbox retry ID
+    payments list                payment attempts and refunds, with their states
+    payments balance             paid = claimed + refunded + open, per share and overall
 
 Every verb returns an exit code: 0 done, 1 failed (the reason on stderr), 2 bad usage or
 config. Listings print readable tables on a terminal and plain JSON with `--format json`.
@@ -28,7 +30,7 @@ from pathlib import Path
 from bot import logs
 from bot.app import Services
 from bot.config import Config, ConfigError, load, port_mismatch, with_port
-from handlers.cli import catalogue, orders, outbox, people
+from handlers.cli import catalogue, orders, outbox, payments, people
 
 log = logging.getLogger("gift_bot.cli")
 
@@ -91,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
     orders.verbs(verb, verbs)
     people.verbs(verb, verbs)
     outbox.verbs(verb, verbs)
+    payments.verbs(verb, verbs)
     return top
 
 
