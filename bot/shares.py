@@ -185,11 +185,14 @@ def of_giver(openid: str, limit: int = 10) -> list[Share]:
     )
 
 
-STATUSES = ("open", "claimed", "expired", "revoked")
+STATUSES = ("open", "claimed", "expired", "revoked", "unpaid")
 
 
 def status(share: Share, now: dt.datetime) -> str:
-    """open, claimed (every unit), expired (its time ran out with units left) or revoked."""
+    """open, claimed (every unit), expired (its time ran out with units left), revoked, or
+    unpaid (bought in wechatpay mode, its payment awaited)."""
+    if share.payment == payments.UNPAID and not share.released:
+        return "unpaid"
     if share.revoked_at is not None:
         return "revoked"
     if share.left <= 0:
@@ -201,6 +204,10 @@ def in_status(wanted: str, now: dt.datetime):
     """The shares `status()` calls `wanted`, as a WHERE clause."""
     live = Share.revoked_at.is_null()
     left = Share.claimed < Share.quantity
+    unpaid = (Share.payment == payments.UNPAID) & ~Share.released
+    if wanted == "unpaid":
+        return unpaid
+    live &= ~unpaid
     return {
         "revoked": ~live,
         "claimed": live & ~left,

@@ -22,7 +22,7 @@ from paying import (
     share_to_pay,
 )
 
-from bot import fulfilment, payments
+from bot import fulfilment, payments, shares
 from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
 
 
@@ -325,3 +325,14 @@ def listed_time(result: subprocess.CompletedProcess, row: int, key: str) -> str:
     value = json.loads(result.stdout)[row][key]
     assert value.endswith("+00:00")
     return value
+
+
+def test_my_gifts_shows_an_unpaid_share_with_its_pay_link_and_then_paid(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot, quantity="2")
+    listed = say(bot, "o_giver", "我送出的")
+    assert "等你付款" in listed and f"{bot.url}/pay/{token}" in listed and "撤回" not in listed
+    pay_for(bot, pay, token)
+    listed = say(bot, "o_giver", "我送出的")
+    assert "0/2 份已领" in listed and "/pay/" not in listed
+    assert [row["status"] for row in shares.listing(bot.clock())] == ["open"]
