@@ -46,9 +46,13 @@ class Skipped(Exception):
     retryable = False
 
 
-def wechat_text(openid: str, text: str, notice: Notice | None = None) -> dict:
-    """An outbox payload for a WeChat message to `openid`."""
-    return {"openid": openid, "text": text, "notice": asdict(notice) if notice else None}
+def wechat_text(
+    openid: str, text: str, notice: Notice | None = None, card: dict | None = None
+) -> dict:
+    """An outbox payload for a WeChat message to `openid`; with `card` (title, description,
+    url, picurl) it goes as a card to forward, `text` standing in where a card cannot."""
+    payload = {"openid": openid, "text": text, "notice": asdict(notice) if notice else None}
+    return payload | ({"card": card} if card else {})
 
 
 class Messenger:
@@ -66,7 +70,7 @@ class Messenger:
         openid, text, notice = payload["openid"], payload["text"], payload.get("notice")
         if await self.db.run(users.in_window, openid, self.clock()):
             try:
-                return await self._text(openid, text)
+                return await self._text(openid, text, payload.get("card"))
             except WeChatError as exc:
                 if exc.errcode not in WINDOW_CLOSED:
                     raise
@@ -78,10 +82,12 @@ class Messenger:
             return await self._template(openid, template, notice)
         raise Skipped(f"{closed}; no template message configured: kept for the user's lists")
 
-    async def _text(self, openid: str, text: str) -> None:
+    async def _text(self, openid: str, text: str, card: dict | None = None) -> None:
         if self.inbox is not None:  # the sandbox: no Official Account behind it
             self.inbox.add("wechat", openid, text)
             return
+        if card:
+            return await self.wechat.send_card(openid, card)
         await self.wechat.send_text(openid, text)
 
     async def _template(self, openid: str, template_id: str, notice: dict) -> None:

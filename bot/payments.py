@@ -144,7 +144,12 @@ def settle_paid(
 
 
 def _send_card(renderer: Renderer, config: Config, share: Share) -> None:
-    url = f"{config.server.public_url}/claim/{share.token}"
+    """The share's card to forward, as a free share's 确认 answers it; its text where WeChat
+    takes no card (a template message, the sandbox's inbox)."""
+    from bot.flows import share_card  # flows builds on this module
+
+    card = share_card(config, renderer, share)
+    url = card.url
     context = {"gift": share.gift, "share": share, "url": url}
     text = renderer.text("notices/paid.txt", **context)
     notice = Notice(
@@ -153,7 +158,10 @@ def _send_card(renderer: Renderer, config: Config, share: Share) -> None:
         status=renderer.text("notices/status.txt", status="paid"),
         url=url,
     )
-    enqueue("wechat_text", f"notice:paid:{share.id}", wechat_text(share.giver_id, text, notice))
+    article = {"title": card.title, "description": card.description, "url": url,
+               "picurl": card.picurl}  # fmt: skip
+    payload = wechat_text(share.giver_id, text, notice, card=article)
+    enqueue("wechat_text", f"notice:paid:{share.id}", payload)
 
 
 def queue_close(out_trade_no: str) -> None:

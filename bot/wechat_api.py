@@ -212,6 +212,11 @@ class WeChatApi:
         """A customer-service text message (only inside the user's 48 h window)."""
         await self._send_custom(openid, "text", {"content": content})
 
+    async def send_card(self, openid: str, card: dict[str, str]) -> None:
+        """A customer-service news message of one article (title, description, url, picurl):
+        a card the user can forward (only inside the user's 48 h window)."""
+        await self._send_custom(openid, "news", {"articles": [card]})
+
     async def send_template(
         self, openid: str, template_id: str, url: str, data: dict[str, str]
     ) -> None:

@@ -59,8 +59,10 @@ def test_a_paid_share_end_to_end_card_claim_and_refund_of_the_rest_at_expiry(pay
     assert share.payment == "paid"
     assert share.expires_at > bot.clock() + dt.timedelta(hours=71)
     bot.drain()
-    card = [m for m in bot.fake_wechat.messages if m["touser"] == "o_giver"]
-    assert len(card) == 1 and f"{bot.url}/claim/{token}" in card[0]["text"]["content"]
+    sent = [m for m in bot.fake_wechat.messages if m["touser"] == "o_giver"]
+    assert len(sent) == 1 and sent[0]["msgtype"] == "news"  # the card to forward
+    (card,) = sent[0]["news"]["articles"]
+    assert card["url"] == f"{bot.url}/claim/{token}" and "生日快乐" in card["description"]
 
     assert claim(bot, friend, token).status_code == 200  # redirected to the confirmation
     assert Share.get(Share.token == token).claimed == 1
