@@ -1,6 +1,7 @@
 """The giver pays ([payments] mode "wechatpay"): the whole story against the WeChat Pay
 stand-in — the pay link, the JSAPI order, the notification, the card, the claim, the refund
-of what nobody claimed — and the abandoned payment, revokes, cancels, refund failures."""
+of what nobody claimed — and the abandoned payment, revokes, cancels, refund failures; each on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from paying import (
 
 from bot import fulfilment, payments, shares
 from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
 
 
 def test_a_paid_share_end_to_end_card_claim_and_refund_of_the_rest_at_expiry(pay_bot, pay_keys):
