@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 import tomli_w
-from conftest import APP_ID, TOKEN, make_raw_config
+from conftest import APP_ID, TOKEN, make_raw_config, merge
 from fakes.sms_vendors import FakeWebhook
 from fakes.wechat_api import FakeWeChat
 from helpers import free_port
@@ -40,7 +40,7 @@ SEND_SECONDS = 10
 class Server:
     """One `python -m bot serve` child process; `wx` talks to it as WeChat does."""
 
-    def __init__(self, cluster: Cluster, name: str, workers: int = 1):
+    def __init__(self, cluster: Cluster, name: str, workers: int = 1, **overrides):
         self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -51,6 +51,7 @@ class Server:
             wechat={"api_base": cluster.wechat.url, "oauth_base": cluster.wechat.url},
             sms={"backend": "webhook", "webhook_url": cluster.sms.url},
         )
+        raw = merge(raw, overrides)  # e.g. payments={...}: the same for every server
         self.config_path = cluster.folder / f"{name}.toml"
         self.config_path.write_bytes(tomli_w.dumps(raw).encode())
         self.log_path = cluster.folder / f"{name}.log"
@@ -98,8 +99,8 @@ class Cluster:
         self.sms = FakeWebhook().__enter__()
         self.servers: list[Server] = []
 
-    def start(self, name: str, workers: int = 1) -> Server:
-        server = Server(self, name, workers)
+    def start(self, name: str, workers: int = 1, **overrides) -> Server:
+        server = Server(self, name, workers, **overrides)
         self.servers.append(server)
         server.start()
         if len(self.servers) == 1:

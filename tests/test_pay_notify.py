@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
+import time
 
 import pytest
-from fakes.wechatpay import eventually, new_key
-from helpers import BOTH_DATABASES
+import requests
+from fakes.wechatpay import FakeWeChatPay, eventually, new_key
+from helpers import BOTH_DATABASES, xsrf
 from paying import (
     balance_holds,
     open_pay_page,
+    pay_overrides,
     post_notify,
     share_to_pay,
     signed_notification,
@@ -198,3 +202,48 @@ def test_two_workers_settling_one_payment_in_their_own_transactions_act_once(unp
     assert sorted(outcomes) == ["paid", "repeat", "repeat", "repeat"]
     assert Outbox.select().where(Outbox.key.startswith("notice:paid:")).count() == 1
     balance_holds()
+
+
+@BOTH_DATABASES
+def test_two_server_processes_receiving_the_same_notification_at_once_act_once(
+    cluster, pay_keys, tmp_path
+):
+    """Real `serve` processes on one database, both in wechatpay mode: WeChat Pay's
+    notification and its repeats reach both at once; the share is paid once, one card."""
+    with FakeWeChatPay(pay_keys, retry_scale=1e-4, answer_timeout=2) as pay:
+        overrides = pay_overrides(tmp_path, pay_keys, pay)
+        one = cluster.start("one", **overrides)
+        two = cluster.start("two", **overrides)
+        for text in ("1", "送", "2", "跳过"):
+            one.wx.text("o_giver", text)
+        token = re.search(r"/pay/(\S+)", one.wx.text("o_giver", "确认")["Content"]).group(1)
+        cluster.wechat.set_user("o_giver")
+        session = requests.Session()
+        page = session.get(f"{two.url}/pay/{token}", timeout=10)
+        answer = session.post(
+            f"{two.url}/pay/{token}/order", data={"_xsrf": xsrf(page)}, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+        (number,) = pay.standin.orders
+        pay.standin.pay(number, notify_after=3600)
+        plaintext = transaction_of(pay, number)
+        body, headers = signed_notification(pay_keys, pay, plaintext, time.time())
+        start = threading.Barrier(8)
+        answers = []
+
+        def deliver(server) -> None:
+            start.wait()
+            url = f"{server.url}/pay/notify"
+            answers.append(requests.post(url, data=body, headers=headers, timeout=10).status_code)
+
+        threads = [threading.Thread(target=deliver, args=(s,)) for s in [one, two] * 4]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert answers == [204] * 8
+        assert Share.get(Share.token == token).payment == "paid"
+        assert PayOrder.get().status == "paid"
+        assert eventually(lambda: len(cluster.wechat.messages) == 1, timeout=10)
+        assert Outbox.select().where(Outbox.key.startswith("notice:paid:")).count() == 1
+        balance_holds()
