@@ -84,6 +84,7 @@ class Code(StrEnum):
     PAY_NOT_GIVER = "pay_not_giver"
     PAY_DONE = "pay_done"
     PAY_LAPSED = "pay_lapsed"
+    PAY_UNAVAILABLE = "pay_unavailable"
 
 
 # The refusals that no answer can change: a chat claim form ends on them.

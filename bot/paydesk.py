@@ -105,7 +105,9 @@ class PayDesk:
         order = await self.db.write(payments.start_attempt, token, openid, self.clock())
         self.wake()  # earlier attempts are being closed
         gift = (await self.db.run(shares.by_token, token)).gift
-        description = f"{gift.name} ×{order.share.quantity}"
+        description = self.renderer.text(
+            "pay/description.txt", gift=gift, quantity=order.share.quantity
+        )
         prepay_id = await self.client.jsapi(
             order.out_trade_no, description, order.amount, openid, order.time_expire
         )
@@ -204,8 +206,9 @@ class PayDesk:
         refund, order = found
         try:
             answer = await self.client.refund(
-                order.out_trade_no, number, refund.amount, order.amount, _REASONS[refund.reason]
-            )
+                order.out_trade_no, number, refund.amount, order.amount,
+                self.renderer.text("pay/refund_reason.txt", reason=refund.reason),
+            )  # fmt: skip
         except PayError as exc:
             await self.db.write(payments.refund_failed, number, str(exc), self.clock())
             raise
@@ -267,15 +270,6 @@ class PayDesk:
             await self.db.write(payments.queue_close, number)
             self.wake()
         return str(state).lower()
-
-
-_REASONS = {
-    "expired": "礼物到期未领取",
-    "revoked": "送礼人撤回礼物",
-    "cancelled": "订单已取消",
-    "late": "付款时礼物已失效",
-    "duplicate": "重复付款",
-}
 
 
 def _quiet_orders(now: dt.datetime, before: dt.datetime) -> list[str]:

@@ -191,7 +191,7 @@ class WeChatPayClient:
         body = {
             "appid": m.appid,
             "mchid": m.mchid,
-            "description": description[:127],
+            "description": three_bytes(description)[:127],
             "out_trade_no": out_trade_no,
             "time_expire": rfc3339(expire),
             "notify_url": m.notify_url,
@@ -221,7 +221,7 @@ class WeChatPayClient:
             "amount": {"refund": refund, "total": total, "currency": "CNY"},
         }
         if reason:
-            body["reason"] = reason[:80]
+            body["reason"] = three_bytes(reason)[:80]
         return await self.call("POST", "/v3/refund/domestic/refunds", body)
 
     async def query_refund(self, out_refund_no: str) -> dict:
@@ -288,6 +288,11 @@ class WeChatPayClient:
         if self._client is None:
             self._client = AsyncHTTPClient(force_instance=True, max_clients=MAX_CLIENTS)
         return self._client
+
+
+def three_bytes(text: str) -> str:
+    """WeChat Pay refuses characters of four bytes in UTF-8 (emoji): leave them out."""
+    return "".join(c for c in text if ord(c) <= 0xFFFF)
 
 
 def rfc3339(when: dt.datetime) -> str:

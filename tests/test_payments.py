@@ -15,7 +15,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from helpers import browser, claim, monday_morning, say
+from helpers import browser, claim, monday_morning, say, xsrf
 from paying import (
     balance_holds,
     open_pay_page,
@@ -341,3 +341,16 @@ def test_my_gifts_shows_an_unpaid_share_with_its_pay_link_and_then_paid(pay_bot)
     listed = say(bot, "o_giver", "我送出的")
     assert "0/2 份已领" in listed and "/pay/" not in listed
     assert [row["status"] for row in shares.listing(bot.clock())] == ["open"]
+
+
+def test_when_wechat_pay_refuses_the_order_the_page_says_so_and_the_next_attempt_works(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    pay.standin.fail_next("jsapi", code="SYSTEM_ERROR")
+    session = browser(bot, "o_giver")
+    page = session.get(f"{bot.url}/pay/{token}", timeout=10)
+    answer = session.post(f"{bot.url}/pay/{token}/order", data={"_xsrf": xsrf(page)}, timeout=10)
+    assert answer.status_code == 502 and "微信支付暂时不可用" in answer.json()["error"]
+    number = pay_for(bot, pay, token)
+    assert PayOrder.get(PayOrder.out_trade_no == number).status == "paid"
+    assert Share.get(Share.token == token).payment == "paid"

@@ -94,7 +94,7 @@ class PayOrderHandler(BaseHandler):
         except PayError as exc:
             log.warning("pay order refused", extra={"error": str(exc)})
             self.set_status(502)
-            return self.finish({"error": "微信支付暂时不可用，请稍后再试。"})
+            return self.finish({"error": self.services.renderer.reason(Code.PAY_UNAVAILABLE)})
         self.finish({"bridge": attempt.bridge})
 
 
