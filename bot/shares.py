@@ -205,14 +205,13 @@ def in_status(wanted: str, now: dt.datetime):
     live = Share.revoked_at.is_null()
     left = Share.claimed < Share.quantity
     unpaid = (Share.payment == payments.UNPAID) & ~Share.released
-    if wanted == "unpaid":
-        return unpaid
-    live &= ~unpaid
+    waiting = live & left & ~unpaid
     return {
         "revoked": ~live,
         "claimed": live & ~left,
-        "expired": live & left & (Share.released | (Share.expires_at <= now)),
-        "open": live & left & ~Share.released & (Share.expires_at > now),
+        "expired": waiting & (Share.released | (Share.expires_at <= now)),
+        "open": waiting & ~Share.released & (Share.expires_at > now),
+        "unpaid": unpaid,
     }[wanted]
 
 
@@ -234,7 +233,8 @@ def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
         if share is None:
             raise Invalid(Code.REVOKE_WHICH)
         share.gift = catalogue.get(share.gift_id)
-        if (why := refusal(share, now)) is not None:
+        # an unpaid share may be withdrawn too: it lapses, its order closed (bot/payments.py)
+        if (why := refusal(share, now)) not in (None, Code.SHARE_UNPAID):
             raise Invalid(_NOT_REVOKED[why], share=share)
         left = share.left
         taken = (

@@ -354,3 +354,20 @@ def test_when_wechat_pay_refuses_the_order_the_page_says_so_and_the_next_attempt
     number = pay_for(bot, pay, token)
     assert PayOrder.get(PayOrder.out_trade_no == number).status == "paid"
     assert Share.get(Share.token == token).payment == "paid"
+
+
+def test_an_unpaid_share_withdrawn_returns_its_stock_and_closes_its_order(pay_bot):
+    bot, pay = pay_bot
+    before = Gift.get_by_id("tea-longjing").committed
+    token = share_to_pay(bot, quantity="2")
+    number, _ = open_pay_page(bot, token)
+    assert [row["status"] for row in shares.listing(bot.clock(), "unpaid")] == ["unpaid"]
+    assert shares.listing(bot.clock(), "open") == shares.listing(bot.clock(), "expired") == []
+    say(bot, "o_giver", "我送出的")
+    assert "已撤回" in say(bot, "o_giver", "撤回 1")
+    assert Gift.get_by_id("tea-longjing").committed == before
+    bot.drain()
+    assert pay.standin.orders[number].trade_state == "CLOSED"
+    assert Share.get(Share.token == token).payment == "lapsed" and not Refund.select().exists()
+    assert [row["status"] for row in shares.listing(bot.clock(), "revoked")] == ["revoked"]
+    balance_holds()
