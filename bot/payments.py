@@ -8,7 +8,6 @@ Usage (each call inside the transaction that the runner or the caller holds)::
     on_release(share, left, now, "expired")          # from shares.release_expired / revoke
     on_cancel(order, now)                            # from fulfilment.move(…, "cancelled")
     settle_refund("R…", "SUCCESS", refund_id, now)   # a refund's outcome, never backwards
-    balance()                                        # paid = claimed + refunded + open, per share
 
 A share bought is `unpaid` (its stock held `hold_minutes`, its claim link not ready) until a
 notification or a query proves a payment; then `paid`, and its expiry counts from then. An
@@ -25,7 +24,6 @@ import datetime as dt
 import secrets
 
 import peewee
-from peewee import fn
 
 from bot import shares
 from bot.codes import Code
@@ -35,7 +33,7 @@ from bot.messaging import Notice, wechat_text
 from bot.outbox import enqueue
 from bot.render import Renderer
 from storage.db import db, locked, write_transaction
-from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
+from storage.models import Gift, Order, PayOrder, Refund, Share
 
 UNPAID, PAID, LAPSED = "unpaid", "paid", "lapsed"
 OPEN, CLOSED = "open", "closed"
@@ -264,82 +262,3 @@ def refund_failed(out_refund_no: str, error: str, now: dt.datetime) -> None:
     Refund.update(last_error=error[:1000], updated_at=now).where(
         Refund.out_refund_no == out_refund_no
     ).execute()
-
-
-# -- what operators see ------------------------------------------------------------------
-
-
-def balance(share_id: int | None = None) -> dict:
-    """Per share bought and overall, in fen: paid = claimed + refunded + open must hold.
-    `refunded` counts every refund owed (whatever its state); `refunds_done` those that
-    WeChat Pay confirmed."""
-    rows = []
-    query = Share.select().where(Share.payment != "").order_by(Share.id)
-    if share_id is not None:
-        query = query.where(Share.id == share_id)
-    for share in query:
-        paid = _sum(PayOrder.amount, (PayOrder.share == share.id) & (PayOrder.status == "paid"))
-        refunded = _sum(Refund.amount, Refund.share == share.id)
-        done = _sum(Refund.amount, (Refund.share == share.id) & (Refund.status == "success"))
-        kept = (
-            Order.select().where((Order.share == share.id) & (Order.status != "cancelled")).count()
-        )
-        claimed = share.unit_price * kept
-        still_open = (
-            share.unit_price * share.left if share.payment == PAID and not share.released else 0
-        )
-        rows.append(
-            {
-                "share_id": share.id, "token": share.token, "payment": share.payment,
-                "paid": paid, "claimed": claimed, "refunded": refunded, "open": still_open,
-                "refunds_done": done, "balanced": paid == claimed + refunded + still_open,
-            }
-        )  # fmt: skip
-    keys = ("paid", "claimed", "refunded", "open", "refunds_done")
-    total = {k: sum(r[k] for r in rows) for k in keys}
-    total["balanced"] = all(r["balanced"] for r in rows)
-    return {"shares": rows, "total": total}
-
-
-def _sum(column, where) -> int:
-    return int(column.model.select(fn.COALESCE(fn.SUM(column), 0)).where(where).scalar() or 0)
-
-
-def listing() -> list[dict]:
-    """Every payment attempt and refund, oldest first, with its state; a refund the outbox
-    gave up on reads `failed`, with the last error."""
-    rows = []
-    for order in PayOrder.select().order_by(PayOrder.id):
-        rows.append(
-            {
-                "kind": "payment", "number": order.out_trade_no, "share_id": order.share_id,
-                "amount": order.amount, "state": order.status, "reason": "",
-                "created_at": _iso(order.created_at), "updated_at": _iso(order.paid_at or order.closed_at),
-                "error": "",
-            }
-        )  # fmt: skip
-    dead = _dead_refunds()
-    for refund in Refund.select().order_by(Refund.id):
-        state = refund.status
-        if state == "pending" and refund.out_refund_no in dead:
-            state = "failed"
-        rows.append(
-            {
-                "kind": "refund", "number": refund.out_refund_no, "share_id": refund.share_id,
-                "amount": -refund.amount, "state": state, "reason": refund.reason,
-                "created_at": _iso(refund.created_at), "updated_at": _iso(refund.updated_at),
-                "error": refund.last_error or dead.get(refund.out_refund_no, ""),
-            }
-        )  # fmt: skip
-    return rows
-
-
-def _dead_refunds() -> dict[str, str]:
-    query = Outbox.select(Outbox.key, Outbox.last_error).where(
-        (Outbox.kind == REFUND) & (Outbox.status == "dead")
-    )
-    return {key.removeprefix("pay:refund:"): error for key, error in query.tuples()}
-
-
-def _iso(when: dt.datetime | None) -> str:
-    return when.isoformat(timespec="seconds") + "+00:00" if when else ""

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from fakes.wechatpay import API_V3_KEY, MCHID, SERIAL_NO, FakeWeChatPay, MerchantKeys, private_pem
 from helpers import browser, say, xsrf
 
-from bot import payments
+from bot import paybooks
 from handlers.standins.wechatpay_wire import answer_headers, dump, encrypt_resource, rfc3339
 from storage.models import PayOrder
 
@@ -116,7 +116,7 @@ def post_notify(bot, body: bytes, headers: dict) -> requests.Response:
 
 
 def balance_holds() -> dict:
-    books = payments.balance()
+    books = paybooks.balance()
     for row in books["shares"]:
         assert row["balanced"], row
     total = books["total"]

@@ -23,7 +23,7 @@ from paying import (
     share_to_pay,
 )
 
-from bot import fulfilment, payments, shares
+from bot import fulfilment, paybooks, shares
 from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -257,7 +257,7 @@ def test_refund_failures_are_retried_and_a_final_failure_is_visible(pay_bot):
     pay.standin.fail_next("refund", code="NO_AUTH")  # refused for good: no retry
     say(bot, "o_other", "我送出的", "撤回 1")
     bot.drain()
-    failed = [row for row in payments.listing() if row["state"] == "failed"]
+    failed = [row for row in paybooks.listing() if row["state"] == "failed"]
     assert len(failed) == 1 and "NO_AUTH" in failed[0]["error"]
     assert Outbox.get(Outbox.kind == "wechatpay_refund", Outbox.status == "dead")
     balance_holds()  # owed, and shown: the books still balance

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from bot import payments
+from bot import paybooks
 from bot.config import Config
 from handlers.cli.common import open_db, print_table, show
 
@@ -28,16 +28,16 @@ def verbs(verb, top) -> None:
 
 def list_payments(config: Config, args) -> int:
     open_db(config)
-    rows = payments.listing()
+    rows = paybooks.listing()
     show(rows, COLUMNS, args.format, title="payments")
     if args.format != "json":
-        _total(payments.balance()["total"])
+        _total(paybooks.balance()["total"])
     return 0
 
 
 def balance(config: Config, args) -> int:
     open_db(config)
-    books = payments.balance()
+    books = paybooks.balance()
     if args.format == "json":
         print(json.dumps(books, ensure_ascii=False, indent=2))
     else:
