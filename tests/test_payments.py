@@ -371,3 +371,10 @@ def test_an_unpaid_share_withdrawn_returns_its_stock_and_closes_its_order(pay_bo
     assert Share.get(Share.token == token).payment == "lapsed" and not Refund.select().exists()
     assert [row["status"] for row in shares.listing(bot.clock(), "revoked")] == ["revoked"]
     balance_holds()
+
+
+def test_the_share_summary_names_the_total_to_pay(pay_bot):
+    bot, pay = pay_bot
+    price = Gift.get_by_id("tea-longjing").price
+    summary = say(bot, "o_giver", "1", "送", "3", "跳过")
+    assert f"合计：¥{3 * price // 100}.00" in summary and "「确认」去付款" in summary
