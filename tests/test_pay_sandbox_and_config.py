@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import make_config
+from conftest import make_config, make_raw_config
 from fakes.wechatpay import eventually
 from helpers import xsrf
 from paying import pay_overrides, share_to_pay
 
-from bot.config import ConfigError
+from bot.config import ConfigError, parse
 from storage.models import Share
 
 
@@ -78,3 +78,20 @@ def test_the_mode_and_the_hold_are_checked(tmp_path):
     with pytest.raises(ConfigError) as refused:  # no stand-in outside the sandbox: keys needed
         make_config(url, "http://127.0.0.1:8080", payments={"mode": "wechatpay"})
     assert re.match(r"payments\.wechatpay\.", refused.value.key)
+
+
+def test_the_apiv3_key_may_come_from_the_environment(tmp_path, pay_keys):
+    class Gateway:
+        standin = type("S", (), {"public_key_id": "PUB_KEY_ID_0112" + "0" * 24})
+        gateway = "https://api.mch.weixin.qq.com"
+
+    raw = make_raw_config(
+        f"sqlite:///{tmp_path}/x.db", "http://127.0.0.1:8080",
+        **pay_overrides(tmp_path, pay_keys, Gateway, api_v3_key=""),
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as refused:
+        parse(raw, environ={})
+    assert refused.value.key == "payments.wechatpay.api_v3_key"
+    key = "k" * 32
+    config = parse(raw, environ={"GIFTBOT_WECHATPAY_API_V3_KEY": key})
+    assert config.payments.wechatpay.api_v3_key == key
