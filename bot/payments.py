@@ -1,4 +1,5 @@
-"""The giver pays ([payments] mode "wechatpay"): the books of shares bought, each a transaction.
+"""The giver pays ([payments] mode "wechatpay"): the rules of shares bought, each step one
+transaction (the books operators read are bot/paybooks.py).
 
 Usage (each call inside the transaction that the runner or the caller holds)::
 
