@@ -378,3 +378,14 @@ def test_the_share_summary_names_the_total_to_pay(pay_bot):
     price = Gift.get_by_id("tea-longjing").price
     summary = say(bot, "o_giver", "1", "送", "3", "跳过")
     assert f"合计：¥{3 * price // 100}.00" in summary and "「确认」去付款" in summary
+
+
+def test_the_givers_own_claim_link_says_unpaid_and_leads_to_the_pay_page(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    page = browser(bot, "o_giver").get(f"{bot.url}/claim/{token}", timeout=10)
+    assert "这份礼物还没付款" in page.text and f'href="/pay/{token}"' in page.text
+    assert "撤回" not in page.text
+    pay_for(bot, pay, token)
+    page = browser(bot, "o_giver").get(f"{bot.url}/claim/{token}", timeout=10)
+    assert "还剩 1 份等好友领取" in page.text and "/pay/" not in page.text
