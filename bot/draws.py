@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from bot import catalogue, mobile_claims
+from bot import catalogue, mobile_claims, payments
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.messaging import Notice, wechat_text
@@ -126,6 +126,7 @@ def draw_due(notices, now: dt.datetime) -> int:
         (Share.kind == KIND)
         & Share.drawn_at.is_null()
         & Share.revoked_at.is_null()
+        & ~Share.released  # its stock went back already: a paid-for draw lapsed unpaid
         & (Share.draw_at <= now)
     )
     drawn = 0
@@ -155,6 +156,7 @@ def _draw(notices, share_id: int, due, now: dt.datetime) -> int:
         if unwon:
             Gift.update(committed=Gift.committed - unwon).where(Gift.id == share.gift_id).execute()
             Share.update(quantity=len(winners)).where(Share.id == share_id).execute()
+            payments.on_release(share, unwon, now, "unwon")  # paid for: refunded (wechatpay)
         share.quantity, share.drawn_at = len(winners), now
         share.gift = catalogue.get(share.gift_id)
         entrants = [o for (o,) in DrawEntry.select(DrawEntry.openid).where(

@@ -129,7 +129,9 @@ def settle_paid(
         reason = "duplicate" if share.payment == PAID else "late"
         add_refund(order, share, share.quantity, order.amount, reason, f"{reason}:{order.id}", now)
         return "refund"
-    expires = now + dt.timedelta(hours=config.shares.expire_hours)
+    # a draw's winners have expire_hours from its draw to claim; any other share from now
+    start = share.draw_at if share.draw_at and share.draw_at > now else now
+    expires = start + dt.timedelta(hours=config.shares.expire_hours)
     Share.update(payment=PAID, expires_at=expires).where(Share.id == share.id).execute()
     share.payment, share.expires_at = PAID, expires
     share.gift = Gift.get_by_id(share.gift_id)

@@ -225,7 +225,7 @@ class Refund(BaseModel):
     share = pw.ForeignKeyField(Share, backref="refunds", on_delete="RESTRICT")
     units = pw.IntegerField()
     amount = pw.IntegerField()  # fen
-    reason = pw.CharField(max_length=16)  # expired|revoked|cancelled|late|duplicate
+    reason = pw.CharField(max_length=16)  # expired|revoked|cancelled|unwon|late|duplicate
     # pending (not yet accepted) → processing → success | closed (final) | abnormal
     status = pw.CharField(max_length=12, default="pending", index=True)
     refund_id = pw.CharField(max_length=32, default="")

@@ -389,3 +389,45 @@ def test_the_givers_own_claim_link_says_unpaid_and_leads_to_the_pay_page(pay_bot
     pay_for(bot, pay, token)
     page = browser(bot, "o_giver").get(f"{bot.url}/claim/{token}", timeout=10)
     assert "还剩 1 份等好友领取" in page.text and "/pay/" not in page.text
+
+
+def test_a_paid_draw_refunds_the_units_nobody_won_and_the_wins_nobody_claimed(pay_bot):
+    bot, pay = pay_bot
+    monday_morning(bot)
+    price = Gift.get_by_id("tea-longjing").price
+    reply = say(bot, "o_giver", "1", "抽奖", "3", "新年好运！", "跳过", "确认")
+    token = reply.split("/pay/")[1].split()[0]
+    share = Share.get(Share.token == token)
+    assert (share.kind, share.payment, share.quantity) == ("draw", "unpaid", 3)
+    pay_for(bot, pay, token)
+    share = Share.get(Share.token == token)
+    assert share.expires_at == share.draw_at + dt.timedelta(hours=bot.config.shares.expire_hours)
+    assert "参与" in say(bot, "o_a", f"领取 {token}")  # one entrant for three units
+    bot.clock.offset += share.draw_at - bot.clock() + dt.timedelta(minutes=1)
+    bot.run(bot.services.sweep_once())
+    bot.drain()
+    (unwon,) = Refund.select()
+    assert (unwon.reason, unwon.units, unwon.amount) == ("unwon", 2, 2 * price)
+    balance_holds()
+    bot.clock.offset += dt.timedelta(hours=73)  # the winner never claims
+    bot.run(bot.services.sweep_once())
+    bot.clock.offset += dt.timedelta(minutes=2)  # WeChat Pay's minute between refunds
+    bot.drain()
+    assert sorted((r.reason, r.amount) for r in Refund.select()) == [
+        ("expired", price), ("unwon", 2 * price)
+    ]  # fmt: skip
+    assert len(pay.standin.refunds) == 2
+    balance_holds()
+
+
+def test_an_unpaid_draw_that_lapsed_is_never_drawn(pay_bot):
+    bot, pay = pay_bot
+    before = Gift.get_by_id("tea-longjing").committed
+    say(bot, "o_giver", "1", "抽奖", "2", "新年好运！", "跳过", "确认")
+    share = Share.get()
+    bot.clock.offset += dt.timedelta(minutes=16)
+    bot.run(bot.services.sweep_once())
+    assert Gift.get_by_id("tea-longjing").committed == before
+    bot.clock.offset += share.draw_at - bot.clock() + dt.timedelta(minutes=1)
+    bot.run(bot.services.sweep_once())
+    assert Share.get().drawn_at is None and Gift.get_by_id("tea-longjing").committed == before
