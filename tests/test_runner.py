@@ -1,0 +1,144 @@
+"""The one way to the database from async code (storage/runner.py), on its own: SQLite's
+group-committing writer keeps each job's work apart, hands results back only once they are
+durable, and runs `after_commit` work only after the COMMIT; on PostgreSQL a read waiting on
+a lock never holds the event loop (the 1.7 s /healthz stall of issue 14)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import peewee
+import pytest
+import requests
+from helpers import share_in_chat
+
+from storage import db as storage
+from storage.models import User, utcnow
+from storage.runner import Retry, Runner
+
+
+@pytest.fixture
+def sqlite_runner(tmp_path):
+    path = tmp_path / "runner.db"
+    storage.connect(f"sqlite:///{path}")
+    storage.migrate()
+    runner = Runner.for_database(threads=2)
+    yield runner, path
+    runner.close()
+    storage.db.close()
+
+
+def add_user(openid: str) -> str:
+    User.insert(openid=openid, first_seen=utcnow(), last_seen=utcnow()).execute()
+    return openid
+
+
+def test_jobs_sharing_one_commit_are_undone_one_by_one(sqlite_runner):
+    runner, path = sqlite_runner
+    release = threading.Event()
+    seen_after_commit: list[bool] = []
+
+    def hold():  # keeps the writer busy, so the next jobs queue up and share one batch
+        release.wait(5)
+
+    def kept(openid):
+        add_user(openid)
+
+        def check():  # from another connection: the row is durable when this runs
+            with sqlite3.connect(path) as other:
+                count = other.execute('SELECT count(*) FROM "user" WHERE openid = ?', (openid,))
+                seen_after_commit.append(count.fetchone()[0] == 1)
+
+        storage.after_commit(check)
+        return openid
+
+    def failing(openid):
+        add_user(openid)
+        storage.after_commit(lambda: seen_after_commit.append("never"))
+        raise ValueError("this job fails")
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(hold))
+        await asyncio.sleep(0.05)
+        jobs = [runner.write(kept, "o_a"), runner.write(failing, "o_b"), runner.write(kept, "o_c")]
+        gathered = asyncio.gather(*jobs, return_exceptions=True)
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        return await gathered
+
+    a, b, c = asyncio.run(main())
+    assert (a, c) == ("o_a", "o_c") and isinstance(b, ValueError)
+    assert sorted(u.openid for u in User.select()) == ["o_a", "o_c"], "only the failed job undone"
+    assert seen_after_commit == [True, True], "after the COMMIT, and never for the failed job"
+
+
+def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(sqlite_runner):
+    runner, _ = sqlite_runner
+    tries = []
+
+    def job():
+        tries.append(add_user(f"o_try{len(tries)}"))
+        if len(tries) < 3:
+            raise Retry
+        return len(tries)
+
+    assert asyncio.run(runner.write(job)) == 3
+    assert [u.openid for u in User.select()] == ["o_try2"], "the lost tries left nothing"
+
+
+def test_a_read_runs_beside_a_write_in_progress(sqlite_runner):
+    """WAL: a reader on the loop never waits for the writer's open transaction."""
+    runner, _ = sqlite_runner
+    add_user("o_before")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_write():
+        add_user("o_during")
+        inside.set()
+        release.wait(5)
+
+    async def main():
+        writing = asyncio.ensure_future(runner.write(slow_write))
+        while not inside.is_set():
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        users = await runner.run(lambda: [u.openid for u in User.select()])
+        took = time.monotonic() - started
+        release.set()
+        await writing
+        return users, took
+
+    users, took = asyncio.run(main())
+    assert users == ["o_before"], "the read sees what was committed, not the open write"
+    assert took < 1
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_page_waiting_on_a_lock_does_not_hold_the_server(bot, db_url):
+    """A share row locked by another session (an operator's long transaction, a migration):
+    the claim page waits for it on a database thread, and /healthz answers meanwhile."""
+    token = share_in_chat(bot)
+    locker = peewee.PostgresqlDatabase(None)
+    from playhouse.db_url import parse as parse_url
+
+    locker.init(**parse_url(db_url))
+    locker.connect()
+    locker.execute_sql("BEGIN")
+    locker.execute_sql("LOCK TABLE share IN ACCESS EXCLUSIVE MODE")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            page = pool.submit(requests.get, f"{bot.url}/claim/{token}", timeout=30)
+            time.sleep(0.5)
+            assert not page.done(), "the page is waiting for the lock"
+            started = time.monotonic()
+            health = requests.get(f"{bot.url}/healthz", timeout=5)
+            assert health.status_code == 200 and time.monotonic() - started < 0.5
+            locker.execute_sql("ROLLBACK")
+            assert page.result().status_code == 200
+    finally:
+        locker.close()
