@@ -9,7 +9,9 @@ Usage::
         server.kill(); server.start()            # a crash (SIGKILL), then back up
         cluster.wait_for_sms(1)
 
-Servers are killed with SIGKILL at teardown.
+Servers are killed with SIGKILL at teardown. In a paid run (GIFTBOT_TEST_PAYMENTS=wechatpay)
+every server is in wechatpay mode against one WeChat Pay stand-in (`cluster.pay`), unless its
+overrides set [payments]; its `wx` pays after 确认 in helpers.confirm_card.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import tomli_w
 from conftest import APP_ID, TOKEN, make_raw_config, merge
 from fakes.sms_vendors import FakeWebhook
 from fakes.wechat_api import FakeWeChat
-from helpers import free_port
+from fakes.wechatpay import FakeWeChatPay
+from helpers import PAID, free_port
+from paying import pay_overrides, run_keys, serve_payer
 from wechat_sim import WeChatSim
 
 from storage import db as storage
@@ -51,11 +55,16 @@ class Server:
             wechat={"api_base": cluster.wechat.url, "oauth_base": cluster.wechat.url},
             sms={"backend": "webhook", "webhook_url": cluster.sms.url},
         )
+        paid = cluster.pay and "payments" not in overrides
+        if paid:
+            raw = merge(raw, pay_overrides(cluster.folder, run_keys(), cluster.pay))
         raw = merge(raw, overrides)  # e.g. payments={...}: the same for every server
         self.config_path = cluster.folder / f"{name}.toml"
         self.config_path.write_bytes(tomli_w.dumps(raw).encode())
         self.log_path = cluster.folder / f"{name}.log"
         self.wx = WeChatSim(self.url, TOKEN, APP_ID)
+        if paid:
+            self.wx.payer = serve_payer(self, cluster.pay, cluster.wechat)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Server:
@@ -97,6 +106,9 @@ class Cluster:
         self.folder = folder
         self.wechat = FakeWeChat().start()
         self.sms = FakeWebhook().__enter__()
+        self.pay = FakeWeChatPay(run_keys(), retry_scale=1e-4, answer_timeout=2) if PAID else None
+        if self.pay:
+            self.pay.__enter__()
         self.servers: list[Server] = []
 
     def start(self, name: str, workers: int = 1, **overrides) -> Server:
@@ -125,3 +137,5 @@ class Cluster:
         storage.db.close()
         self.wechat.stop()
         self.sms.__exit__(None, None, None)
+        if self.pay:
+            self.pay.__exit__(None, None, None)

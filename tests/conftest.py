@@ -10,6 +10,12 @@ Usage in a test::
 
     @pytest.mark.parametrize("bot", ["sqlite", "postgres"], indirect=True)
 
+Payments: GIFTBOT_TEST_PAYMENTS=wechatpay runs every `bot` (a LiveBot, and the `serve`
+processes of tests/cluster.py) in [payments] mode "wechatpay" against the WeChat Pay stand-in
+on its own port (`bot.pay`); the share helpers (helpers.confirm_card) then pay after 确认 as a
+giver would (tests/paying.py, Payer). Tests about free mode only are marked
+@free_mode_only("why"); a test that passes its own [payments] keeps them.
+
 PostgreSQL: GIFTBOT_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test);
 each test gets its own schema, dropped afterwards. When the server is not
 reachable those tests are skipped, and the run says so in its summary.
@@ -43,8 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes.sms_vendors import FakeWebhook  # noqa: E402
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat  # noqa: E402
-from helpers import WECHAT_UA  # noqa: E402
-from paying import pay_bot, pay_keys  # noqa: E402, F401 (fixtures: the bot in wechatpay mode)
+from fakes.wechatpay import FakeWeChatPay  # noqa: E402
+from helpers import PAID, PAYMENTS, WECHAT_UA  # noqa: E402
+from paying import live_payer, pay_overrides, run_keys, unix  # noqa: E402  # noqa: E402, F401 (fixtures: the bot in wechatpay mode)
 from wechat_sim import WeChatSim  # noqa: E402
 
 from bot import logs  # noqa: E402
@@ -152,13 +159,21 @@ class LiveBot:
         self.url = f"http://127.0.0.1:{self.port}"
         self.fake_wechat = FakeWeChat().start()
         self.sms = FakeWebhook().__enter__()
-        overrides = merge(
-            {
-                "wechat": {"api_base": self.fake_wechat.url, "oauth_base": self.fake_wechat.url},
-                "sms": {"backend": "webhook", "webhook_url": self.sms.url},
-            },
-            config_overrides,
-        )
+        overrides = {
+            "wechat": {"api_base": self.fake_wechat.url, "oauth_base": self.fake_wechat.url},
+            "sms": {"backend": "webhook", "webhook_url": self.sms.url},
+        }
+        # A paid run: WeChat Pay's stand-in on its own port, on this bot's clock; a test that
+        # sets [payments] itself (pay_bot, a free-mode check) keeps its own.
+        self.pay: FakeWeChatPay | None = None
+        if PAID and "payments" not in config_overrides:
+            self.pay = FakeWeChatPay(
+                run_keys(), clock=lambda: unix(self), retry_scale=1e-4, answer_timeout=2
+            ).__enter__()
+            self._pay_folder = tempfile.TemporaryDirectory(prefix="giftbot-pay-")
+            keys = pay_overrides(Path(self._pay_folder.name), run_keys(), self.pay)
+            overrides = merge(overrides, keys)
+        overrides = merge(overrides, config_overrides)
         self.raw_config = make_raw_config(db_url, self.url, **overrides)
         self.config = parse(self.raw_config)
         self.clock = Clock()
@@ -166,6 +181,8 @@ class LiveBot:
             self.url, TOKEN, APP_ID, aes_key=self.config.wechat.encoding_aes_key or ""
         )
         self.wx.clock = lambda: int(self.clock().replace(tzinfo=dt.UTC).timestamp())
+        if self.pay:
+            self.wx.payer = live_payer(self, self.pay)
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self._thread.start()
@@ -223,6 +240,9 @@ class LiveBot:
         self._thread.join(10)
         self.fake_wechat.stop()
         self.sms.__exit__(None, None, None)
+        if self.pay:
+            self.pay.__exit__(None, None, None)
+            self._pay_folder.cleanup()
 
 
 @pytest.fixture
@@ -300,5 +320,23 @@ def transcript(request):
     return save
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "free_mode_only(reason): runs only in free mode (GIFTBOT_TEST_PAYMENTS unset)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not PAID:
+        return
+    for item in items:
+        if marker := item.get_closest_marker("free_mode_only"):
+            reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+            item.add_marker(pytest.mark.skip(reason=f"free mode only: {reason}"))
+
+
 def pytest_report_header(config):
-    return f"PostgreSQL: {'reachable at ' + PG_URL if PG_OK else PG_SKIP}"
+    return [
+        f"PostgreSQL: {'reachable at ' + PG_URL if PG_OK else PG_SKIP}",
+        f"payments: {PAYMENTS} (GIFTBOT_TEST_PAYMENTS)",
+    ]

@@ -7,11 +7,15 @@ conftest.py. Import them by name (conftest.py puts tests/ on sys.path)::
     def test_x(bot):
         monday = monday_morning(bot)         # the bot's clock: the coming Monday, 10:00 Shanghai
         token = share_in_chat(bot)           # the giver's share dialogue; returns the claim token
+        card = confirm_card(bot.wx, "o_giver")   # after a dialogue of your own: 确认 (in a paid
+                                             # run, and the payment); the card to forward
         fill(bot, "o_friend", token)         # the recipient's chat form, up to the summary
         say(bot, "o_friend", "确认")          # send texts; the last reply's content
         conversation("o_friend").flow        # the chat's stored state
         claim(bot, browser(bot, "o_other"), token, delivery=tuesday_afternoon(monday))
     browser(bot, "o_friend").headers["User-Agent"]   # WECHAT_UA; DESKTOP_UA is any other browser
+
+    @free_mode_only("why")                   # skipped in a GIFTBOT_TEST_PAYMENTS=wechatpay run
 
     path = write_config(tmp_path, raw)       # a config dict as a TOML file
     port = free_port()                       # a loopback port nobody listens on right now
@@ -20,6 +24,7 @@ conftest.py. Import them by name (conftest.py puts tests/ on sys.path)::
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import socket
 import tomllib
@@ -31,7 +36,19 @@ import requests
 import tomli_w
 
 from bot.forms.delivery import delivery_slots
-from storage.models import Conversation
+from storage.models import Conversation, Outbox
+
+# GIFTBOT_TEST_PAYMENTS=wechatpay: every bot in [payments] mode "wechatpay" (conftest.py).
+PAYMENTS = os.environ.get("GIFTBOT_TEST_PAYMENTS") or "free"
+if PAYMENTS not in ("free", "wechatpay"):
+    raise SystemExit(f"GIFTBOT_TEST_PAYMENTS={PAYMENTS!r}: free or wechatpay")
+PAID = PAYMENTS == "wechatpay"
+
+
+def free_mode_only(reason: str):
+    """Run this test in free mode only (skipped in a GIFTBOT_TEST_PAYMENTS=wechatpay run)."""
+    return pytest.mark.free_mode_only(reason)
+
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEEKDAYS = "一二三四五六日"
@@ -128,7 +145,25 @@ def share_card(wx, giver: str, quantity: str, blessing: str, number: str) -> str
     """The share dialogue: gift `number`, 送, how many, the blessing, 确认; the card's URL."""
     for text in (number, "送", quantity, blessing):
         wx.text(giver, text)
-    return wx.text(giver, "确认")["article"]["Url"]
+    return confirm_card(wx, giver)["Url"]
+
+
+def confirm_card(wx, giver: str) -> dict:
+    """确认 at the end of a share dialogue; the card the giver gets to forward (its Title,
+    Description, Url and PicUrl). In a paid run (GIFTBOT_TEST_PAYMENTS=wechatpay) 确认 answers
+    with a pay link, and the giver pays first: tests/paying.py, Payer."""
+    reply = wx.text(giver, "确认")
+    payer = getattr(wx, "payer", None)
+    if payer is None:
+        assert reply["MsgType"] == "news", f"确认 gave no card: {reply}"
+        return reply["article"]
+    return payer.card(giver, reply)
+
+
+def claim_messages():
+    """The outbox's rows other than a paid share's card (in free mode the card is 确认's reply,
+    never a message; in a paid run it is sent once paid): what claims and orders queued."""
+    return Outbox.select().where(~Outbox.key.startswith("notice:paid:"))
 
 
 # WeChat's browser says so in its user agent; a claim link opened without it offers a verified

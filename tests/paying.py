@@ -18,14 +18,25 @@ time_expire and the one-minute rule between refunds all run on the same time.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import uuid
+from collections.abc import Callable
+from urllib.parse import urljoin
 
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
-from fakes.wechatpay import API_V3_KEY, MCHID, SERIAL_NO, FakeWeChatPay, MerchantKeys, private_pem
-from helpers import browser, say, xsrf
+from fakes.wechatpay import (
+    API_V3_KEY,
+    MCHID,
+    SERIAL_NO,
+    FakeWeChatPay,
+    MerchantKeys,
+    eventually,
+    private_pem,
+)
+from helpers import WECHAT_UA, browser, say, xsrf
 
 from bot import paybooks
 from handlers.standins.wechatpay_wire import answer_headers, dump, encrypt_resource, rfc3339
@@ -35,6 +46,12 @@ from storage.models import PayOrder
 @pytest.fixture(scope="module")
 def pay_keys() -> MerchantKeys:
     return MerchantKeys.generate()  # RSA key generation is slow: once per module
+
+
+@functools.cache
+def run_keys() -> MerchantKeys:
+    """The keys of every bot a GIFTBOT_TEST_PAYMENTS=wechatpay run starts: made once per run."""
+    return MerchantKeys.generate()
 
 
 def unix(bot) -> float:
@@ -153,3 +170,103 @@ def transaction_of(pay: FakeWeChatPay, number: str, **changes) -> dict:
     """What WeChat Pay's notification of this order says, once paid (changes: a forger's)."""
     plaintext = pay.standin.ledger.transaction(pay.standin.orders[number])
     return plaintext | changes
+
+
+class Payer:
+    """What a giver does after 确认 in wechatpay mode, for the share helpers of a
+    GIFTBOT_TEST_PAYMENTS=wechatpay run (helpers.confirm_card): open the pay page in WeChat,
+    tap the button (a JSAPI order at the stand-in), pay there, have its signed notification
+    reach /pay/notify, and read the card the giver then gets in chat.
+
+    `url`: the server the giver talks to; `wechat`: the fake WeChat API its cards go through;
+    `settle(found)`: work the outbox until `found()` holds (a LiveBot drains; a `serve`
+    process's own workers do it, so a cluster waits)."""
+
+    def __init__(self, url: str, pay: FakeWeChatPay, wechat, settle: Callable) -> None:
+        self.url, self.pay, self.wechat, self.settle = url, pay, wechat, settle
+
+    def card(self, giver: str, reply: dict) -> dict:
+        """The card (Title, Description, Url, PicUrl, as a news reply has them) once the share
+        that `reply` (确认's answer: the pay link) asks to pay for is paid. The card's message
+        is taken out of the fake WeChat's list, read: the test then sees what it would see in
+        free mode, where the card is 确认's reply."""
+        link = re.search(r"(http\S+)/pay/([\w-]+)", reply.get("Content", ""))
+        assert link, f"确认 did not lead to payment: {reply}"
+        public, token = link.groups()
+        holder = (self.wechat.user, self.wechat.consents)  # whoever holds the phone after
+        self.wechat.set_user(giver)
+        try:
+            browser = _Browser(public, self.url)
+            page = browser.go("GET", f"{public}/pay/{token}")
+            assert page.status_code == 200, page.text
+            before = set(self.pay.standin.orders)
+            answer = browser.go("POST", f"{public}/pay/{token}/order", {"_xsrf": xsrf(page)})
+            assert answer.status_code == 200, answer.text
+        finally:
+            self.wechat.set_user(*holder)
+        (number,) = set(self.pay.standin.orders) - before
+        self.pay.standin.pay(number)
+        for note in self.pay.standin.notifications:  # the proxy in front of a public address
+            note.url = note.url.replace(public, self.url, 1)
+        attempts = self.pay.deliver()
+        assert attempts and all(a.status in (200, 204) for a in attempts), attempts
+
+        def sent() -> list[dict]:
+            return [
+                m for m in list(self.wechat.messages)
+                if m["touser"] == giver and m["msgtype"] == "news"
+                and m["news"]["articles"][0]["url"] == f"{public}/claim/{token}"
+            ]  # fmt: skip
+
+        self.settle(lambda: bool(sent()))
+        (message,) = sent()
+        self.wechat.messages.remove(message)
+        (card,) = message["news"]["articles"]
+        names = {"title": "Title", "description": "Description", "url": "Url", "picurl": "PicUrl"}
+        return {names[key]: value for key, value in card.items()}
+
+
+class _Browser:
+    """WeChat's browser at the bot's public address, reached at the server's own: redirects
+    back to `public` go to `server`, and cookies go along even when marked Secure (a public
+    https address in front of a plain local server)."""
+
+    def __init__(self, public: str, server: str) -> None:
+        self.public, self.server = public, server
+        self.cookies: dict[str, str] = {}
+
+    def go(self, method: str, url: str, data: dict | None = None) -> requests.Response:
+        for _ in range(5):
+            local = url.replace(self.public, self.server, 1)
+            answer = requests.request(
+                method, local, data=data, timeout=10, allow_redirects=False,
+                headers={"User-Agent": WECHAT_UA, "Cookie": "; ".join(
+                    f"{k}={v}" for k, v in self.cookies.items()) if local.startswith(self.server) else ""},
+            )  # fmt: skip
+            for header in answer.raw.headers.getlist("Set-Cookie"):
+                name, _, rest = header.partition("=")
+                self.cookies[name.strip()] = rest.split(";", 1)[0]
+            if answer.status_code not in (301, 302, 303, 307):
+                return answer
+            url = urljoin(local, answer.headers["Location"])
+            method, data = "GET", None
+        raise AssertionError(f"too many redirects at {url}")
+
+
+def live_payer(bot, pay: FakeWeChatPay) -> Payer:
+    """The Payer of a LiveBot: the outbox drained on the test's thread."""
+
+    def settle(found: Callable[[], bool]) -> None:
+        bot.drain()
+        assert found(), "no card after the payment"
+
+    return Payer(bot.url, pay, bot.fake_wechat, settle)
+
+
+def serve_payer(server, pay: FakeWeChatPay, wechat) -> Payer:
+    """The Payer of a `serve` process (tests/cluster.py): its own workers send the card."""
+
+    def settle(found: Callable[[], bool]) -> None:
+        assert eventually(found, timeout=10), "no card after the payment"
+
+    return Payer(server.url, pay, wechat, settle)

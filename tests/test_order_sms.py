@@ -7,7 +7,7 @@ import json
 
 import pytest
 from fakes.sms_vendors import FakeAliyun, FakeTencent
-from helpers import browser, claim, share_in_chat
+from helpers import browser, claim, claim_messages, share_in_chat
 
 from storage.models import Order, Outbox
 
@@ -101,10 +101,11 @@ def test_a_failing_webhook_is_retried_with_backoff_until_it_goes_through(bot):
 
 
 def test_the_giver_out_of_the_48h_window_leaves_the_notice_skipped_not_retried(bot):
+    token = share_in_chat(bot)
     bot.fake_wechat.fail_next("/cgi-bin/message/custom/send", 45015)
-    claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
+    claim(bot, browser(bot, "o_friend"), token)
     bot.drain()
-    notice = Outbox.get(Outbox.kind == "wechat_text")
+    notice = claim_messages().where(Outbox.kind == "wechat_text").get()
     assert notice.status == "skipped" and "45015" in notice.last_error and notice.attempts == 1
     bot.clock.offset += dt.timedelta(days=1)
     bot.drain()
