@@ -51,13 +51,15 @@ from fakes.sms_vendors import FakeWebhook  # noqa: E402
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat  # noqa: E402
 from fakes.wechatpay import FakeWeChatPay  # noqa: E402
 from helpers import PAID, PAYMENTS, WECHAT_UA  # noqa: E402
-from paying import live_payer, pay_overrides, run_keys, unix  # noqa: E402  # noqa: E402, F401 (fixtures: the bot in wechatpay mode)
+from paying import live_payer, pay_bot, pay_keys, pay_overrides, run_keys, unix  # noqa: E402, F401
 from wechat_sim import WeChatSim  # noqa: E402
 
 from bot import logs  # noqa: E402
 from bot.app import Clock, Services  # noqa: E402
 from bot.config import parse  # noqa: E402
 from handlers.app import make_app, make_server  # noqa: E402
+
+# pay_bot and pay_keys, imported above, are fixtures: the bot in wechatpay mode (tests/paying.py)
 
 PG_URL = os.environ.get("GIFTBOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TOKEN = "testtoken0123456789"

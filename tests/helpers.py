@@ -152,7 +152,12 @@ def confirm_card(wx, giver: str) -> dict:
     """确认 at the end of a share dialogue; the card the giver gets to forward (its Title,
     Description, Url and PicUrl). In a paid run (GIFTBOT_TEST_PAYMENTS=wechatpay) 确认 answers
     with a pay link, and the giver pays first: tests/paying.py, Payer."""
-    reply = wx.text(giver, "确认")
+    return card_of(wx, giver, wx.text(giver, "确认"))
+
+
+def card_of(wx, giver: str, reply: dict) -> dict:
+    """The card that 确认's `reply` gives (said any way: typed, spoken), paying first in a
+    paid run."""
     payer = getattr(wx, "payer", None)
     if payer is None:
         assert reply["MsgType"] == "news", f"确认 gave no card: {reply}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ARTIFACTS
-from helpers import WECHAT_UA, share_in_chat
+from helpers import WECHAT_UA, free_mode_only, share_in_chat
 
 from storage.models import Order
 
@@ -75,6 +75,7 @@ WIDTHS = {
 LONG_BLESSING = "HappyBirthdayToYouMyDearFriendAndManyHappyReturnsOfTheDay!!"
 
 
+@free_mode_only("the sandbox's paid story in Chromium is test_pay_browser.py's")
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_whole_story_is_played_in_the_sandbox_without_typing_a_url(chromium, sandbox, width):
     """Giver shares; the card is opened as a friend from the chat and claimed on the page; it

@@ -9,7 +9,7 @@ import datetime as dt
 import re
 
 import pytest
-from helpers import DESKTOP_UA, monday_morning, say, share_in_chat
+from helpers import DESKTOP_UA, confirm_card, monday_morning, say, share_in_chat
 from test_browser import CHROMIUM, PHONE, shot
 
 from storage.models import Order, Share
@@ -44,7 +44,7 @@ def test_a_draws_page_at_every_phase(chromium, bot):
     monday_morning(bot)
     for text in ("1", "抽奖", "1", "新年好运！", "跳过"):
         say(bot, "o_giver", text)
-    token = bot.wx.text("o_giver", "确认")["article"]["Url"].rsplit("/", 1)[1]
+    token = confirm_card(bot.wx, "o_giver")["Url"].rsplit("/", 1)[1]
     url = f"{bot.url}/claim/{token}"
     say(bot, "o_gone", f"领取 {token}")
     bot.wx.unsubscribe("o_gone")  # joined in chat and left: cannot win
@@ -85,7 +85,7 @@ def test_a_surprises_page_shows_a_wrapped_box(chromium, bot):
     monday_morning(bot)
     for text in ("1", "惊喜", "1", "生日快乐！"):
         say(bot, "o_giver", text)
-    token = bot.wx.text("o_giver", "确认")["article"]["Url"].rsplit("/", 1)[1]
+    token = confirm_card(bot.wx, "o_giver")["Url"].rsplit("/", 1)[1]
     page = as_friend(chromium, bot, "o_friend")
     page.goto(f"{bot.url}/claim/{token}")
     assert "明前龙井" not in page.content() and "惊喜礼物" in page.title()

@@ -8,7 +8,17 @@ import secrets
 from collections import Counter
 
 import pytest
-from helpers import BOTH_DATABASES, FORM, browser, claim, first_slot, monday_morning, say, xsrf
+from helpers import (
+    BOTH_DATABASES,
+    FORM,
+    browser,
+    claim,
+    confirm_card,
+    first_slot,
+    monday_morning,
+    say,
+    xsrf,
+)
 
 from bot import draws
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
@@ -25,7 +35,7 @@ def draw_in_chat(bot, winners="2", blessing="新年好运！", when="跳过", gi
     """The giver's 抽奖 dialogue; returns the claim token from the card."""
     for text in ("1", "抽奖", winners, blessing, when):
         bot.wx.text(giver, text)
-    card = bot.wx.text(giver, "确认")["article"]
+    card = confirm_card(bot.wx, giver)
     assert "抽奖" in card["Title"]
     return card["Url"].rsplit("/", 1)[1]
 
@@ -65,7 +75,7 @@ def test_the_draw_dialogue_asks_winners_blessing_and_when(bot):
     assert "开奖时间要在" in say(bot, "o_giver", "30天后")
     summary = say(bot, "o_giver", "2小时后")
     assert "请确认抽奖" in summary and "中奖人数：3" in summary and "开奖时间" in summary
-    card = bot.wx.text("o_giver", "确认")["article"]
+    card = confirm_card(bot.wx, "o_giver")
     share = Share.get()
     assert share.kind == "draw" and share.quantity == 3 and card["Url"].endswith(share.token)
     assert abs(share.draw_at - (bot.clock() + dt.timedelta(hours=2))) < dt.timedelta(minutes=1)

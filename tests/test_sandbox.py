@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 from conftest import AES_KEY, make_config
-from helpers import outward_ip
+from helpers import free_mode_only, outward_ip
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -40,6 +40,7 @@ def test_the_sandbox_chats_through_the_real_callback(bot_factory, aes_key):
     assert card["type"] == "card" and card["url"].endswith("/gifts/tea-longjing")
 
 
+@free_mode_only("the sandbox's paid story is test_pay_sandbox_and_config.py's")
 def test_the_sandbox_shows_the_sms_and_the_givers_notice(bot_factory):
     bot = bot_factory(server={"sandbox": True}, sms={"backend": "console"})
     s, headers = dev_session(bot)
@@ -107,6 +108,7 @@ def test_the_sandbox_refuses_a_public_address(tmp_path):
 
 
 @pytest.mark.parametrize("aes_key", ["", AES_KEY], ids=["plaintext", "safe-mode"])
+@free_mode_only("the sandbox's paid story is test_pay_sandbox_and_config.py's")
 def test_text_typed_in_the_sandbox_reaches_the_bot_exactly_as_typed(bot_factory, aes_key):
     bot = bot_factory(server={"sandbox": True}, wechat={"encoding_aes_key": aes_key})
     s, headers = dev_session(bot)

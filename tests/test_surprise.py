@@ -13,6 +13,7 @@ from helpers import (
     FORM,
     browser,
     claim,
+    confirm_card,
     first_slot,
     monday_morning,
     say,
@@ -42,10 +43,10 @@ def leaks(text: str, secrets: list[str]) -> list[str]:
 
 
 def surprise(bot, number=TEA, quantity="2", blessing="生日快乐！", giver="o_giver", *extra):
-    """The giver's 惊喜 dialogue; every reply, and the claim token from the card."""
+    """The giver's 惊喜 dialogue; every reply before 确认, the card, and the claim token."""
     replies = [bot.wx.text(giver, text) for text in (str(number), "惊喜", quantity, *extra)]
-    replies += [bot.wx.text(giver, blessing), bot.wx.text(giver, "确认")]
-    card = replies[-1]["article"]
+    replies.append(bot.wx.text(giver, blessing))
+    card = confirm_card(bot.wx, giver)
     return replies, card, card["Url"].rsplit("/", 1)[1]
 
 
@@ -54,7 +55,7 @@ def test_a_surprise_card_and_page_name_nothing_of_the_gift_before_the_order(bot)
     hidden = secrets_of(bot, TEA)
     replies, card, token = surprise(bot)
     assert "明前龙井礼盒" in replies[1]["Content"], "the giver sees what they give"
-    assert "惊喜" in replies[-2]["Content"] and "明前龙井礼盒" in replies[-2]["Content"]
+    assert "惊喜" in replies[-1]["Content"] and "明前龙井礼盒" in replies[-1]["Content"]
     shown = " ".join([card["Title"], card["Description"], card["PicUrl"]])
     assert leaks(shown, hidden) == [] and "惊喜" in card["Title"]
     assert card["PicUrl"].endswith("/static/surprise/box.png")
