@@ -40,7 +40,7 @@ from helpers import WECHAT_UA, browser, say, xsrf
 
 from bot import paybooks
 from handlers.standins.wechatpay_wire import answer_headers, dump, encrypt_resource, rfc3339
-from storage.models import PayOrder
+from storage.models import PayOrder, Refund
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +126,18 @@ def pay_for(bot, pay: FakeWeChatPay, token: str, giver="o_giver") -> str:
     attempts = pay.deliver()
     assert [a.status for a in attempts] == [204], attempts
     return number
+
+
+def refunds_made(bot) -> list[tuple[str, int]]:
+    """(reason, units) of each refund WeChat Pay's stand-in was asked for, once the outbox is
+    drained; always [] for a bot in free mode (nothing was paid)."""
+    if bot.config.payments.mode == "free":
+        return []
+    bot.drain()
+    at_pay = bot.pay.standin.refunds  # a paid run's bot (conftest.LiveBot)
+    made = [r for r in Refund.select().order_by(Refund.id) if r.out_refund_no in at_pay]
+    balance_holds()
+    return [(r.reason, r.units) for r in made]
 
 
 def post_notify(bot, body: bytes, headers: dict) -> requests.Response:

@@ -11,6 +11,7 @@ import pytest
 from helpers import (
     BOTH_DATABASES,
     FORM,
+    PAID,
     browser,
     claim,
     confirm_card,
@@ -19,6 +20,7 @@ from helpers import (
     say,
     xsrf,
 )
+from paying import refunds_made
 
 from bot import draws
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
@@ -176,9 +178,11 @@ def test_units_nobody_won_return_at_the_draw_and_unclaimed_wins_at_the_expiry(bo
     draw_now(bot)
     assert Gift.get_by_id("tea-longjing").committed == 1, "two units nobody could win"
     assert "退回库存" in sent_to(bot, "o_giver")[0]
+    assert refunds_made(bot) == ([("unwon", 2)] if PAID else []), "paid for: refunded"
     bot.clock.offset += dt.timedelta(hours=73)
     bot.run(bot.services.sweep_once())
     assert Gift.get_by_id("tea-longjing").committed == 0, "the winner never claimed"
+    assert refunds_made(bot) == ([("unwon", 2), ("expired", 1)] if PAID else [])
     assert "已过期" in browser(bot, "o_a").get(f"{bot.url}/claim/{token}", timeout=10).text
 
 
@@ -187,6 +191,7 @@ def test_a_draw_nobody_joined_returns_every_unit(bot):
     draw_now(bot)
     assert Share.get().quantity == 0 and Gift.get_by_id("tea-longjing").committed == 0
     assert "0 人参与，抽中 0 位" in sent_to(bot, "o_giver")[0]
+    assert refunds_made(bot) == ([("unwon", 2)] if PAID else [])
 
 
 def test_a_withdrawn_draw_is_never_drawn(bot):
@@ -196,6 +201,7 @@ def test_a_withdrawn_draw_is_never_drawn(bot):
     assert "已撤回" in say(bot, "o_giver", "撤回 1")
     draw_now(bot)
     assert Share.get().drawn_at is None and Gift.get_by_id("tea-longjing").committed == 0
+    assert refunds_made(bot) == ([("revoked", 2)] if PAID else [])
 
 
 def test_the_choice_is_uniform_and_cryptographic():

@@ -22,7 +22,8 @@ import sys
 
 import pytest
 from conftest import ROOT
-from helpers import BOTH_DATABASES, browser, claim, fill, say, share_in_chat, write_config
+from helpers import BOTH_DATABASES, PAID, browser, claim, fill, say, share_in_chat, write_config
+from paying import refunds_made
 
 from storage.models import Gift, Order, Outbox, Share, utcnow
 
@@ -318,6 +319,7 @@ def test_cancelling_returns_the_unit_to_stock_and_tells_both_sides(bot, operator
         f"你送出的「明前龙井礼盒」有一份订单已取消（订单 {order.order_no}），不会再配送。"
     )
     assert f"订单号 {order.order_no}\n   已取消" in my_orders(bot, "o_friend")
+    assert refunds_made(bot) == ([("cancelled", 1)] if PAID else []), "paid for: refunded"
 
 
 @BOTH_DATABASES

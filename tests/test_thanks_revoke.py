@@ -16,6 +16,7 @@ import requests
 from helpers import (
     BOTH_DATABASES,
     FORM,
+    PAID,
     browser,
     claim,
     conversation,
@@ -26,6 +27,7 @@ from helpers import (
     share_in_chat,
     xsrf,
 )
+from paying import refunds_made
 from transcripts import check_transcript
 
 from bot import shares
@@ -266,6 +268,7 @@ def test_revoking_returns_the_unclaimed_units_and_withdraws_the_link(bot):
         "已领取的 1 份照常送达。"
     )
     assert catalogue_stock(bot) == stock - 1, "the 2 unclaimed units are back"
+    assert refunds_made(bot) == ([("revoked", 2)] if PAID else []), "paid for: refunded"
     share = Share.get()
     assert share.revoked_at is not None and share.released and share.claimed == 1
     assert "1. 明前龙井礼盒 × 3：已撤回（1/3 份已领）" in say(bot, "o_giver", "我送出的")
@@ -335,6 +338,7 @@ def test_an_expired_share_is_not_revoked_and_its_units_are_returned_once(bot):
     assert Share.get().revoked_at is None
     bot.run(bot.services.db.write(shares.release_expired, bot.clock()))  # the sweep's work
     assert committed() == before
+    assert refunds_made(bot) == ([("expired", 2)] if PAID else [])
 
 
 def test_numbers_are_each_givers_own(bot):
