@@ -51,7 +51,7 @@ from fakes.sms_vendors import FakeWebhook  # noqa: E402
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat  # noqa: E402
 from fakes.wechatpay import FakeWeChatPay  # noqa: E402
 from helpers import PAID, PAYMENTS, WECHAT_UA  # noqa: E402
-from paying import live_payer, pay_bot, pay_keys, pay_overrides, run_keys, unix  # noqa: E402, F401
+from paying import balance_holds, live_payer, pay_bot, pay_keys, pay_overrides, run_keys, unix  # noqa: E402, F401
 from wechat_sim import WeChatSim  # noqa: E402
 
 from bot import logs  # noqa: E402
@@ -257,8 +257,12 @@ def bot_factory(db_url):
         return live
 
     yield start
-    for live in started:
-        live.stop()
+    try:
+        if any(live.pay for live in started):
+            balance_holds()  # a paid run: whatever the test did, paid = claimed + refunded + open
+    finally:
+        for live in started:
+            live.stop()
 
 
 @pytest.fixture

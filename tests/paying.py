@@ -11,6 +11,12 @@ Usage::
         pay.standin.pay(out_trade_no); pay.deliver()       # paid; the notification delivered
         balance_holds()                          # paid = claimed + refunded + open, everywhere
 
+A paid run (GIFTBOT_TEST_PAYMENTS=wechatpay, conftest.py) gives every `bot` its own stand-in
+(`bot.pay`, keys from run_keys()) and its `wx` a Payer: helpers.confirm_card then pays after
+确认 the way a giver does (pay page, JSAPI order, paid at the stand-in, the signed notification
+through /pay/notify, the card from the giver's chat); refunds_made(bot) lists the refunds that
+reached the stand-in ([] in free mode).
+
 The stand-in's clock is the bot's (tests move it), so signatures, time windows, an order's
 time_expire and the one-minute rule between refunds all run on the same time.
 """
