@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot import catalogue
+from bot import catalogue, payments
 from bot.config import Config
 from bot.notices import Notices
 from storage.db import write_transaction
@@ -41,6 +41,7 @@ def send_due(config: Config, notices: Notices, now: dt.datetime) -> int:
     due = (
         ~Share.released
         & Share.revoked_at.is_null()
+        & (Share.payment != payments.UNPAID)  # its link works only once paid: nothing to forward
         & (Share.expires_at > now)
         & (Share.expires_at <= horizon)
         & (Share.claimed < Share.quantity)

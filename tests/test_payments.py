@@ -13,13 +13,16 @@ import sys
 
 import pytest
 import requests
+from conftest import merge
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
+from fakes.wechatpay import FakeWeChatPay
 from helpers import browser, claim, monday_morning, say, xsrf
 from paying import (
     balance_holds,
     open_pay_page,
     pay_for,
+    pay_overrides,
     share_to_pay,
 )
 
@@ -431,3 +434,21 @@ def test_an_unpaid_draw_that_lapsed_is_never_drawn(pay_bot):
     bot.clock.offset += share.draw_at - bot.clock() + dt.timedelta(minutes=1)
     bot.run(bot.services.sweep_once())
     assert Share.get().drawn_at is None and Gift.get_by_id("tea-longjing").committed == before
+
+
+def test_an_unpaid_share_reminds_nobody_of_a_link_that_does_not_work_yet(
+    bot_factory, pay_keys, tmp_path
+):
+    """Reminders name the claim link: while a share waits for its payment (its stock held
+    hold_minutes) neither its giver nor who opened its page is reminded, however short
+    [shares] remind_hours is."""
+    with FakeWeChatPay(pay_keys, retry_scale=1e-4, answer_timeout=2) as pay:
+        overrides = merge(pay_overrides(tmp_path, pay_keys, pay), {"shares": {"remind_hours": 0.2}})
+        bot = bot_factory(**overrides)
+        token = share_to_pay(bot, quantity="2")
+        browser(bot, "o_friend").get(f"{bot.url}/claim/{token}", timeout=10)
+        bot.clock.offset += dt.timedelta(minutes=5)  # the hold ends within remind_hours
+        bot.run(bot.services.sweep_once())
+        bot.drain()
+        assert Share.get().reminded_at is None
+        assert [m for m in bot.fake_wechat.messages if m["touser"] in ("o_giver", "o_friend")] == []
