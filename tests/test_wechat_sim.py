@@ -474,6 +474,17 @@ DOCUMENTED = {
         ["CardId", "UserCardCode", "ConsumeSource"],
     ),
     "event_user_view_card": ("event", "user_view_card", ["CardId", "UserCardCode"]),
+    "event_card_sku_remind": ("event", "card_sku_remind", ["CardId", "Detail"]),
+    "event_update_member_card": (
+        "event",
+        "update_member_card",
+        ["CardId", "UserCardCode", "ModifyBonus", "ModifyBalance"],
+    ),
+    "event_submit_membercard_user_info": (
+        "event",
+        "submit_membercard_user_info",
+        ["CardId", "UserCardCode"],
+    ),
     "event_user_enter_session_from_card": (
         "event",
         "user_enter_session_from_card",
