@@ -312,6 +312,22 @@ def shop(tmp_path):
     shop.close()
 
 
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's headless Chromium through Playwright, one per test module (tests/browsing.py)."""
+    from browsing import CHROMIUM
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
 @pytest.fixture
 def transcript(request):
     """Write a chat transcript to test-artifacts/transcripts/<test>.txt for people to read."""

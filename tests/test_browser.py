@@ -7,55 +7,19 @@ Screenshots go to test-artifacts/screenshots/. Needs Debian's Chromium at /usr/b
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from conftest import ARTIFACTS
-from helpers import WECHAT_UA, free_mode_only, share_in_chat
+from browsing import PHONE, needs_chromium, shot
+from helpers import free_mode_only, share_in_chat
 
 from storage.models import Order
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Chromium not installed at /usr/bin/chromium"
-)
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True,
-         "user_agent": WECHAT_UA}  # fmt: skip
-SHOTS = ARTIFACTS / "screenshots"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def sandbox(bot_factory):
     return bot_factory(server={"sandbox": True})
-
-
-def shot(page, name: str, full_page: bool = True) -> Path:
-    """Photograph the page, after checking what a look would catch."""
-    page.wait_for_load_state("load")
-    broken = page.evaluate(
-        "[...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src)"
-    )
-    assert broken == [], f"{name}: images that do not load: {broken}"
-    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"{name}: the page scrolls sideways by {overflow} px"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)
-    return path
 
 
 def send(page, text: str) -> None:

@@ -8,30 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-import pytest
+from browsing import PHONE, needs_chromium, shot
 from helpers import DESKTOP_UA, confirm_card, monday_morning, say, share_in_chat
-from test_browser import CHROMIUM, PHONE, shot
 
 from storage.models import Order, Share
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Chromium not installed at /usr/bin/chromium"
-)
+pytestmark = needs_chromium
 DESKTOP = {"viewport": {"width": 1280, "height": 800}, "user_agent": DESKTOP_UA}
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
 
 
 def as_friend(chromium, bot, openid: str):

@@ -6,15 +6,13 @@ test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import pytest
+from browsing import PHONE, needs_chromium, shot
 from fakes.wechatpay import eventually
 from paying import share_to_pay
-from test_browser import CHROMIUM, PHONE, chromium, shot  # noqa: F401 (chromium: a fixture)
 
 from storage.models import PayOrder, Share
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Chromium not installed at /usr/bin/chromium"
-)
+pytestmark = needs_chromium
 
 # What WeChat's browser provides: the bridge. This one records its call and says "ok".
 BRIDGE = """
