@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from bot.codes import Code
 from bot.forms.base import Field, Form, FormContext, Invalid
-from bot.forms.share import check_blessing, check_quantity, parse_blessing, parse_quantity
+from bot.forms.share import blessing_field, check_quantity, parse_quantity
 from bot.forms.when import day_label, read_when
 from bot.words import Word, normalize
 
@@ -97,15 +97,7 @@ class DrawForm(Form):
             example="3",
             aliases=("人数", "几个人", "份数"),
         ),
-        Field(
-            "blessing",
-            "祝福语",
-            parse=parse_blessing,
-            check=check_blessing,
-            show=lambda value, ctx: value or "（不写祝福语）",
-            example="新年快乐，祝你好运！",
-            aliases=("祝福",),
-        ),
+        blessing_field(example="新年快乐，祝你好运！"),
         Field(
             "draw_at",
             "开奖时间",

@@ -80,6 +80,19 @@ def check_blessing(value: str, ctx: FormContext) -> str:
     return value
 
 
+def blessing_field(example: str) -> Field:
+    """The blessing step, as every way of giving asks it (`跳过` leaves it empty)."""
+    return Field(
+        "blessing",
+        "祝福语",
+        parse=parse_blessing,
+        check=check_blessing,
+        show=lambda value, ctx: value or "（不写祝福语）",
+        example=example,
+        aliases=("祝福",),
+    )
+
+
 def surprise_with_variants(ctx: FormContext) -> bool:
     """A surprise's variant is the giver's to choose: the recipient's choice would name it."""
     return ctx.subject.get("kind") == "surprise" and bool(ctx.subject["gift"].variants)
@@ -105,13 +118,5 @@ class ShareForm(Form):
             example="1",
             aliases=("款", "样式", "颜色"),
         ),
-        Field(
-            "blessing",
-            "祝福语",
-            parse=parse_blessing,
-            check=check_blessing,
-            show=lambda value, ctx: value or "（不写祝福语）",
-            example="生日快乐！",
-            aliases=("祝福",),
-        ),
+        blessing_field(example="生日快乐！"),
     )
