@@ -209,7 +209,7 @@ def test_shipping_tells_the_recipient_by_sms_and_chat_with_carrier_and_tracking(
     (sms,) = sms_of(bot, "order_shipped")
     assert sms["phone"] == "+8613800138000"
     assert sms["text"] == (
-        f"【礼物小助手】您的礼物已发货：订单号 {order.order_no}，顺丰 SF1234567890。"
+        f"【礼物小助手】您的礼物已发货：订单号 {order.order_no}，顺丰 单号 SF1234567890。"
     )
     shipped = chat_to(bot, "o_friend")[-1]
     assert shipped.startswith("📦 你领取的「明前龙井礼盒」已发货：顺丰，单号 SF1234567890。")
@@ -247,7 +247,7 @@ def test_shipping_without_carrier_or_tracking_still_tells_the_recipient(bot, ope
     bot.drain()
 
     (sms,) = sms_of(bot, "order_shipped")
-    assert sms["text"] == f"【礼物小助手】您的礼物已发货：订单号 {order.order_no}，快递。"
+    assert sms["text"] == f"【礼物小助手】您的礼物已发货：订单号 {order.order_no}。"
     assert chat_to(bot, "o_friend")[-1] == (
         f"📦 你领取的「明前龙井礼盒」已发货。\n订单号 {order.order_no}。回复「我收到的」随时查看。"
     )
