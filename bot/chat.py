@@ -186,6 +186,7 @@ class Chat:
                 shares=given,
                 status={share.id: shares.status(share, now) for share in given},
                 notes=orders.thanks_for([share.id for share in given]),
+                cancelled=orders.cancelled_for([share.id for share in given]),
                 draws=draws.for_giver(given),
                 now=now,
             )

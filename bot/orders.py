@@ -152,6 +152,16 @@ def for_export(status: str | None = None) -> list[Order]:
     return list(query)
 
 
+def cancelled_for(share_ids: list[int]) -> dict[int, int]:
+    """How many of these shares' orders were cancelled, by share (those with none left out)."""
+    query = (
+        Order.select(Order.share, peewee.fn.COUNT(Order.id))
+        .where(Order.share.in_(share_ids) & (Order.status == "cancelled"))
+        .group_by(Order.share)
+    )
+    return dict(query.tuples())
+
+
 def thanks_for(share_ids: list[int]) -> dict[int, list[str]]:
     """The thank-you notes left on these shares' orders, by share (oldest first)."""
     notes: dict[int, list[str]] = {}

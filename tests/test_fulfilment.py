@@ -320,6 +320,8 @@ def test_cancelling_returns_the_unit_to_stock_and_tells_both_sides(bot, operator
     )
     assert f"订单号 {order.order_no}\n   已取消" in my_orders(bot, "o_friend")
     assert refunds_made(bot) == ([("cancelled", 1)] if PAID else []), "paid for: refunded"
+    given = bot.wx.text("o_giver", "我送出的")["Content"]
+    assert "1. 明前龙井礼盒 × 1：已全部领取（其中 1 份订单已取消）" in given
 
 
 @BOTH_DATABASES
