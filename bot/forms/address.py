@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import json
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.safety import refuse_markup
+from bot.words import normalize
 
 MAX_LENGTH = 120
 MIN_DETAIL = 5
@@ -55,7 +55,7 @@ _DELIVERABLE = re.compile(
 
 def parse_address(text: str) -> dict[str, str]:
     """Split typed text into region and detail; raise Invalid if either is missing or vague."""
-    text = " ".join(unicodedata.normalize("NFKC", text or "").split())
+    text = normalize(text)
     if not text:
         raise Invalid(Code.ADDRESS_EMPTY)
     if len(text) > MAX_LENGTH:

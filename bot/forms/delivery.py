@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -29,6 +28,7 @@ from bot.codes import Code
 from bot.config import Delivery
 from bot.forms.base import Invalid
 from bot.forms.when import arabic, day_label, read_when
+from bot.words import normalize
 
 SHORT_LIST_DAYS = 3  # days of slots the chat lists at first; 更多 shows them all
 _KEY = re.compile(r"(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}-\d{2}:\d{2})")
@@ -123,7 +123,7 @@ def examples(delivery: Delivery, now: dt.datetime) -> list[str]:
 
 def parse_slot(text: str, delivery: Delivery, now: dt.datetime) -> str:
     """Read a slot number, a slot key or a date/time in words; return the offered slot's key."""
-    typed = " ".join(unicodedata.normalize("NFKC", text or "").split())
+    typed = normalize(text)
     if not typed:
         raise Invalid(Code.SLOT_EMPTY)
     offered = delivery_slots(delivery, now)

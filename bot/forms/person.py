@@ -23,6 +23,7 @@ from phonenumbers import PhoneNumberType
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.safety import has_markup
+from bot.words import normalize
 
 NAME_MAX = 20
 
@@ -35,7 +36,7 @@ _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 def parse_name(text: str) -> str:
     """A recipient's name as a courier would print it: 1-20 characters, at least one letter."""
-    name = " ".join(unicodedata.normalize("NFKC", text or "").split())
+    name = normalize(text)
     if not name:
         raise Invalid(Code.NAME_EMPTY)
     if len(name) > NAME_MAX:
@@ -50,7 +51,7 @@ def parse_name(text: str) -> str:
 
 def parse_phone(text: str) -> str:
     """A mainland China mobile number in E.164 (+8613800138000)."""
-    shown = " ".join(unicodedata.normalize("NFKC", text or "").split())
+    shown = normalize(text)
     if not shown:
         raise Invalid(Code.PHONE_EMPTY)
     digits = _PHONE_PUNCTUATION.sub("", shown)
