@@ -180,13 +180,14 @@ class Chat:
             reply = self._catalogue()
         elif command == Command.MY_GIFTS:
             given = shares.of_giver(state.openid)
-            state.context["listed_shares"] = [share.id for share in given]  # for 撤回 <n>
+            listed = state.context["listed_shares"] = [share.id for share in given]  # 撤回 <n>
+            notes, cancelled = orders.news_for(listed)
             reply = self._text(
                 "chat/my_gifts.txt",
                 shares=given,
                 status={share.id: shares.status(share, now) for share in given},
-                notes=orders.thanks_for([share.id for share in given]),
-                cancelled=orders.cancelled_for([share.id for share in given]),
+                notes=notes,
+                cancelled=cancelled,
                 draws=draws.for_giver(given),
                 now=now,
             )

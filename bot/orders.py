@@ -152,24 +152,19 @@ def for_export(status: str | None = None) -> list[Order]:
     return list(query)
 
 
-def cancelled_for(share_ids: list[int]) -> dict[int, int]:
-    """How many of these shares' orders were cancelled, by share (those with none left out)."""
-    query = (
-        Order.select(Order.share, peewee.fn.COUNT(Order.id))
-        .where(Order.share.in_(share_ids) & (Order.status == "cancelled"))
-        .group_by(Order.share)
-    )
-    return dict(query.tuples())
-
-
-def thanks_for(share_ids: list[int]) -> dict[int, list[str]]:
-    """The thank-you notes left on these shares' orders, by share (oldest first)."""
+def news_for(share_ids: list[int]) -> tuple[dict[int, list[str]], dict[int, int]]:
+    """What a giver hears of these shares' orders, by share: the thank-you notes left (oldest
+    first) and how many orders were cancelled; one query."""
     notes: dict[int, list[str]] = {}
+    cancelled: dict[int, int] = {}
     query = (
-        Order.select(Order.share, Order.thanks)
-        .where(Order.share.in_(share_ids) & (Order.thanks != ""))
+        Order.select(Order.share, Order.thanks, Order.status)
+        .where(Order.share.in_(share_ids) & ((Order.thanks != "") | (Order.status == "cancelled")))
         .order_by(Order.thanked_at)
     )
-    for share_id, note in query.tuples():
-        notes.setdefault(share_id, []).append(note)
-    return notes
+    for share_id, note, status in query.tuples():
+        if note:
+            notes.setdefault(share_id, []).append(note)
+        if status == "cancelled":
+            cancelled[share_id] = cancelled.get(share_id, 0) + 1
+    return notes, cancelled
