@@ -10,12 +10,10 @@ Usage::
 
 from __future__ import annotations
 
-import datetime as dt
-
 from peewee import fn
 
 from bot.payments import PAID, REFUND
-from storage.models import Order, Outbox, PayOrder, Refund, Share
+from storage.models import Order, Outbox, PayOrder, Refund, Share, utc_text
 
 
 def balance(share_id: int | None = None) -> dict:
@@ -63,7 +61,7 @@ def listing() -> list[dict]:
             {
                 "kind": "payment", "number": order.out_trade_no, "share_id": order.share_id,
                 "amount": order.amount, "state": order.status, "reason": "",
-                "created_at": _iso(order.created_at), "updated_at": _iso(order.paid_at or order.closed_at),
+                "created_at": utc_text(order.created_at), "updated_at": utc_text(order.paid_at or order.closed_at),
                 "error": "",
             }
         )  # fmt: skip
@@ -76,7 +74,7 @@ def listing() -> list[dict]:
             {
                 "kind": "refund", "number": refund.out_refund_no, "share_id": refund.share_id,
                 "amount": -refund.amount, "state": state, "reason": refund.reason,
-                "created_at": _iso(refund.created_at), "updated_at": _iso(refund.updated_at),
+                "created_at": utc_text(refund.created_at), "updated_at": utc_text(refund.updated_at),
                 "error": refund.last_error or dead.get(refund.out_refund_no, ""),
             }
         )  # fmt: skip
@@ -88,7 +86,3 @@ def _dead_refunds() -> dict[str, str]:
         (Outbox.kind == REFUND) & (Outbox.status == "dead")
     )
     return {key.removeprefix("pay:refund:"): error for key, error in query.tuples()}
-
-
-def _iso(when: dt.datetime | None) -> str:
-    return when.isoformat(timespec="seconds") + "+00:00" if when else ""

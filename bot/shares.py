@@ -31,7 +31,7 @@ from bot.config import Config
 from bot.forms.base import Invalid
 from storage import hot
 from storage.db import locked, write_transaction
-from storage.models import Gift, Share, User, utcnow
+from storage.models import Gift, Share, User, utc_text, utcnow
 from storage.runner import Retry
 
 log = logging.getLogger("gift_bot.shares")
@@ -275,8 +275,8 @@ def listing(now: dt.datetime, wanted: str | None = None, giver: str | None = Non
                 "quantity": share.quantity,
                 "claimed": share.claimed,
                 "status": state,
-                "created_at": share.created_at.isoformat(timespec="seconds") + "+00:00",
-                "expires_at": share.expires_at.isoformat(timespec="seconds") + "+00:00",
+                "created_at": utc_text(share.created_at),
+                "expires_at": utc_text(share.expires_at),
             }
         )
     return rows

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 
 from bot import shares
-from storage.models import Gift, Order, User
+from bot.forms.delivery import Slot
+from storage.models import Gift, Order, User, utc_text
 
 
 def person(openid: str, now: dt.datetime) -> dict | None:
@@ -26,9 +27,9 @@ def person(openid: str, now: dt.datetime) -> dict | None:
     )
     return {
         "openid": user.openid,
-        "first_seen": _utc(user.first_seen),
-        "last_seen": _utc(user.last_seen),
-        "last_message_at": _utc(user.last_message_at),
+        "first_seen": utc_text(user.first_seen),
+        "last_seen": utc_text(user.last_seen),
+        "last_message_at": utc_text(user.last_message_at),
         "subscribed": user.subscribed,
         "shares": shares.listing(now, giver=openid),
         "orders": [
@@ -36,17 +37,13 @@ def person(openid: str, now: dt.datetime) -> dict | None:
                 "order_no": order.order_no,
                 "gift": order.gift.name,
                 "status": order.status,
-                "created_at": _utc(order.created_at),
+                "created_at": utc_text(order.created_at),
                 "carrier": order.carrier,
                 "tracking": order.tracking,
-                "delivery": f"{order.delivery_date.isoformat()} {order.delivery_slot}",
+                "delivery": Slot(order.delivery_date, order.delivery_slot).key,
                 "address": order.address,
                 "phone": order.phone,
             }
             for order in received
         ],
     }
-
-
-def _utc(when: dt.datetime | None) -> str:
-    return when.isoformat(timespec="seconds") + "+00:00" if when else ""

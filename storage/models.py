@@ -25,6 +25,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def utc_text(when: dt.datetime | None) -> str:
+    """A stored (naive UTC) time as people and scripts read it: ISO 8601 with its offset,
+    to the second; "" for none."""
+    return when.isoformat(timespec="seconds") + "+00:00" if when else ""
+
+
 class JSONField(pw.TextField):
     """A JSON document kept as text, so it works the same on SQLite and PostgreSQL."""
 

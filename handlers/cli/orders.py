@@ -14,7 +14,7 @@ from bot.forms.order import OrderAnswers
 from bot.notices import Notices
 from bot.render import Renderer
 from handlers.cli.common import csv_cell, open_db, show
-from storage.models import utcnow
+from storage.models import utc_text, utcnow
 
 EXPORT_FIELDS = [
     "order_no", "status", "created_at", "gift_id", "gift_name", "variant", "name", "phone",
@@ -47,7 +47,7 @@ def export_row(order, zone: ZoneInfo) -> dict:
     return {
         "order_no": order.order_no,
         "status": order.status,
-        "created_at": _utc(order.created_at),
+        "created_at": utc_text(order.created_at),
         "gift_id": order.gift_id,
         "gift_name": order.gift.name,
         "variant": order.variant,
@@ -64,14 +64,10 @@ def export_row(order, zone: ZoneInfo) -> dict:
         "share_token": order.share.token,
         "carrier": order.carrier,
         "tracking": order.tracking,
-        "shipped_at": _utc(order.shipped_at),
-        "delivered_at": _utc(order.delivered_at),
-        "cancelled_at": _utc(order.cancelled_at),
+        "shipped_at": utc_text(order.shipped_at),
+        "delivered_at": utc_text(order.delivered_at),
+        "cancelled_at": utc_text(order.cancelled_at),
     }
-
-
-def _utc(when) -> str:
-    return when.isoformat(timespec="seconds") + "+00:00" if when else ""
 
 
 def export_orders(config: Config, args) -> int:
