@@ -144,6 +144,10 @@ class PayDesk:
             raise NotifyRefused(
                 400, f"trade_state {transaction.get('trade_state')!r} is no payment"
             )
+        return await self._settle(number, transaction, now)
+
+    async def _settle(self, number: str, transaction: dict, now: dt.datetime) -> str:
+        """A payment checked against our order: the share is paid (or the money goes back)."""
         outcome = await self.db.write(
             payments.settle_paid, self.renderer, self.config, number,
             str(transaction.get("transaction_id", "")), now,
@@ -263,7 +267,7 @@ class PayDesk:
                     "queried order does not match ours", extra={"out_trade_no": number, "why": why}
                 )
                 return "mismatch"
-            return await self._paid(transaction | {"trade_state": "SUCCESS"}, now)
+            return await self._settle(number, transaction, now)
         if state == "CLOSED":
             await self.db.write(payments.mark_closed, number, now)
         elif order.time_expire <= now:
