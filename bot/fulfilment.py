@@ -24,6 +24,7 @@ from bot.notices import Notices
 from storage.db import locked, write_transaction
 from storage.models import Gift, Order, Share
 
+STATUSES = ("placed", "shipped", "delivered", "cancelled")  # an order's, first to last
 # status → the statuses an order may move to it from
 MOVES = {
     "shipped": ("placed",),

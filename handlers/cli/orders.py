@@ -21,14 +21,13 @@ EXPORT_FIELDS = [
     "address", "region", "address_detail", "delivery_time", "delivery_date", "delivery_slot",
     "channel", "share_token", "carrier", "tracking", "shipped_at", "delivered_at", "cancelled_at",
 ]  # fmt: skip
-STATUSES = ["placed", "shipped", "delivered", "cancelled"]
 
 
 def verbs(verb, top) -> None:
     ords = top.add_parser("orders", help="orders to ship").add_subparsers(required=True)
     export = verb("export", export_orders, "print orders", ords)
     export.add_argument("--format", choices=["json", "csv"], default="json")
-    export.add_argument("--status", choices=STATUSES)
+    export.add_argument("--status", choices=fulfilment.STATUSES)
     ship = verb("ship", ship_order, "mark an order shipped; the recipient is told", ords)
     ship.add_argument("order_no")
     ship.add_argument("--carrier", default="", help="e.g. 顺丰")
