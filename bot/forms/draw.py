@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from zoneinfo import ZoneInfo
 
 from bot.codes import Code
@@ -44,8 +43,8 @@ def draw_time(value: str) -> dt.datetime:
 
 
 def parse_draw_at(text: str, ctx: FormContext) -> str:
-    typed = unicodedata.normalize("NFKC", text).strip()
-    if normalize(typed) == Word.SKIP:
+    typed = normalize(text)
+    if typed == Word.SKIP:
         return _stored(default_draw_at(ctx))
     at = _read(typed, ctx)
     if at is None:
