@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tornado.web
 
-from bot import claims, mobile_claims
+from bot import claims, draws, mobile_claims
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.person import mask_phone
@@ -102,5 +102,5 @@ class VerifyPage(MobileHandler):
             OPENID_COOKIE, mobile_claims.identity(phone), expires_days=VERIFIED_DAYS,
             httponly=True, samesite="Lax", secure=services.config.server.secure_cookies,
         )  # fmt: skip
-        after = "" if view.share.kind == "draw" else "/form"  # a draw is joined on its page
+        after = "" if draws.is_draw(view.share) else "/form"  # a draw is joined on its page
         self.redirect(f"/claim/{token}{after}", status=303)
