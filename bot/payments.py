@@ -83,10 +83,7 @@ def start_attempt(token: str, openid: str, now: dt.datetime) -> PayOrder:
         raise Invalid(Code.SHARE_UNKNOWN)
     if refusal := pay_refusal(share, openid, now):
         raise Invalid(refusal)
-    for earlier in PayOrder.select().where(
-        (PayOrder.share == share.id) & (PayOrder.status == OPEN)
-    ):
-        queue_close(earlier.out_trade_no)
+    close_open(share.id)
     order = PayOrder.create(
         out_trade_no=f"T{now:%y%m%d%H%M%S}{secrets.token_hex(5).upper()}",
         share=share.id,
@@ -135,11 +132,7 @@ def settle_paid(
     Share.update(payment=PAID, expires_at=expires).where(Share.id == share.id).execute()
     share.payment, share.expires_at = PAID, expires
     share.gift = Gift.get_by_id(share.gift_id)
-    others = PayOrder.select().where(
-        (PayOrder.share == share.id) & (PayOrder.status == OPEN) & (PayOrder.id != order.id)
-    )
-    for other in others:
-        queue_close(other.out_trade_no)
+    close_open(share.id)  # this order is paid now, so it is not among them
     _send_card(renderer, config, share)
     return "paid"
 
@@ -170,6 +163,16 @@ def queue_close(out_trade_no: str) -> None:
     enqueue(CLOSE, f"pay:close:{out_trade_no}", {"out_trade_no": out_trade_no})
 
 
+def close_open(share_id: int) -> None:
+    """Close every open order of this share at WeChat Pay."""
+    for (number,) in (
+        PayOrder.select(PayOrder.out_trade_no)
+        .where((PayOrder.share == share_id) & (PayOrder.status == OPEN))
+        .tuples()
+    ):
+        queue_close(number)
+
+
 def mark_closed(out_trade_no: str, now: dt.datetime) -> None:
     PayOrder.update(status=CLOSED, closed_at=now).where(
         (PayOrder.out_trade_no == out_trade_no) & (PayOrder.status == OPEN)
@@ -185,10 +188,7 @@ def on_release(share: Share, left: int, now: dt.datetime, reason: str) -> None:
     if share.payment == UNPAID:
         Share.update(payment=LAPSED).where(Share.id == share.id).execute()
         share.payment = LAPSED
-        for order in PayOrder.select().where(
-            (PayOrder.share == share.id) & (PayOrder.status == OPEN)
-        ):
-            queue_close(order.out_trade_no)
+        close_open(share.id)
     elif share.payment == PAID and left > 0:
         charge = charging_order(share.id)
         if charge is not None:
