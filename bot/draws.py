@@ -140,14 +140,15 @@ def _draw(notices, share_id: int, due, now: dt.datetime) -> int:
         if Share.update(drawn_at=now).where((Share.id == share_id) & due).execute() != 1:
             return 0  # another worker drew it, or its giver withdrew it
         share = Share.get_by_id(share_id)
-        follows = User.unsubscribed_at.is_null() | User.subscribed
-        eligible = list(
-            DrawEntry.select(DrawEntry.id, DrawEntry.openid)
+        may_win = (DrawEntry.via == "web") | User.unsubscribed_at.is_null() | User.subscribed
+        entries = list(
+            DrawEntry.select(DrawEntry.id, DrawEntry.openid, may_win)
             .join(User, peewee.JOIN.LEFT_OUTER, on=(User.openid == DrawEntry.openid))
-            .where((DrawEntry.share == share_id) & ((DrawEntry.via == "web") | follows))
+            .where(DrawEntry.share == share_id)
             .order_by(DrawEntry.id)
             .tuples()
         )
+        eligible = [(entry_id, openid) for entry_id, openid, can in entries if can]
         winners = pick_winners(eligible, share.quantity)
         won = {openid for _, openid in winners}
         if winners:
@@ -159,9 +160,7 @@ def _draw(notices, share_id: int, due, now: dt.datetime) -> int:
             payments.on_release(share, unwon, now, "unwon")  # paid for: refunded (wechatpay)
         share.quantity, share.drawn_at = len(winners), now
         share.gift = catalogue.get(share.gift_id)
-        entrants = [o for (o,) in DrawEntry.select(DrawEntry.openid).where(
-            DrawEntry.share == share_id).order_by(DrawEntry.id).tuples()]  # fmt: skip
-        _tell(notices, share, entrants, won, unwon)
+        _tell(notices, share, [openid for _, openid, _ in entries], won, unwon)
         return 1
 
 
