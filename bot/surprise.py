@@ -16,6 +16,7 @@ secret is kept in one place. The confirmation (page, chat, SMS) reads the order'
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,13 +51,8 @@ def as_seen(share: Any, revealed: bool = False) -> Any:
     return _wrapping(gift.id, () if chosen else tuple(gift.variants or ()))
 
 
-_kept: dict[tuple, Wrapped] = {}
-
-
+@functools.cache
 def _wrapping(gift_id: str, variants: tuple[str, ...]) -> Wrapped:
     """One wrapping per gift and variants, so pages drawn from it can be kept (their key holds
     the gift object's identity)."""
-    key = (gift_id, variants)
-    if key not in _kept:
-        _kept[key] = Wrapped(gift_id, list(variants))
-    return _kept[key]
+    return Wrapped(gift_id, list(variants))
