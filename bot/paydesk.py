@@ -277,39 +277,23 @@ class PayDesk:
 
 
 def _quiet_orders(now: dt.datetime, before: dt.datetime) -> list[str]:
-    """Open orders made before `before` and not asked about since: marked asked, so another
-    worker leaves them be this round."""
+    """Open orders made before `before` and not asked about since."""
     quiet = (
         (PayOrder.status == payments.OPEN)
         & (PayOrder.created_at <= before)
         & (PayOrder.checked_at.is_null() | (PayOrder.checked_at <= before))
     )
-    numbers = [
-        n
-        for (n,) in PayOrder.select(PayOrder.out_trade_no)
-        .where(quiet)
-        .limit(RECONCILE_BATCH)
-        .tuples()
-    ]
-    taken = []
-    for number in numbers:
-        if (
-            PayOrder.update(checked_at=now)
-            .where(quiet & (PayOrder.out_trade_no == number))
-            .execute()
-        ):
-            taken.append(number)
-    return taken
+    return _take(PayOrder.out_trade_no, quiet, checked_at=now)
 
 
 def _quiet_refunds(now: dt.datetime, before: dt.datetime) -> list[str]:
     quiet = Refund.status.in_(("processing", "abnormal")) & (Refund.updated_at <= before)
-    numbers = [
-        n
-        for (n,) in Refund.select(Refund.out_refund_no).where(quiet).limit(RECONCILE_BATCH).tuples()
-    ]
-    taken = []
-    for number in numbers:
-        if Refund.update(updated_at=now).where(quiet & (Refund.out_refund_no == number)).execute():
-            taken.append(number)
-    return taken
+    return _take(Refund.out_refund_no, quiet, updated_at=now)
+
+
+def _take(number, quiet, **stamp) -> list[str]:
+    """A batch of the numbers that are `quiet`, each stamped so it is no longer: another
+    worker leaves them be this round."""
+    model = number.model
+    numbers = [n for (n,) in model.select(number).where(quiet).limit(RECONCILE_BATCH).tuples()]
+    return [n for n in numbers if model.update(**stamp).where(quiet & (number == n)).execute()]
