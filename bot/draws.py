@@ -26,11 +26,9 @@ from dataclasses import dataclass
 
 import peewee
 
-from bot import catalogue, mobile_claims, payments
+from bot import catalogue, payments
 from bot.codes import Code
 from bot.forms.base import Invalid
-from bot.messaging import Notice, wechat_text
-from bot.outbox import enqueue
 from storage import hot
 from storage.db import db, locked, write_transaction
 from storage.models import DrawEntry, Gift, Share, User
@@ -166,21 +164,9 @@ def _draw(notices, share_id: int, due, now: dt.datetime) -> int:
 
 def _tell(notices, share: Share, entrants: list[str], won: set[str], unwon: int) -> None:
     """Winners, the others (kindly) and the giver, each once (unique outbox keys)."""
-    url = f"{notices.config.server.public_url}/claim/{share.token}"
-    for openid in entrants:
-        outcome = "won" if openid in won else "lost"
-        _wechat(notices, openid, f"draw:{outcome}:{share.id}:{openid}", f"notices/draw_{outcome}.txt",
-                share, url, "中奖" if outcome == "won" else "未中奖")  # fmt: skip
-    _wechat(notices, share.giver_id, f"draw:drawn:{share.id}", "notices/draw_drawn.txt", share,
-            url, "已开奖", entrants=len(entrants), winners=len(won), returned=unwon)  # fmt: skip
-
-
-def _wechat(notices, openid, key, template, share, url, status, **extra) -> None:
-    if mobile_claims.is_mobile(openid):
-        return  # a visitor known by a verified mobile has no chat: their page says it
-    text = notices.renderer.text(template, share=share, gift=share.gift, url=url, **extra)
-    notice = Notice(first=text.splitlines()[0], gift=share.gift.name, status=status, url=url)
-    enqueue("wechat_text", key, wechat_text(openid, text, notice))
+    for openid in entrants:  # a visitor known by a verified mobile has no chat: their page says it
+        notices.draw_outcome(share, openid, won=openid in won)
+    notices.draw_drawn(share, entrants=len(entrants), winners=len(won), returned=unwon)
 
 
 def for_giver(share_list: list[Share]) -> dict[int, DrawView]:

@@ -89,6 +89,22 @@ class Notices:
             "waiting", gift=surprise.as_seen(share), share=share, url=self._claim_url(share),
         )  # fmt: skip
 
+    # -- draws --------------------------------------------------------------------------
+
+    def draw_outcome(self, share: Share, openid: str, won: bool) -> None:
+        outcome = "won" if won else "lost"
+        self._wechat(
+            openid, f"draw:{outcome}:{share.id}:{openid}", f"notices/draw_{outcome}.txt", outcome,
+            gift=share.gift, share=share, url=self._claim_url(share),
+        )  # fmt: skip
+
+    def draw_drawn(self, share: Share, entrants: int, winners: int, returned: int) -> None:
+        self._wechat(
+            share.giver_id, f"draw:drawn:{share.id}", "notices/draw_drawn.txt", "drawn",
+            gift=share.gift, share=share, url=self._claim_url(share), entrants=entrants,
+            winners=winners, returned=returned,
+        )  # fmt: skip
+
     # -- how they leave -------------------------------------------------------------------
 
     def _sms(self, order: Order, template: str, params: dict[str, str]) -> None:
