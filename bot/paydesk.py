@@ -29,12 +29,10 @@ from bot.config import Config
 from bot.outbox import Channel
 from bot.render import Renderer
 from bot.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
-from storage.models import PayOrder, Refund, Share
+from storage.models import PayOrder, Share
 from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.payments")
-
-RECONCILE_BATCH = 20
 
 
 @dataclass
@@ -227,13 +225,13 @@ class PayDesk:
         """Ask WeChat Pay about open orders and unfinished refunds that have gone quiet; act on
         what it says as on a notification. Returns how many were asked about."""
         now = self.clock()
-        numbers = await self.db.write(_quiet_orders, now, now - self.every)
+        numbers = await self.db.write(payments.quiet_orders, now, now - self.every)
         for number in numbers:
             try:
                 await self.check_order(number)
             except PayError as exc:
                 log.warning("order query failed", extra={"out_trade_no": number, "error": str(exc)})
-        refunds = await self.db.write(_quiet_refunds, now, now - self.every)
+        refunds = await self.db.write(payments.quiet_refunds, now, now - self.every)
         for number in refunds:
             try:
                 answer = await self.client.query_refund(number)
@@ -274,26 +272,3 @@ class PayDesk:
             await self.db.write(payments.queue_close, number)
             self.wake()
         return str(state).lower()
-
-
-def _quiet_orders(now: dt.datetime, before: dt.datetime) -> list[str]:
-    """Open orders made before `before` and not asked about since."""
-    quiet = (
-        (PayOrder.status == payments.OPEN)
-        & (PayOrder.created_at <= before)
-        & (PayOrder.checked_at.is_null() | (PayOrder.checked_at <= before))
-    )
-    return _take(PayOrder.out_trade_no, quiet, checked_at=now)
-
-
-def _quiet_refunds(now: dt.datetime, before: dt.datetime) -> list[str]:
-    quiet = Refund.status.in_(("processing", "abnormal")) & (Refund.updated_at <= before)
-    return _take(Refund.out_refund_no, quiet, updated_at=now)
-
-
-def _take(number, quiet, **stamp) -> list[str]:
-    """A batch of the numbers that are `quiet`, each stamped so it is no longer: another
-    worker leaves them be this round."""
-    model = number.model
-    numbers = [n for (n,) in model.select(number).where(quiet).limit(RECONCILE_BATCH).tuples()]
-    return [n for n in numbers if model.update(**stamp).where(quiet & (number == n)).execute()]

@@ -9,6 +9,7 @@ Usage (each call inside the transaction that the runner or the caller holds)::
     on_release(share, left, now, "expired")          # from shares.release_expired / revoke
     on_cancel(order, now)                            # from fulfilment.move(…, "cancelled")
     settle_refund("R…", "SUCCESS", refund_id, now)   # a refund's outcome, never backwards
+    numbers = quiet_orders(now, now - every)         # a batch for reconciliation to ask about
 
 A share bought is `unpaid` (its stock held `hold_minutes`, its claim link not ready) until a
 notification or a query proves a payment; then `paid`, and its expiry counts from then. An
@@ -41,6 +42,7 @@ OPEN, CLOSED = "open", "closed"
 FINAL_REFUND = ("success", "closed")
 REFUND_RANK = {"pending": 0, "processing": 1, "abnormal": 2, "success": 3, "closed": 3}
 CLOSE, REFUND = "wechatpay_close", "wechatpay_refund"  # the outbox kinds
+RECONCILE_BATCH = 20  # orders, and refunds, asked about per round
 
 
 def create_unpaid(
@@ -265,3 +267,29 @@ def refund_failed(out_refund_no: str, error: str, now: dt.datetime) -> None:
     Refund.update(last_error=error[:1000], updated_at=now).where(
         Refund.out_refund_no == out_refund_no
     ).execute()
+
+
+# -- what reconciliation asks WeChat Pay about ------------------------------------------
+
+
+def quiet_orders(now: dt.datetime, before: dt.datetime) -> list[str]:
+    """Open orders made before `before` and not asked about since."""
+    quiet = (
+        (PayOrder.status == OPEN)
+        & (PayOrder.created_at <= before)
+        & (PayOrder.checked_at.is_null() | (PayOrder.checked_at <= before))
+    )
+    return _take(PayOrder.out_trade_no, quiet, checked_at=now)
+
+
+def quiet_refunds(now: dt.datetime, before: dt.datetime) -> list[str]:
+    quiet = Refund.status.in_(("processing", "abnormal")) & (Refund.updated_at <= before)
+    return _take(Refund.out_refund_no, quiet, updated_at=now)
+
+
+def _take(number, quiet, **stamp) -> list[str]:
+    """A batch of the numbers that are `quiet`, each stamped so it is no longer: another
+    worker leaves them be this round."""
+    model = number.model
+    numbers = [n for (n,) in model.select(number).where(quiet).limit(RECONCILE_BATCH).tuples()]
+    return [n for n in numbers if model.update(**stamp).where(quiet & (number == n)).execute()]
