@@ -102,9 +102,8 @@ class PayDesk:
         """A new JSAPI order for the share (one per attempt), and the JS bridge's arguments."""
         order = await self.db.write(payments.start_attempt, token, openid, self.clock())
         self.wake()  # earlier attempts are being closed
-        gift = (await self.db.run(shares.by_token, token)).gift
         description = self.renderer.text(
-            "pay/description.txt", gift=gift, quantity=order.share.quantity
+            "pay/description.txt", gift=order.share.gift, quantity=order.share.quantity
         )
         prepay_id = await self.client.jsapi(
             order.out_trade_no, description, order.amount, openid, order.time_expire

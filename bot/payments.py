@@ -27,7 +27,7 @@ import secrets
 
 import peewee
 
-from bot import shares
+from bot import catalogue, shares
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
@@ -94,6 +94,7 @@ def start_attempt(token: str, openid: str, now: dt.datetime) -> PayOrder:
         created_at=now,
         time_expire=share.expires_at,
     )
+    share.gift = catalogue.get(share.gift_id)
     order.share = share
     return order
 
