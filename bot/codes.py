@@ -63,6 +63,7 @@ class Code(StrEnum):
     REVOKE_ALREADY = "revoke_already"
     REVOKE_CLAIMED = "revoke_claimed"
     REVOKE_EXPIRED = "revoke_expired"
+    REVOKE_LAPSED = "revoke_lapsed"
     # a draw (bot/draws.py)
     DRAW_AT_INVALID = "draw_at_invalid"
     DRAW_AT_RANGE = "draw_at_range"
@@ -81,6 +82,7 @@ class Code(StrEnum):
     MOBILE_ORDERED = "mobile_ordered"
     # paying for a share ([payments] mode "wechatpay")
     SHARE_UNPAID = "share_unpaid"
+    SHARE_LAPSED = "share_lapsed"
     PAY_NOT_GIVER = "pay_not_giver"
     PAY_DONE = "pay_done"
     PAY_LAPSED = "pay_lapsed"
@@ -90,5 +92,6 @@ class Code(StrEnum):
 # The refusals that no answer can change: a chat claim form ends on them.
 ENDS_A_CLAIM = frozenset(
     {Code.SHARE_USED_UP, Code.SHARE_EXPIRED, Code.SHARE_REVOKED, Code.SHARE_UNKNOWN, Code.OWN_SHARE}
+    | {Code.SHARE_UNPAID, Code.SHARE_LAPSED}
     | {Code.DRAW_NOT_DRAWN, Code.DRAW_NOT_WON, Code.MOBILE_ORDERED}
 )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from bot import catalogue, payments
+from bot import catalogue, payments, shares
 from bot.codes import Code
 from bot.forms.base import Invalid
 from storage import hot
@@ -78,8 +78,11 @@ def join(token: str, openid: str, via: str, now: dt.datetime) -> bool:
 
 
 def join_refusal(share: Share, openid: str, now: dt.datetime) -> Code | None:
+    """Why this person cannot join: the giver's own, not paid for (yet), withdrawn, closed."""
     if share.giver_id == openid:
         return Code.OWN_SHARE
+    if why := shares.payment_refusal(share):
+        return why
     if share.revoked_at is not None:
         return Code.SHARE_REVOKED
     if share.drawn_at is not None or share.draw_at <= now:
@@ -125,6 +128,7 @@ def draw_due(notices, now: dt.datetime) -> int:
         & Share.drawn_at.is_null()
         & Share.revoked_at.is_null()
         & ~Share.released  # its stock went back already: a paid-for draw lapsed unpaid
+        & Share.payment.in_(("", payments.PAID))  # never a draw nobody paid for (yet)
         & (Share.draw_at <= now)
     )
     drawn = 0

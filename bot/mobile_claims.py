@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from cryptography.fernet import Fernet
 from peewee import fn
 
+from bot import draws, shares
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
@@ -86,7 +87,7 @@ def send_code(notices, token: str, typed: str, ip: str, now: dt.datetime) -> str
         share = locked(Share.select().where(Share.token == token)).first()
         if share is None:
             raise Invalid(Code.SHARE_UNKNOWN)
-        if why := _closed(share, now) or order_refusal(share, identity(phone)):
+        if why := _closed(share, identity(phone), now) or order_refusal(share, identity(phone)):
             raise Invalid(why, share=share)
         hot.touch_user(identity(phone), now)
         locked(User.select().where(User.openid == identity(phone))).first()  # one number at once
@@ -158,12 +159,14 @@ def code_sender(config: Config, send_sms: Callable[[dict, str], Awaitable[None]]
     return send
 
 
-def _closed(share: Share, now: dt.datetime) -> Code | None:
-    if share.revoked_at is not None:
-        return Code.SHARE_REVOKED
-    if share.expires_at <= now or share.released:
-        return Code.SHARE_EXPIRED
-    return None
+def _closed(share: Share, visitor: str, now: dt.datetime) -> Code | None:
+    """Why a code would be spent for nothing: the share cannot be claimed (or its draw
+    joined) by this mobile now."""
+    if draws.is_draw(share) and share.drawn_at is None:
+        return draws.join_refusal(share, visitor, now)
+    if draws.is_draw(share) and (why := draws.claim_refusal(share, visitor, now)):
+        return why
+    return shares.refusal(share, now)
 
 
 def _sent_since(who, since: dt.datetime) -> int:

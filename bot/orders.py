@@ -43,6 +43,8 @@ def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | N
     """The refusals that do not depend on an order already made (the giver never has one)."""
     if openid and share.giver_id == openid:
         return Code.OWN_SHARE
+    if why := shares.payment_refusal(share):  # nothing is claimed that was not paid for
+        return why
     drawn = draws.is_draw(share) and share.revoked_at is None  # only a winner, once drawn
     if drawn and (why := draws.claim_refusal(share, openid, now)):
         return why

@@ -31,6 +31,7 @@ from bot import catalogue, shares
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
+from bot.forms.draw import DRAW_MIN_MINUTES
 from bot.messaging import Notice, wechat_text
 from bot.outbox import enqueue
 from bot.render import Renderer
@@ -129,11 +130,18 @@ def settle_paid(
         reason = "duplicate" if share.payment == PAID else "late"
         add_refund(order, share, share.quantity, order.amount, reason, f"{reason}:{order.id}", now)
         return "refund"
-    # a draw's winners have expire_hours from its draw to claim; any other share from now
-    start = share.draw_at if share.draw_at and share.draw_at > now else now
-    expires = start + dt.timedelta(hours=config.shares.expire_hours)
-    Share.update(payment=PAID, expires_at=expires).where(Share.id == share.id).execute()
-    share.payment, share.expires_at = PAID, expires
+    # Nobody could join a draw before it was paid for: one whose time came meanwhile (or is
+    # too near for friends to join) is drawn as long after the payment as the giver asked
+    # after its creation. Its winners have expire_hours from the draw to claim; any other
+    # share from now.
+    draw_at = share.draw_at
+    if draw_at is not None and draw_at < now + dt.timedelta(minutes=DRAW_MIN_MINUTES):
+        draw_at = now + (share.draw_at - share.created_at)
+    expires = (draw_at or now) + dt.timedelta(hours=config.shares.expire_hours)
+    Share.update(payment=PAID, expires_at=expires, draw_at=draw_at).where(
+        Share.id == share.id
+    ).execute()
+    share.payment, share.expires_at, share.draw_at = PAID, expires, draw_at
     share.gift = Gift.get_by_id(share.gift_id)
     close_open(share.id)  # this order is paid now, so it is not among them
     _send_card(renderer, config, share)

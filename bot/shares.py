@@ -154,11 +154,21 @@ def by_token(token: str) -> Share | None:
     return share
 
 
-def refusal(share: Share, now: dt.datetime) -> Code | None:
-    """Why nobody can claim from this share now (withdrawn, used up, expired, not paid for yet);
-    None while open."""
+def payment_refusal(share: Share) -> Code | None:
+    """Why a share bought in wechatpay mode cannot be used: not paid yet, or its hold ended
+    unpaid (lapsed: over for good). None for a paid share and for any free one."""
     if share.payment == payments.UNPAID:
         return Code.SHARE_UNPAID
+    if share.payment == payments.LAPSED:
+        return Code.SHARE_REVOKED if share.revoked_at is not None else Code.SHARE_LAPSED
+    return None
+
+
+def refusal(share: Share, now: dt.datetime) -> Code | None:
+    """Why nobody can claim from this share now (not paid for, withdrawn, used up, expired);
+    None while open."""
+    if why := payment_refusal(share):
+        return why
     if share.revoked_at is not None:
         return Code.SHARE_REVOKED
     if share.left <= 0:
@@ -220,6 +230,7 @@ _NOT_REVOKED = {
     Code.SHARE_REVOKED: Code.REVOKE_ALREADY,
     Code.SHARE_USED_UP: Code.REVOKE_CLAIMED,
     Code.SHARE_EXPIRED: Code.REVOKE_EXPIRED,
+    Code.SHARE_LAPSED: Code.REVOKE_LAPSED,
 }
 
 

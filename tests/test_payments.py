@@ -161,7 +161,7 @@ def test_an_abandoned_payment_releases_the_stock_and_closes_the_order(pay_bot):
     assert PayOrder.get().status == "closed"
     session = browser(bot, "o_giver")
     assert "付款时间已过" in session.get(f"{bot.url}/pay/{token}", timeout=10).text
-    assert "过期" in browser(bot, "o_friend").get(f"{bot.url}/claim/{token}", timeout=10).text
+    assert "失效" in browser(bot, "o_friend").get(f"{bot.url}/claim/{token}", timeout=10).text
     assert not Refund.select().exists()
     balance_holds()
 
