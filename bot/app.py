@@ -18,19 +18,20 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
-from bot import catalogue, draws, mobile_claims, pushes, reminders, shares
-from bot.chat import Chat
+from bot.chat import pushes
+from bot.chat.chat import Chat
 from bot.config import Config
 from bot.config.payments import uses_standin
-from bot.messaging import Messenger
-from bot.notices import Notices
-from bot.outbox import Channel, Worker
-from bot.paydesk import PayDesk
+from bot.gifting import catalogue, draws, mobile_claims, reminders, shares
+from bot.money.paydesk import PayDesk
+from bot.money.wechatpay import Merchant
+from bot.outgoing.messaging import Messenger
+from bot.outgoing.notices import Notices
+from bot.outgoing.outbox import Channel, Worker
+from bot.outgoing.sms import SmsMessage, make_sender
+from bot.outgoing.wechat_api import WeChatApi
 from bot.render import Renderer
 from bot.sandbox import Inbox
-from bot.sms import SmsMessage, make_sender
-from bot.wechat_api import WeChatApi
-from bot.wechatpay import Merchant
 from storage import db as storage
 from storage.models import utcnow
 from storage.runner import Runner
@@ -85,7 +86,7 @@ class Services:
 
         channels = {
             "sms": Channel(send_sms, config.sms.retry_seconds, config.sms.max_attempts),
-            "sms_code": Channel(  # a verified mobile's code (bot/mobile_claims.py)
+            "sms_code": Channel(  # a verified mobile's code (bot/gifting/mobile_claims.py)
                 mobile_claims.code_sender(config, send_sms),
                 config.sms.retry_seconds,
                 config.sms.max_attempts,

@@ -64,13 +64,13 @@ class Code(StrEnum):
     REVOKE_CLAIMED = "revoke_claimed"
     REVOKE_EXPIRED = "revoke_expired"
     REVOKE_LAPSED = "revoke_lapsed"
-    # a draw (bot/draws.py)
+    # a draw (bot/gifting/draws.py)
     DRAW_AT_INVALID = "draw_at_invalid"
     DRAW_AT_RANGE = "draw_at_range"
     DRAW_NOT_DRAWN = "draw_not_drawn"
     DRAW_NOT_WON = "draw_not_won"
     DRAW_CLOSED = "draw_closed"
-    # claiming outside WeChat with a verified mobile (bot/mobile_claims.py)
+    # claiming outside WeChat with a verified mobile (bot/gifting/mobile_claims.py)
     MOBILE_RATE_MINUTE = "mobile_rate_minute"
     MOBILE_RATE_HOUR = "mobile_rate_hour"
     MOBILE_RATE_DAY = "mobile_rate_day"

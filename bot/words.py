@@ -8,7 +8,7 @@ Usage::
     Word.SHARE == "送"
 
 Commands work anywhere (a form in progress is paused, not lost); moves steer the form in
-progress (bot/moves.py); words start things while browsing. The chat, the engine, the
+progress (bot/chat/moves.py); words start things while browsing. The chat, the engine, the
 config's menu check, the help text and the flow diagram in docs/flows.md all take their
 words from here: a word changed here changes everywhere.
 """

@@ -5,7 +5,7 @@ The signature (and in safe mode `msg_signature`, then decryption) is checked in
 403 and touches nothing. In plaintext mode the signature does not cover the
 body, so a used (timestamp, nonce) with another body is a replay: 403. Malformed
 XML, a wrong AppID or a DOCTYPE with entities is a 400. The wire format both
-ways is `handlers/wire.py`'s; the meaning of a message is `bot.chat`'s business.
+ways is `handlers/wire.py`'s; the meaning of a message is `bot.chat.chat`'s business.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import time
 
 import tornado.web
 
-from bot import metrics, pushes
+from bot import metrics
+from bot.chat import pushes
 from bot.replies import Text
 from handlers import wire
 from handlers.web.base import BaseHandler

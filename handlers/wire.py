@@ -5,7 +5,7 @@ The callback::
 
     check_query(token, query, now)              # WireError(403) on a bad signature or old time
     fields = open_push(body, query, crypt)      # the push's XML as a dict (decrypted, AppID checked)
-    msg = incoming(fields)                      # bot.chat.Incoming: sender, account, kind, text …
+    msg = incoming(fields)                      # bot.chat.chat.Incoming: sender, account, kind, text …
     answer = write_reply(reply, msg, crypt)     # XML To the sender From the account, or "success"
 
 The sandbox, as WeChat::
@@ -32,7 +32,7 @@ from xml.etree import ElementTree
 from werobot.crypto import MessageCrypt
 from werobot.replies import Article, ArticlesReply, TextReply
 
-from bot.chat import Incoming
+from bot.chat.chat import Incoming
 from bot.replies import Card, Reply, Text
 
 MAX_CLOCK_SKEW = 300  # seconds; an older signed request is a replay

@@ -28,9 +28,10 @@ import socket
 import tempfile
 import time
 
-from bot import catalogue, metrics
+from bot import metrics
 from bot.app import Services
 from bot.config import Config
+from bot.gifting import catalogue
 from storage import db as storage
 
 log = logging.getLogger("gift_bot.workers")

@@ -97,7 +97,7 @@ class Share(BaseModel):
     qr_url = pw.CharField(max_length=512, null=True)
     qr_expires_at = pw.DateTimeField(null=True)
     # New ways to give (issue 18): a surprise hides the gift until the order; a draw's
-    # `quantity` is its winners, drawn at `draw_at` (bot/draws.py).
+    # `quantity` is its winners, drawn at `draw_at` (bot/gifting/draws.py).
     kind = pw.CharField(max_length=8, default="gift")  # gift | surprise | draw
     variant = pw.CharField(max_length=64, default="")  # a surprise's variant, chosen by its giver
     draw_at = pw.DateTimeField(null=True)

@@ -44,7 +44,7 @@ from fakes.wechatpay import (
 )
 from helpers import WECHAT_UA, browser, say, xsrf
 
-from bot import paybooks
+from bot.money import paybooks
 from handlers.standins.wechatpay_wire import answer_headers, dump, encrypt_resource, rfc3339
 from storage.models import PayOrder, Refund
 

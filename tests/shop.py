@@ -22,11 +22,12 @@ from pathlib import Path
 from conftest import example_config, merge
 from helpers import write_config
 
-from bot import catalogue, orders, shares, users
+from bot import users
 from bot.config import Config, load
 from bot.forms.delivery import delivery_slots
 from bot.forms.order import OrderAnswers
-from bot.notices import Notices
+from bot.gifting import catalogue, orders, shares
+from bot.outgoing.notices import Notices
 from bot.render import Renderer
 from storage import db as storage
 from storage.models import Order, Share, utcnow

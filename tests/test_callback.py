@@ -214,7 +214,7 @@ def test_the_same_body_under_the_same_nonce_is_wechats_retry(bot):
 
 
 def test_replay_guards_and_stored_replies_are_pruned_after_their_window(bot):
-    from bot import pushes
+    from bot.chat import pushes
     from storage.models import PushNonce
 
     bot.wx.text("o_alice", "礼品")

@@ -35,7 +35,7 @@ from helpers import (
 )
 from shop import XIAOHONG, lines, stock_by_id
 
-from bot import shares
+from bot.gifting import shares
 from bot.words import MENU_KEYS
 from storage.models import Gift, Outbox, Share, utcnow
 

@@ -22,7 +22,7 @@ from helpers import (
 )
 from paying import refunds_made
 
-from bot import draws
+from bot.gifting import draws
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
 
 STOCK = 40  # 明前龙井礼盒's stock in config.example.toml

@@ -29,7 +29,7 @@ from storage.models import Gift, Order, Outbox, Share, utcnow
 
 STATUSES = ("placed", "shipped", "delivered", "cancelled")
 VERB = {"shipped": "ship", "delivered": "deliver", "cancelled": "cancel"}
-# Read from the contract, not from bot/fulfilment.py: the moves an operator may make.
+# Read from the contract, not from bot/gifting/fulfilment.py: the moves an operator may make.
 ALLOWED = {("placed", "shipped"), ("shipped", "delivered"), ("placed", "cancelled"),
            ("shipped", "cancelled")}  # fmt: skip
 REFUSED = sorted((s, to) for s in STATUSES for to in VERB if (s, to) not in ALLOWED)
@@ -162,7 +162,11 @@ def test_a_refused_move_exits_1_naming_the_status_and_changes_nothing(bot, opera
     order = ordered_in_chat(bot)
     reach(operator, order, start)
     bot.drain()
-    before, sms, chats = snapshot(order), len(bot.sms.received), len(bot.fake_wechat.messages)
+    before, sms, chats = (
+        snapshot(order),
+        len(bot.sms.received),
+        len(bot.fake_wechat.messages),
+    )
 
     refused = operator("orders", VERB[to], order.order_no)
 

@@ -25,7 +25,7 @@ from paying import (
     unix,
 )
 
-from bot import payments
+from bot.money import payments
 from handlers.standins.wechatpay_wire import SIGNTEST, sign
 from storage import db as storage
 from storage.db import write_transaction

@@ -26,7 +26,8 @@ from paying import (
     share_to_pay,
 )
 
-from bot import fulfilment, paybooks, shares
+from bot.gifting import fulfilment, shares
+from bot.money import paybooks
 from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)

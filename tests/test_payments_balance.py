@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paying import balance_holds, open_pay_page, share_to_pay
 
-from bot import fulfilment, shares
+from bot.gifting import fulfilment, shares
 from storage.models import Gift, Order, Refund, Share
 
 OPERATIONS = ["share", "pay", "pay_twice", "claim", "revoke", "cancel", "repeat", "abandon",

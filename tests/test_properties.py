@@ -23,8 +23,8 @@ from wechat_sim import cdata
 from bot.forms.base import FormContext, Invalid
 from bot.forms.order import OrderForm
 from bot.forms.share import ShareForm
+from bot.gifting.shares import Allowance
 from bot.render import Renderer
-from bot.shares import Allowance
 
 CRASH = "出了点问题"  # chat/sorry.txt: what the bot says when something inside it failed
 SOME = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))

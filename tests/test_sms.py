@@ -12,8 +12,8 @@ from fakes import sms_signing
 from fakes.sms_vendors import FakeAliyun, FakeTencent, FakeWebhook, closed_port
 
 from bot.config import Aliyun, Sms, Tencent
-from bot.sms import SmsError, SmsMessage, make_sender
-from bot.sms.tencent import tencent_params
+from bot.outgoing.sms import SmsError, SmsMessage, make_sender
+from bot.outgoing.sms.tencent import tencent_params
 
 PHONE = "+8613800138000"
 BARE = "13800138000"  # must never show up in a log line or an error

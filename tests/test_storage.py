@@ -12,9 +12,9 @@ import pytest
 from conftest import make_config
 from playhouse.schema_diff import diff_models
 
-from bot import catalogue, shares
 from bot.forms.base import Invalid
-from bot.outbox import Channel, Worker, enqueue
+from bot.gifting import catalogue, shares
+from bot.outgoing.outbox import Channel, Worker, enqueue
 from storage import db as storage
 from storage.models import ALL_MODELS, Gift, Outbox, Share, User, utcnow
 from storage.runner import Runner

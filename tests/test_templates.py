@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.chat.flows import document, mermaid
 from bot.codes import Code
-from bot.flows import document, mermaid
 from bot.forms.draw import DrawForm
 from bot.forms.order import OrderForm
 from bot.forms.share import ShareForm

@@ -14,7 +14,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 import storage.db
 from bot.config import Menu, MenuButton
-from bot.wechat_api import WeChatApi, WeChatError
+from bot.outgoing.wechat_api import WeChatApi, WeChatError
 from storage.models import ApiToken, utcnow
 from storage.runner import Runner
 

@@ -1,4 +1,4 @@
-"""The chat's words and moves, each declared once (bot/words.py, bot/moves.py), on their own:
+"""The chat's words and moves, each declared once (bot/words.py, bot/chat/moves.py), on their own:
 how typed text is compared, which word means what, and that the moves table covers every
 move the words declare."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.moves import MOVES
+from bot.chat.moves import MOVES
 from bot.words import (
     COMMAND_WORDS,
     MENU_KEYS,

@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot import surprise
 from bot.codes import Code
 from bot.forms.address import check_address, parse_address, show_address
 from bot.forms.base import Field, Form, FormContext, Invalid, small_number
 from bot.forms.delivery import Slot, check_slot, parse_slot, show_slot
 from bot.forms.person import parse_name, parse_phone, show_phone
+from bot.gifting import surprise
 
 
 def parse_variant(text: str, ctx: FormContext) -> str:

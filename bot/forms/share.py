@@ -9,7 +9,7 @@ Usage::
 
 Whether a gift can be shared (retired, out of stock, the giver's limits) is decided here,
 before the first question and again for the quantity typed; the share's transaction
-(`bot.shares.create`) has the last word when stock runs out in between.
+(`bot.gifting.shares.create`) has the last word when stock runs out in between.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot import catalogue
 from bot.config import Config
-from bot.wechat_api import WeChatApi, WeChatError
+from bot.gifting import catalogue
+from bot.outgoing.wechat_api import WeChatApi, WeChatError
 from handlers.cli.common import open_db, show
 from storage.models import utcnow
 from storage.runner import Runner

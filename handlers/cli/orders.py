@@ -8,10 +8,10 @@ import io
 import sys
 from zoneinfo import ZoneInfo
 
-from bot import fulfilment, orders
 from bot.config import Config
 from bot.forms.order import OrderAnswers
-from bot.notices import Notices
+from bot.gifting import fulfilment, orders
+from bot.outgoing.notices import Notices
 from bot.render import Renderer
 from handlers.cli.common import csv_cell, open_db, show
 from storage.models import utc_text, utcnow

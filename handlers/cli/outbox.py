@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from bot import outbox
 from bot.config import Config
+from bot.outgoing import outbox
 from handlers.cli.common import open_db, show
 
 COLUMNS = ["id", "kind", "key", "status", "attempts", "next_attempt_at", "last_error"]

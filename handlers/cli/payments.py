@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from bot import paybooks
 from bot.config import Config
+from bot.money import paybooks
 from handlers.cli.common import open_db, print_table, show
 
 COLUMNS = ["kind", "number", "share_id", "amount", "state", "reason", "created_at", "error"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from bot import shares, support
 from bot.config import Config
+from bot.gifting import shares, support
 from handlers.cli.common import open_db, show
 from storage.models import utcnow
 

@@ -8,7 +8,7 @@ GET  /claim/<token>/done     the visitor's order for this share
 POST /claim/<token>/thanks   the visitor's note to the giver, once per order
 GET  /claim/<token>/qr.svg   the account's claim QR (scene = token), for claiming in chat
 
-Each handler awaits one call of `bot.claims` and renders what it says.
+Each handler awaits one call of `bot.gifting.claims` and renders what it says.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import io
 import segno
 import tornado.web
 
-from bot import claims, mobile_claims, shares
 from bot.codes import Code
+from bot.gifting import claims, mobile_claims, shares
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import in_wechat, login_redirect
 
@@ -47,7 +47,7 @@ class ShareHandler(BaseHandler):
         self.render_page(
             "pages/outside.html", status=status, view=view, error=error, typed=typed,
             sandbox=self.services.config.server.sandbox,
-            mobile=mobile_claims.available(self.services.config),
+            mobile=mobile_claims.available(self.services.config), closed=view.closed,
         )  # fmt: skip
 
     def render_claim(self, view: claims.ClaimView, status: int = 200) -> None:
@@ -64,7 +64,7 @@ class ShareHandler(BaseHandler):
             )  # fmt: skip
         order = view.order.order_no if view.order else None
         key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
-               view.qr_ready, view.draw.key() if view.draw else None)  # fmt: skip
+               view.qr_ready, view.draw.key() if view.draw else None, view.facts)  # fmt: skip
         html = _drawn.get(key)
         if html is None:
             context = {**vars(view), "gift": view.gift, "user": None}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tornado.web
 
-from bot import claims, draws, shares
+from bot.gifting import claims, draws, shares
 from handlers.web.claim import ShareHandler
 
 

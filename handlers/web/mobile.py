@@ -1,4 +1,4 @@
-"""Claiming outside WeChat with a verified mobile (bot/mobile_claims.py).
+"""Claiming outside WeChat with a verified mobile (bot/gifting/mobile_claims.py).
 
 GET  /claim/<token>/mobile          the code's form once one was sent; else the outside page
 POST /claim/<token>/mobile          send a code to the mobile typed (limits: bot/mobile_claims)
@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import tornado.web
 
-from bot import claims, draws, mobile_claims
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.person import mask_phone
+from bot.gifting import claims, draws, mobile_claims
 from handlers.web.base import OPENID_COOKIE
 from handlers.web.claim import ShareHandler
 

@@ -14,7 +14,7 @@ import secrets
 from urllib.parse import quote, urlsplit
 
 from bot import users
-from bot.wechat_api import WeChatError
+from bot.outgoing.wechat_api import WeChatError
 from handlers.web.base import BaseHandler
 
 STATE_COOKIE = "gb_oauth"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import tornado.web
 
-from bot import catalogue, metrics, outbox
+from bot import metrics
 from bot.config import is_loopback_host
+from bot.gifting import catalogue
+from bot.outgoing import outbox
 from handlers.web.base import BaseHandler
 from storage.db import is_alive
 

@@ -6,7 +6,7 @@ POST /pay/notify             WeChat Pay's notifications: signed, timed, encrypte
 POST /pay/<token>/simulate   the /dev sandbox only: the built-in stand-in of WeChat Pay takes
                              the payment and sends its signed notification to /pay/notify
 
-Each handler awaits one call of `bot.paydesk.PayDesk` and renders or answers what it says.
+Each handler awaits one call of `bot.money.paydesk.PayDesk` and renders or answers what it says.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from bot.app import STANDIN_PREFIX
 from bot.codes import Code
 from bot.config.payments import uses_standin
 from bot.forms.base import Invalid
-from bot.paydesk import unix
-from bot.wechatpay import NotifyRefused, PayError
+from bot.money.paydesk import unix
+from bot.money.wechatpay import NotifyRefused, PayError
 from handlers.standins.wechatpay import WeChatPayStandIn
 from handlers.standins.wechatpay_wire import load_public_key
 from handlers.web.base import BaseHandler

@@ -32,12 +32,12 @@ from collections.abc import Awaitable, Callable
 from cryptography.fernet import Fernet
 from peewee import fn
 
-from bot import draws, shares
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.person import parse_phone
-from bot.outbox import enqueue
+from bot.gifting import draws, shares
+from bot.outgoing.outbox import enqueue
 from storage import hot
 from storage.db import locked, write_transaction
 from storage.models import MobileCode, Order, Share, User

@@ -19,8 +19,8 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
-from bot import payments
-from bot.notices import Notices
+from bot.gifting import life
+from bot.outgoing.notices import Notices
 from storage.db import locked, write_transaction
 from storage.models import Gift, Order, Share
 
@@ -67,9 +67,8 @@ def move(
             changes.update(delivered_at=now)
         else:
             changes.update(cancelled_at=now)
-            # The unit goes back to the gift's stock; the share keeps the claim on record.
-            Gift.update(committed=Gift.committed - 1).where(Gift.id == order.gift_id).execute()
-            payments.on_cancel(order, now)
+            share = locked(Share.select().where(Share.id == order.share_id)).get()
+            life.return_unit(share, order, now)  # the share keeps the claim on record
         Order.update(**changes).where(Order.id == order.id).execute()
         for name, value in changes.items():
             setattr(order, name, value)

@@ -34,8 +34,8 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from bot import wechat_tokens as tokens
 from bot.config import Menu, MenuButton, WeChat
+from bot.outgoing import wechat_tokens as tokens
 from storage.models import utcnow
 from storage.runner import Runner
 

@@ -18,7 +18,7 @@ from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.safety import refuse_markup
-from bot.notices import Notices
+from bot.outgoing.notices import Notices
 from bot.words import Word, after
 from storage.db import locked, write_transaction
 from storage.models import Gift, Order, Share

@@ -25,12 +25,23 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bot import draws, mobile_claims, orders, reminders, shares, surprise, thanks
 from bot.codes import Code
 from bot.forms.base import Field, FormContext, Invalid
 from bot.forms.delivery import Slot, delivery_slots
 from bot.forms.order import OrderAnswers, OrderForm, order_subject
-from bot.wechat_api import QrPaused, WeChatError
+from bot.gifting import (
+    draws,
+    facts,
+    life,
+    mobile_claims,
+    orders,
+    reminders,
+    shares,
+    surprise,
+    thanks,
+)
+from bot.gifting.facts import Facts
+from bot.outgoing.wechat_api import QrPaused, WeChatError
 from storage.models import Order, Share
 
 if TYPE_CHECKING:
@@ -50,7 +61,14 @@ class ClaimView:
     order: Order | None = None  # the visitor's own order for this share
     login: bool = False  # the visitor is not known yet
     qr_ready: bool = False
-    draw: Any = None  # a draw's state as this visitor sees it (bot/draws.py)
+    draw: Any = None  # a draw's state as this visitor sees it (bot/gifting/draws.py)
+    facts: Facts | None = None  # what every page says of the share (bot/gifting/facts.py)
+
+    @property
+    def closed(self) -> Code | None:
+        """Why nobody may claim (a draw: join) this share now, whoever visits."""
+        move = life.Move.JOIN if self.facts.state == life.State.DRAWING else life.Move.CLAIM
+        return life.RULES[move].refused.get(self.facts.state)
 
     @property
     def gift(self):
@@ -75,10 +93,12 @@ class StatusView:
     link and words to hand it on again."""
 
     share: Share
-    state: str  # shares.status(): open, claimed, expired or revoked
+    facts: Facts  # its state and what pages say of it (bot/gifting/facts.py)
     claims: list[Claimed]
     qr_ready: bool = False
-    draw: Any = None  # a draw's counts (bot/draws.py): entrants, winners, winners who claimed
+    draw: Any = (
+        None  # a draw's counts (bot/gifting/draws.py): entrants, winners, winners who claimed
+    )
 
     @property
     def gift(self):
@@ -122,7 +142,7 @@ async def page(services: Services, token: str, openid: str | None) -> ClaimView 
     if view and view.refusal == Code.OWN_SHARE:
         status = await services.db.run(_status, view.share, services.now())
         status.draw = view.draw
-        if status.state == "open":
+        if status.facts.claimable or status.facts.state == life.State.DRAWING:
             status.qr_ready = await qr_url(services, view.share) is not None
         return status
     joinable = view and view.draw is not None and view.draw.can_join
@@ -200,7 +220,7 @@ async def done(services: Services, token: str, openid: str | None) -> DoneView |
 async def thank(
     services: Services, token: str, openid: str, text: str
 ) -> Placed | DoneView | ClaimView | None:
-    """The confirmation page's box: a note to the giver (bot/thanks.py), once per order."""
+    """The confirmation page's box: a note to the giver (bot/gifting/thanks.py), once per order."""
     view = await done(services, token, openid)
     if not isinstance(view, DoneView):
         return view
@@ -245,12 +265,14 @@ def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
     share = shares.by_token(token)
     if share is None:
         return None
+    seen = facts.of(share, now)
     if not openid:
-        return ClaimView(share, login=True)
+        draw = draws.seen_by(share, None, now) if draws.is_draw(share) else None
+        return ClaimView(share, login=True, draw=draw, facts=seen)
     order = orders.existing_order(share, openid)
     refusal = Code.ALREADY_CLAIMED if order else orders.open_refusal(share, openid, now)
     draw = draws.seen_by(share, openid, now) if draws.is_draw(share) else None
-    return ClaimView(share, refusal, order, draw=draw)
+    return ClaimView(share, refusal, order, draw=draw, facts=seen)
 
 
 def _status(share: Share, now: dt.datetime) -> StatusView:
@@ -261,7 +283,7 @@ def _status(share: Share, now: dt.datetime) -> StatusView:
         .order_by(Order.created_at, Order.id)
     )
     claims = [Claimed(o.created_at, o.status, o.variant, o.thanks) for o in rows]
-    return StatusView(share, shares.status(share, now), claims)
+    return StatusView(share, facts.of(share, now), claims)
 
 
 def _form_view(services: Services, share: Share, **kept: Any) -> FormView:

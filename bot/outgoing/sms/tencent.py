@@ -1,4 +1,4 @@
-"""Tencent Cloud SMS (2021-01-11) through its official SDK; see `bot.sms` for the contract."""
+"""Tencent Cloud SMS (2021-01-11) through its official SDK; see `bot.outgoing.sms` for the contract."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tencentcloud.sms.v20210111 import models as tencent_models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 
 from bot.config import Tencent
-from bot.sms import (
+from bot.outgoing.sms import (
     READ_TIMEOUT,
     SMS_TEMPLATES,
     Sender,

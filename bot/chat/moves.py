@@ -16,17 +16,28 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from bot.conversation import SUMMARY, State
+from bot.chat.conversation import SUMMARY, Flow, State
 from bot.forms.base import Field, Form, small_number
 from bot.replies import Reply, Text
 from bot.words import Move
 
-if TYPE_CHECKING:
-    from bot.engine import Engine
 
-Act = Callable[["Engine", State, dt.datetime, str], Reply | None]
+class Engine(Protocol):
+    """What a move may ask of the engine that dispatches it (bot/chat/engine.py)."""
+
+    flows: dict[str, Flow]
+
+    def form(self, state: State, now: dt.datetime) -> Form: ...
+    def confirm(self, state: State, form: Form) -> Reply: ...
+    def ask_next(self, state, form, intro=False, resumed=False, unfinished=False) -> Text: ...
+    def ask(self, form, current, state, intro=False, resumed=False, unfinished=False) -> Text: ...
+    def prompt(self, form: Form, current: Field, state: State, show_all: bool = False) -> str: ...
+    def say(self, template: str, **params) -> Text: ...
+
+
+Act = Callable[[Engine, State, dt.datetime, str], Reply | None]
 Edges = Callable[[list[str], str], list[tuple[str, str]]]  # (steps, summary) → (from, to)
 
 

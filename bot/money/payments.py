@@ -1,13 +1,12 @@
 """The giver pays ([payments] mode "wechatpay"): the rules of shares bought, each step one
-transaction (the books operators read are bot/paybooks.py).
+transaction (the books operators read are bot/money/paybooks.py).
 
 Usage (each call inside the transaction that the runner or the caller holds)::
 
     share = create_unpaid(config, "o_giver", "tea-longjing", 2, "生日快乐", now)   # stock held
     order = start_attempt(token, "o_giver", now)     # a new out_trade_no; earlier ones closed
     outcome = settle_paid(renderer, config, "T…", "4200…", now)   # "paid" | "repeat" | "refund"
-    on_release(share, left, now, "expired")          # from shares.release_expired / revoke
-    on_cancel(order, now)                            # from fulfilment.move(…, "cancelled")
+    Books()                                          # what a share's moves do to money
     settle_refund("R…", "SUCCESS", refund_id, now)   # a refund's outcome, never backwards
     numbers = quiet_orders(now, now - every)         # a batch for reconciliation to ask about
 
@@ -27,18 +26,17 @@ import secrets
 
 import peewee
 
-from bot import catalogue, shares
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.draw import DRAW_MIN_MINUTES
-from bot.messaging import Notice, wechat_text
-from bot.outbox import enqueue
+from bot.gifting import catalogue, life, shares
+from bot.outgoing.messaging import Notice, wechat_text
+from bot.outgoing.outbox import enqueue
 from bot.render import Renderer
 from storage.db import db, locked, write_transaction
 from storage.models import Gift, Order, PayOrder, Refund, Share
 
-UNPAID, PAID, LAPSED = "unpaid", "paid", "lapsed"
 OPEN, CLOSED = "open", "closed"
 FINAL_REFUND = ("success", "closed")
 REFUND_RANK = {"pending": 0, "processing": 1, "abnormal": 2, "success": 3, "closed": 3}
@@ -51,16 +49,14 @@ def create_unpaid(
     **kind,
 ) -> Share:  # fmt: skip
     """A share (of any kind: `kind`, `draw_at`, `variant` as shares.create takes them) whose
-    stock is held `hold_minutes` until it is paid for."""
+    stock is held `hold_minutes` until it is paid for, at the gift's price now."""
     with write_transaction():
-        share = shares.create(config, giver, gift_id, quantity, blessing, now, **kind)
         price = Gift.select(Gift.price).where(Gift.id == gift_id).scalar()
-        hold_end = now + dt.timedelta(minutes=config.payments.hold_minutes)
-        Share.update(payment=UNPAID, unit_price=price, expires_at=hold_end).where(
-            Share.id == share.id
-        ).execute()
-        share.payment, share.unit_price, share.expires_at = UNPAID, price, hold_end
-        return share
+        hold_until = now + dt.timedelta(minutes=config.payments.hold_minutes)
+        return shares.create(
+            config, giver, gift_id, quantity, blessing, now, price=price, hold_until=hold_until,
+            **kind,
+        )  # fmt: skip
 
 
 def amount_of(share: Share) -> int:
@@ -71,9 +67,9 @@ def pay_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | No
     """Why this visitor cannot pay for this share now; None when they can."""
     if share.giver_id != openid:
         return Code.PAY_NOT_GIVER
-    if share.payment == PAID:
-        return Code.PAY_DONE
-    if share.payment != UNPAID or share.released or share.expires_at <= now:
+    if why := life.refusal(life.Move.PAY, share, now):
+        return why
+    if share.expires_at <= now:  # the hold ended; the sweep has not come by yet
         return Code.PAY_LAPSED
     return None
 
@@ -126,22 +122,11 @@ def settle_paid(
     if took != 1:
         return "repeat"
     order.status, order.transaction_id, order.paid_at = "paid", transaction_id, now
-    if share.payment != UNPAID or share.released:
-        reason = "duplicate" if share.payment == PAID else "late"
+    lead = dt.timedelta(minutes=DRAW_MIN_MINUTES)
+    if not life.pay(share, now, config.shares.expire_hours, lead):  # paid twice, or too late
+        reason = "duplicate" if share.payment == life.PAID else "late"
         add_refund(order, share, share.quantity, order.amount, reason, f"{reason}:{order.id}", now)
         return "refund"
-    # Nobody could join a draw before it was paid for: one whose time came meanwhile (or is
-    # too near for friends to join) is drawn as long after the payment as the giver asked
-    # after its creation. Its winners have expire_hours from the draw to claim; any other
-    # share from now.
-    draw_at = share.draw_at
-    if draw_at is not None and draw_at < now + dt.timedelta(minutes=DRAW_MIN_MINUTES):
-        draw_at = now + (share.draw_at - share.created_at)
-    expires = (draw_at or now) + dt.timedelta(hours=config.shares.expire_hours)
-    Share.update(payment=PAID, expires_at=expires, draw_at=draw_at).where(
-        Share.id == share.id
-    ).execute()
-    share.payment, share.expires_at, share.draw_at = PAID, expires, draw_at
     share.gift = Gift.get_by_id(share.gift_id)
     close_open(share.id)  # this order is paid now, so it is not among them
     _send_card(renderer, config, share)
@@ -151,7 +136,7 @@ def settle_paid(
 def _send_card(renderer: Renderer, config: Config, share: Share) -> None:
     """The share's card to forward, as a free share's 确认 answers it; its text where WeChat
     takes no card (a template message, the sandbox's inbox)."""
-    from bot.flows import share_card  # flows builds on this module
+    from bot.chat.flows import share_card  # flows builds on this module
 
     card = share_card(config, renderer, share)
     url = card.url
@@ -193,27 +178,27 @@ def mark_closed(out_trade_no: str, now: dt.datetime) -> None:
 # -- money going back --------------------------------------------------------------------
 
 
-def on_release(share: Share, left: int, now: dt.datetime, reason: str) -> None:
-    """A share's unclaimed units went back to stock (its row locked by the caller): an unpaid
-    share lapses and its orders are closed; a paid one refunds those units."""
-    if share.payment == UNPAID:
-        Share.update(payment=LAPSED).where(Share.id == share.id).execute()
-        share.payment = LAPSED
-        close_open(share.id)
-    elif share.payment == PAID and left > 0:
+class Books:
+    """Money's side of a share's moves (bot/gifting/life.py calls it in the move's
+    transaction): what was paid for and goes back is refunded; what was not is closed."""
+
+    def paid_units_released(self, share: Share, units: int, reason: str, now: dt.datetime):
         charge = charging_order(share.id)
         if charge is not None:
-            amount = share.unit_price * left
-            add_refund(charge, share, left, amount, reason, f"{reason}:{share.id}", now)
+            amount = share.unit_price * units
+            add_refund(charge, share, units, amount, reason, f"{reason}:{share.id}", now)
+
+    def lapsed(self, share: Share, now: dt.datetime) -> None:
+        close_open(share.id)
+
+    def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> None:
+        charge = charging_order(share.id)
+        if charge is not None:
+            cause = f"cancelled:{order.id}"
+            add_refund(charge, share, 1, share.unit_price, "cancelled", cause, now)
 
 
-def on_cancel(order: Order, now: dt.datetime) -> None:
-    """A cancelled order of a paid share: its unit's price goes back to the giver."""
-    share = Share.get_by_id(order.share_id)
-    charge = charging_order(share.id) if share.payment == PAID else None
-    if charge is not None:
-        cause = f"cancelled:{order.id}"
-        add_refund(charge, share, 1, share.unit_price, "cancelled", cause, now)
+life.keep_books(Books())
 
 
 def charging_order(share_id: int) -> PayOrder | None:

@@ -5,7 +5,7 @@
     order (recipient, S14):  领取 <token> → [variant] → name → phone → address → delivery
                              → summary → 确认 → the order, its SMS and the giver's notice
 
-The moves in every flow are the table in bot/moves.py; a command (bot/words.py) pauses
+The moves in every flow are the table in bot/chat/moves.py; a command (bot/words.py) pauses
 the form until 继续.
 """
 
@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot import catalogue, orders, payments, shares, surprise
+from bot.chat.conversation import Ended, Flow, State
+from bot.chat.moves import MOVES
 from bot.codes import ENDS_A_CLAIM, Code
 from bot.config import Config
-from bot.conversation import Ended, Flow, State
 from bot.forms.base import Form, Invalid
 from bot.forms.draw import DrawForm, draw_time
 from bot.forms.order import OrderAnswers, OrderForm, order_subject
 from bot.forms.share import ShareForm, share_refusal
-from bot.moves import MOVES
-from bot.notices import Notices
+from bot.gifting import catalogue, life, orders, shares, surprise
+from bot.money import payments
+from bot.outgoing.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text
 from bot.words import COMMAND_WORDS, WORD_MEANS, Command, Move, Word, said
@@ -81,7 +82,7 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
             variant=answers.get("wrapped_variant") or "",
         )
         share.gift = form.ctx.subject["gift"]
-        if share.payment == payments.UNPAID:
+        if share.payment == life.UNPAID:
             url = f"{config.server.public_url}/pay/{share.token}"
             return Text(renderer.text("share/pay_link.txt", share=share, gift=share.gift, url=url))
         return share_card(config, renderer, share)
@@ -117,7 +118,7 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
 
 def mermaid(forms: tuple[type[Form], ...] = (ShareForm, DrawForm, OrderForm)) -> str:
     """The flows as a Mermaid state diagram, drawn from the forms and the moves table
-    (bot/moves.py); docs/flows.md is made from it, and a test checks it is current."""
+    (bot/chat/moves.py); docs/flows.md is made from it, and a test checks it is current."""
     lines = ["stateDiagram-v2"]
     for form in forms:
         steps = [f"{form.name}_{f.name}" for f in form.fields]
@@ -142,7 +143,7 @@ def mermaid(forms: tuple[type[Form], ...] = (ShareForm, DrawForm, OrderForm)) ->
 
 def document() -> str:
     """docs/flows.md: the words the chat understands and the flows, all drawn from the code
-    (bot/words.py, bot/moves.py, the form declarations); a test checks the file is current."""
+    (bot/words.py, bot/chat/moves.py, the form declarations); a test checks the file is current."""
     commands = "\n".join(
         f"| {' / '.join(f'`{w}`' for w in words)} | menu key `{command}` |"
         for command, words in COMMAND_WORDS.items()
@@ -151,8 +152,8 @@ def document() -> str:
     browsing = "\n".join(f"| `{word}` | {WORD_MEANS[word]} |" for word in Word)
     return f"""# The chat flows
 
-Generated from the code by `bot.flows.document()` (regenerate with
-`.venv/bin/python -c "from bot.flows import document; print(document(), end='')" > docs/flows.md`);
+Generated from the code by `bot.chat.flows.document()` (regenerate with
+`.venv/bin/python -c "from bot.chat.flows import document; print(document(), end='')" > docs/flows.md`);
 `tests/test_templates.py` fails when this file is out of date.
 
 ## Words
@@ -163,7 +164,7 @@ Commands work anywhere; a form in progress is paused until `{Move.RESUME}`.
 | --- | --- |
 {commands}
 
-Moves steer the form in progress (`bot/moves.py`).
+Moves steer the form in progress (`bot/chat/moves.py`).
 
 | move | |
 | --- | --- |

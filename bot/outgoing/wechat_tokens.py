@@ -7,7 +7,7 @@ Usage::
     drop(refused_token)           # only that one: another worker may have stored a fresher
 
 Per-process tokens fetched through /cgi-bin/token would invalidate each other; one row,
-filled through /cgi-bin/stable_token (bot/wechat_api.py), does not.
+filled through /cgi-bin/stable_token (bot/outgoing/wechat_api.py), does not.
 """
 
 from __future__ import annotations

@@ -14,16 +14,16 @@ Usage::
 Texts come from `templates/sms/` and `templates/notices/`. What goes to the giver names the
 gift and never the recipient's phone or address. Each notice has one idempotency key, so a
 retried transaction queues it once. WeChat messages leave only when WeChat allows them
-(bot/messaging.py): within the 48-hour window, else as a template message, else skipped.
+(bot/outgoing/messaging.py): within the 48-hour window, else as a template message, else skipped.
 """
 
 from __future__ import annotations
 
-from bot import mobile_claims, surprise
 from bot.config import Config
 from bot.forms.order import OrderAnswers
-from bot.messaging import Notice, wechat_text
-from bot.outbox import enqueue
+from bot.gifting import mobile_claims, surprise
+from bot.outgoing.messaging import Notice, wechat_text
+from bot.outgoing.outbox import enqueue
 from bot.render import Renderer
 from storage.models import Order, Share
 

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 
 import peewee
 
-from bot import catalogue, payments, shares
 from bot.codes import Code
 from bot.forms.base import Invalid
+from bot.gifting import catalogue, life
 from storage import hot
 from storage.db import db, locked, write_transaction
-from storage.models import DrawEntry, Gift, Share, User
+from storage.models import DrawEntry, Share, User
 
 KIND = "draw"
 _random = secrets.SystemRandom()
@@ -78,14 +78,13 @@ def join(token: str, openid: str, via: str, now: dt.datetime) -> bool:
 
 
 def join_refusal(share: Share, openid: str, now: dt.datetime) -> Code | None:
-    """Why this person cannot join: the giver's own, not paid for (yet), withdrawn, closed."""
+    """Why this person cannot join: the giver's own, the share's state (not paid for yet,
+    withdrawn, drawn; bot/gifting/life.py), or past its draw time before the sweep drew it."""
     if share.giver_id == openid:
         return Code.OWN_SHARE
-    if why := shares.payment_refusal(share):
+    if why := life.refusal(life.Move.JOIN, share, now):
         return why
-    if share.revoked_at is not None:
-        return Code.SHARE_REVOKED
-    if share.drawn_at is not None or share.draw_at <= now:
+    if share.draw_at <= now:
         return Code.DRAW_CLOSED
     return None
 
@@ -107,7 +106,8 @@ def seen_by(share: Share, openid: str | None, now: dt.datetime) -> DrawView:
 
 
 def claim_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | None:
-    """Only a winner orders from a draw, once it is drawn."""
+    """Only a winner orders from a draw, once it is drawn (the share's state is asked first:
+    bot/gifting/orders.py)."""
     if share.drawn_at is None:
         return Code.DRAW_NOT_DRAWN
     entry = DrawEntry.get_or_none((DrawEntry.share == share.id) & (DrawEntry.openid == openid))
@@ -122,26 +122,27 @@ def pick_winners(entrants: list, count: int) -> list:
 
 
 def draw_due(notices, now: dt.datetime) -> int:
-    """Draw every draw whose time has come; returns how many this call drew."""
+    """Draw every draw whose time has come; returns how many this call drew. A draw whose
+    payment has not come is not due (bot/gifting/life.py: it is not drawing yet)."""
     due = (
         (Share.kind == KIND)
         & Share.drawn_at.is_null()
         & Share.revoked_at.is_null()
-        & ~Share.released  # its stock went back already: a paid-for draw lapsed unpaid
-        & Share.payment.in_(("", payments.PAID))  # never a draw nobody paid for (yet)
+        & ~Share.released
+        & Share.payment.in_(("", life.PAID))
         & (Share.draw_at <= now)
     )
     drawn = 0
     for (share_id,) in Share.select(Share.id).where(due).tuples():
-        drawn += _draw(notices, share_id, due, now)
+        drawn += _draw(notices, share_id, now)
     return drawn
 
 
-def _draw(notices, share_id: int, due, now: dt.datetime) -> int:
+def _draw(notices, share_id: int, now: dt.datetime) -> int:
     with write_transaction():
-        if Share.update(drawn_at=now).where((Share.id == share_id) & due).execute() != 1:
+        share = locked(Share.select().where(Share.id == share_id)).get()
+        if not life.start_draw(share, now):
             return 0  # another worker drew it, or its giver withdrew it
-        share = Share.get_by_id(share_id)
         may_win = (DrawEntry.via == "web") | User.unsubscribed_at.is_null() | User.subscribed
         entries = list(
             DrawEntry.select(DrawEntry.id, DrawEntry.openid, may_win)
@@ -155,12 +156,7 @@ def _draw(notices, share_id: int, due, now: dt.datetime) -> int:
         won = {openid for _, openid in winners}
         if winners:
             DrawEntry.update(won=True).where(DrawEntry.id.in_([i for i, _ in winners])).execute()
-        unwon = share.quantity - len(winners)
-        if unwon:
-            Gift.update(committed=Gift.committed - unwon).where(Gift.id == share.gift_id).execute()
-            Share.update(quantity=len(winners)).where(Share.id == share_id).execute()
-            payments.on_release(share, unwon, now, "unwon")  # paid for: refunded (wechatpay)
-        share.quantity, share.drawn_at = len(winners), now
+        unwon = life.settle_draw(share, len(winners), now)
         share.gift = catalogue.get(share.gift_id)
         _tell(notices, share, [openid for _, openid, _ in entries], won, unwon)
         return 1

@@ -2,13 +2,13 @@
 
 Usage::
 
-    engine = Engine(config, renderer, flows)       # flows: bot/flows.py
+    engine = Engine(config, renderer, flows)       # flows: bot/chat/flows.py
     reply = engine.start(state, "order", {"token": token}, now)
     reply = engine.step(state, "13800138000", now)  # a move, or the answer to the step
     reply = engine.non_text(state, "location", "深圳湾公园", now)
 
 The next question is computed from the answers (the first required field still empty),
-never stored. A typed move is looked up in `bot.moves.MOVES`; anything else answers the
+never stored. A typed move is looked up in `bot.chat.moves.MOVES`; anything else answers the
 step: parsed by the field, kept, and the next question asked, or asked again with the
 reason. `确认` re-validates every answer before the flow's deed (a slot may have passed).
 """
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bot.chat.conversation import SUMMARY, Flow, State
+from bot.chat.moves import MOVES
 from bot.config import Config
-from bot.conversation import SUMMARY, Flow, State
 from bot.forms.base import Field, Form, FormContext, Invalid
-from bot.moves import MOVES
 from bot.render import Renderer
 from bot.replies import Reply, Text
 from bot.words import Move, move_of, normalize

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from peewee import fn
 
-from bot.payments import PAID, REFUND
+from bot.gifting.life import PAID
+from bot.money.payments import REFUND
 from storage.models import Order, Outbox, PayOrder, Refund, Share, utc_text
 
 

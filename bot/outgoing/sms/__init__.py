@@ -12,7 +12,7 @@ Usage::
         exc.retryable, exc.code                  # try again later, or give up for good
 
 Backends: `console` (stderr, for `make run`), `webhook` (POST JSON to
-`sms.webhook_url`), `aliyun` and `tencent` (the official SDKs, in `bot/sms/aliyun.py` and `tencent.py`, whose
+`sms.webhook_url`), `aliyun` and `tencent` (the official SDKs, in `bot/outgoing/sms/aliyun.py` and `tencent.py`, whose
 `endpoint`/`protocol` can point at a local fake). The SDKs block, so they run
 in a worker thread. Vendors know one template each (`template_code` /
 `template_id`); `msg.template` is our own name, used by console and webhook.
@@ -193,11 +193,11 @@ def make_sender(sms: Sms) -> Sender:
         return WebhookSender(sms.webhook_url)
     # The vendor SDKs are imported only when chosen: they cost half a second at start-up.
     if sms.backend == "aliyun":
-        from bot.sms.aliyun import AliyunSender
+        from bot.outgoing.sms.aliyun import AliyunSender
 
         return AliyunSender(sms.aliyun)
     if sms.backend == "tencent":
-        from bot.sms.tencent import TencentSender
+        from bot.outgoing.sms.tencent import TencentSender
 
         return TencentSender(sms.tencent)
     raise ValueError(f"unknown sms backend {sms.backend!r}")

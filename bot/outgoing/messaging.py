@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 from bot import users
 from bot.config import Config
-from bot.wechat_api import WeChatApi, WeChatError
+from bot.outgoing.wechat_api import WeChatApi, WeChatError
 from storage.runner import Runner
 
 WINDOW_CLOSED = frozenset({45015, 45047})  # out of the 48-hour window; over its count

@@ -18,13 +18,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import catalogue, draws, orders, reminders, shares, thanks, users
+from bot import users
+from bot.chat.conversation import Ended, State, load, save
+from bot.chat.engine import Engine
+from bot.chat.flows import absolute, build_flows
 from bot.config import Config
-from bot.conversation import Ended, State, load, save
-from bot.engine import Engine
-from bot.flows import absolute, build_flows
 from bot.forms.base import Invalid, small_number
-from bot.notices import Notices
+from bot.gifting import catalogue, draws, facts, orders, reminders, shares, thanks
+from bot.outgoing.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text, as_dict, from_dict
 from bot.words import (
@@ -185,7 +186,7 @@ class Chat:
             reply = self._text(
                 "chat/my_gifts.txt",
                 shares=given,
-                status={share.id: shares.status(share, now) for share in given},
+                facts={share.id: facts.of(share, now) for share in given},
                 notes=notes,
                 cancelled=cancelled,
                 draws=draws.for_giver(given),

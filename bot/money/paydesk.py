@@ -1,5 +1,5 @@
 """The paying side's work that talks to WeChat Pay: the pay page's order, the notifications,
-the reconciliation, and the outbox's closes and refunds. The books are bot/payments.py.
+the reconciliation, and the outbox's closes and refunds. The books are bot/money/payments.py.
 
 Usage::
 
@@ -23,12 +23,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot import payments, shares
 from bot.codes import Code
 from bot.config import Config
-from bot.outbox import Channel
+from bot.gifting import shares
+from bot.money import payments
+from bot.money.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
+from bot.outgoing.outbox import Channel
 from bot.render import Renderer
-from bot.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
 from storage.models import PayOrder, Share
 from storage.runner import Runner
 

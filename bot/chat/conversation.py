@@ -3,7 +3,7 @@
 Usage::
 
     state = load(openid, now, timeout)         # inside the message's transaction
-    ...                                        # bot/engine.py reads and changes it
+    ...                                        # bot/chat/engine.py reads and changes it
     save(state, now)                           # compare-and-set on `version`, or Conflict
 
 The row keeps the flow and its context (what it is about: the gift, the share), the

@@ -20,23 +20,21 @@ import datetime as dt
 import functools
 import logging
 import re
-import secrets
 from dataclasses import dataclass
 
 from peewee import fn
 
-from bot import catalogue, logs, payments
+from bot import logs
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
+from bot.gifting import catalogue, life
 from storage import hot
 from storage.db import locked, write_transaction
 from storage.models import Gift, Share, User, utc_text, utcnow
-from storage.runner import Retry
 
 log = logging.getLogger("gift_bot.shares")
 
-TOKEN_BYTES = 16  # 128 bits
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 
@@ -93,37 +91,22 @@ def _open_of(giver: str, now: dt.datetime):
 def create(
     config: Config, giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime,
     kind: str = "gift", draw_at: dt.datetime | None = None, variant: str = "",
+    price: int | None = None, hold_until: dt.datetime | None = None,
 ) -> Share:  # fmt: skip
-    """Reserve `quantity` units and create the share; raises Invalid(Code.OUT_OF_STOCK, ...)
-    or the giver's limit (Invalid(Code.GIVER_LIMIT | "share_rate", ...)). `kind`: gift,
-    surprise or draw (drawn at `draw_at`; its winners have `expire_hours` after it to claim)."""
+    """Reserve `quantity` units and create the share (bot/gifting/life.py); raises
+    Invalid(Code.OUT_OF_STOCK, ...) or the giver's limit (Invalid(Code.GIVER_LIMIT |
+    "share_rate", ...)). `kind`: gift, surprise or draw (drawn at `draw_at`; its winners have
+    `expire_hours` after it to claim); with `hold_until`, bought at `price` a unit and
+    awaiting its payment until then."""
     with write_transaction():
         locked(User.select().where(User.openid == giver)).first()  # one giver's shares in turn
         refusal = allowance(config, giver, now).refusal(quantity)
         if refusal:
             raise refusal
-        reserved = (
-            Gift.update(committed=Gift.committed + quantity, updated_at=now)
-            .where((Gift.id == gift_id) & Gift.active & (Gift.stock - Gift.committed >= quantity))
-            .execute()
-        )
-        if reserved != 1:
-            gift = Gift.get_or_none(Gift.id == gift_id)
-            if gift is None or not gift.active:
-                raise Invalid(Code.GIFT_RETIRED)
-            raise Invalid(Code.OUT_OF_STOCK, gift=gift.name, left=gift.available)
-        share = Share.create(
-            token=secrets.token_urlsafe(TOKEN_BYTES),
-            giver=giver,
-            gift=gift_id,
-            quantity=quantity,
-            blessing=blessing,
-            created_at=now,
-            expires_at=(draw_at or now) + dt.timedelta(hours=config.shares.expire_hours),
-            kind=kind,
-            draw_at=draw_at,
-            variant=variant,
-        )
+        share = life.create(
+            giver, gift_id, quantity, blessing, now, expire_hours=config.shares.expire_hours,
+            kind=kind, draw_at=draw_at, variant=variant, price=price, hold_until=hold_until,
+        )  # fmt: skip
         _warn_if_hoarding(giver, gift_id, now)
         return share
 
@@ -154,28 +137,10 @@ def by_token(token: str) -> Share | None:
     return share
 
 
-def payment_refusal(share: Share) -> Code | None:
-    """Why a share bought in wechatpay mode cannot be used: not paid yet, or its hold ended
-    unpaid (lapsed: over for good). None for a paid share and for any free one."""
-    if share.payment == payments.UNPAID:
-        return Code.SHARE_UNPAID
-    if share.payment == payments.LAPSED:
-        return Code.SHARE_REVOKED if share.revoked_at is not None else Code.SHARE_LAPSED
-    return None
-
-
 def refusal(share: Share, now: dt.datetime) -> Code | None:
-    """Why nobody can claim from this share now (not paid for, withdrawn, used up, expired);
-    None while open."""
-    if why := payment_refusal(share):
-        return why
-    if share.revoked_at is not None:
-        return Code.SHARE_REVOKED
-    if share.left <= 0:
-        return Code.SHARE_USED_UP
-    if share.expires_at <= now or share.released:
-        return Code.SHARE_EXPIRED
-    return None
+    """Why nobody can claim from this share now (not paid for, withdrawn, used up, expired, a
+    draw not drawn yet); None while its units may be claimed."""
+    return life.refusal(life.Move.CLAIM, share, now)
 
 
 def keep_qr(share: Share) -> None:
@@ -195,43 +160,35 @@ def of_giver(openid: str, limit: int = 10) -> list[Share]:
     )
 
 
-STATUSES = ("open", "claimed", "expired", "revoked", "unpaid")
+STATUSES = tuple(life.State)
 
 
 def status(share: Share, now: dt.datetime) -> str:
-    """open, claimed (every unit), expired (its time ran out with units left), revoked, or
-    unpaid (bought in wechatpay mode, its payment awaited)."""
-    if share.payment == payments.UNPAID and not share.released:
-        return "unpaid"
-    if share.revoked_at is not None:
-        return "revoked"
-    if share.left <= 0:
-        return "claimed"
-    return "expired" if share.released or share.expires_at <= now else "open"
+    """Its state in the share's life (bot/gifting/life.py), as operators filter by it."""
+    return life.state_of(share, now).value
 
 
 def in_status(wanted: str, now: dt.datetime):
-    """The shares `status()` calls `wanted`, as a WHERE clause."""
-    live = Share.revoked_at.is_null()
-    left = Share.claimed < Share.quantity
-    unpaid = (Share.payment == payments.UNPAID) & ~Share.released
-    waiting = live & left & ~unpaid
+    """The shares `status()` calls `wanted`, as a WHERE clause (the same reading as
+    life.state_of; a test holds them together)."""
+    revoked = Share.revoked_at.is_null(False)
+    bought = Share.payment.in_((life.UNPAID, life.LAPSED))
+    live = ~revoked & ~bought
+    drawing = live & (Share.kind == "draw") & Share.drawn_at.is_null()
+    settled = live & ~((Share.kind == "draw") & Share.drawn_at.is_null())
+    used_up = Share.claimed >= Share.quantity
+    ended = Share.released | (Share.expires_at <= now)
     return {
-        "revoked": ~live,
-        "claimed": live & ~left,
-        "expired": waiting & (Share.released | (Share.expires_at <= now)),
-        "open": waiting & ~Share.released & (Share.expires_at > now),
-        "unpaid": unpaid,
+        "revoked": revoked,
+        "lapsed": ~revoked & (Share.payment == life.LAPSED),
+        "unpaid": ~revoked & (Share.payment == life.UNPAID),
+        "drawing": drawing & ~Share.released,
+        "claimed": settled & used_up & (Share.quantity > 0),
+        "expired": (drawing & Share.released)
+        | (settled & ((used_up & (Share.quantity == 0)) | (~used_up & ended))),
+        "open": settled & ~used_up & ~ended & (Share.kind != "draw"),
+        "drawn": settled & ~used_up & ~ended & (Share.kind == "draw"),
     }[wanted]
-
-
-# Why a share cannot be withdrawn, in its giver's words (its refusal() is the recipient's).
-_NOT_REVOKED = {
-    Code.SHARE_REVOKED: Code.REVOKE_ALREADY,
-    Code.SHARE_USED_UP: Code.REVOKE_CLAIMED,
-    Code.SHARE_EXPIRED: Code.REVOKE_EXPIRED,
-    Code.SHARE_LAPSED: Code.REVOKE_LAPSED,
-}
 
 
 def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
@@ -244,26 +201,8 @@ def revoke(giver: str, share_id: int, now: dt.datetime) -> Share:
         if share is None:
             raise Invalid(Code.REVOKE_WHICH)
         share.gift = catalogue.get(share.gift_id)
-        # an unpaid share may be withdrawn too: it lapses, its order closed (bot/payments.py)
-        if (why := refusal(share, now)) not in (None, Code.SHARE_UNPAID):
-            raise Invalid(_NOT_REVOKED[why], share=share)
-        left = share.left
-        taken = (
-            Share.update(revoked_at=now, released=True)
-            .where(
-                (Share.id == share.id)
-                & Share.revoked_at.is_null()
-                & ~Share.released
-                & (Share.claimed == share.claimed)
-            )
-            .execute()
-        )
-        if taken != 1:  # a claim slipped in (a database without row locks): look again
-            raise Retry(f"share {share.id} changed while it was withdrawn")
-        Gift.update(committed=Gift.committed - left).where(Gift.id == share.gift_id).execute()
-        payments.on_release(share, left, now, "revoked")
-        share.revoked_at, share.released = now, True
-        share.returned = left
+        share.was_paid = share.payment == life.PAID  # what the giver is told of the money
+        share.returned = life.revoke(share, now)
         return share
 
 
@@ -294,7 +233,8 @@ def listing(now: dt.datetime, wanted: str | None = None, giver: str | None = Non
 
 
 def release_expired(now: dt.datetime | None = None) -> int:
-    """Give the unclaimed units of expired shares back to stock; returns how many shares."""
+    """Give the unclaimed units of expired shares back to stock (an unpaid share whose hold
+    ended lapses); returns how many shares."""
     now = now or utcnow()
     released = 0
     due = Share.select(Share.id).where((Share.expires_at <= now) & ~Share.released)
@@ -303,10 +243,6 @@ def release_expired(now: dt.datetime | None = None) -> int:
             share = locked(Share.select().where(Share.id == share_id)).get()
             if share.released:
                 continue
-            Gift.update(committed=Gift.committed - share.left).where(
-                Gift.id == share.gift_id
-            ).execute()
-            Share.update(released=True).where(Share.id == share_id).execute()
-            payments.on_release(share, share.left, now, "expired")
+            life.expire(share, now)
             released += 1
     return released

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot import shares
 from bot.forms.delivery import Slot
+from bot.gifting import shares
 from storage.models import Gift, Order, User, utc_text
 
 

@@ -1,4 +1,4 @@
-"""Aliyun SMS (dysmsapi 2017-05-25) through its official SDK; see `bot.sms` for the contract."""
+"""Aliyun SMS (dysmsapi 2017-05-25) through its official SDK; see `bot.outgoing.sms` for the contract."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from alibabacloud_tea_openapi import models as aliyun_openapi
 from darabonba.exceptions import ResponseException, RetryError, UnretryableException
 
 from bot.config import Aliyun
-from bot.sms import (
+from bot.outgoing.sms import (
     CONNECT_TIMEOUT,
     READ_TIMEOUT,
     Sender,

@@ -11,16 +11,16 @@ has not ordered. A reminder is claimed with a guarded UPDATE (`reminded_at IS NU
 transaction that queues it, and its outbox key is unique: two workers, a restart or a second
 sweep cannot send it twice. A share whose whole life is shorter than the reminder time gets
 none (it would be "reminded" at its birth). WeChat may refuse the message (the 48-hour
-window): bot/messaging.py then sends a template message or marks it skipped.
+window): bot/outgoing/messaging.py then sends a template message or marks it skipped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from bot import catalogue, payments
 from bot.config import Config
-from bot.notices import Notices
+from bot.gifting import catalogue, life
+from bot.outgoing.notices import Notices
 from storage.db import write_transaction
 from storage.models import Order, Share, ShareVisit
 
@@ -41,7 +41,7 @@ def send_due(config: Config, notices: Notices, now: dt.datetime) -> int:
     due = (
         ~Share.released
         & Share.revoked_at.is_null()
-        & (Share.payment != payments.UNPAID)  # its link works only once paid: nothing to forward
+        & (Share.payment != life.UNPAID)  # its link works only once paid: nothing to forward
         & (Share.expires_at > now)
         & (Share.expires_at <= horizon)
         & (Share.claimed < Share.quantity)

@@ -18,11 +18,12 @@ import secrets
 
 import peewee
 
-from bot import draws, metrics, mobile_claims, shares
+from bot import metrics
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
-from bot.notices import Notices
+from bot.gifting import draws, life, mobile_claims, shares
+from bot.outgoing.notices import Notices
 from storage import hot
 from storage.db import after_commit, db, locked, write_transaction
 from storage.models import Gift, Order, Share
@@ -40,15 +41,16 @@ def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> 
 
 
 def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | None:
-    """The refusals that do not depend on an order already made (the giver never has one)."""
+    """The refusals that do not depend on an order already made (the giver never has one):
+    the share's state first (bot/gifting/life.py: nothing is claimed that was not paid for),
+    then who may claim it."""
     if openid and share.giver_id == openid:
         return Code.OWN_SHARE
-    if why := shares.payment_refusal(share):  # nothing is claimed that was not paid for
+    if why := life.refusal(life.Move.CLAIM, share, now):
         return why
-    drawn = draws.is_draw(share) and share.revoked_at is None  # only a winner, once drawn
-    if drawn and (why := draws.claim_refusal(share, openid, now)):
-        return why
-    return shares.refusal(share, now)
+    if draws.is_draw(share):
+        return draws.claim_refusal(share, openid, now)
+    return None
 
 
 def existing_order(share: Share, openid: str) -> Order | None:
@@ -87,14 +89,7 @@ def _place(notices, token, openid, answers, channel, now):
     refusal = open_refusal(share, openid, now) or mobile_claims.order_refusal(share, openid)
     if refusal:
         raise Invalid(refusal)
-    took = (
-        Share.update(claimed=Share.claimed + 1)
-        .where((Share.id == share.id) & (Share.claimed < Share.quantity) & ~Share.released)
-        .execute()
-    )
-    if took != 1:
-        raise Invalid(Code.SHARE_USED_UP)
-    share.claimed += 1
+    life.take_unit(share, now)
     order = _create_with_unique_number(
         share=share.id,
         gift=share.gift_id,
