@@ -4,13 +4,11 @@ Usage::
 
     phone = send_code(notices, token, "138 0013 8000", ip, now)  # queues the SMS; or Invalid
     why = verify(config, token, phone, "123456", now)            # None: verified, else a Code
-    visitor = identity(phone)                 # "tel:+8613800138000": who such a visitor is
-    is_mobile(visitor); mobile_of(visitor)    # True; "+8613800138000"
 
 A browser that is not WeChat's cannot use WeChat's login, so such a visitor proves a mobile
-instead and orders as `tel:<E.164>`: the unique (share, recipient) index then makes one order
-per verified mobile per share, and `order_refusal` refuses a mobile that already ordered in
-WeChat for the share. A code is valid CODE_MINUTES, dies after MAX_TRIES wrong answers, and
+instead and orders as `tel:<E.164>` (bot/visitors.py): the unique (share, recipient) index
+then makes one order per verified mobile per share, and `order_refusal` refuses a mobile
+that already ordered in WeChat for the share. A code is valid CODE_MINUTES, dies after MAX_TRIES wrong answers, and
 is kept only as an HMAC (keyed by the cookie secret), compared in constant time. Sending
 respects the SMS vendors' own limits per number (WECHAT.md §10: one a minute, five an hour,
 ten a day) and limits per IP (one a minute, ten an hour); the number's rows are counted under its user row's lock.
@@ -32,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from cryptography.fernet import Fernet
 from peewee import fn
 
-from bot import draws, shares
+from bot import draws, shares, visitors
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
@@ -42,7 +40,6 @@ from storage import hot
 from storage.db import locked, write_transaction
 from storage.models import MobileCode, Order, Share, User
 
-PREFIX = "tel:"  # WeChat's OpenIDs never start so: a visitor known by a verified mobile
 CODE_MINUTES = 5
 MAX_TRIES = 5
 PER_NUMBER = ((dt.timedelta(minutes=1), 1, Code.MOBILE_RATE_MINUTE),
@@ -59,21 +56,9 @@ def available(config: Config) -> bool:
     return True
 
 
-def identity(phone: str) -> str:
-    return PREFIX + phone
-
-
-def is_mobile(openid: str | None) -> bool:
-    return bool(openid) and openid.startswith(PREFIX)
-
-
-def mobile_of(openid: str | None) -> str | None:
-    return openid[len(PREFIX) :] if is_mobile(openid) else None
-
-
 def order_refusal(share: Share, openid: str) -> Code | None:
     """A verified mobile that already ordered for this share (in WeChat, as its phone)."""
-    phone = mobile_of(openid)
+    phone = visitors.mobile_of(openid)
     if phone and Order.select().where((Order.share == share.id) & (Order.phone == phone)).exists():
         return Code.MOBILE_ORDERED
     return None
@@ -87,10 +72,11 @@ def send_code(notices, token: str, typed: str, ip: str, now: dt.datetime) -> str
         share = locked(Share.select().where(Share.token == token)).first()
         if share is None:
             raise Invalid(Code.SHARE_UNKNOWN)
-        if why := _closed(share, identity(phone), now) or order_refusal(share, identity(phone)):
+        visitor = visitors.identity(phone)
+        if why := _closed(share, visitor, now) or order_refusal(share, visitor):
             raise Invalid(why, share=share)
-        hot.touch_user(identity(phone), now)
-        locked(User.select().where(User.openid == identity(phone))).first()  # one number at once
+        hot.touch_user(visitor, now)
+        locked(User.select().where(User.openid == visitor)).first()  # one number at once
         for window, most, code in PER_NUMBER:
             if _sent_since(MobileCode.phone == phone, now - window) >= most:
                 raise Invalid(code)

@@ -19,7 +19,7 @@ retried transaction queues it once. WeChat messages leave only when WeChat allow
 
 from __future__ import annotations
 
-from bot import mobile_claims, surprise
+from bot import surprise, visitors
 from bot.config import Config
 from bot.forms.order import OrderAnswers
 from bot.messaging import Notice, wechat_text
@@ -121,7 +121,7 @@ class Notices:
         )
 
     def _wechat(self, openid: str, key: str, template: str, status: str, **context) -> None:
-        if mobile_claims.is_mobile(openid):
+        if visitors.is_mobile(openid):
             return  # a visitor known by a verified mobile has no chat: the SMS tells them
         text = self.renderer.text(template, **context)
         share = context.get("share") or context["order"].share

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tornado.web
 
-from bot import claims, draws, mobile_claims
+from bot import claims, draws, mobile_claims, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.person import mask_phone
@@ -99,7 +99,7 @@ class VerifyPage(MobileHandler):
             return self.render_code(view, phone, status=400, error=Invalid(why, left=left))
         self.clear_cookie(PENDING_COOKIE)
         self.set_signed_cookie(
-            OPENID_COOKIE, mobile_claims.identity(phone), expires_days=VERIFIED_DAYS,
+            OPENID_COOKIE, visitors.identity(phone), expires_days=VERIFIED_DAYS,
             httponly=True, samesite="Lax", secure=services.config.server.secure_cookies,
         )  # fmt: skip
         after = "" if draws.is_draw(view.share) else "/form"  # a draw is joined on its page
