@@ -75,6 +75,8 @@ class Code(StrEnum):
     MOBILE_RATE_HOUR = "mobile_rate_hour"
     MOBILE_RATE_DAY = "mobile_rate_day"
     MOBILE_RATE_IP = "mobile_rate_ip"
+    MOBILE_RATE_SHARE = "mobile_rate_share"
+    MOBILE_RATE_ACCOUNT = "mobile_rate_account"
     MOBILE_CODE_MISSING = "mobile_code_missing"
     MOBILE_CODE_WRONG = "mobile_code_wrong"
     MOBILE_CODE_EXPIRED = "mobile_code_expired"

@@ -4,16 +4,23 @@ Usage::
 
     phone = send_code(notices, token, "138 0013 8000", ip, now)  # queues the SMS; or Invalid
     why = verify(config, token, phone, "123456", now)            # None: verified, else a Code
+    network_of("2001:db8:1:2::5")                                # "2001:db8:1:2::/64"
 
 A browser that is not WeChat's cannot use WeChat's login, so such a visitor proves a mobile
-instead and orders as `tel:<E.164>` (bot/visitors.py): the unique (share, recipient) index
-then makes one order per verified mobile per share, and `order_refusal` refuses a mobile
-that already ordered in WeChat for the share. A code is valid CODE_MINUTES, dies after MAX_TRIES wrong answers, and
-is kept only as an HMAC (keyed by the cookie secret), compared in constant time. Sending
-respects the SMS vendors' own limits per number (WECHAT.md §10: one a minute, five an hour,
-ten a day) and limits per IP (one a minute, ten an hour); the number's rows are counted under its user row's lock.
-The SMS leaves through the outbox as `sms_code`, its code sealed (Fernet, the same key), so
-neither the outbox table nor a log line holds it; `code_sender` opens it at send time.
+instead and orders as `tel:<E.164>` (bot/visitors.py): the unique (share, recipient) index then
+makes one order per verified mobile per share, and `order_refusal` refuses a mobile that
+already ordered in WeChat for the share. A code is valid CODE_MINUTES, dies after MAX_TRIES
+wrong answers, and is kept only as an HMAC (keyed by the cookie secret), compared in constant
+time. The SMS leaves through the outbox as `sms_code`, its code sealed (Fernet, the same key),
+so neither the outbox table nor a log line holds it; `code_sender` opens it at send time.
+
+Every code costs an SMS, so sending one is limited: per number as the SMS vendors limit it
+(WECHAT.md §10: one a minute, five an hour, ten a day), per network (one a minute, ten an
+hour: an IPv4 address, or an IPv6 /64, which is one subscriber's), per share and for the whole
+account (`[sms] codes_per_share_hour`, `codes_per_hour`). Each count is taken holding its own
+lock (the number's, the network's, the share's row, the account's) to the end of the
+transaction that adds the code, so requests at once, in any process, pass a limit one by one.
+`/metrics` counts the codes sent and those refused, by reason (`giftbot_login_codes`).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import unicodedata
@@ -30,22 +38,22 @@ from collections.abc import Awaitable, Callable
 from cryptography.fernet import Fernet
 from peewee import fn
 
-from bot import draws, shares, visitors
+from bot import draws, metrics, shares, visitors
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.person import parse_phone
 from bot.outbox import enqueue
-from storage import hot
-from storage.db import locked, write_transaction
-from storage.models import MobileCode, Order, Share, User
+from storage.db import after_commit, hold, locked, write_transaction
+from storage.models import MobileCode, Order, Share
 
 CODE_MINUTES = 5
 MAX_TRIES = 5
-PER_NUMBER = ((dt.timedelta(minutes=1), 1, Code.MOBILE_RATE_MINUTE),
-              (dt.timedelta(hours=1), 5, Code.MOBILE_RATE_HOUR),
+HOUR, MINUTE = dt.timedelta(hours=1), dt.timedelta(minutes=1)
+PER_NUMBER = ((MINUTE, 1, Code.MOBILE_RATE_MINUTE), (HOUR, 5, Code.MOBILE_RATE_HOUR),
               (dt.timedelta(days=1), 10, Code.MOBILE_RATE_DAY))  # fmt: skip
-PER_IP = ((dt.timedelta(minutes=1), 1), (dt.timedelta(hours=1), 10))  # one network's visitors
+PER_NETWORK = ((MINUTE, 1), (HOUR, 10))  # one network's visitors
+IPV6_SUBSCRIBER = 64  # the prefix a provider hands one subscriber: one network
 
 
 def available(config: Config) -> bool:
@@ -54,6 +62,20 @@ def available(config: Config) -> bool:
     if backend in ("aliyun", "tencent"):
         return "login_code" in getattr(config.sms, backend).templates
     return True
+
+
+def network_of(ip: str) -> str:
+    """Who is counted as one sender: an IPv4 address, or the /64 of an IPv6 one (a provider
+    gives each subscriber a /64, so its addresses cost nothing to change)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]  # not an address (a unix socket's peer): counted as it is
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network((address, IPV6_SUBSCRIBER), strict=False))
 
 
 def order_refusal(share: Share, openid: str) -> Code | None:
@@ -66,33 +88,48 @@ def order_refusal(share: Share, openid: str) -> Code | None:
 
 def send_code(notices, token: str, typed: str, ip: str, now: dt.datetime) -> str:
     """Queue a new code for this mobile and share; returns the mobile (E.164). Raises
-    Invalid: a wrong number, the share closed, the mobile ordered already, a rate limit."""
-    config, phone = notices.config, parse_phone(typed)
-    with write_transaction():
-        share = locked(Share.select().where(Share.token == token)).first()
-        if share is None:
-            raise Invalid(Code.SHARE_UNKNOWN)
-        visitor = visitors.identity(phone)
-        if why := _closed(share, visitor, now) or order_refusal(share, visitor):
-            raise Invalid(why, share=share)
-        hot.touch_user(visitor, now)
-        locked(User.select().where(User.openid == visitor)).first()  # one number at once
-        for window, most, code in PER_NUMBER:
-            if _sent_since(MobileCode.phone == phone, now - window) >= most:
-                raise Invalid(code)
-        for window, most in PER_IP:
-            if _sent_since(MobileCode.ip == ip, now - window) >= most:
-                raise Invalid(Code.MOBILE_RATE_IP)
-        code = f"{secrets.randbelow(10**6):06d}"
-        row = MobileCode.create(
-            share=share.id, phone=phone, ip=ip[:64], code_hash=_hash(config, share.id, phone, code),
-            created_at=now, expires_at=now + dt.timedelta(minutes=CODE_MINUTES),
-        )  # fmt: skip
-        params = {"code": code}
-        text = notices.renderer.text("sms/login_code.txt", code=code, minutes=CODE_MINUTES)
-        sealed = _fernet(config).encrypt(json.dumps({"text": text, "params": params}).encode())
-        enqueue("sms_code", f"sms:code:{row.id}", {"phone": phone, "sealed": sealed.decode()})
+    Invalid: a wrong number, the share closed, the mobile ordered already, a limit."""
+    try:
+        phone = parse_phone(typed)
+        with write_transaction():
+            _send_code(notices, token, phone, network_of(ip), now)
+    except Invalid as refused:
+        metrics.login_code(refused.code)
+        raise
     return phone
+
+
+def _send_code(notices, token: str, phone: str, network: str, now: dt.datetime) -> None:
+    config = notices.config
+    share = locked(Share.select().where(Share.token == token)).first()
+    if share is None:
+        raise Invalid(Code.SHARE_UNKNOWN)
+    visitor = visitors.identity(phone)
+    if why := _closed(share, visitor, now) or order_refusal(share, visitor):
+        raise Invalid(why, share=share)
+    hold(f"mobile-code:number:{phone}")
+    for window, most, code in PER_NUMBER:
+        if _sent_since(now - window, MobileCode.phone == phone) >= most:
+            raise Invalid(code)
+    hold(f"mobile-code:network:{network}")
+    for window, most in PER_NETWORK:
+        if _sent_since(now - window, MobileCode.ip == network) >= most:
+            raise Invalid(Code.MOBILE_RATE_IP)
+    if _sent_since(now - HOUR, MobileCode.share == share.id) >= config.sms.codes_per_share_hour:
+        raise Invalid(Code.MOBILE_RATE_SHARE)  # counted under the share's row, locked above
+    hold("mobile-code:account")
+    if _sent_since(now - HOUR) >= config.sms.codes_per_hour:
+        raise Invalid(Code.MOBILE_RATE_ACCOUNT)
+    code = f"{secrets.randbelow(10**6):06d}"
+    row = MobileCode.create(
+        share=share.id, phone=phone, ip=network, code_hash=_hash(config, share.id, phone, code),
+        created_at=now, expires_at=now + dt.timedelta(minutes=CODE_MINUTES),
+    )  # fmt: skip
+    params = {"code": code}
+    text = notices.renderer.text("sms/login_code.txt", code=code, minutes=CODE_MINUTES)
+    sealed = _fernet(config).encrypt(json.dumps({"text": text, "params": params}).encode())
+    enqueue("sms_code", f"sms:code:{row.id}", {"phone": phone, "sealed": sealed.decode()})
+    after_commit(lambda: metrics.login_code("sent"))
 
 
 def verify(config: Config, token: str, phone: str, typed: str, now: dt.datetime) -> Code | None:
@@ -155,10 +192,11 @@ def _closed(share: Share, visitor: str, now: dt.datetime) -> Code | None:
     return shares.refusal(share, now)
 
 
-def _sent_since(who, since: dt.datetime) -> int:
+def _sent_since(since: dt.datetime, *whose) -> int:
+    """Codes sent after `since` (to a number, a network, for a share; none given: all)."""
     return (
         MobileCode.select(fn.COUNT(MobileCode.id))
-        .where(who & (MobileCode.created_at > since))
+        .where(MobileCode.created_at > since, *whose)
         .scalar()
     )
 

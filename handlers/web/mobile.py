@@ -25,7 +25,7 @@ from handlers.web.claim import ShareHandler
 PENDING_COOKIE = "gb_mobile"
 PENDING_DAYS = 1 / 96  # 15 minutes: a code lives 5
 RATE_LIMITS = {Code.MOBILE_RATE_MINUTE, Code.MOBILE_RATE_HOUR, Code.MOBILE_RATE_DAY,
-               Code.MOBILE_RATE_IP}  # fmt: skip
+               Code.MOBILE_RATE_IP, Code.MOBILE_RATE_SHARE, Code.MOBILE_RATE_ACCOUNT}  # fmt: skip
 
 
 class MobileHandler(ShareHandler):
