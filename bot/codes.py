@@ -82,6 +82,7 @@ class Code(StrEnum):
     MOBILE_CODE_EXPIRED = "mobile_code_expired"
     MOBILE_CODE_ENDED = "mobile_code_ended"
     MOBILE_ORDERED = "mobile_ordered"
+    MOBILE_OWN_SHARE = "mobile_own_share"
     # paying for a share ([payments] mode "wechatpay")
     SHARE_UNPAID = "share_unpaid"
     SHARE_LAPSED = "share_lapsed"
@@ -95,5 +96,5 @@ class Code(StrEnum):
 ENDS_A_CLAIM = frozenset(
     {Code.SHARE_USED_UP, Code.SHARE_EXPIRED, Code.SHARE_REVOKED, Code.SHARE_UNKNOWN, Code.OWN_SHARE}
     | {Code.SHARE_UNPAID, Code.SHARE_LAPSED}
-    | {Code.DRAW_NOT_DRAWN, Code.DRAW_NOT_WON, Code.MOBILE_ORDERED}
+    | {Code.DRAW_NOT_DRAWN, Code.DRAW_NOT_WON, Code.MOBILE_ORDERED, Code.MOBILE_OWN_SHARE}
 )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import peewee
 
-from bot import catalogue, payments, shares
+from bot import catalogue, payments, shares, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from storage import hot
@@ -79,8 +79,8 @@ def join(token: str, openid: str, via: str, now: dt.datetime) -> bool:
 
 def join_refusal(share: Share, openid: str, now: dt.datetime) -> Code | None:
     """Why this person cannot join: the giver's own, not paid for (yet), withdrawn, closed."""
-    if share.giver_id == openid:
-        return Code.OWN_SHARE
+    if why := visitors.own_share_refusal(share, openid):  # by OpenID, or a mobile they used
+        return why
     if why := shares.payment_refusal(share):
         return why
     if share.revoked_at is not None:
@@ -150,7 +150,11 @@ def _draw(notices, share_id: int, due, now: dt.datetime) -> int:
             .order_by(DrawEntry.id)
             .tuples()
         )
-        eligible = [(entry_id, openid) for entry_id, openid, can in entries if can]
+        eligible = [
+            (entry_id, openid)
+            for entry_id, openid, can in entries
+            if can and not visitors.own_share_refusal(share, openid)  # a mobile known since
+        ]
         winners = pick_winners(eligible, share.quantity)
         won = {openid for _, openid in winners}
         if winners:

@@ -2,9 +2,9 @@
 
 Usage::
 
-    phone = send_code(notices, token, "138 0013 8000", ip, now)  # queues the SMS; or Invalid
-    why = verify(config, token, phone, "123456", now)            # None: verified, else a Code
-    network_of("2001:db8:1:2::5")                                # "2001:db8:1:2::/64"
+    phone = send_code(notices, token, "138 0013 8000", ip, visitor, now)  # queues it; or Invalid
+    why = verify(config, token, phone, "123456", visitor, now)  # None: verified, else a Code
+    network_of("2001:db8:1:2::5")                               # "2001:db8:1:2::/64"
 
 A browser that is not WeChat's cannot use WeChat's login, so such a visitor proves a mobile
 instead and orders as `tel:<E.164>` (bot/visitors.py): the unique (share, recipient) index then
@@ -86,26 +86,29 @@ def order_refusal(share: Share, openid: str) -> Code | None:
     return None
 
 
-def send_code(notices, token: str, typed: str, ip: str, now: dt.datetime) -> str:
-    """Queue a new code for this mobile and share; returns the mobile (E.164). Raises
-    Invalid: a wrong number, the share closed, the mobile ordered already, a limit."""
+def send_code(
+    notices, token: str, typed: str, ip: str, visitor: str | None, now: dt.datetime
+) -> str:
+    """Queue a new code for this mobile and share; returns the mobile (E.164). `visitor`: who
+    the browser is known as already (None, an OpenID, a verified mobile). Raises Invalid: a
+    wrong number, the share closed or the giver's own, the mobile ordered already, a limit."""
     try:
         phone = parse_phone(typed)
         with write_transaction():
-            _send_code(notices, token, phone, network_of(ip), now)
+            _send_code(notices, token, phone, network_of(ip), visitor, now)
     except Invalid as refused:
         metrics.login_code(refused.code)
         raise
     return phone
 
 
-def _send_code(notices, token: str, phone: str, network: str, now: dt.datetime) -> None:
+def _send_code(notices, token: str, phone: str, network: str, visitor, now: dt.datetime) -> None:
     config = notices.config
     share = locked(Share.select().where(Share.token == token)).first()
     if share is None:
         raise Invalid(Code.SHARE_UNKNOWN)
-    visitor = visitors.identity(phone)
-    if why := _closed(share, visitor, now) or order_refusal(share, visitor):
+    browser = visitors.own_share_refusal(share, visitor)  # known already: the giver themself
+    if why := browser or _closed(share, visitors.identity(phone), now):
         raise Invalid(why, share=share)
     hold(f"mobile-code:number:{phone}")
     for window, most, code in PER_NUMBER:
@@ -132,9 +135,12 @@ def _send_code(notices, token: str, phone: str, network: str, now: dt.datetime) 
     after_commit(lambda: metrics.login_code("sent"))
 
 
-def verify(config: Config, token: str, phone: str, typed: str, now: dt.datetime) -> Code | None:
+def verify(
+    config: Config, token: str, phone: str, typed: str, visitor: str | None, now: dt.datetime
+) -> Code | None:
     """Check the code typed against this mobile's latest code for the share; None when it
-    holds (the code is used up then), else why not. A wrong try is counted and kept."""
+    holds (the code is used up then), else why not. A wrong try is counted and kept. A
+    `visitor` known by WeChat who proves a mobile makes it theirs (bot/visitors.py)."""
     typed = unicodedata.normalize("NFKC", typed or "").strip().replace(" ", "")
     with write_transaction():
         share = Share.select(Share.id).where(Share.token == token).first()
@@ -152,7 +158,9 @@ def verify(config: Config, token: str, phone: str, typed: str, now: dt.datetime)
         if row.expires_at <= now:
             return Code.MOBILE_CODE_EXPIRED
         if hmac.compare_digest(_hash(config, share.id, phone, typed), row.code_hash):
-            MobileCode.update(used_at=now).where(MobileCode.id == row.id).execute()
+            theirs = "" if visitors.is_mobile(visitor) else visitor or ""  # a WeChat user's
+            used = {MobileCode.used_at: now, MobileCode.verified_by: theirs}
+            MobileCode.update(used).where(MobileCode.id == row.id).execute()
             return None
         MobileCode.update(tries=MobileCode.tries + 1).where(MobileCode.id == row.id).execute()
         return Code.MOBILE_CODE_ENDED if row.tries + 1 >= MAX_TRIES else Code.MOBILE_CODE_WRONG
@@ -187,6 +195,8 @@ def _closed(share: Share, visitor: str, now: dt.datetime) -> Code | None:
     joined) by this mobile now."""
     if draws.is_draw(share) and share.drawn_at is None:
         return draws.join_refusal(share, visitor, now)
+    if why := visitors.own_share_refusal(share, visitor) or order_refusal(share, visitor):
+        return why
     if draws.is_draw(share) and (why := draws.claim_refusal(share, visitor, now)):
         return why
     return shares.refusal(share, now)

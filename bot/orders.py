@@ -18,7 +18,7 @@ import secrets
 
 import peewee
 
-from bot import draws, metrics, mobile_claims, shares
+from bot import draws, metrics, mobile_claims, shares, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
@@ -41,8 +41,8 @@ def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> 
 
 def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | None:
     """The refusals that do not depend on an order already made (the giver never has one)."""
-    if openid and share.giver_id == openid:
-        return Code.OWN_SHARE
+    if why := visitors.own_share_refusal(share, openid):  # by OpenID, or a mobile they used
+        return why
     if why := shares.payment_refusal(share):  # nothing is claimed that was not paid for
         return why
     drawn = draws.is_draw(share) and share.revoked_at is None  # only a winner, once drawn

@@ -66,7 +66,7 @@ class MobilePage(MobileHandler):
         try:
             phone = await services.db.write(
                 mobile_claims.send_code, services.notices, token, typed, self.request.remote_ip,
-                services.now(),
+                self.current_user, services.now(),
             )  # fmt: skip
         except Invalid as refused:
             view = await self.unknown_visitor_view(token)
@@ -92,8 +92,9 @@ class VerifyPage(MobileHandler):
         services = self.services
         typed = self.get_body_argument("code", "")
         why = await services.db.write(
-            mobile_claims.verify, services.config, token, phone, typed, services.now()
-        )
+            mobile_claims.verify, services.config, token, phone, typed, self.current_user,
+            services.now(),
+        )  # fmt: skip
         if why is not None:
             left = await services.db.run(mobile_claims.tries_left, token, phone)
             return self.render_code(view, phone, status=400, error=Invalid(why, left=left))
