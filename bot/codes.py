@@ -75,11 +75,14 @@ class Code(StrEnum):
     MOBILE_RATE_HOUR = "mobile_rate_hour"
     MOBILE_RATE_DAY = "mobile_rate_day"
     MOBILE_RATE_IP = "mobile_rate_ip"
+    MOBILE_RATE_SHARE = "mobile_rate_share"
+    MOBILE_RATE_ACCOUNT = "mobile_rate_account"
     MOBILE_CODE_MISSING = "mobile_code_missing"
     MOBILE_CODE_WRONG = "mobile_code_wrong"
     MOBILE_CODE_EXPIRED = "mobile_code_expired"
     MOBILE_CODE_ENDED = "mobile_code_ended"
     MOBILE_ORDERED = "mobile_ordered"
+    MOBILE_OWN_SHARE = "mobile_own_share"
     # paying for a share ([payments] mode "wechatpay")
     SHARE_UNPAID = "share_unpaid"
     SHARE_LAPSED = "share_lapsed"
@@ -93,5 +96,5 @@ class Code(StrEnum):
 ENDS_A_CLAIM = frozenset(
     {Code.SHARE_USED_UP, Code.SHARE_EXPIRED, Code.SHARE_REVOKED, Code.SHARE_UNKNOWN, Code.OWN_SHARE}
     | {Code.SHARE_UNPAID, Code.SHARE_LAPSED}
-    | {Code.DRAW_NOT_DRAWN, Code.DRAW_NOT_WON, Code.MOBILE_ORDERED}
+    | {Code.DRAW_NOT_DRAWN, Code.DRAW_NOT_WON, Code.MOBILE_ORDERED, Code.MOBILE_OWN_SHARE}
 )

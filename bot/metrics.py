@@ -6,6 +6,7 @@ Usage::
     metrics.handled("text", "Text", seconds)   # a push answered, its reply, how long it took
     metrics.ordered("chat")                    # an order placed
     metrics.outbox_sent("sms", "sent")         # sent | retry | dead
+    metrics.login_code("sent")                 # or the Code it was refused with
     body, content_type = metrics.exposition(outbox_rows, oldest_pending_seconds)
 
 With `serve --workers N` every process counts into files under PROMETHEUS_MULTIPROC_DIR
@@ -50,6 +51,11 @@ def _metrics() -> SimpleNamespace:
         outbox=Counter(
             "giftbot_outbox_sends", "Outbox sends, by kind and result", ["kind", "result"]
         ),
+        login_codes=Counter(
+            "giftbot_login_codes",
+            "Login codes asked for outside WeChat: sent, or the reason refused",
+            ["result"],
+        ),
         callback=Histogram(
             "giftbot_callback_seconds",
             "Time from a push read to its reply written",
@@ -77,6 +83,11 @@ def ordered(channel: str) -> None:
 
 def outbox_sent(kind: str, result: str) -> None:
     _metrics().outbox.labels(kind, result).inc()
+
+
+def login_code(result: str) -> None:
+    """A login code queued ("sent") or refused (its Code: a limit, a wrong number, …)."""
+    _metrics().login_codes.labels(str(result)).inc()
 
 
 class _OutboxNow:

@@ -13,6 +13,7 @@ through a connection pool (`playhouse.pool`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -120,6 +121,22 @@ def locked(query):
     return query.for_update() if is_postgres() else query
 
 
+NAMED_LOCKS = 7040119  # the advisory locks' first key: hold()'s names (migrate's is 7040118)
+
+
+def hold(name: str) -> None:
+    """Hold the lock called `name` until the current transaction ends: work that counts rows
+    and then adds one runs one at a time per name, whatever the processes. PostgreSQL: an
+    advisory lock, keyed by a hash of the name (two names sharing a key only wait for each
+    other); SQLite: the write transaction already holds the only write lock."""
+    if not db.in_transaction():
+        raise RuntimeError("hold() outside a transaction would hold nothing")
+    if is_postgres():
+        digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
+        key = int.from_bytes(digest, "big", signed=True)
+        db.execute_sql("SELECT pg_advisory_xact_lock(%s, %s)", (NAMED_LOCKS, key))
+
+
 def is_alive() -> bool:
     """True when the database answers a trivial query."""
     try:
@@ -139,6 +156,7 @@ __all__ = [
     "after_commit",
     "connect",
     "db",
+    "hold",
     "is_alive",
     "is_postgres",
     "locked",

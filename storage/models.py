@@ -277,15 +277,21 @@ class MobileCode(BaseModel):
 
     share = pw.ForeignKeyField(Share, backref="mobile_codes", on_delete="CASCADE")
     phone = pw.CharField(max_length=20)
-    ip = pw.CharField(max_length=64)
+    ip = pw.CharField(max_length=64)  # the sender's network: an IPv4 address or an IPv6 /64
     code_hash = pw.CharField(max_length=64)
     created_at = pw.DateTimeField(default=utcnow)
     expires_at = pw.DateTimeField()
     tries = pw.IntegerField(default=0)
     used_at = pw.DateTimeField(null=True)
+    # The WeChat OpenID of the browser that entered the code, when it had one: their mobile.
+    verified_by = pw.CharField(max_length=64, default="")
 
     class Meta:
-        indexes = ((("phone", "created_at"), False), (("ip", "created_at"), False))
+        indexes = (
+            (("phone", "created_at"), False),
+            (("ip", "created_at"), False),
+            (("created_at",), False),
+        )
 
 
 ALL_MODELS = [

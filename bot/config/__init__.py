@@ -128,6 +128,10 @@ class Sms:
     webhook_url: str = ""
     retry_seconds: float = 30.0
     max_attempts: int = 8
+    # Login codes (claiming outside WeChat) in any hour: for one share, and for the whole
+    # account; per number and per network the limits are fixed (bot/mobile_claims.py).
+    codes_per_share_hour: int = 20
+    codes_per_hour: int = 100
     aliyun: Aliyun = field(default_factory=Aliyun)
     tencent: Tencent = field(default_factory=Tencent)
 

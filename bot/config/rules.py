@@ -197,6 +197,8 @@ def _check_sms(s: Sms):
                 raise ConfigError(f"sms.{vendor}.templates.{name}", f"must be one of {known}")
     _positive("sms.retry_seconds", s.retry_seconds)
     _positive("sms.max_attempts", s.max_attempts)
+    _positive("sms.codes_per_share_hour", s.codes_per_share_hour)
+    _positive("sms.codes_per_hour", s.codes_per_hour)
 
 
 def _check_delivery(d: Delivery):

@@ -25,6 +25,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot import visitors
 from bot.codes import Code
 from bot.forms.base import Field, FormContext, Invalid
 from bot.forms.delivery import Slot, delivery_slots
@@ -33,7 +34,6 @@ from bot.gifting import (
     draws,
     facts,
     life,
-    mobile_claims,
     orders,
     reminders,
     shares,
@@ -173,7 +173,7 @@ async def form(services: Services, token: str, openid: str | None) -> FormView |
     view = await services.db.run(_view, token, openid, services.now())
     if view is None or view.login or view.refusal:
         return view
-    fixed = mobile_claims.mobile_of(openid) or ""
+    fixed = visitors.mobile_of(openid) or ""
     return _form_view(
         services, view.share, fixed_phone=fixed, values={"phone": fixed} if fixed else {}
     )
@@ -186,7 +186,7 @@ async def submit(
     share = await services.db.run(shares.by_token, token)
     if share is None:
         return None
-    view = _form_view(services, share, fixed_phone=mobile_claims.mobile_of(openid) or "")
+    view = _form_view(services, share, fixed_phone=visitors.mobile_of(openid) or "")
     if view.fixed_phone:  # verified outside WeChat: that mobile, whatever the form sent
         texts = {**texts, "phone": view.fixed_phone}
     form = order_form(services, share)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import peewee
 
+from bot import visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.gifting import catalogue, life
@@ -78,10 +79,11 @@ def join(token: str, openid: str, via: str, now: dt.datetime) -> bool:
 
 
 def join_refusal(share: Share, openid: str, now: dt.datetime) -> Code | None:
-    """Why this person cannot join: the giver's own, the share's state (not paid for yet,
-    withdrawn, drawn; bot/gifting/life.py), or past its draw time before the sweep drew it."""
-    if share.giver_id == openid:
-        return Code.OWN_SHARE
+    """Why this person cannot join: the giver's own (by OpenID, or a mobile they used), the
+    share's state (not paid for yet, withdrawn, drawn; bot/gifting/life.py), or past its draw
+    time before the sweep drew it."""
+    if why := visitors.own_share_refusal(share, openid):
+        return why
     if why := life.refusal(life.Move.JOIN, share, now):
         return why
     if share.draw_at <= now:
@@ -151,7 +153,11 @@ def _draw(notices, share_id: int, now: dt.datetime) -> int:
             .order_by(DrawEntry.id)
             .tuples()
         )
-        eligible = [(entry_id, openid) for entry_id, openid, can in entries if can]
+        eligible = [
+            (entry_id, openid)
+            for entry_id, openid, can in entries
+            if can and not visitors.own_share_refusal(share, openid)  # a mobile known since
+        ]
         winners = pick_winners(eligible, share.quantity)
         won = {openid for _, openid in winners}
         if winners:

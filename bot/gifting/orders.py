@@ -18,7 +18,7 @@ import secrets
 
 import peewee
 
-from bot import metrics
+from bot import metrics, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
@@ -42,10 +42,10 @@ def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> 
 
 def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | None:
     """The refusals that do not depend on an order already made (the giver never has one):
-    the share's state first (bot/gifting/life.py: nothing is claimed that was not paid for),
-    then who may claim it."""
-    if openid and share.giver_id == openid:
-        return Code.OWN_SHARE
+    the giver's own (by OpenID, or a mobile they used), the share's state (bot/gifting/life.py:
+    nothing is claimed that was not paid for), then who may claim it."""
+    if why := visitors.own_share_refusal(share, openid):
+        return why
     if why := life.refusal(life.Move.CLAIM, share, now):
         return why
     if draws.is_draw(share):

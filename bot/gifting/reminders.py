@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.config import Config
-from bot.gifting import catalogue, life
+from bot.gifting import catalogue, life, surprise
 from bot.outgoing.notices import Notices
 from storage.db import write_transaction
 from storage.models import Order, Share, ShareVisit
@@ -97,5 +97,5 @@ def _remind_visitor(notices: Notices, visit: ShareVisit, now: dt.datetime) -> in
             return 0  # they claimed it after all: nothing to remind
         share = visit.share
         share.gift = catalogue.get(share.gift_id)
-        notices.visit_reminder(share, visit.openid)
+        notices.visit_reminder(share, visit.openid, surprise.as_seen(share))
         return 1

@@ -8,7 +8,7 @@ Usage::
     notices.order_delivered(order)     # WeChat to the giver
     notices.order_cancelled(order)     # SMS and WeChat to the recipient, WeChat to the giver
     notices.share_reminder(share)      # WeChat to the giver: units left, when it expires
-    notices.visit_reminder(share, openid)   # WeChat to someone who opened it and did not order
+    notices.visit_reminder(share, openid, gift)   # WeChat to someone who opened it and did not order
     notices.thanks(order)              # WeChat to the giver: the recipient's words
 
 Texts come from `templates/sms/` and `templates/notices/`. What goes to the giver names the
@@ -19,9 +19,9 @@ retried transaction queues it once. WeChat messages leave only when WeChat allow
 
 from __future__ import annotations
 
+from bot import visitors
 from bot.config import Config
 from bot.forms.order import OrderAnswers
-from bot.gifting import mobile_claims, surprise
 from bot.outgoing.messaging import Notice, wechat_text
 from bot.outgoing.outbox import enqueue
 from bot.render import Renderer
@@ -83,10 +83,11 @@ class Notices:
             gift=share.gift, share=share, url=self._claim_url(share),
         )  # fmt: skip
 
-    def visit_reminder(self, share: Share, openid: str) -> None:
+    def visit_reminder(self, share: Share, openid: str, gift) -> None:
+        """`gift` as the visitor may see it (a surprise's wrapping: bot/gifting/surprise.py)."""
         self._wechat(
             openid, f"remind:visit:{share.id}:{openid}", "notices/remind_visitor.txt",
-            "waiting", gift=surprise.as_seen(share), share=share, url=self._claim_url(share),
+            "waiting", gift=gift, share=share, url=self._claim_url(share),
         )  # fmt: skip
 
     # -- draws --------------------------------------------------------------------------
@@ -121,7 +122,7 @@ class Notices:
         )
 
     def _wechat(self, openid: str, key: str, template: str, status: str, **context) -> None:
-        if mobile_claims.is_mobile(openid):
+        if visitors.is_mobile(openid):
             return  # a visitor known by a verified mobile has no chat: the SMS tells them
         text = self.renderer.text(template, **context)
         share = context.get("share") or context["order"].share

@@ -1,5 +1,9 @@
 """What every page handler shares: the services, Jinja2 pages, the visitor's OpenID cookie.
 
+The cookie names the visitor: a WeChat OpenID (from WeChat's login) for COOKIE_DAYS, or a
+mobile verified outside WeChat (`tel:…`, bot/visitors.py) for MOBILE_DAYS. Both ages are
+checked on the server against the signature's time, never left to the browser's expiry.
+
 Usage::
 
     class GiftPage(BaseHandler):
@@ -16,7 +20,7 @@ from typing import Any, TypeVar
 import tornado.web
 from markupsafe import Markup
 
-from bot import logs
+from bot import logs, visitors
 from bot.app import Services
 
 log = logging.getLogger("gift_bot.web")
@@ -24,6 +28,7 @@ log = logging.getLogger("gift_bot.web")
 T = TypeVar("T")
 OPENID_COOKIE = "gb_openid"
 COOKIE_DAYS = 30
+MOBILE_DAYS = 1  # a verified mobile: a new code each day
 PAGE_MAX_BODY = 16 * 1024  # the order form is a few hundred bytes
 
 
@@ -51,7 +56,11 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def get_current_user(self) -> str | None:
         value = self.get_signed_cookie(OPENID_COOKIE, max_age_days=COOKIE_DAYS)
-        return value.decode() if value else None
+        visitor = value.decode() if value else None
+        if visitors.is_mobile(visitor):
+            fresh = self.get_signed_cookie(OPENID_COOKIE, max_age_days=MOBILE_DAYS)
+            return visitor if fresh else None
+        return visitor
 
     def remember(self, openid: str) -> None:
         self.set_signed_cookie(

@@ -7,25 +7,26 @@ POST /claim/<token>/mobile/verify   check the code; then the order form with tha
 A claim link opened outside WeChat (no `MicroMessenger` in the user agent) shows the outside
 page (handlers/web/claim.py `render_outside`): the account's QR, and the mobile's form. The
 mobile waiting for its code is kept in a signed cookie for PENDING_DAYS; once verified, the
-visitor is known as `tel:<mobile>` for a day, and the claim pages work as for anyone.
+visitor is known as `tel:<mobile>` for a day (MOBILE_DAYS, checked on the server by
+handlers/web/base.py), and the claim pages work as for anyone.
 """
 
 from __future__ import annotations
 
 import tornado.web
 
+from bot import visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.person import mask_phone
 from bot.gifting import claims, draws, mobile_claims
-from handlers.web.base import OPENID_COOKIE
+from handlers.web.base import MOBILE_DAYS, OPENID_COOKIE
 from handlers.web.claim import ShareHandler
 
 PENDING_COOKIE = "gb_mobile"
 PENDING_DAYS = 1 / 96  # 15 minutes: a code lives 5
-VERIFIED_DAYS = 1
 RATE_LIMITS = {Code.MOBILE_RATE_MINUTE, Code.MOBILE_RATE_HOUR, Code.MOBILE_RATE_DAY,
-               Code.MOBILE_RATE_IP}  # fmt: skip
+               Code.MOBILE_RATE_IP, Code.MOBILE_RATE_SHARE, Code.MOBILE_RATE_ACCOUNT}  # fmt: skip
 
 
 class MobileHandler(ShareHandler):
@@ -66,7 +67,7 @@ class MobilePage(MobileHandler):
         try:
             phone = await services.db.write(
                 mobile_claims.send_code, services.notices, token, typed, self.request.remote_ip,
-                services.now(),
+                self.current_user, services.now(),
             )  # fmt: skip
         except Invalid as refused:
             view = await self.unknown_visitor_view(token)
@@ -92,14 +93,15 @@ class VerifyPage(MobileHandler):
         services = self.services
         typed = self.get_body_argument("code", "")
         why = await services.db.write(
-            mobile_claims.verify, services.config, token, phone, typed, services.now()
-        )
+            mobile_claims.verify, services.config, token, phone, typed, self.current_user,
+            services.now(),
+        )  # fmt: skip
         if why is not None:
             left = await services.db.run(mobile_claims.tries_left, token, phone)
             return self.render_code(view, phone, status=400, error=Invalid(why, left=left))
         self.clear_cookie(PENDING_COOKIE)
         self.set_signed_cookie(
-            OPENID_COOKIE, mobile_claims.identity(phone), expires_days=VERIFIED_DAYS,
+            OPENID_COOKIE, visitors.identity(phone), expires_days=MOBILE_DAYS,
             httponly=True, samesite="Lax", secure=services.config.server.secure_cookies,
         )  # fmt: skip
         after = "" if draws.is_draw(view.share) else "/form"  # a draw is joined on its page
