@@ -6,7 +6,8 @@ import datetime as dt
 import json
 
 import pytest
-from fakes.sms_vendors import FakeAliyun, FakeTencent
+from fakes.aliyun_sms import FakeAliyun
+from fakes.tencent_sms import FakeTencent
 from helpers import browser, claim, claim_messages, share_in_chat
 
 from storage.models import Order, Outbox

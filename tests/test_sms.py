@@ -9,7 +9,9 @@ import time
 
 import pytest
 from fakes import sms_signing
-from fakes.sms_vendors import FakeAliyun, FakeTencent, FakeWebhook, closed_port
+from fakes.aliyun_sms import FakeAliyun
+from fakes.sms_vendors import FakeWebhook, closed_port
+from fakes.tencent_sms import FakeTencent
 
 from bot.config import Aliyun, Sms, Tencent
 from bot.sms import SmsError, SmsMessage, make_sender
