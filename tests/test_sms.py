@@ -180,6 +180,21 @@ def test_aliyun_business_errors_are_classified_by_code(aliyun, code, retryable):
     assert (error.code, error.retryable) == (code, retryable)
 
 
+@pytest.mark.parametrize(
+    ("message", "retryable"),
+    [
+        ("触发分钟级流控Permits:1", True),
+        ("触发小时级流控Permits:5", True),
+        ("触发天级流控Permits:10", False),  # the number's rolling day: it outlasts our retries
+    ],
+)
+def test_aliyun_flow_control_is_final_only_at_the_day_level(aliyun, message, retryable):
+    aliyun.answer_code, aliyun.answer_message = "isv.BUSINESS_LIMIT_CONTROL", message
+    error = send_error(aliyun_sms(aliyun.endpoint))
+    assert (error.code, error.retryable) == ("isv.BUSINESS_LIMIT_CONTROL", retryable)
+    assert message in str(error), "the reason stays on the outbox row"
+
+
 @pytest.mark.parametrize("html", [False, True])
 def test_aliyun_server_errors_are_retryable(aliyun, html):
     aliyun.fail_status, aliyun.fail_html = 503, html
@@ -228,6 +243,10 @@ def test_tencent_request_outside_the_clock_window_is_refused(tencent, monkeypatc
     [
         ("LimitExceeded.PhoneNumberThirtySecondLimit", True),
         ("LimitExceeded.DeliveryFrequencyLimit", True),
+        ("LimitExceeded.PhoneNumberOneHourLimit", True),
+        ("LimitExceeded.PhoneNumberDailyLimit", False),
+        ("LimitExceeded.PhoneNumberSameContentDailyLimit", False),
+        ("LimitExceeded.AppDailyLimit", False),
         ("InvalidParameterValue.IncorrectPhoneNumber", False),
         ("FailedOperation.SignatureIncorrectOrUnapproved", False),
         ("FailedOperation.TemplateParamSetNotMatchApprovedTemplate", False),
@@ -242,7 +261,12 @@ def test_tencent_per_number_status_is_classified_by_code(tencent, code, retryabl
 
 @pytest.mark.parametrize(
     ("code", "retryable"),
-    [("InternalError", True), ("UnauthorizedOperation.SmsSdkAppIdVerifyFail", False)],
+    [
+        ("InternalError", True),
+        ("InternalError.Timeout", True),
+        ("InternalError.RestApiInterfaceNotExist", False),
+        ("UnauthorizedOperation.SmsSdkAppIdVerifyFail", False),
+    ],
 )
 def test_tencent_request_errors_are_classified_by_code(tencent, code, retryable):
     tencent.error_code = code
@@ -261,3 +285,11 @@ def test_tencent_params_follow_the_documented_order_not_the_dicts():
     with pytest.raises(SmsError) as info:
         tencent_params(SmsMessage(PHONE, "", "order_placed", {"colour": "red"}, "k"))
     assert not info.value.retryable
+
+
+def test_tencent_refuses_a_message_missing_a_variable_instead_of_shifting_the_rest(tencent):
+    msg = SmsMessage(PHONE, "", "order_placed", {"order_no": "A1", "time": "t"}, "outbox-42")
+    error = send_error(tencent_sms(tencent.endpoint), msg)
+    assert (error.code, error.retryable) == ("MissingParams", False)
+    assert "gift" in str(error)
+    assert tencent.received == [], "['A1', 't'] would have put the time where the gift goes"

@@ -59,6 +59,27 @@ _RETRYABLE_CODES = {
     "JSONDecodeError",  # Tencent SDK: an answer that is not JSON
 }
 _RETRYABLE_PREFIXES = ("LimitExceeded.", "InternalError.", "Throttling.")
+# Limits that will not clear within the outbox's hour or so of retries, and a call the vendor
+# will never know: final at once, the vendor's code and message saying why. A day-level limit
+# (the number's day, the same text's day, the account's day) counts from the first SMS of a
+# rolling 24 hours; minute- and hour-level ones (PhoneNumberThirtySecondLimit,
+# PhoneNumberOneHourLimit, DeliveryFrequencyLimit) stay retried.
+_FINAL_CODES = {
+    "LimitExceeded.PhoneNumberDailyLimit",
+    "LimitExceeded.PhoneNumberSameContentDailyLimit",
+    "LimitExceeded.AppDailyLimit",
+    "LimitExceeded.AppMainlandChinaDailyLimit",
+    "LimitExceeded.AppGlobalDailyLimit",
+    "LimitExceeded.AppCountryOrRegionDailyLimit",
+    "LimitExceeded.DailyLimit",
+    "LimitExceeded.AppCountryOrRegionInBlacklist",  # a console setting, not a count
+    "LimitExceeded.PhoneNumberCountLimit",
+    "InternalError.RestApiInterfaceNotExist",
+}
+# Aliyun answers every level of its flow control with one code and names the level in the
+# message: 触发分钟级流控Permits:1, 触发小时级流控Permits:5, 触发天级流控Permits:10.
+_ALIYUN_LIMIT = "isv.BUSINESS_LIMIT_CONTROL"
+_DAY_LEVEL = re.compile(r"天级|\bday\b|\bdaily\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -91,14 +112,18 @@ def vendor_template(msg: SmsMessage, first: str, more: dict[str, str]) -> str:
     )
 
 
-def is_retryable_code(code: str) -> bool:
+def is_retryable_code(code: str, message: str = "") -> bool:
+    """Whether a vendor's answer may differ later: throttling and the vendor's own faults,
+    except the limits that outlast our retries (the message names Aliyun's level)."""
+    if code in _FINAL_CODES or (code == _ALIYUN_LIMIT and _DAY_LEVEL.search(message)):
+        return False
     return code in _RETRYABLE_CODES or code.startswith(_RETRYABLE_PREFIXES)
 
 
 def failure(code: str, message: str, phone: str, retryable: bool | None = None) -> SmsError:
     """An SmsError whose text cannot leak the phone (vendor messages echo URLs and bodies)."""
     if retryable is None:
-        retryable = is_retryable_code(code)
+        retryable = is_retryable_code(code, str(message))
     return SmsError(code, _scrub(str(message), phone), retryable=retryable)
 
 

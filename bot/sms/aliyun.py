@@ -68,7 +68,9 @@ def _aliyun_error(exc: Exception, phone: str) -> SmsError:
     if isinstance(exc, ResponseException):  # the vendor answered HTTP 4xx/5xx
         code = str(exc.code or f"HTTP{exc.status_code}")
         retryable = (exc.status_code or 0) >= 500 or exc.retry_after is not None
-        return failure(code, exc.message, phone, retryable or is_retryable_code(code))
+        return failure(
+            code, exc.message, phone, retryable or is_retryable_code(code, str(exc.message))
+        )
     if isinstance(exc, UnretryableException):  # only the SDK's *own* retries are over
         inner = exc.inner_exception
         if isinstance(inner, RetryError):  # refused, reset, timed out

@@ -64,9 +64,19 @@ class TencentSender(Sender):
 
 
 def tencent_params(msg: SmsMessage) -> list[str]:
-    """The template variables as Tencent's ordered list (see SMS_TEMPLATES)."""
+    """The template variables as Tencent's ordered list (see SMS_TEMPLATES): every one the
+    kind names, or none at all. A missing one would shift the rest into the wrong {n}
+    ({order_no, time} would fill {2}, the gift, with the time), so it fails for good."""
     order = SMS_TEMPLATES.get(msg.template, ())
     unknown = sorted(set(msg.params) - set(order))
     if unknown:
         raise SmsError("UnknownParams", f"no Tencent position for {unknown}", retryable=False)
-    return [str(msg.params[k]) for k in order if k in msg.params]
+    missing = [k for k in order if k not in msg.params]
+    if missing:
+        raise SmsError(
+            "MissingParams",
+            f"{msg.template} fills {{1}}…{{{len(order)}}} with {', '.join(order)}; "
+            f"{', '.join(missing)} missing",
+            retryable=False,
+        )
+    return [str(msg.params[k]) for k in order]
