@@ -245,6 +245,13 @@ BROKEN = [
     *sms_vendor_missing("aliyun", ALIYUN),
     *sms_vendor_missing("tencent", TENCENT),
     case("sms-retry-zero", put("sms.retry_seconds", 0), "sms.retry_seconds", "greater than 0"),
+    case("sms-timeout-zero", put("sms.timeout_seconds", 0), "sms.timeout_seconds", "than 0"),
+    case(
+        "sms-records-lag-zero",
+        put("sms.records_lag_seconds", 0),
+        "sms.records_lag_seconds",
+        "greater than 0",
+    ),
     # [delivery]
     case(
         "slot-9-12",

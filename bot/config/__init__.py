@@ -128,6 +128,10 @@ class Sms:
     webhook_url: str = ""
     retry_seconds: float = 30.0
     max_attempts: int = 8
+    timeout_seconds: float = 10.0  # how long a send waits for the vendor's answer
+    # A send whose answer never came is sent again only once the vendor's records, asked
+    # after each retry delay, still do not show it this long after (aliyun and tencent).
+    records_lag_seconds: float = 600.0
     aliyun: Aliyun = field(default_factory=Aliyun)
     tencent: Tencent = field(default_factory=Tencent)
 

@@ -197,6 +197,8 @@ def _check_sms(s: Sms):
                 raise ConfigError(f"sms.{vendor}.templates.{name}", f"must be one of {known}")
     _positive("sms.retry_seconds", s.retry_seconds)
     _positive("sms.max_attempts", s.max_attempts)
+    _positive("sms.timeout_seconds", s.timeout_seconds)
+    _positive("sms.records_lag_seconds", s.records_lag_seconds)
 
 
 def _check_delivery(d: Delivery):

@@ -117,7 +117,9 @@ class _AliyunHandler(VendorHandler):
 
     def _sms(self, params: dict[str, str], biz_id: str) -> dict:
         values = json.loads(params.get("TemplateParam") or "{}")
-        text = (self.fake.templates or {}).get(params["TemplateCode"], json.dumps(values))
+        text = (self.fake.templates or {}).get(
+            params["TemplateCode"], json.dumps(values, ensure_ascii=False)
+        )
         text = re.sub(r"\$\{(\w+)\}", lambda m: values.get(m[1], ""), text)
         return {
             "phone": _phone(params["PhoneNumbers"]),
