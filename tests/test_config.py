@@ -252,6 +252,15 @@ BROKEN = [
         "sms.records_lag_seconds",
         "greater than 0",
     ),
+    case(
+        "tencent-template-id-not-a-number",
+        put(
+            "sms",
+            {"backend": "tencent", "tencent": TENCENT | {"templates": {"login_code": "SMS_1"}}},
+        ),
+        "sms.tencent.templates.login_code",
+        "must be digits",
+    ),
     # [delivery]
     case(
         "slot-9-12",

@@ -367,3 +367,38 @@ def test_a_send_timing_out_is_in_doubt_and_a_refused_one_is_not(aliyun, tencent,
     assert len(fake.sent) == (1 if stall == "after" else 0)
     refused = send_error(dataclasses.replace(config(f"127.0.0.1:{closed_port()}")))
     assert refused.retryable and not refused.in_doubt, "nothing left: send again freely"
+
+
+# -- Tencent's templates, checked at start-up --------------------------------------------
+
+
+def test_a_tencent_template_with_fewer_variables_than_its_kind_is_named_and_refused(
+    tencent, caplog
+):
+    tencent.templates["200"] = "您的订单{1}将于{2}送达。"  # approved without the gift
+    sender = make_sender(tencent_sms(tencent.endpoint))
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "sms.tencent.template_id: template 200 has 2 variables" in line
+    assert "order_placed fills 3: order_no, gift, time" in line
+    with pytest.raises(SmsError) as info:
+        asyncio.run(sender.send(MSG))
+    assert (info.value.code, info.value.retryable) == ("TemplateMismatch", False)
+    assert "sms.tencent.template_id" in str(info.value) and tencent.received == []
+
+
+def test_a_tencent_template_not_in_the_account_is_named(tencent, caplog):
+    sms = tencent_sms(tencent.endpoint)
+    sms = dataclasses.replace(
+        sms, tencent=dataclasses.replace(sms.tencent, templates={"login_code": "999"})
+    )
+    sender = make_sender(sms)
+    assert sender.refused == {
+        "login_code": "sms.tencent.templates.login_code: template 999 is not in this Tencent account"
+    }
+    assert send(sms) == "2028:1", "the order SMS, whose template matches, still goes"
+
+
+def test_templates_that_cannot_be_checked_are_sent_as_configured(tencent, caplog):
+    tencent.secret_key = "rotated"  # Tencent refuses every request, the check's too
+    assert make_sender(tencent_sms(tencent.endpoint)).refused == {}
+    assert any("templates not checked" in r.getMessage() for r in caplog.records)

@@ -172,5 +172,7 @@ def make_sender(sms: Sms) -> Sender:
     if sms.backend == "tencent":
         from bot.sms.tencent import TencentSender
 
-        return TencentSender(sms.tencent, sms.timeout_seconds)
+        sender = TencentSender(sms.tencent, sms.timeout_seconds)
+        sender.check_templates()  # Tencent numbers variables: a wrong count would shift them
+        return sender
     raise ValueError(f"unknown sms backend {sms.backend!r}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import re
 
 from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
@@ -22,6 +24,8 @@ from tencentcloud.sms.v20210111.sms_client import SmsClient
 from bot.config import Tencent
 from bot.sms import SMS_TEMPLATES, Sender, SmsMessage, vendor_template
 from bot.sms.errors import SmsError, failure, network_failure
+
+log = logging.getLogger("gift_bot.sms")
 
 MOST_REPORTS = 100  # PullSmsSendStatusByPhoneNumber's largest Limit
 REPORTS_REACH = dt.timedelta(days=7) - dt.timedelta(minutes=1)  # how far back it reaches
@@ -36,6 +40,7 @@ class TencentSender(Sender):
 
     def __init__(self, cfg: Tencent, timeout: float):
         self.cfg = cfg
+        self.refused: dict[str, str] = {}  # our template name -> why its SMS are not sent
         # One timeout for connect and read alike; the SDK default is 60 s.
         http = HttpProfile(endpoint=cfg.endpoint, protocol=cfg.protocol, reqTimeout=timeout)
         self._client = SmsClient(
@@ -48,6 +53,8 @@ class TencentSender(Sender):
         return await asyncio.to_thread(self._send_blocking, msg)
 
     def _send_blocking(self, msg: SmsMessage) -> str:
+        if msg.template in self.refused:
+            raise SmsError("TemplateMismatch", self.refused[msg.template], retryable=False)
         request = tencent_models.SendSmsRequest()
         request.SmsSdkAppId = self.cfg.sdk_app_id
         request.SignName = self.cfg.sign_name
@@ -67,6 +74,46 @@ class TencentSender(Sender):
         if status.Code != "Ok":  # per-number failures only show here, not as Error
             raise failure(status.Code or "BadResponse", status.Message or "", msg.phone)
         return status.SerialNo or response.RequestId
+
+    def check_templates(self) -> None:
+        """At start-up: each configured template, as Tencent approved it, must have as many
+        {n} as its kind fills (SMS_TEMPLATES). A kind whose template does not is logged with
+        its config key and refused at send time, rather than sent for Tencent to refuse or
+        (with fewer {n}) to show a variable in another's place. When Tencent cannot be
+        asked (no network, an account that may not read templates), it sends as configured."""
+        for name, key, template_id in self._configured():
+            try:
+                content = self._template(template_id)
+            except TencentCloudSDKException as exc:
+                if exc.code != "FailedOperation.TemplateIdNotExist":
+                    log.warning("sms tencent: templates not checked: %s: %s", exc.code, exc.message)
+                    return
+                content = None
+            fills = SMS_TEMPLATES[name]
+            if content is None:
+                why = f"{key}: template {template_id} is not in this Tencent account"
+            elif (has := len(set(re.findall(r"\{(\d+)\}", content)))) != len(fills):
+                why = (
+                    f"{key}: template {template_id} has {has} variables; "
+                    f"{name} fills {len(fills)}: {', '.join(fills)}"
+                )
+            else:
+                continue
+            self.refused[name] = why
+            log.error("sms tencent: %s; its SMS fail until the template or the key is fixed", why)
+
+    def _configured(self) -> list[tuple[str, str, str]]:
+        """(our template name, its config key, Tencent's template id) for each template."""
+        first = [("order_placed", "sms.tencent.template_id", self.cfg.template_id)]
+        more = [(n, f"sms.tencent.templates.{n}", t) for n, t in self.cfg.templates.items()]
+        return first + more
+
+    def _template(self, template_id: str) -> str:
+        request = tencent_models.DescribeSmsTemplateListRequest()
+        request.International = 0  # mainland numbers only (bot/forms/person.py)
+        request.TemplateIdSet = [int(template_id)]
+        (found,) = self._client.DescribeSmsTemplateList(request).DescribeTemplateStatusSet
+        return found.TemplateContent or ""
 
     async def _find(self, phone: str, key: str, since: dt.datetime, now: dt.datetime) -> bool:
         return await asyncio.to_thread(self._find_blocking, phone, key, since, now)
