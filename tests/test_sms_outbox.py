@@ -127,6 +127,9 @@ def test_a_refused_connection_is_no_doubt_and_is_sent_again_without_asking(bot_f
     row = order_sms(bot)
     assert row.status == "pending" and row.in_doubt_since is None
     assert "Connection refused" in row.last_error or "NewConnectionError" in row.last_error
+    row = until_due(bot, row)  # tried again straight away: nothing to ask
+    assert (row.attempts, row.in_doubt_since) == (2, None)
+    assert "NetworkError" in row.last_error and "cannot tell" not in row.last_error
 
 
 def test_when_the_vendor_cannot_be_asked_the_sms_stays_in_doubt_and_unsent(shop, vendor):

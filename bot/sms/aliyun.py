@@ -2,7 +2,9 @@
 
 SendSms is not idempotent (its doc: after a timeout, check the delivery records before
 sending again); `went` reads them with QuerySendDetails, which takes one number and one
-day (Beijing time) at a time, 50 records a page, and finds our send by its OutId.
+day (Beijing time) at a time, 50 records a page, and finds our send by its OutId. A record
+means Aliyun took the SMS, whatever the carrier's receipt says (waiting, failed, delivered):
+sending it again would not change that.
 """
 
 from __future__ import annotations

@@ -108,12 +108,13 @@ class TencentSender(Sender):
         more = [(n, f"sms.tencent.templates.{n}", t) for n, t in self.cfg.templates.items()]
         return first + more
 
-    def _template(self, template_id: str) -> str:
+    def _template(self, template_id: str) -> str | None:
+        """The template's text as Tencent approved it; None when the account has none so."""
         request = tencent_models.DescribeSmsTemplateListRequest()
         request.International = 0  # mainland numbers only (bot/forms/person.py)
         request.TemplateIdSet = [int(template_id)]
-        (found,) = self._client.DescribeSmsTemplateList(request).DescribeTemplateStatusSet
-        return found.TemplateContent or ""
+        found = self._client.DescribeSmsTemplateList(request).DescribeTemplateStatusSet or []
+        return found[0].TemplateContent or "" if found else None
 
     async def _find(self, phone: str, key: str, since: dt.datetime, now: dt.datetime) -> bool:
         return await asyncio.to_thread(self._find_blocking, phone, key, since, now)
