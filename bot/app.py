@@ -84,12 +84,16 @@ class Services:
 
         messenger = Messenger(config, wechat, db, clock, inbox)
 
+        async def sms_went(payload: dict, key: str, since: dt.datetime, now: dt.datetime) -> bool:
+            return await sms.went(payload["phone"], key, since, now)
+
+        # Before an SMS whose answer never came is sent again, its vendor's records are asked.
+        sms_retry = (config.sms.retry_seconds, config.sms.max_attempts)
+        sms_asked = (sms_went if sms.checks else None, config.sms.records_lag_seconds)
         channels = {
-            "sms": Channel(send_sms, config.sms.retry_seconds, config.sms.max_attempts),
+            "sms": Channel(send_sms, *sms_retry, *sms_asked),
             "sms_code": Channel(  # a verified mobile's code (bot/gifting/mobile_claims.py)
-                mobile_claims.code_sender(config, send_sms),
-                config.sms.retry_seconds,
-                config.sms.max_attempts,
+                mobile_claims.code_sender(config, send_sms), *sms_retry, *sms_asked
             ),
             "wechat_text": Channel(
                 messenger.send, config.wechat.retry_seconds, config.wechat.max_attempts

@@ -203,6 +203,9 @@ class Outbox(BaseModel):
     last_error = pw.TextField(default="")
     created_at = pw.DateTimeField(default=utcnow)
     sent_at = pw.DateTimeField(null=True)
+    # When an attempt began whose end nobody saw (a timeout, a worker gone mid-send): a
+    # channel that can ask the outside world whether it went asks before sending again.
+    in_doubt_since = pw.DateTimeField(null=True)
 
 
 class PayOrder(BaseModel):

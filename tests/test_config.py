@@ -245,6 +245,22 @@ BROKEN = [
     *sms_vendor_missing("aliyun", ALIYUN),
     *sms_vendor_missing("tencent", TENCENT),
     case("sms-retry-zero", put("sms.retry_seconds", 0), "sms.retry_seconds", "greater than 0"),
+    case("sms-timeout-zero", put("sms.timeout_seconds", 0), "sms.timeout_seconds", "than 0"),
+    case(
+        "sms-records-lag-zero",
+        put("sms.records_lag_seconds", 0),
+        "sms.records_lag_seconds",
+        "greater than 0",
+    ),
+    case(
+        "tencent-template-id-not-a-number",
+        put(
+            "sms",
+            {"backend": "tencent", "tencent": TENCENT | {"templates": {"login_code": "SMS_1"}}},
+        ),
+        "sms.tencent.templates.login_code",
+        "must be digits",
+    ),
     # [delivery]
     case(
         "slot-9-12",

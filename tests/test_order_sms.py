@@ -6,7 +6,8 @@ import datetime as dt
 import json
 
 import pytest
-from fakes.sms_vendors import FakeAliyun, FakeTencent
+from fakes.aliyun_sms import FakeAliyun
+from fakes.tencent_sms import FakeTencent
 from helpers import browser, claim, claim_messages, share_in_chat
 
 from storage.models import Order, Outbox
@@ -111,3 +112,16 @@ def test_the_giver_out_of_the_48h_window_leaves_the_notice_skipped_not_retried(b
     bot.drain()
     assert Outbox.get_by_id(notice.id).attempts == 1, "a skipped message is never tried again"
     assert Outbox.get(Outbox.kind == "sms").status == "sent"
+
+
+def test_a_tencent_template_that_does_not_fit_its_kind_is_named_and_never_sent(
+    bot_factory, tencent
+):
+    tencent.templates["123456"] = "您的订单{1}将于{2}送达。"  # the gift's {n} is missing
+    bot = tencent_bot(bot_factory, tencent)
+    claim(bot, browser(bot, "o_friend"), share_in_chat(bot))
+    bot.drain()
+    row = Outbox.get(Outbox.kind == "sms")
+    assert row.status == "dead" and row.attempts == 1
+    assert "sms.tencent.template_id: template 123456 has 2 variables" in row.last_error
+    assert tencent.received == [], "not sent to be refused, nor with a variable out of place"

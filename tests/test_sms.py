@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import json
 import logging
 import time
 
 import pytest
 from fakes import sms_signing
-from fakes.sms_vendors import FakeAliyun, FakeTencent, FakeWebhook, closed_port
+from fakes.aliyun_sms import FakeAliyun
+from fakes.sms_vendors import FakeWebhook, closed_port, utc_now
+from fakes.tencent_sms import FakeTencent
 
 from bot.config import Aliyun, Sms, Tencent
 from bot.outgoing.sms import SmsError, SmsMessage, make_sender
@@ -178,6 +182,21 @@ def test_aliyun_business_errors_are_classified_by_code(aliyun, code, retryable):
     assert (error.code, error.retryable) == (code, retryable)
 
 
+@pytest.mark.parametrize(
+    ("message", "retryable"),
+    [
+        ("触发分钟级流控Permits:1", True),
+        ("触发小时级流控Permits:5", True),
+        ("触发天级流控Permits:10", False),  # the number's rolling day: it outlasts our retries
+    ],
+)
+def test_aliyun_flow_control_is_final_only_at_the_day_level(aliyun, message, retryable):
+    aliyun.answer_code, aliyun.answer_message = "isv.BUSINESS_LIMIT_CONTROL", message
+    error = send_error(aliyun_sms(aliyun.endpoint))
+    assert (error.code, error.retryable) == ("isv.BUSINESS_LIMIT_CONTROL", retryable)
+    assert message in str(error), "the reason stays on the outbox row"
+
+
 @pytest.mark.parametrize("html", [False, True])
 def test_aliyun_server_errors_are_retryable(aliyun, html):
     aliyun.fail_status, aliyun.fail_html = 503, html
@@ -226,6 +245,10 @@ def test_tencent_request_outside_the_clock_window_is_refused(tencent, monkeypatc
     [
         ("LimitExceeded.PhoneNumberThirtySecondLimit", True),
         ("LimitExceeded.DeliveryFrequencyLimit", True),
+        ("LimitExceeded.PhoneNumberOneHourLimit", True),
+        ("LimitExceeded.PhoneNumberDailyLimit", False),
+        ("LimitExceeded.PhoneNumberSameContentDailyLimit", False),
+        ("LimitExceeded.AppDailyLimit", False),
         ("InvalidParameterValue.IncorrectPhoneNumber", False),
         ("FailedOperation.SignatureIncorrectOrUnapproved", False),
         ("FailedOperation.TemplateParamSetNotMatchApprovedTemplate", False),
@@ -240,7 +263,12 @@ def test_tencent_per_number_status_is_classified_by_code(tencent, code, retryabl
 
 @pytest.mark.parametrize(
     ("code", "retryable"),
-    [("InternalError", True), ("UnauthorizedOperation.SmsSdkAppIdVerifyFail", False)],
+    [
+        ("InternalError", True),
+        ("InternalError.Timeout", True),
+        ("InternalError.RestApiInterfaceNotExist", False),
+        ("UnauthorizedOperation.SmsSdkAppIdVerifyFail", False),
+    ],
 )
 def test_tencent_request_errors_are_classified_by_code(tencent, code, retryable):
     tencent.error_code = code
@@ -259,3 +287,118 @@ def test_tencent_params_follow_the_documented_order_not_the_dicts():
     with pytest.raises(SmsError) as info:
         tencent_params(SmsMessage(PHONE, "", "order_placed", {"colour": "red"}, "k"))
     assert not info.value.retryable
+
+
+def test_tencent_refuses_a_message_missing_a_variable_instead_of_shifting_the_rest(tencent):
+    msg = SmsMessage(PHONE, "", "order_placed", {"order_no": "A1", "time": "t"}, "outbox-42")
+    error = send_error(tencent_sms(tencent.endpoint), msg)
+    assert (error.code, error.retryable) == ("MissingParams", False)
+    assert "gift" in str(error)
+    assert tencent.received == [], "['A1', 't'] would have put the time where the gift goes"
+
+
+# -- after a send whose answer never came: the vendor's records ---------------------------
+
+
+def went(sms: Sms, key: str = "outbox-42", since: dt.datetime | None = None) -> bool:
+    now = utc_now()
+    return asyncio.run(make_sender(sms).went(PHONE, key, since or now, now))
+
+
+def test_aliyun_records_are_read_by_the_number_and_the_beijing_day_and_matched_by_out_id(
+    aliyun,
+):
+    before = utc_now() - dt.timedelta(seconds=1)
+    send(aliyun_sms(aliyun.endpoint))
+    assert went(aliyun_sms(aliyun.endpoint), since=before)
+    assert not went(aliyun_sms(aliyun.endpoint), key="outbox-43", since=before)
+    query = aliyun.queries[0]
+    assert query["PhoneNumber"] == "13800138000", "a mainland number by its 11 digits"
+    assert query["SendDate"] == (utc_now() + dt.timedelta(hours=8)).strftime("%Y%m%d")
+
+
+def test_aliyun_records_are_read_page_by_page_and_across_beijing_midnight(aliyun):
+    midnight = dt.datetime.combine(utc_now().date(), dt.time(16))  # 00:00 in Beijing
+    aliyun.clock = lambda: midnight + dt.timedelta(seconds=30)
+    send(aliyun_sms(aliyun.endpoint))  # ours, at 00:00:30
+    for n in range(60):  # then 60 others to the same number, newer, so ours is on page 2
+        send(aliyun_sms(aliyun.endpoint), dataclasses.replace(MSG, key=f"outbox-{100 + n}"))
+    since = midnight - dt.timedelta(seconds=20)  # the doubtful send began the day before
+    sender = make_sender(aliyun_sms(aliyun.endpoint))
+    assert asyncio.run(sender.went(PHONE, "outbox-42", since, midnight + dt.timedelta(hours=1)))
+    asked = [(q["SendDate"], q["CurrentPage"]) for q in aliyun.queries]
+    day_before = (midnight - dt.timedelta(hours=16)).strftime("%Y%m%d")
+    assert asked[0] == (day_before, "1") and asked[-1][1] == "2"
+
+
+@pytest.mark.parametrize(
+    ("in_reports", "ours"), [(True, "outbox-42"), (True, "outbox-43"), (False, "outbox-43")]
+)
+def test_tencent_reports_are_matched_by_session_context_where_the_account_has_it(
+    tencent, in_reports, ours
+):
+    tencent.session_context_in_status = in_reports
+    before = utc_now() - dt.timedelta(seconds=1)
+    send(tencent_sms(tencent.endpoint), dataclasses.replace(MSG, key=ours))
+    # A report without SessionContext, for this number since the doubtful send, counts.
+    assert went(tencent_sms(tencent.endpoint), since=before) == (
+        ours == "outbox-42" or not in_reports
+    )
+    (pulled,) = tencent.queries
+    assert pulled["PhoneNumber"] == PHONE and pulled["Offset"] == 0
+
+
+def test_tencent_reports_show_only_once_the_carrier_answered(tencent):
+    tencent.lag_seconds = 60
+    before = utc_now() - dt.timedelta(seconds=1)
+    send(tencent_sms(tencent.endpoint))
+    assert not went(tencent_sms(tencent.endpoint), since=before)
+
+
+@pytest.mark.parametrize("vendor", ["aliyun", "tencent"])
+@pytest.mark.parametrize("stall", ["before", "after"])
+def test_a_send_timing_out_is_in_doubt_and_a_refused_one_is_not(aliyun, tencent, vendor, stall):
+    fake = aliyun if vendor == "aliyun" else tencent
+    fake.stall, fake.stall_seconds = stall, 1.5
+    config = aliyun_sms if vendor == "aliyun" else tencent_sms
+    sms = dataclasses.replace(config(fake.endpoint), timeout_seconds=0.5)
+    error = send_error(sms)
+    assert error.retryable and error.in_doubt
+    assert len(fake.sent) == (1 if stall == "after" else 0)
+    refused = send_error(dataclasses.replace(config(f"127.0.0.1:{closed_port()}")))
+    assert refused.retryable and not refused.in_doubt, "nothing left: send again freely"
+
+
+# -- Tencent's templates, checked at start-up --------------------------------------------
+
+
+def test_a_tencent_template_with_fewer_variables_than_its_kind_is_named_and_refused(
+    tencent, caplog
+):
+    tencent.templates["200"] = "您的订单{1}将于{2}送达。"  # approved without the gift
+    sender = make_sender(tencent_sms(tencent.endpoint))
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "sms.tencent.template_id: template 200 has 2 variables" in line
+    assert "order_placed fills 3: order_no, gift, time" in line
+    with pytest.raises(SmsError) as info:
+        asyncio.run(sender.send(MSG))
+    assert (info.value.code, info.value.retryable) == ("TemplateMismatch", False)
+    assert "sms.tencent.template_id" in str(info.value) and tencent.received == []
+
+
+def test_a_tencent_template_not_in_the_account_is_named(tencent, caplog):
+    sms = tencent_sms(tencent.endpoint)
+    sms = dataclasses.replace(
+        sms, tencent=dataclasses.replace(sms.tencent, templates={"login_code": "999"})
+    )
+    sender = make_sender(sms)
+    assert sender.refused == {
+        "login_code": "sms.tencent.templates.login_code: template 999 is not in this Tencent account"
+    }
+    assert send(sms) == "2028:1", "the order SMS, whose template matches, still goes"
+
+
+def test_templates_that_cannot_be_checked_are_sent_as_configured(tencent, caplog):
+    tencent.secret_key = "rotated"  # Tencent refuses every request, the check's too
+    assert make_sender(tencent_sms(tencent.endpoint)).refused == {}
+    assert any("templates not checked" in r.getMessage() for r in caplog.records)

@@ -129,9 +129,13 @@ class Sms:
     retry_seconds: float = 30.0
     max_attempts: int = 8
     # Login codes (claiming outside WeChat) in any hour: for one share, and for the whole
-    # account; per number and per network the limits are fixed (bot/mobile_claims.py).
+    # account; per number and per network the limits are fixed (bot/gifting/mobile_claims.py).
     codes_per_share_hour: int = 20
     codes_per_hour: int = 100
+    timeout_seconds: float = 10.0  # how long a send waits for the vendor's answer
+    # A send whose answer never came is sent again only once the vendor's records, asked
+    # after each retry delay, still do not show it this long after (aliyun and tencent).
+    records_lag_seconds: float = 600.0
     aliyun: Aliyun = field(default_factory=Aliyun)
     tencent: Tencent = field(default_factory=Tencent)
 

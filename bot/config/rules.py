@@ -188,6 +188,11 @@ def _check_sms(s: Sms):
     for key in _SMS_REQUIRED.get(s.backend, ()):
         if not getattr(getattr(s, s.backend), key):
             raise ConfigError(f"sms.{s.backend}.{key}", f"is required with backend {s.backend}")
+    tencent_ids = {"sms.tencent.template_id": s.tencent.template_id}
+    tencent_ids |= {f"sms.tencent.templates.{n}": t for n, t in s.tencent.templates.items()}
+    for key, template_id in tencent_ids.items():
+        if template_id and not template_id.isdigit():  # Tencent numbers its templates
+            raise ConfigError(key, f"must be digits, not {template_id!r}")
     for vendor in ("aliyun", "tencent"):
         if getattr(s, vendor).protocol not in ("http", "https"):
             raise ConfigError(f"sms.{vendor}.protocol", "must be http or https")
@@ -199,6 +204,8 @@ def _check_sms(s: Sms):
     _positive("sms.max_attempts", s.max_attempts)
     _positive("sms.codes_per_share_hour", s.codes_per_share_hour)
     _positive("sms.codes_per_hour", s.codes_per_hour)
+    _positive("sms.timeout_seconds", s.timeout_seconds)
+    _positive("sms.records_lag_seconds", s.records_lag_seconds)
 
 
 def _check_delivery(d: Delivery):

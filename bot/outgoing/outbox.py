@@ -20,9 +20,16 @@ mark a row sent twice nor put a sent row back to pending.
 
 Failures back off exponentially; a permanent failure or the last attempt marks
 the row `dead`. Senders get the payload and the row's reference (`outbox-<id>`,
-which the SMS vendors echo as OutId / SessionContext, so a send that timed out
-after the vendor took it can be matched), and raise an exception with a
+which the SMS vendors echo as OutId / SessionContext), and raise an exception with a
 `retryable` attribute; anything else counts as retryable.
+
+A call that is not idempotent (an SMS) may have gone when its answer never came. A
+channel with a `check` marks each send before it starts (`in_doubt_since`); an
+exception whose `in_doubt` is False (the vendor answered, or was never reached) clears
+the mark, anything else keeps it, and so does a worker that dies mid-send. The next
+attempt at a marked row asks `check` first: gone → `sent`, no second call; not shown
+yet → ask again after the retry delay, the attempt given back; still not shown once
+`records_lag_seconds` have passed since the doubtful send → send again.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from storage.runner import Runner
 log = logging.getLogger("gift_bot.outbox")
 
 Sender = Callable[[dict, str], Awaitable[object]]  # (payload, the row's reference outbox-<id>)
+# (payload, reference, since, now): whether the outside world took this row's call since then.
+Checker = Callable[[dict, str, dt.datetime, dt.datetime], Awaitable[bool]]
 
 
 def enqueue(kind: str, key: str, payload: dict) -> bool:
@@ -65,6 +74,7 @@ def listing(status: str | None = None) -> list[dict]:
             "attempts": r.attempts,
             "next_attempt_at": r.next_attempt_at.isoformat(timespec="seconds") + "Z",
             "last_error": r.last_error,
+            "in_doubt_since": _iso(r.in_doubt_since),
         }
         for r in query
     ]
@@ -93,6 +103,9 @@ class Channel:
     send: Sender
     retry_seconds: float  # the first retry's delay; it doubles with each attempt
     max_attempts: int  # then the row is dead
+    # Asked before sending again after an attempt nobody saw end; None: send again blindly.
+    check: Checker | None = None
+    records_lag_seconds: float = 0.0  # how long `check` may not yet show a call that went
 
 
 class Worker:
@@ -174,14 +187,65 @@ class Worker:
         try:
             if channel is None:
                 raise LookupError(f"no sender for outbox kind {row.kind!r}")
+            if channel.check is not None:
+                if row.in_doubt_since is not None:
+                    went = await self._ask(channel, row)
+                    if went or self._too_soon(channel, row):
+                        await self.db.write(self.sent if went else self.waiting, row)
+                        return
+                if not await self.db.write(self.sending, row):
+                    return
             await channel.send(row.payload, reference(row.id))
         except Exception as exc:  # each failure is recorded on the row, never lost
             await self.db.write(self.failed, row, exc)
         else:
             await self.db.write(self.sent, row)
 
+    async def _ask(self, channel: Channel, row: Outbox) -> bool:
+        try:
+            return await channel.check(
+                row.payload, reference(row.id), row.in_doubt_since, self.clock()
+            )
+        except Exception as exc:
+            raise CannotTell(exc) from exc
+
+    def _too_soon(self, channel: Channel, row: Outbox) -> bool:
+        """Whether the records may still not show a call that went (then ask again later)."""
+        return self.clock() - row.in_doubt_since < dt.timedelta(seconds=channel.records_lag_seconds)
+
+    def sending(self, row: Outbox) -> bool:
+        """Mark the send about to start: until its end is seen, the row is in doubt."""
+        now = self.clock()
+        if not self._fenced(row, in_doubt_since=now):
+            return False
+        row.in_doubt_since = now
+        return True
+
+    def waiting(self, row: Outbox) -> None:
+        """The records do not show the doubtful send yet: ask again after the retry delay
+        (no later than when they must show it); asking was not an attempt."""
+        channel = self.channels[row.kind]
+        tried = max(row.attempts - 1, 1)
+        settled = row.in_doubt_since + dt.timedelta(seconds=channel.records_lag_seconds)
+        now = self.clock()
+        next_at = min(now + dt.timedelta(seconds=channel.retry_seconds * 2 ** (tried - 1)), settled)
+        self._fenced(
+            row,
+            lease_until=None,
+            attempts=row.attempts - 1,
+            next_attempt_at=max(next_at, now),
+            last_error=f"in doubt since {_iso(row.in_doubt_since)}: not in the records yet; "
+            "asking again before sending again",
+        )
+
     def sent(self, row: Outbox) -> None:
-        if self._fenced(row, status="sent", sent_at=self.clock(), lease_until=None, last_error=""):
+        done = {
+            "sent_at": self.clock(),
+            "lease_until": None,
+            "last_error": "",
+            "in_doubt_since": None,
+        }
+        if self._fenced(row, status="sent", **done):
             metrics.outbox_sent(row.kind, "sent")
             log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
 
@@ -197,6 +261,8 @@ class Worker:
             lease_until=None,
             next_attempt_at=self.clock() + dt.timedelta(seconds=delay),
             last_error=f"{type(exc).__name__}: {exc}"[:1000],
+            # Unless the failure says the call never happened, it may have: keep asking.
+            in_doubt_since=row.in_doubt_since if getattr(exc, "in_doubt", True) else None,
         )
         if not recorded:
             return
@@ -228,6 +294,20 @@ class Worker:
                 "outbox lease lost; the row is another worker's", extra={"outbox_id": row.id}
             )
         return changed == 1
+
+
+class CannotTell(Exception):
+    """Asking whether a doubtful call went failed; the row stays in doubt."""
+
+    in_doubt = True
+
+    def __init__(self, exc: Exception):
+        super().__init__(f"cannot tell whether it went: {type(exc).__name__}: {exc}")
+        self.retryable = getattr(exc, "retryable", True)
+
+
+def _iso(when: dt.datetime | None) -> str | None:
+    return when.isoformat(timespec="seconds") + "Z" if when else None
 
 
 def reference(row_id: int) -> str:

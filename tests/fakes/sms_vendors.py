@@ -1,36 +1,31 @@
-"""Fake SMS vendors on 127.0.0.1, each served from its own thread and event loop.
+"""Fake SMS backends on 127.0.0.1, each served from its own thread and event loop.
 
 Usage::
 
-    with FakeAliyun(access_key_id="AK", secret="SK") as aliyun:
-        Aliyun(..., endpoint=aliyun.endpoint, protocol="http")   # point the SDK here
-        ... send ...
-        aliyun.received[0]["PhoneNumbers"]      # what the vendor was asked
-        aliyun.answer_code = "isv.BUSINESS_LIMIT_CONTROL"   # next answers fail so
-
-    with FakeTencent(secret_id="SID", secret_key="SKEY") as tencent: ...
     with FakeWebhook() as hook: hook.url; hook.fail_times = 2; hook.reject = True
+    # the vendors, on this base: fakes/aliyun_sms.py (FakeAliyun), fakes/tencent_sms.py
+    # (FakeTencent)
 
 Running in a thread lets the blocking SDKs (in `asyncio.to_thread`) and
 Tornado's async client (in the test's `asyncio.run`) reach the fake alike.
-Both vendor fakes check signatures as the vendor would (`sms_signing`) and
-answer a bad one with the vendor's own error; only signed requests are recorded.
+`FakeVendor` is what both vendors share: the SMS they accepted (`sent`), shown
+in their records `lag_seconds` after, on a clock a test may share with the bot,
+and answers that never come (`stall`), before or after the SMS was taken.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import socket
 import threading
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
-
-from fakes.sms_signing import check_acs3, check_tc3
 
 
 def closed_port() -> int:
@@ -115,101 +110,53 @@ class _WebhookHandler(_FakeHandler):
         self.reply(200, {"ok": True})
 
 
-# -- Aliyun dysmsapi SendSms ----------------------------------------------------
+# -- what both vendors share ----------------------------------------------------
 
 
-class FakeAliyun(FakeServer):
-    """Aliyun's SendSms: checks ACS3 signature, action, version; records the query."""
+def utc_now() -> dt.datetime:
+    """Naive UTC, as the bot's clock reads."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
-    def __init__(self, access_key_id: str, secret: str) -> None:
+
+class FakeVendor(FakeServer):
+    """An SMS vendor's books: every SMS it took, shown in its records after a lag.
+
+    `sent` holds the SMS a phone would get (a dict per SMS: `phone`, `key` — our OutId or
+    SessionContext —, `at` on `clock`, and the vendor's own fields); `received` every
+    signed send request, taken or refused. `stall = "before"` holds the next send's
+    answer for `stall_seconds` and takes nothing (the request never reached the
+    vendor's books); `stall = "after"` takes the SMS first (its answer is what got lost).
+    `stall_times` sends stall, then it answers again.
+    """
+
+    def __init__(self, clock: Callable[[], dt.datetime] = utc_now) -> None:
         super().__init__()
-        self.access_key_id, self.secret = access_key_id, secret
-        self.answer_code = "OK"  # or a business error, answered with HTTP 200
-        self.fail_status = 0  # e.g. 503: answer that, with a JSON error body
-        self.fail_html = False  # with fail_status: a proxy's HTML page instead
+        self.clock = clock
+        self.sent: list[dict[str, Any]] = []
+        self.lag_seconds = 0.0  # how long an SMS takes to show in the records
+        self.stall = ""  # "", "before" or "after"
+        self.stall_times = 1
+        self.stall_seconds = 2.0
+        self.queries: list[dict[str, Any]] = []  # every signed records query
 
-    def handler(self) -> type[RequestHandler]:
-        return _AliyunHandler
+    def visible(self) -> list[dict[str, Any]]:
+        """The SMS its records show now."""
+        now = self.clock()
+        shown = dt.timedelta(seconds=self.lag_seconds)
+        return [sms for sms in self.sent if sms["at"] + shown <= now]
 
-
-class _AliyunHandler(_FakeHandler):
-    def post(self) -> None:
-        fake: FakeAliyun = self.fake
-        request_id = str(uuid.uuid4()).upper()
-        if fake.fail_status:
-            if fake.fail_html:
-                return self._html()
-            error = {"Code": "ServiceUnavailable", "Message": "busy", "RequestId": request_id}
-            return self.reply(fake.fail_status, error)
-        error = check_acs3(self.request, fake.access_key_id, fake.secret) or self._check_action()
-        if error:
-            status, code = error
-            return self.reply(status, {"Code": code, "Message": code, "RequestId": request_id})
-        params = {k: self.get_query_argument(k) for k in self.request.query_arguments}
-        fake.received.append(params)
-        body = {"Code": fake.answer_code, "Message": fake.answer_code, "RequestId": request_id}
-        if fake.answer_code == "OK":
-            body["BizId"] = f"{len(fake.received)}^0"
-        self.reply(200, body)
-
-    def _check_action(self) -> tuple[int, str] | None:
-        if self.request.headers.get("x-acs-action") != "SendSms":
-            return 400, "InvalidAction.NotFound"
-        if self.request.headers.get("x-acs-version") != "2017-05-25":
-            return 400, "InvalidVersion"
-        return None
-
-    def _html(self) -> None:
-        self.set_status(self.fake.fail_status)
-        self.set_header("Content-Type", "text/html")
-        self.finish("<html><body>502 Bad Gateway</body></html>")
+    def take_stall(self) -> str:
+        """The stall this send gets ("" for none), counting it."""
+        if not self.stall or self.stall_times <= 0:
+            return ""
+        self.stall_times -= 1
+        return self.stall
 
 
-# -- Tencent Cloud SMS SendSms --------------------------------------------------
+class VendorHandler(_FakeHandler):
+    fake: FakeVendor
 
-
-class FakeTencent(FakeServer):
-    """Tencent's SendSms: checks TC3 signature, action, version; records the JSON body."""
-
-    def __init__(self, secret_id: str, secret_key: str) -> None:
-        super().__init__()
-        self.secret_id, self.secret_key = secret_id, secret_key
-        self.status_code = "Ok"  # per-number outcome in SendStatusSet
-        self.error_code = ""  # e.g. "InternalError": a whole-request Response.Error
-
-    def handler(self) -> type[RequestHandler]:
-        return _TencentHandler
-
-
-class _TencentHandler(_FakeHandler):
-    def post(self) -> None:
-        fake: FakeTencent = self.fake
-        request_id = str(uuid.uuid4())
-        error = check_tc3(self.request, fake.secret_id, fake.secret_key) or self._check_action()
-        error = error or fake.error_code
-        if error:  # Tencent reports every error with HTTP 200
-            body = {"Error": {"Code": error, "Message": error}, "RequestId": request_id}
-            return self.reply(200, {"Response": body})
-        params = json.loads(self.request.body)
-        fake.received.append(params)
-        statuses = [self._status(phone, params) for phone in params.get("PhoneNumberSet", [])]
-        self.reply(200, {"Response": {"SendStatusSet": statuses, "RequestId": request_id}})
-
-    def _check_action(self) -> str | None:
-        if self.request.headers.get("X-TC-Action") != "SendSms":
-            return "InvalidAction"
-        if self.request.headers.get("X-TC-Version") != "2021-01-11":
-            return "NoSuchVersion"
-        return None
-
-    def _status(self, phone: str, params: dict) -> dict:
-        code = self.fake.status_code
-        return {
-            "SerialNo": f"2028:{len(self.fake.received)}" if code == "Ok" else "",
-            "PhoneNumber": phone,
-            "Fee": 1 if code == "Ok" else 0,
-            "SessionContext": params.get("SessionContext", ""),
-            "Code": code,
-            "Message": "send success" if code == "Ok" else code,
-            "IsoCode": "CN",
-        }
+    async def hold(self) -> None:
+        """Answer nothing until the client has given up, then hang up."""
+        await asyncio.sleep(self.fake.stall_seconds)
+        self.request.connection.close()

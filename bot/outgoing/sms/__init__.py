@@ -9,22 +9,25 @@ Usage::
     try:
         message_id = await sender.send(msg)      # the vendor's id, for the outbox row
     except SmsError as exc:
-        exc.retryable, exc.code                  # try again later, or give up for good
+        exc.retryable, exc.in_doubt, exc.code    # try again later? may it have gone anyway?
+    if sender.checks:                             # after a send whose answer was lost
+        await sender.went(msg.phone, msg.key, since, now)   # do the vendor's records show it?
 
 Backends: `console` (stderr, for `make run`), `webhook` (POST JSON to
-`sms.webhook_url`), `aliyun` and `tencent` (the official SDKs, in `bot/outgoing/sms/aliyun.py` and `tencent.py`, whose
-`endpoint`/`protocol` can point at a local fake). The SDKs block, so they run
-in a worker thread. Vendors know one template each (`template_code` /
-`template_id`); `msg.template` is our own name, used by console and webhook.
-Every log line and error message shows the phone masked (138****8000).
+`sms.webhook_url`), `aliyun` and `tencent` (the official SDKs, in `bot/outgoing/sms/aliyun.py` and
+`tencent.py`, whose `endpoint`/`protocol` can point at a local fake). The SDKs block, so
+they run in a worker thread. Vendors know one template each (`template_code` /
+`template_id`); `msg.template` is our own name, used by console and webhook. The vendors
+keep records of what they sent, by our key (Aliyun's OutId, Tencent's SessionContext):
+`went` reads them. Every log line and error message shows the phone masked (138****8000).
 """
 
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import json
 import logging
-import re
 import sys
 from dataclasses import dataclass
 
@@ -32,33 +35,12 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from bot.config import Sms
 from bot.forms.person import mask_phone
+from bot.outgoing.sms.errors import SmsError, failure, network_failure
 from bot.sms_kinds import SMS_TEMPLATES as SMS_TEMPLATES  # the senders import it from here
 
 log = logging.getLogger("gift_bot.sms")
 
-CONNECT_TIMEOUT = 5.0  # seconds; a vendor that does not answer is retried later
-READ_TIMEOUT = 10.0
-
-# Tencent takes template variables as a list, not a map: this is their order,
-# and the order of the {1} {2} {3} placeholders in the approved template.
-
-# Codes worth another try later: throttling and the vendor's own faults.
-# Everything else a vendor answers (bad number, sign, template, params, auth,
-# blacklist, balance) fails the same way however often we ask.
-_RETRYABLE_CODES = {
-    "isv.BUSINESS_LIMIT_CONTROL",
-    "isp.SYSTEM_ERROR",
-    "Throttling",
-    "ServiceUnavailable",
-    "InternalError",
-    "RequestLimitExceeded",
-    "NetworkError",
-    "BadResponse",
-    "ClientNetworkError",  # Tencent SDK: refused, reset, timed out
-    "ServerNetworkError",  # Tencent SDK: an HTTP status other than 200
-    "JSONDecodeError",  # Tencent SDK: an answer that is not JSON
-}
-_RETRYABLE_PREFIXES = ("LimitExceeded.", "InternalError.", "Throttling.")
+CONNECT_TIMEOUT = 5.0  # seconds; at most, whatever [sms] timeout_seconds says
 
 
 @dataclass(frozen=True)
@@ -68,15 +50,6 @@ class SmsMessage:
     template: str  # our template name, e.g. "order_placed"
     params: dict[str, str]  # template variables: order_no, gift, time
     key: str  # the outbox row's reference (outbox-<id>): Aliyun OutId / Tencent SessionContext
-
-
-class SmsError(Exception):
-    """A send failed; `retryable` says whether the same message may succeed later."""
-
-    def __init__(self, code: str, message: str, *, retryable: bool):
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.retryable = retryable
 
 
 def vendor_template(msg: SmsMessage, first: str, more: dict[str, str]) -> str:
@@ -91,29 +64,12 @@ def vendor_template(msg: SmsMessage, first: str, more: dict[str, str]) -> str:
     )
 
 
-def is_retryable_code(code: str) -> bool:
-    return code in _RETRYABLE_CODES or code.startswith(_RETRYABLE_PREFIXES)
-
-
-def failure(code: str, message: str, phone: str, retryable: bool | None = None) -> SmsError:
-    """An SmsError whose text cannot leak the phone (vendor messages echo URLs and bodies)."""
-    if retryable is None:
-        retryable = is_retryable_code(code)
-    return SmsError(code, _scrub(str(message), phone), retryable=retryable)
-
-
-def _scrub(text: str, phone: str) -> str:
-    # The number shows up as +86…, 86…, %2B86… or the bare 11 digits; all end alike.
-    tail = re.sub(r"\D", "", phone)[-8:]
-    if not tail:
-        return text
-    return re.sub(r"\+?\d*" + tail, mask_phone(phone), text)
-
-
 class Sender(abc.ABC):
-    """One backend. `send` logs the outcome; subclasses implement `_deliver`."""
+    """One backend. `send` and `went` log the outcome; subclasses implement `_deliver`, and
+    `_find` when they can ask (`checks`)."""
 
     name = "sender"
+    checks = False  # whether the backend's records can say if a lost send went
 
     async def send(self, msg: SmsMessage) -> str:
         what = f"sms {self.name} to {mask_phone(msg.phone)} (key={msg.key})"
@@ -128,6 +84,22 @@ class Sender(abc.ABC):
     @abc.abstractmethod
     async def _deliver(self, msg: SmsMessage) -> str:
         """Hand the message to the backend; its message id, or SmsError."""
+
+    async def went(self, phone: str, key: str, since: dt.datetime, now: dt.datetime) -> bool:
+        """Whether the vendor's records show the SMS `key` to `phone`, sent since `since`
+        (naive UTC on the bot's clock, as `now`); SmsError when they cannot be read."""
+        what = f"sms {self.name} to {mask_phone(phone)} (key={key})"
+        try:
+            found = await self._find(phone, key, since, now)
+        except SmsError as exc:
+            log.warning("%s: cannot tell whether it went: %s", what, exc)
+            raise
+        shown = "show it went" if found else "do not show it"
+        log.info("%s in doubt since %sZ: the vendor's records %s", what, since.isoformat(), shown)
+        return found
+
+    async def _find(self, phone: str, key: str, since: dt.datetime, now: dt.datetime) -> bool:
+        raise NotImplementedError(f"the {self.name} backend keeps no records to ask")
 
 
 class ConsoleSender(Sender):
@@ -159,8 +131,8 @@ class WebhookSender(Sender):
 
     name = "webhook"
 
-    def __init__(self, url: str):
-        self.url = url
+    def __init__(self, url: str, timeout: float):
+        self.url, self.timeout = url, timeout
 
     async def _deliver(self, msg: SmsMessage) -> str:
         body = {"phone": msg.phone, "text": msg.text, "template": msg.template}
@@ -170,13 +142,14 @@ class WebhookSender(Sender):
             method="POST",
             body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
             headers={"Content-Type": "application/json; charset=utf-8"},
-            connect_timeout=CONNECT_TIMEOUT,
-            request_timeout=READ_TIMEOUT,
+            connect_timeout=min(CONNECT_TIMEOUT, self.timeout),
+            request_timeout=self.timeout,
         )
         try:
             response = await AsyncHTTPClient().fetch(request, raise_error=False)
         except (HTTPClientError, OSError) as exc:  # timeouts (599), refused, DNS
-            raise failure("NetworkError", repr(exc), msg.phone) from None
+            # The receiver dedupes on `key`: the webhook has no records to ask.
+            raise network_failure(repr(exc), msg.phone) from None
         if response.code >= 300:
             # 408 and 429 are "not now", not "never".
             retryable = response.code >= 500 or response.code in (408, 429)
@@ -190,14 +163,16 @@ def make_sender(sms: Sms) -> Sender:
     if sms.backend == "console":
         return ConsoleSender()
     if sms.backend == "webhook":
-        return WebhookSender(sms.webhook_url)
+        return WebhookSender(sms.webhook_url, sms.timeout_seconds)
     # The vendor SDKs are imported only when chosen: they cost half a second at start-up.
     if sms.backend == "aliyun":
         from bot.outgoing.sms.aliyun import AliyunSender
 
-        return AliyunSender(sms.aliyun)
+        return AliyunSender(sms.aliyun, sms.timeout_seconds)
     if sms.backend == "tencent":
         from bot.outgoing.sms.tencent import TencentSender
 
-        return TencentSender(sms.tencent)
+        sender = TencentSender(sms.tencent, sms.timeout_seconds)
+        sender.check_templates()  # Tencent numbers variables: a wrong count would shift them
+        return sender
     raise ValueError(f"unknown sms backend {sms.backend!r}")
