@@ -262,3 +262,23 @@ def test_a_failed_request_logs_its_path_never_its_query(bot, log_lines):
     everything = json.dumps(log_lines())
     assert "o_secret" not in everything and "oauthcode" not in everything
     assert "0123abcd" not in everything
+
+
+def test_a_push_signed_over_a_5000_digit_timestamp_is_403_not_a_crash(bot, log_lines):
+    """Review 2, F3: `int()` of over 4,300 digits raises; the time is read as 1-12 digits."""
+    query = bot.wx.signed_query(timestamp="9" * 5000)
+    status, text = bot.wx.post_raw(bot.wx.text_xml("o_a", "礼品"), query)
+    assert status == 403 and "Traceback" not in text
+    assert not [line for line in log_lines() if line.get("event") == "request crashed"]
+    assert User.select().count() == 0
+
+
+def test_a_signed_push_nested_6000_deep_is_400_not_a_crash(bot, log_lines):
+    """Review 2, F3: reading nesting without a bound ran out of stack (RecursionError)."""
+    deep = "<a>" * 6000 + "x" + "</a>" * 6000
+    body = bot.wx.text_xml("o_a", "礼品").replace("</xml>", f"<Extra>{deep}</Extra></xml>")
+    assert len(body) < 64 * 1024, "under the body limit: the parser has to read it"
+    status, text = bot.wx.post_raw(body, bot.wx.signed_query())
+    assert status == 400 and "Traceback" not in text
+    assert not [line for line in log_lines() if line.get("event") == "request crashed"]
+    assert User.select().count() == 0
