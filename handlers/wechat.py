@@ -4,7 +4,7 @@ The signature (and in safe mode `msg_signature`, then decryption) is checked in
 `prepare()`, before anything reads the body: a forged request is refused with
 403 and touches nothing. In plaintext mode the signature does not cover the
 body, so a used (timestamp, nonce) with another body is a replay: 403. Malformed
-XML, a wrong AppID or a DOCTYPE with entities is a 400. The wire format both
+XML, a wrong AppID, a DTD or a body not in UTF-8 is a 400. The wire format both
 ways is `handlers/wire.py`'s; the meaning of a message is `bot.chat`'s business.
 """
 

@@ -22,6 +22,7 @@ user's message carries exactly one article.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import re
@@ -29,6 +30,8 @@ import secrets
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_without_dtd
 from werobot.crypto import MessageCrypt
 from werobot.replies import Article, ArticlesReply, TextReply
 
@@ -40,7 +43,9 @@ TIME_DIGITS = 12  # a Unix time in seconds has 10 digits until the year 2286
 # Pushes nest four deep at most (xml > SendPicsInfo > PicList > item > PicMd5Sum); reading
 # nesting without a bound would be recursion without one.
 MAX_DEPTH = 8
-_DOCTYPE = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+# WeChat writes UTF-8; these marks, or a declaration naming another encoding, mean another.
+_OTHER_BOMS = (codecs.BOM_UTF32_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE)
+_DECLARED = re.compile(r"""\ufeff?\s*<\?xml\s[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 ACK = "success"  # WeChat's "received, nothing to say": no retry, nothing shown
 # Trailing punctuation WeChat's speech recognition adds ("13800138000。"): not what was meant.
 SPOKEN_TAIL = "。.！!？?，,、 "
@@ -278,19 +283,40 @@ def parse(raw: bytes | str) -> dict:
     """Push or reply XML as a dict of its elements; WireError(400) for anything else.
 
     A leaf is its text (stripped, as WeChat's pushes are read by everyone), an element with
-    children a dict, a repeated child a list; nesting deeper than MAX_DEPTH is no push. A DOCTYPE is refused before parsing: WeChat
-    never sends one, and entity definitions are how XML bombs and external entities come in.
+    children a dict, a repeated child a list; nesting deeper than MAX_DEPTH is no push.
+    WeChat writes UTF-8 and never a DTD: a body in another encoding is refused, and the parser
+    itself (defusedxml, `forbid_dtd`) refuses any DTD, whatever the bytes look like, since
+    entity definitions are how XML bombs and external entities come in.
     """
-    data = raw.encode("utf-8") if isinstance(raw, str) else raw
-    if _DOCTYPE.search(data):
-        raise WireError(400, "a DOCTYPE in a push")
+    text = _utf8(raw)
     try:
-        root = ElementTree.fromstring(data)
+        root = parse_without_dtd(text, forbid_dtd=True)  # text, so expat reads it as UTF-8
+    except DefusedXmlException:
+        raise WireError(400, "a DTD in a push") from None
     except ElementTree.ParseError:
         raise WireError(400, "malformed XML") from None
     if root.tag != "xml" or not len(root):
         raise WireError(400, "malformed XML")
     return _element(root, 0)
+
+
+def _utf8(raw: bytes | str) -> str:
+    """The body as text when it is UTF-8 through and through; WireError(400) when it is not:
+    a UTF-16 or UTF-32 byte-order mark, a declaration naming another encoding, bytes that do
+    not decode, or NUL characters (UTF-16 or UTF-32 written without a mark)."""
+    if isinstance(raw, bytes):
+        if raw.startswith(_OTHER_BOMS):
+            raise WireError(400, "not UTF-8: a UTF-16 or UTF-32 byte-order mark")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError(400, "not UTF-8") from None
+    declared = _DECLARED.match(raw)
+    if declared and declared[1].lower() not in ("utf-8", "utf8"):
+        raise WireError(400, f"not UTF-8: declared {declared[1][:20]!r}")
+    if "\x00" in raw:
+        raise WireError(400, "not UTF-8: NUL characters")
+    return raw
 
 
 def _element(element: ElementTree.Element, depth: int):
