@@ -36,7 +36,9 @@ class WeChatHandler(BaseHandler):
         """WeChat signs its requests instead; there is no cookie to check."""
 
     def set_default_headers(self) -> None:
-        """XML for WeChat's servers: the pages' browser policies have nothing to guard here."""
+        """XML for WeChat's servers: the pages' browser policies have nothing to guard here, but
+        a reply may repeat a name, a phone and an address (a form's summary): never stored."""
+        self.set_header("Cache-Control", "private, no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def prepare(self) -> None:
