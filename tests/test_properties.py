@@ -247,6 +247,21 @@ def test_a_signed_push_with_any_fields_gets_an_answer_or_a_400(live, push):
     assert CRASH not in text
 
 
+@given(
+    push=fields,
+    encoding=st.sampled_from(["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"]),
+)
+@SOME
+def test_a_signed_push_written_in_another_encoding_is_a_400(live, push, encoding):
+    """WeChat writes UTF-8: UTF-16 or UTF-32, marked or not, is refused, never parsed as it
+    says (a DTD in it went past a byte search: review 2, F4)."""
+    body = "<xml>" + "".join(f"<{name}>{cdata(value)}</{name}>" for name, value in push.items())
+    body += "</xml>"
+    raw = body.encode(encoding, "replace")
+    status, text = live.wx.post_raw(raw, live.wx.signed_query(nonce=str(abs(hash(raw)))))
+    assert status == 400 and "Traceback" not in text
+
+
 # -- the chat ----------------------------------------------------------------------
 
 
