@@ -1,4 +1,4 @@
-"""What a person types and others read must stay plain words: nothing hidden, no markup, no links.
+r"""What a person types and others read must stay plain words: nothing hidden, no markup, no links.
 
 Usage::
 
@@ -7,9 +7,10 @@ Usage::
     refuse_markup("快看 gift-claim.ru/x", "留言")   # Invalid(Code.MARKUP_REFUSED, label="留言")
     neutral("<a href=…>点此领取</a>")               # "＜a href=…＞点此领取＜/a＞": for what is echoed
 
-Every field a person fills in freely (a blessing, a name, an address, a thank-you note) goes
-through `free_text`, in chat and on the web, because what they type reaches someone else: a
-friend's chat and card, the giver's chat, the courier's export.
+Every field a person fills in freely (a blessing, an address, a thank-you note; a name, whose
+link is "no name" in its own words) goes through these rules, in chat and on the web, because
+what they type reaches someone else: a friend's chat and card, the giver's chat, the courier's
+export.
 
 **Hidden characters.** A right-to-left override (U+202E) turns `gpj.exe` into `exe.jpg`; a
 zero-width space (U+200B), an isolate (U+2066) or a tag character (U+E0000–E007F) makes a text
