@@ -19,6 +19,7 @@ class Code(StrEnum):
     # an answer to a form field
     REQUIRED = "required"
     MARKUP_REFUSED = "markup_refused"
+    HIDDEN_CHARACTERS = "hidden_characters"  # any free text (bot/forms/safety.py)
     NAME_EMPTY = "name_empty"
     NAME_TOO_LONG = "name_too_long"
     NAME_INVALID = "name_invalid"
@@ -38,7 +39,6 @@ class Code(StrEnum):
     VARIANT_UNKNOWN = "variant_unknown"
     QUANTITY_INVALID = "quantity_invalid"
     QUANTITY_RANGE = "quantity_range"
-    BLESSING_INVALID = "blessing_invalid"
     BLESSING_TOO_LONG = "blessing_too_long"
     # sharing a gift
     OUT_OF_STOCK = "out_of_stock"
@@ -54,7 +54,6 @@ class Code(StrEnum):
     ALREADY_CLAIMED = "already_claimed"
     # a thank-you note
     THANKS_EMPTY = "thanks_empty"
-    THANKS_INVALID = "thanks_invalid"
     THANKS_TOO_LONG = "thanks_too_long"
     THANKS_NO_ORDER = "thanks_no_order"
     THANKS_ALREADY = "thanks_already"

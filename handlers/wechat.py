@@ -4,7 +4,7 @@ The signature (and in safe mode `msg_signature`, then decryption) is checked in
 `prepare()`, before anything reads the body: a forged request is refused with
 403 and touches nothing. In plaintext mode the signature does not cover the
 body, so a used (timestamp, nonce) with another body is a replay: 403. Malformed
-XML, a wrong AppID or a DOCTYPE with entities is a 400. The wire format both
+XML, a wrong AppID, a DTD or a body not in UTF-8 is a 400. The wire format both
 ways is `handlers/wire.py`'s; the meaning of a message is `bot.chat.chat`'s business.
 """
 
@@ -37,7 +37,9 @@ class WeChatHandler(BaseHandler):
         """WeChat signs its requests instead; there is no cookie to check."""
 
     def set_default_headers(self) -> None:
-        """XML for WeChat's servers: the pages' browser policies have nothing to guard here."""
+        """XML for WeChat's servers: the pages' browser policies have nothing to guard here, but
+        a reply may repeat a name, a phone and an address (a form's summary): never stored."""
+        self.set_header("Cache-Control", "private, no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
 
     def prepare(self) -> None:

@@ -22,6 +22,7 @@ user's message carries exactly one article.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
 import re
@@ -29,6 +30,8 @@ import secrets
 from dataclasses import dataclass
 from xml.etree import ElementTree
 
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_without_dtd
 from werobot.crypto import MessageCrypt
 from werobot.replies import Article, ArticlesReply, TextReply
 
@@ -36,7 +39,13 @@ from bot.chat.chat import Incoming
 from bot.replies import Card, Reply, Text
 
 MAX_CLOCK_SKEW = 300  # seconds; an older signed request is a replay
-_DOCTYPE = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+TIME_DIGITS = 12  # a Unix time in seconds has 10 digits until the year 2286
+# Pushes nest four deep at most (xml > SendPicsInfo > PicList > item > PicMd5Sum); reading
+# nesting without a bound would be recursion without one.
+MAX_DEPTH = 8
+# WeChat writes UTF-8; these marks, or a declaration naming another encoding, mean another.
+_OTHER_BOMS = (codecs.BOM_UTF32_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF16_LE)
+_DECLARED = re.compile(r"""\ufeff?\s*<\?xml\s[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 ACK = "success"  # WeChat's "received, nothing to say": no retry, nothing shown
 # Trailing punctuation WeChat's speech recognition adds ("13800138000。"): not what was meant.
 SPOKEN_TAIL = "。.！!？?，,、 "
@@ -79,9 +88,17 @@ def check_query(token: str, query: dict[str, str], now: float) -> None:
     expected = signature(token, query.get("timestamp", ""), query.get("nonce", ""))
     if not same(expected, query.get("signature", "")):
         raise WireError(403, "bad signature")
-    stamp = query.get("timestamp", "")
-    if not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > MAX_CLOCK_SKEW:
+    stamp = seconds(query.get("timestamp"))
+    if stamp is None or abs(now - stamp) > MAX_CLOCK_SKEW:
         raise WireError(403, "stale timestamp")
+
+
+def seconds(text: object) -> int | None:
+    """A Unix time written as WeChat writes it (1–12 ASCII digits), or None: `int()` of 5,000
+    digits raises, and of `①` or `٣` is no time at all."""
+    if isinstance(text, str) and 0 < len(text) <= TIME_DIGITS and text.isascii() and text.isdigit():
+        return int(text)
+    return None
 
 
 def open_push(body: bytes, query: dict[str, str], crypt: MessageCrypt | None) -> dict:
@@ -111,18 +128,10 @@ def incoming(fields: dict) -> Incoming:
     openid, kind, created = (
         fields.get("FromUserName"),
         fields.get("MsgType"),
-        fields.get("CreateTime"),
+        seconds(fields.get("CreateTime")),
     )
-    valid = (
-        isinstance(openid, str)
-        and 0 < len(openid) <= 64
-        and isinstance(kind, str)
-        and isinstance(created, str)
-        and created.isascii()
-        and created.isdigit()
-        and len(created) <= 12
-    )
-    if not valid:
+    valid = isinstance(openid, str) and 0 < len(openid) <= 64 and isinstance(kind, str)
+    if not valid or created is None:
         raise WireError(400, "missing FromUserName, MsgType or CreateTime")
     kind = kind.lower()
     text = _text(fields.get("Content"))
@@ -133,7 +142,7 @@ def incoming(fields: dict) -> Incoming:
         openid=openid,
         account=_text(fields.get("ToUserName")),
         kind=kind,
-        create_time=int(created),
+        create_time=created,
         msg_id=_text(fields.get("MsgId"))[:64],
         text=text,
         event=_text(fields.get("Event")).lower() if kind == "event" else "",
@@ -249,12 +258,11 @@ def reply_problems(fields: dict, msg: Incoming, now: float) -> list[str]:
         )
     if fields.get("FromUserName") != msg.account:
         problems.append(f"FromUserName is {fields.get('FromUserName')!r}, not the account")
-    created = _text(fields.get("CreateTime"))
-    if (
-        not (created.isascii() and created.isdigit() and len(created) <= 12)
-        or abs(now - int(created)) > MAX_CLOCK_SKEW
-    ):
-        problems.append(f"CreateTime {created!r} is not the current time in seconds")
+    created = seconds(fields.get("CreateTime"))
+    if created is None or abs(now - created) > MAX_CLOCK_SKEW:
+        problems.append(
+            f"CreateTime {fields.get('CreateTime')!r} is not the current time in seconds"
+        )
     kind = fields.get("MsgType")
     if kind not in REPLY_TYPES:
         problems.append(f"MsgType {kind!r} is not one WeChat accepts")
@@ -275,27 +283,50 @@ def parse(raw: bytes | str) -> dict:
     """Push or reply XML as a dict of its elements; WireError(400) for anything else.
 
     A leaf is its text (stripped, as WeChat's pushes are read by everyone), an element with
-    children a dict, a repeated child a list. A DOCTYPE is refused before parsing: WeChat
-    never sends one, and entity definitions are how XML bombs and external entities come in.
+    children a dict, a repeated child a list; nesting deeper than MAX_DEPTH is no push.
+    WeChat writes UTF-8 and never a DTD: a body in another encoding is refused, and the parser
+    itself (defusedxml, `forbid_dtd`) refuses any DTD, whatever the bytes look like, since
+    entity definitions are how XML bombs and external entities come in.
     """
-    data = raw.encode("utf-8") if isinstance(raw, str) else raw
-    if _DOCTYPE.search(data):
-        raise WireError(400, "a DOCTYPE in a push")
+    text = _utf8(raw)
     try:
-        root = ElementTree.fromstring(data)
+        root = parse_without_dtd(text, forbid_dtd=True)  # text, so expat reads it as UTF-8
+    except DefusedXmlException:
+        raise WireError(400, "a DTD in a push") from None
     except ElementTree.ParseError:
         raise WireError(400, "malformed XML") from None
     if root.tag != "xml" or not len(root):
         raise WireError(400, "malformed XML")
-    return _element(root)
+    return _element(root, 0)
 
 
-def _element(element: ElementTree.Element):
+def _utf8(raw: bytes | str) -> str:
+    """The body as text when it is UTF-8 through and through; WireError(400) when it is not:
+    a UTF-16 or UTF-32 byte-order mark, a declaration naming another encoding, bytes that do
+    not decode, or NUL characters (UTF-16 or UTF-32 written without a mark)."""
+    if isinstance(raw, bytes):
+        if raw.startswith(_OTHER_BOMS):
+            raise WireError(400, "not UTF-8: a UTF-16 or UTF-32 byte-order mark")
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WireError(400, "not UTF-8") from None
+    declared = _DECLARED.match(raw)
+    if declared and declared[1].lower() not in ("utf-8", "utf8"):
+        raise WireError(400, f"not UTF-8: declared {declared[1][:20]!r}")
+    if "\x00" in raw:
+        raise WireError(400, "not UTF-8: NUL characters")
+    return raw
+
+
+def _element(element: ElementTree.Element, depth: int):
     if not len(element):
         return element.text.strip() if element.text else None
+    if depth >= MAX_DEPTH:
+        raise WireError(400, f"nested deeper than {MAX_DEPTH} elements")
     out: dict = {}
     for child in element:
-        value = _element(child)
+        value = _element(child, depth + 1)
         if child.tag not in out:
             out[child.tag] = value
         elif isinstance(out[child.tag], list):

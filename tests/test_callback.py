@@ -87,6 +87,47 @@ def test_malformed_message_is_400_and_changes_nothing(bot, body):
     assert User.select().count() == 0
 
 
+# A small entity made 1,000,000 characters by two levels of ten references each.
+EXPANDING = (
+    '<!DOCTYPE xml [<!ENTITY a "' + "礼" * 10_000 + '">'
+    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+)
+
+
+@pytest.mark.parametrize(
+    ("dtd", "content", "encoding"),
+    [
+        ('<!DOCTYPE xml [<!ENTITY w "礼品">]>', "&w;", "utf-16"),
+        ('<!DOCTYPE xml [<!ENTITY w "礼品">]>', "&w;", "utf-16-le"),
+        (EXPANDING, "&c;", "utf-16"),
+        ('<!DOCTYPE xml [<!ENTITY w "礼品">]>', "&w;", "utf-8"),
+    ],
+    ids=["utf-16-entity", "utf-16-le-without-mark", "utf-16-1mb-expansion", "utf-8-entity"],
+)
+def test_a_signed_push_with_a_dtd_is_400_in_any_encoding(bot, dtd, content, encoding):
+    """Review 2, F4: in UTF-16 the DOCTYPE guard (a byte search) saw nothing, the entity was
+    expanded and the push answered 200 (a 1 MB expansion too)."""
+    xml = bot.wx.text_xml("o_a", "X").replace("<![CDATA[X]]>", content)
+    declaration = f'<?xml version="1.0" encoding="{encoding.upper()}"?>'
+    body = (declaration + dtd + xml).encode(encoding)
+    status, _ = bot.wx.post_raw(body, bot.wx.signed_query())
+    assert status == 400
+    assert User.select().count() == 0 and InboundMessage.select().count() == 0
+
+
+def test_a_signed_push_that_is_not_utf8_is_400(bot):
+    xml = bot.wx.text_xml("o_a", "礼品")
+    for body in (
+        xml.encode("utf-16"),
+        xml.encode("utf-32"),
+        xml.encode("gbk"),
+        ('<?xml version="1.0" encoding="GB2312"?>' + xml).encode("gb2312"),
+    ):
+        assert bot.wx.post_raw(body, bot.wx.signed_query())[0] == 400, body[:40]
+    assert User.select().count() == 0
+    assert bot.wx.post_raw(xml.encode("utf-8"), bot.wx.signed_query())[0] == 200
+
+
 def test_wechat_retry_of_a_message_gets_the_same_reply_and_acts_once(bot):
     for text in ("1", "送", "1", "跳过"):
         bot.wx.text("o_alice", text)
@@ -262,3 +303,23 @@ def test_a_failed_request_logs_its_path_never_its_query(bot, log_lines):
     everything = json.dumps(log_lines())
     assert "o_secret" not in everything and "oauthcode" not in everything
     assert "0123abcd" not in everything
+
+
+def test_a_push_signed_over_a_5000_digit_timestamp_is_403_not_a_crash(bot, log_lines):
+    """Review 2, F3: `int()` of over 4,300 digits raises; the time is read as 1-12 digits."""
+    query = bot.wx.signed_query(timestamp="9" * 5000)
+    status, text = bot.wx.post_raw(bot.wx.text_xml("o_a", "礼品"), query)
+    assert status == 403 and "Traceback" not in text
+    assert not [line for line in log_lines() if line.get("event") == "request crashed"]
+    assert User.select().count() == 0
+
+
+def test_a_signed_push_nested_6000_deep_is_400_not_a_crash(bot, log_lines):
+    """Review 2, F3: reading nesting without a bound ran out of stack (RecursionError)."""
+    deep = "<a>" * 6000 + "x" + "</a>" * 6000
+    body = bot.wx.text_xml("o_a", "礼品").replace("</xml>", f"<Extra>{deep}</Extra></xml>")
+    assert len(body) < 64 * 1024, "under the body limit: the parser has to read it"
+    status, text = bot.wx.post_raw(body, bot.wx.signed_query())
+    assert status == 400 and "Traceback" not in text
+    assert not [line for line in log_lines() if line.get("event") == "request crashed"]
+    assert User.select().count() == 0

@@ -51,23 +51,44 @@ def test_metrics_count_messages_replies_orders_and_the_outbox(bot):
     assert drained[key] - after.get(key, 0) == 1
 
 
-def test_metrics_refuse_a_request_that_came_through_a_proxy(bot):
-    for header in ("X-Real-IP", "X-Forwarded-For"):
-        r = requests.get(f"{bot.url}/metrics", headers={header: "203.0.113.9"}, timeout=10)
-        assert r.status_code == 403
+def status(url: str, **headers) -> int:
+    return requests.get(f"{url}/metrics", headers=headers, timeout=10).status_code
+
+
+def test_behind_the_configured_proxy_only_a_client_it_names_on_this_machine_is_answered(
+    bot_factory,
+):
+    """`[server] xheaders`: the proxy on this machine names each client it forwards."""
+    bot = bot_factory(server={"xheaders": True})
+    for named in ("203.0.113.9", "2001:db8::1"):
+        assert status(bot.url, **{"X-Real-IP": named}) == 403
+        assert status(bot.url, **{"X-Forwarded-For": named}) == 403
+        assert status(bot.url, **{"X-Real-IP": named, "X-Forwarded-For": "127.0.0.1"}) == 403
+    assert status(bot.url, **{"X-Real-IP": "127.0.0.1"}) == 200, "a client here, through it"
+    assert status(bot.url) == 200, "the scraper here asks 127.0.0.1 straight: no proxy named"
+
+
+def test_without_a_proxy_configured_no_header_speaks_for_the_socket(bot):
+    """Review 2, F11: the answer was decided by which headers were missing. Now by the socket's
+    peer (and a configured proxy's word): a header from this machine changes nothing."""
+    for header in ("X-Real-IP", "X-Forwarded-For", "CF-Connecting-IP", "True-Client-IP"):
+        assert status(bot.url, **{header: "203.0.113.9"}) == 200, header
+    assert status(bot.url, Forwarded="for=203.0.113.9;proto=https") == 200
 
 
 @pytest.mark.skipif(outward_ip() is None, reason="this machine has no non-loopback address")
+@pytest.mark.parametrize("xheaders", [False, True], ids=["no-proxy", "proxy"])
 @pytest.mark.parametrize("public", [False, True])
-def test_metrics_answer_another_machine_only_when_configured(bot_factory, public):
-    bot = bot_factory(server={"metrics_public": public})
+def test_metrics_answer_another_machine_only_when_configured(bot_factory, public, xheaders):
+    bot = bot_factory(server={"metrics_public": public, "xheaders": xheaders})
     ip = outward_ip()
 
     async def listen_outward() -> int:
         sockets = bind_sockets(0, ip)
-        HTTPServer(bot.app).add_sockets(sockets)
+        HTTPServer(bot.app, xheaders=xheaders).add_sockets(sockets)
         return sockets[0].getsockname()[1]
 
     port = bot.run(listen_outward())
-    r = requests.get(f"http://{ip}:{port}/metrics", timeout=10)
-    assert r.status_code == (200 if public else 403)
+    for headers in ({}, {"X-Real-IP": "127.0.0.1"}, {"X-Forwarded-For": "127.0.0.1"}):
+        r = requests.get(f"http://{ip}:{port}/metrics", headers=headers, timeout=10)
+        assert r.status_code == (200 if public else 403), headers

@@ -85,3 +85,44 @@ def test_push_xml_keeps_any_text_and_reads_back_unchanged():
     typed = "A&B <3 ]]> 祝你"
     msg = push("text", Content=typed, MsgId=4)
     assert msg.text == typed
+
+
+PUSH = "<xml><FromUserName>o_user</FromUserName><MsgType>text</MsgType><Content>{}</Content></xml>"
+DTD = '<!DOCTYPE xml [<!ENTITY w "礼品">]>'
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_a_dtd_is_refused_in_any_encoding(encoding, declared):
+    """Review 2, F4: a byte search for `<!DOCTYPE` missed it in UTF-16, and ElementTree
+    expanded the entity. Now a body not in UTF-8 is refused, and the parser (defusedxml)
+    refuses any DTD in one that is."""
+    head = f'<?xml version="1.0" encoding="{encoding.upper()}"?>' if declared else ""
+    body = (head + DTD + PUSH.format("&w;")).encode(encoding)
+    reason = "a DTD" if encoding == "utf-8" else "not UTF-8"
+    with pytest.raises(wire.WireError, match=reason) as refused:
+        wire.parse(body)
+    assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        PUSH.format("礼品").encode("utf-16"),  # a byte-order mark
+        PUSH.format("礼品").encode("utf-16-le"),  # none: NULs
+        PUSH.format("礼品").encode("utf-32-be"),
+        ('<?xml version="1.0" encoding="GBK"?>' + PUSH.format("ok")).encode("utf-8"),
+        ("<?xml version='1.0' encoding='iso-8859-1'?>" + PUSH.format("ok")).encode("utf-8"),
+        PUSH.format("礼品").encode("gbk"),  # bytes that are not UTF-8
+    ],
+    ids=["utf-16-bom", "utf-16-le", "utf-32-be", "declared-gbk", "declared-latin1", "gbk-bytes"],
+)
+def test_a_body_that_is_not_utf8_is_refused(body):
+    with pytest.raises(wire.WireError, match="not UTF-8") as refused:
+        wire.parse(body)
+    assert refused.value.status == 400
+
+
+def test_utf8_declared_or_not_with_or_without_its_mark_is_read():
+    for head in ("", '<?xml version="1.0" encoding="UTF-8"?>', "\ufeff", "<?xml version='1.0'?>"):
+        assert wire.parse((head + PUSH.format("礼品")).encode("utf-8"))["Content"] == "礼品"

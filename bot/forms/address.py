@@ -27,7 +27,7 @@ from typing import Any
 
 from bot.codes import Code
 from bot.forms.base import Invalid
-from bot.forms.safety import refuse_markup
+from bot.forms.safety import free_text
 from bot.words import normalize
 
 MAX_LENGTH = 120
@@ -60,7 +60,7 @@ def parse_address(text: str) -> dict[str, str]:
         raise Invalid(Code.ADDRESS_EMPTY)
     if len(text) > MAX_LENGTH:
         raise Invalid(Code.ADDRESS_TOO_LONG, length=len(text), limit=MAX_LENGTH)
-    refuse_markup(text, "地址")
+    free_text(text, "地址")
     table = _table()
     end, province, city, district = _read_region(table, text)
     if province is None:

@@ -22,14 +22,11 @@ from phonenumbers import PhoneNumberType
 
 from bot.codes import Code
 from bot.forms.base import Invalid
-from bot.forms.safety import has_markup
+from bot.forms.safety import has_markup, refuse_hidden
 from bot.words import normalize
 
 NAME_MAX = 20
 
-# Zero-width joiner glues emoji together; every other format character (RTL
-# override, zero-width space) only serves to make a label look unlike its text.
-_ALLOWED_FORMAT = {"\u200d"}
 _PHONE_PUNCTUATION = re.compile(r"[\s\-().·/]")
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
@@ -41,8 +38,9 @@ def parse_name(text: str) -> str:
         raise Invalid(Code.NAME_EMPTY)
     if len(name) > NAME_MAX:
         raise Invalid(Code.NAME_TOO_LONG, text=name, length=len(name), limit=NAME_MAX)
-    if any(_is_control(ch) for ch in name) or has_markup(name):
-        raise Invalid(Code.NAME_INVALID, text=_printable(name))
+    refuse_hidden(name, "姓名")  # what the courier reads must be what the recipient typed
+    if has_markup(name):
+        raise Invalid(Code.NAME_INVALID, text=name)
     # Digits-only, emoji-only and punctuation-only all lack a letter (Chinese characters are letters).
     if not any(unicodedata.category(ch).startswith("L") for ch in name):
         raise Invalid(Code.NAME_INVALID, text=name)
@@ -90,13 +88,3 @@ def show_phone(e164: str) -> str:
 
 def _national(e164: str) -> str:
     return e164.removeprefix("+86") if e164.startswith("+86") else e164.lstrip("+")
-
-
-def _is_control(ch: str) -> bool:
-    category = unicodedata.category(ch)
-    return category in ("Cc", "Cs", "Co") or (category == "Cf" and ch not in _ALLOWED_FORMAT)
-
-
-def _printable(text: str) -> str:
-    # The template echoes the text back; control characters would garble the chat line.
-    return "".join(ch for ch in text if not _is_control(ch))

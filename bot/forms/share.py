@@ -19,7 +19,7 @@ import unicodedata
 from bot.codes import Code
 from bot.forms.base import Field, Form, FormContext, Invalid, small_number
 from bot.forms.order import check_variant, parse_variant
-from bot.forms.safety import refuse_markup
+from bot.forms.safety import free_text
 from bot.words import Word, normalize
 
 
@@ -71,9 +71,7 @@ def parse_blessing(text: str, ctx: FormContext) -> str:
 
 
 def check_blessing(value: str, ctx: FormContext) -> str:
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n" for ch in value):
-        raise Invalid(Code.BLESSING_INVALID)
-    refuse_markup(value, "祝福语")
+    free_text(value, "祝福语", lines=True)
     most = ctx.config.shares.blessing_max_length
     if len(value) > most:
         raise Invalid(Code.BLESSING_TOO_LONG, length=len(value), most=most)

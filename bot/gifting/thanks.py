@@ -12,12 +12,11 @@ Usage::
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
-from bot.forms.safety import refuse_markup
+from bot.forms.safety import free_text
 from bot.outgoing.notices import Notices
 from bot.words import Word, after
 from storage.db import locked, write_transaction
@@ -69,9 +68,7 @@ def check(config: Config, text: str) -> str:
     words = "\n".join(line.strip() for line in (text or "").strip().splitlines() if line.strip())
     if not words:
         raise Invalid(Code.THANKS_EMPTY)
-    if any(unicodedata.category(ch) in ("Cc", "Cf") and ch != "\n" for ch in words):
-        raise Invalid(Code.THANKS_INVALID)
     most = config.shares.thanks_max_length
     if len(words) > most:
         raise Invalid(Code.THANKS_TOO_LONG, length=len(words), most=most)
-    return refuse_markup(words, "留言")
+    return free_text(words, "留言", lines=True)

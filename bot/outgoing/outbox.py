@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from bot import metrics
+from bot import logs, metrics
 from storage import hot
 from storage.db import is_postgres, write_transaction
 from storage.models import Outbox, utcnow
@@ -247,7 +247,9 @@ class Worker:
         }
         if self._fenced(row, status="sent", **done):
             metrics.outbox_sent(row.kind, "sent")
-            log.info("outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": row.key})
+            log.info(
+                "outbox sent", extra={"outbox_id": row.id, "kind": row.kind, "key": _shown(row)}
+            )
 
     def failed(self, row: Outbox, exc: Exception) -> None:
         channel = self.channels.get(row.kind)
@@ -273,8 +275,9 @@ class Worker:
             extra={
                 "outbox_id": row.id,
                 "kind": row.kind,
+                "key": _shown(row),
                 "attempts": row.attempts,
-                "error": str(exc),
+                "error": logs.scrubbed(str(exc), _person(row)),
             },
         )
 
@@ -308,6 +311,16 @@ class CannotTell(Exception):
 
 def _iso(when: dt.datetime | None) -> str | None:
     return when.isoformat(timespec="seconds") + "Z" if when else None
+
+
+def _person(row: Outbox) -> str | None:
+    """The OpenID a row is addressed to, if any (a WeChat message's `openid`)."""
+    return row.payload.get("openid") if isinstance(row.payload, dict) else None
+
+
+def _shown(row: Outbox) -> str:
+    """The row's key as its log lines show it: never a raw OpenID (SECURITY.md)."""
+    return logs.key_shown(row.key, _person(row))
 
 
 def reference(row_id: int) -> str:

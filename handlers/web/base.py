@@ -88,6 +88,11 @@ class BaseHandler(tornado.web.RequestHandler):
         )
 
     def set_default_headers(self) -> None:
+        # Nearly every page is someone's: a gift page as its visitor sees it, the form with what
+        # they typed, the confirmation's name, phone and address, the giver's status, the pay
+        # page. No shared cache may keep one, nor a browser on disk; a page meant for anyone
+        # (the claim QR) says so itself.
+        self.set_header("Cache-Control", "private, no-store")
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
         self.set_header(

@@ -37,8 +37,15 @@ class Health(BaseHandler):
 class Metrics(BaseHandler):
     """Prometheus' scrape: for this machine only, unless `[server] metrics_public = true`.
 
-    Behind a reverse proxy every request comes from 127.0.0.1, so one that carries the
-    proxy's X-Real-IP / X-Forwarded-For header is not taken for this machine's own.
+    Two things are believed, and nothing else: the socket's peer, and the proxy the config
+    names. The peer must be this machine. Without `[server] xheaders` no proxy is configured,
+    so that is all: a header that names a client (`X-Real-IP`, `Forwarded`, `CF-Connecting-IP`)
+    came from a process on this machine, which may say anything. With `xheaders` the peer may
+    be the proxy on this machine, which names every client it forwards in X-Real-IP (and
+    X-Forwarded-For); Tornado reads that name into `remote_ip`, and it must be this machine
+    too. A request naming no client did not come through the proxy: a scraper here asked
+    127.0.0.1 straight. (A proxy in front without `xheaders` is a config that cannot tell its
+    clients apart; the shipped nginx also answers /metrics with a 404.)
     """
 
     async def get(self) -> None:
@@ -52,5 +59,8 @@ class Metrics(BaseHandler):
 
     def from_this_machine(self) -> bool:
         peer = self.request.connection.context.address
-        proxied = any(h in self.request.headers for h in ("X-Real-Ip", "X-Forwarded-For"))
-        return isinstance(peer, tuple) and is_loopback_host(peer[0]) and not proxied
+        return (
+            isinstance(peer, tuple)
+            and is_loopback_host(peer[0])
+            and is_loopback_host(self.request.remote_ip)  # the peer, or whom the proxy names
+        )
