@@ -6,6 +6,7 @@ by a certificate already known; each on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 
@@ -140,6 +141,23 @@ def test_a_new_certificate_is_learned_when_it_first_signs_and_the_old_retires(un
     assert Share.get(Share.token == token).payment == "paid"
 
 
+def test_a_certificate_no_longer_listed_is_no_longer_believed(unpaid):
+    bot, pay, token, number = unpaid
+    old_key, old = pay.standin.notification_signer
+    new = pay.standin.issue_certificate()
+    bot.clock.offset += dt.timedelta(hours=12)
+    bot.run(bot.services.sweep_once())  # the new one learned while the old one still signs
+    pay.standin.use_certificate(new)
+    pay.standin.retire_certificate(old)  # delisted at once, though its own end is years away
+    bot.clock.offset += dt.timedelta(hours=12)
+
+    bot.run(bot.services.sweep_once())
+
+    assert kept() == {pay.standin.signing_serial}
+    assert notify(bot, pay, number, signer=old_key, serial=old) == 401
+    assert notify(bot, pay, number) == 204
+
+
 def test_the_sweep_downloads_when_due_once_for_all_workers(unpaid):
     bot, pay, token, number = unpaid
     worker = another_worker(bot)
@@ -150,6 +168,16 @@ def test_the_sweep_downloads_when_due_once_for_all_workers(unpaid):
         bot.run(bot.services.sweep_once())
         bot.run(worker.reconcile_once())  # the other worker's sweep, right after
         assert downloads(pay) == 2
+        bot.clock.offset += dt.timedelta(seconds=61)
+
+        async def both() -> list[bool]:
+            return await asyncio.gather(
+                bot.services.pay.client.refresh_certificates(),
+                worker.client.refresh_certificates(),
+            )
+
+        assert sorted(bot.run(both())) == [False, True]  # at once: one of them downloads
+        assert downloads(pay) == 3
     finally:
         worker.close()
 
