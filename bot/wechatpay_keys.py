@@ -109,6 +109,9 @@ def utc(now: float) -> dt.datetime:
 
 
 class PlatformKeys:
+    """WeChat Pay's keys as this worker knows them: the merchant's configured public key, and
+    the platform certificates of the database's rows."""
+
     def __init__(self, merchant: Merchant, db: Runner):
         self.merchant, self.db = merchant, db
         self._certificates: dict[str, Certificate] = {}  # this worker's view of the rows

@@ -149,15 +149,16 @@ def test_the_go_sdks_download_signed_by_its_own_key_is_believed_as_the_first(tmp
     signed = answer_headers(key, "D7CE59D1F522D701", body, now)
     stranger = answer_headers(rsa.generate_private_key(65537, 2048), "D7CE59D1F522D701", body, now)
 
-    async def download(headers) -> list:
-        return await keys._believe(Fetched(200, headers, body), now)
+    def download(headers: dict, at: float) -> bool:
+        async def fetch() -> Fetched:
+            return Fetched(200, headers, body)
+
+        return asyncio.run(keys.refresh(fetch, at))
 
     try:
-        with pytest.raises(Unusable, match="does not verify"):
-            asyncio.run(download(stranger))
+        assert download(stranger, now) is False  # not signed by the certificate it brings
         assert PlatformCertificate.select().count() == 0
-        [kept] = asyncio.run(download(signed))
-        assert kept.serial_no == "D7CE59D1F522D701"
+        assert download(signed, now + 61) is True
         assert [row.serial_no for row in PlatformCertificate.select()] == ["D7CE59D1F522D701"]
     finally:
         db.close()
