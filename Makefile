@@ -16,6 +16,10 @@ PAID_TESTS ?= $(addprefix tests/test_,$(addsuffix .py,chat_share chat_order clai
 	order_sms thanks_revoke fulfilment reminders surprise draws draw_workers chat_concurrency \
 	mobile_claims share_status wechat_pushes metrics workers browser_new_ways callback properties))
 
+# The paid story again with a merchant of WeChat Pay's platform certificates instead of its public
+# key (GIFTBOT_TEST_WECHATPAY_VERIFY=certificates, tests/fakes/wechatpay.py): about 30 seconds.
+CERT_TESTS ?= tests/test_payments.py tests/test_pay_notify.py
+
 .PHONY: run test lint format worker bench clean lock
 
 # Exactly the versions CI tested, each checked against its hash (requirements.lock), then the
@@ -42,10 +46,12 @@ worker: $(STAMP)
 
 # The suite as it is (free mode), then again in [payments] mode "wechatpay": every bot against
 # the WeChat Pay stand-in, the giver paying after 确认 (tests/conftest.py, tests/paying.py);
-# tests about free mode only are skipped there, each saying why.
+# tests about free mode only are skipped there, each saying why. Then the paid story with
+# platform certificates.
 test: $(STAMP) lint
 	$(BIN)/pytest
 	GIFTBOT_TEST_PAYMENTS=wechatpay $(BIN)/pytest $(PAID_TESTS)
+	GIFTBOT_TEST_WECHATPAY_VERIFY=certificates $(BIN)/pytest $(CERT_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -297,7 +297,32 @@ class MobileCode(BaseModel):
         )
 
 
+# -- WeChat Pay's platform certificates (issue 23) --------------------------------------
+
+
+class PlatformCertificate(BaseModel):
+    """A WeChat Pay platform certificate, as the last download of `GET /v3/certificates` that
+    listed it gave it (decrypted with the APIv3 key): every worker verifies with these rows."""
+
+    serial_no = pw.CharField(max_length=64, primary_key=True)  # upper-case hex
+    pem = pw.TextField()
+    effective_at = pw.DateTimeField()
+    expires_at = pw.DateTimeField()  # the earlier of its 弃用时间 and the certificate's own end
+    listed_at = pw.DateTimeField()
+
+
+class CertificateDownload(BaseModel):
+    """The one row (id 1) that paces downloads of the platform certificates across workers:
+    when the last was tried, when one last succeeded, and how the last went."""
+
+    id = pw.IntegerField(primary_key=True)
+    tried_at = pw.DateTimeField(null=True)
+    succeeded_at = pw.DateTimeField(null=True)
+    outcome = pw.TextField(default="")
+
+
 ALL_MODELS = [
     User, Gift, Share, Order, ShareVisit, Conversation, InboundMessage, PushNonce, Outbox,
-    ApiToken, CatalogueVersion, DrawEntry, MobileCode, PayOrder, Refund,
+    ApiToken, CatalogueVersion, DrawEntry, MobileCode, PayOrder, Refund, PlatformCertificate,
+    CertificateDownload,
 ]  # fmt: skip

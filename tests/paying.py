@@ -19,10 +19,16 @@ reached the stand-in ([] in free mode).
 
 The stand-in's clock is the bot's (tests move it), so signatures, time windows, an order's
 time_expire and the one-minute rule between refunds all run on the same time.
+
+WeChat Pay's signature: with GIFTBOT_TEST_WECHATPAY_VERIFY=certificates (tests/fakes/wechatpay.py)
+every stand-in is a merchant's of platform certificates and pay_overrides leaves the public
+key out, so the same tests run the bot in certificate mode; `paying_bot(..., verification=)`
+picks one mode whatever the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
@@ -65,6 +71,8 @@ def unix(bot) -> float:
 
 
 def pay_overrides(tmp_path, keys: MerchantKeys, pay: FakeWeChatPay, **wechatpay) -> dict:
+    """[payments] in wechatpay mode against `pay`: with WeChat Pay's public key when its
+    stand-in has one, else (a merchant of platform certificates) with both its keys empty."""
     private = tmp_path / "apiclient_key.pem"
     private.write_text(private_pem(keys.merchant))
     public = tmp_path / "pub_key.pem"
@@ -73,6 +81,7 @@ def pay_overrides(tmp_path, keys: MerchantKeys, pay: FakeWeChatPay, **wechatpay)
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    key_id = pay.standin.public_key_id
     return {
         "payments": {
             "mode": "wechatpay",
@@ -81,8 +90,8 @@ def pay_overrides(tmp_path, keys: MerchantKeys, pay: FakeWeChatPay, **wechatpay)
                 "api_v3_key": API_V3_KEY,
                 "private_key_path": str(private),
                 "cert_serial_no": SERIAL_NO,
-                "public_key_path": str(public),
-                "public_key_id": pay.standin.public_key_id,
+                "public_key_path": str(public) if key_id else "",
+                "public_key_id": key_id or "",
                 "api_base": pay.gateway,
                 "retry_seconds": 1,
                 "timeout_seconds": 2,
@@ -93,16 +102,24 @@ def pay_overrides(tmp_path, keys: MerchantKeys, pay: FakeWeChatPay, **wechatpay)
     }
 
 
-@pytest.fixture
-def pay_bot(bot_factory, pay_keys, tmp_path):
+@contextlib.contextmanager
+def paying_bot(bot_factory, keys: MerchantKeys, tmp_path, **options):
+    """(bot, pay): a bot in wechatpay mode against its own stand-in, on the bot's clock;
+    `options` go to FakeWeChatPay (verification="certificates": a merchant of certificates)."""
     holder: dict = {}
     fake = FakeWeChatPay(
-        pay_keys, clock=lambda: unix(holder["bot"]), retry_scale=1e-4, answer_timeout=2
+        keys, clock=lambda: unix(holder["bot"]), retry_scale=1e-4, answer_timeout=2, **options
     )
     with fake as pay:
-        bot = bot_factory(**pay_overrides(tmp_path, pay_keys, pay))
+        bot = bot_factory(**pay_overrides(tmp_path, keys, pay))
         holder["bot"] = bot
         yield bot, pay
+
+
+@pytest.fixture
+def pay_bot(bot_factory, pay_keys, tmp_path):
+    with paying_bot(bot_factory, pay_keys, tmp_path) as pair:
+        yield pair
 
 
 def share_to_pay(bot, giver="o_giver", quantity="1", number="1", blessing="生日快乐") -> str:
@@ -160,15 +177,16 @@ def balance_holds() -> dict:
 
 
 def signed_notification(
-    keys: MerchantKeys,
     pay: FakeWeChatPay,
     plaintext: dict,
     now: float,
     event_type: str = "TRANSACTION.SUCCESS",
     api_v3_key: str = API_V3_KEY,
     signer=None,
+    serial: str | None = None,
 ) -> tuple[bytes, dict]:
-    """A notification as WeChat Pay writes one (or, with another key or signer, as a forger
+    """A notification as WeChat Pay writes one, signed by the key or certificate the stand-in
+    signs its notifications with (or, with another api_v3_key, signer or serial, as a forger
     would): its body and headers."""
     original = "transaction" if event_type.startswith("TRANSACTION") else "refund"
     envelope = {
@@ -180,7 +198,8 @@ def signed_notification(
         "resource": encrypt_resource(api_v3_key, original, plaintext),
     }
     body = dump(envelope)
-    headers = answer_headers(signer or keys.platform, pay.standin.public_key_id, body, now)
+    key, own_serial = pay.standin.notification_signer
+    headers = answer_headers(signer or key, serial or own_serial, body, now)
     return body, headers | {"Content-Type": "application/json"}
 
 

@@ -5,6 +5,7 @@ is logged; WeChat Pay's own repeats (and two servers receiving one at once) act 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import re
 import threading
@@ -13,7 +14,7 @@ import time
 import pytest
 import requests
 from fakes.wechatpay import FakeWeChatPay, eventually, new_key
-from helpers import BOTH_DATABASES, xsrf
+from helpers import BOTH_DATABASES, browser, xsrf
 from paying import (
     balance_holds,
     open_pay_page,
@@ -61,9 +62,9 @@ def refused(log_lines, status: int, count: int = 1) -> list[dict]:
     return lines()
 
 
-def test_the_real_notification_marks_the_share_paid_and_its_repeats_act_once(unpaid, pay_keys):
+def test_the_real_notification_marks_the_share_paid_and_its_repeats_act_once(unpaid):
     bot, pay, token, number = unpaid
-    body, headers = signed_notification(pay_keys, pay, transaction_of(pay, number), unix(bot))
+    body, headers = signed_notification(pay, transaction_of(pay, number), unix(bot))
     for _ in range(3):
         answer = post_notify(bot, body, headers)
         assert answer.status_code == 204 and answer.content == b""
@@ -75,13 +76,13 @@ def test_the_real_notification_marks_the_share_paid_and_its_repeats_act_once(unp
     balance_holds()
 
 
-def test_a_forged_signature_is_refused_and_logged(unpaid, pay_keys, log_lines):
+def test_a_forged_signature_is_refused_and_logged(unpaid, log_lines):
     bot, pay, token, number = unpaid
     plaintext = transaction_of(pay, number)
-    body, headers = signed_notification(pay_keys, pay, plaintext, unix(bot), signer=new_key())
+    body, headers = signed_notification(pay, plaintext, unix(bot), signer=new_key())
     assert post_notify(bot, body, headers).status_code == 401
     tampered_body = body.replace(b"encrypt-resource", b"encrypt-resourcE")
-    _, good = signed_notification(pay_keys, pay, plaintext, unix(bot))
+    _, good = signed_notification(pay, plaintext, unix(bot))
     assert post_notify(bot, tampered_body, good).status_code == 401
     probe = good | {"Wechatpay-Signature": SIGNTEST + base64.b64encode(b"x" * 256).decode()}
     assert post_notify(bot, body, probe).status_code == 401
@@ -94,14 +95,63 @@ def test_a_forged_signature_is_refused_and_logged(unpaid, pay_keys, log_lines):
     assert len(lines) == 5 and all(line["reason"] for line in lines), lines
 
 
-def test_a_replayed_notification_outside_the_five_minute_window_is_refused(unpaid, pay_keys):
+def test_a_replayed_notification_outside_the_five_minute_window_is_refused(unpaid):
+    """The window is less than 5 minutes, as wechatpay-go and wechatpay-java hold it: a
+    timestamp 300 whole seconds away, past or future, is already outside."""
     bot, pay, token, number = unpaid
-    old = unix(bot) - 301
-    body, headers = signed_notification(pay_keys, pay, transaction_of(pay, number), old)
-    assert post_notify(bot, body, headers).status_code == 401
-    future = unix(bot) + 301
-    body, headers = signed_notification(pay_keys, pay, transaction_of(pay, number), future)
-    assert post_notify(bot, body, headers).status_code == 401
+    for offset in (300, -300, 301, -301, -(10**9)):
+        now = second_just_begun(bot) + offset
+        body, headers = signed_notification(pay, transaction_of(pay, number), now)
+        assert post_notify(bot, body, headers).status_code == 401, offset
+    nothing_changed(token)
+    now = second_just_begun(bot) - 299
+    body, headers = signed_notification(pay, transaction_of(pay, number), now)
+    assert post_notify(bot, body, headers).status_code == 204
+
+
+def second_just_begun(bot) -> int:
+    """Move the bot's clock to just after a whole second and return it: a notification sent
+    now arrives within that second (WeChat Pay's timestamps are whole seconds)."""
+    bot.clock.offset += dt.timedelta(seconds=1.02 - unix(bot) % 1)
+    return int(unix(bot))
+
+
+def test_a_signature_of_another_type_or_none_is_refused(unpaid, log_lines):
+    bot, pay, token, number = unpaid
+    body, headers = signed_notification(pay, transaction_of(pay, number), unix(bot))
+    sm2 = headers | {"Wechatpay-Signature-Type": "WECHATPAY2-SM2-WITH-SM3"}
+    untyped = {k: v for k, v in headers.items() if k != "Wechatpay-Signature-Type"}
+
+    assert post_notify(bot, body, sm2).status_code == 401
+    assert post_notify(bot, body, untyped).status_code == 401
+
+    nothing_changed(token)
+    lines = refused(log_lines, 401, count=2)
+    assert all("Signature-Type" in line["reason"] for line in lines), lines
+    assert post_notify(bot, body, headers).status_code == 204
+
+
+def test_an_answer_of_another_signature_type_is_not_believed(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    pay.standin.sign_next("answer", signature_type="WECHATPAY2-SM2-WITH-SM3")
+    session = browser(bot, "o_giver")
+    page = session.get(f"{bot.url}/pay/{token}", timeout=10)
+
+    answer = session.post(f"{bot.url}/pay/{token}/order", data={"_xsrf": xsrf(page)}, timeout=10)
+
+    assert answer.status_code == 502  # WeChat Pay's answer could not be believed
+    assert PayOrder.get().prepay_id == ""
+    assert open_pay_page(bot, token)[1]["package"].startswith("prepay_id=")
+
+
+def test_a_timestamp_of_5000_digits_is_a_401_not_a_crash(unpaid):
+    bot, pay, token, number = unpaid
+    body, headers = signed_notification(pay, transaction_of(pay, number), unix(bot))
+
+    answer = post_notify(bot, body, headers | {"Wechatpay-Timestamp": "1" * 5000})
+
+    assert answer.status_code == 401 and answer.json() == {"code": "FAIL", "message": "失败"}
     nothing_changed(token)
 
 
@@ -129,36 +179,38 @@ def test_a_notification_that_does_not_match_our_order_changes_nothing(
 ):
     bot, pay, token, number = unpaid
     plaintext = transaction_of(pay, number, **changes)
-    body, headers = signed_notification(pay_keys, pay, plaintext, unix(bot))
+    body, headers = signed_notification(pay, plaintext, unix(bot))
     assert post_notify(bot, body, headers).status_code == 400
     nothing_changed(token)
     assert refused(log_lines, 400)
 
 
-def test_a_malformed_notification_is_a_400(unpaid, pay_keys):
+def test_a_malformed_notification_is_a_400(unpaid):
     bot, pay, token, number = unpaid
     plaintext = transaction_of(pay, number)
     wrong_key = "0" * 32
-    body, headers = signed_notification(pay_keys, pay, plaintext, unix(bot), api_v3_key=wrong_key)
+    body, headers = signed_notification(pay, plaintext, unix(bot), api_v3_key=wrong_key)
     assert post_notify(bot, body, headers).status_code == 400
+    key, serial = pay.standin.notification_signer
     for raw in (b"not json", b"{}", b'{"resource": 1}', json.dumps({"resource": {}}).encode()):
         now = str(int(unix(bot)))
         message = f"{now}\nn0nce\n".encode() + raw + b"\n"
         headers = {
             "Wechatpay-Timestamp": now, "Wechatpay-Nonce": "n0nce",
-            "Wechatpay-Signature": sign(pay_keys.platform, message),
-            "Wechatpay-Serial": pay.standin.public_key_id, "Content-Type": "application/json",
+            "Wechatpay-Signature": sign(key, message), "Wechatpay-Serial": serial,
+            "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+            "Content-Type": "application/json",
         }  # fmt: skip
         assert post_notify(bot, raw, headers).status_code == 400, raw
     nothing_changed(token)
 
 
 @BOTH_DATABASES
-def test_the_same_notification_received_at_once_by_several_workers_acts_once(unpaid, pay_keys):
+def test_the_same_notification_received_at_once_by_several_workers_acts_once(unpaid):
     """Eight deliveries at once: the server's database threads (PostgreSQL: each its own
     connection and transaction, as separate workers are) race to settle the one order."""
     bot, pay, token, number = unpaid
-    body, headers = signed_notification(pay_keys, pay, transaction_of(pay, number), unix(bot))
+    body, headers = signed_notification(pay, transaction_of(pay, number), unix(bot))
     start = threading.Barrier(8)
     answers = []
 
@@ -227,7 +279,7 @@ def test_two_server_processes_receiving_the_same_notification_at_once_act_once(
         (number,) = pay.standin.orders
         pay.standin.pay(number, notify_after=3600)
         plaintext = transaction_of(pay, number)
-        body, headers = signed_notification(pay_keys, pay, plaintext, time.time())
+        body, headers = signed_notification(pay, plaintext, time.time())
         start = threading.Barrier(8)
         answers = []
 

@@ -1,5 +1,6 @@
 """[payments] in the config and in the /dev sandbox: keys checked at start-up (a broken one
-stops the bot naming it); the sandbox plays the paid story against the built-in stand-in of
+stops the bot naming it, half of WeChat Pay's public key too; none of it: platform
+certificates); the sandbox plays the paid story against the built-in stand-in of
 WeChat Pay, whose signed notification goes through the real /pay/notify."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from helpers import xsrf
 from paying import pay_overrides, share_to_pay
 
 from bot.config import ConfigError, parse
+from bot.money.wechatpay import Merchant
 from storage.models import Share
 
 
@@ -51,6 +53,8 @@ def test_free_mode_has_no_pay_pages_and_shares_as_before(bot_factory):
         ({"private_key_path": "/nonexistent.pem"}, "payments.wechatpay.private_key_path"),
         ({"public_key_path": "PRIVATE"}, "payments.wechatpay.public_key_path"),
         ({"public_key_id": "12345"}, "payments.wechatpay.public_key_id"),
+        ({"public_key_id": ""}, "payments.wechatpay.public_key_id"),  # half of the public key
+        ({"public_key_path": ""}, "payments.wechatpay.public_key_path"),  # the other half
         ({"cert_serial_no": "not hex!"}, "payments.wechatpay.cert_serial_no"),
         ({"retry_seconds": 0}, "payments.wechatpay.retry_seconds"),
     ],
@@ -66,6 +70,22 @@ def test_a_broken_wechatpay_config_names_its_key(tmp_path, pay_keys, wechatpay, 
     with pytest.raises(ConfigError) as refused:
         make_config(f"sqlite:///{tmp_path}/x.db", "http://127.0.0.1:8080", **overrides)
     assert refused.value.key == key, refused.value
+
+
+def test_without_the_public_key_the_merchant_verifies_with_platform_certificates(
+    tmp_path, pay_keys
+):
+    class Gateway:
+        standin = type("S", (), {"public_key_id": None})  # a merchant of certificates
+        gateway = "https://api.mch.weixin.qq.com"
+
+    overrides = pay_overrides(tmp_path, pay_keys, Gateway)
+    config = make_config(f"sqlite:///{tmp_path}/x.db", "http://127.0.0.1:8080", **overrides)
+
+    w = config.payments.wechatpay
+    assert (w.public_key_path, w.public_key_id) == ("", "")
+    merchant = Merchant.from_config(config)
+    assert (merchant.public_key, merchant.public_key_id) == (None, "")
 
 
 def test_the_mode_and_the_hold_are_checked(tmp_path):

@@ -1,4 +1,5 @@
-"""The WeChat Pay stand-in, driven by the official-protocol SDK (wechatpayv3) and by hand.
+"""The WeChat Pay stand-in, driven by the official-protocol SDK (wechatpayv3) and by hand, as a
+merchant of WeChat Pay's public key (its platform certificates: test_wechatpay_certificates.py).
 
 The SDK verifies every 2xx answer with the stand-in's public key (core.py,
 `_verify_signature`), so each success below also shows the answers are signed as
@@ -68,7 +69,9 @@ def clock() -> MovableClock:
 @pytest.fixture
 def fake(keys, clock):
     # retries 100 000 times faster than WeChat Pay's, a 0.5 s answer window instead of 5 s
-    with FakeWeChatPay(keys, clock=clock, retry_scale=1e-5, answer_timeout=0.5) as running:
+    with FakeWeChatPay(
+        keys, clock=clock, retry_scale=1e-5, answer_timeout=0.5, verification="public_key"
+    ) as running:
         yield running
 
 
@@ -796,7 +799,7 @@ def test_a_notification_to_a_public_host_is_never_sent_from_here(wxpay, fake):
 
 
 def test_under_a_prefix_the_sdk_signs_the_api_path_and_is_answered(keys, shop):
-    with FakeWeChatPay(keys, prefix="/dev/wechatpay") as mounted:
+    with FakeWeChatPay(keys, prefix="/dev/wechatpay", verification="public_key") as mounted:
         client = sdk(mounted, keys, shop.notify_url)
 
         assert order(client)[0] == 200

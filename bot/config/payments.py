@@ -1,5 +1,7 @@
 """The rules of `[payments]`: the mode, the hold, and in `wechatpay` mode a merchant whose keys
-load (or, in the /dev sandbox with no key paths, the built-in stand-in of WeChat Pay).
+load (or, in the /dev sandbox with no key paths, the built-in stand-in of WeChat Pay). WeChat
+Pay's own signature is checked with its public key (`public_key_path` and `public_key_id`
+both set) or, both left empty, with its platform certificates, downloaded at run time.
 
 Usage::
 
@@ -56,13 +58,33 @@ def check_payments(config: Config) -> None:
         raise ConfigError(f"{KEY}.api_v3_key", "must be 32 characters (the APIv3 key)")
     if not SERIAL_RE.match(w.cert_serial_no):
         raise ConfigError(f"{KEY}.cert_serial_no", "must be the API certificate's serial (hex)")
-    if not w.public_key_id.startswith("PUB_KEY_ID_"):
-        raise ConfigError(f"{KEY}.public_key_id", "must be WeChat Pay's key id, PUB_KEY_ID_…")
     load_private(w.private_key_path, f"{KEY}.private_key_path", config.path)
-    load_public(w.public_key_path, f"{KEY}.public_key_path", config.path)
+    check_public_key(config)
     parts = urlsplit(w.api_base)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"{KEY}.api_base", f"must be an absolute http(s) URL, not {w.api_base!r}")
+
+
+def check_public_key(config: Config) -> None:
+    """Both keys of WeChat Pay's public key, or neither (then platform certificates)."""
+    w = config.payments.wechatpay
+    if not w.public_key_path and not w.public_key_id:
+        return
+    if not w.public_key_id:
+        raise ConfigError(
+            f"{KEY}.public_key_id",
+            "is needed with public_key_path (WeChat Pay's key id, PUB_KEY_ID_…); "
+            "leave both empty to verify with platform certificates",
+        )
+    if not w.public_key_id.startswith("PUB_KEY_ID_"):
+        raise ConfigError(f"{KEY}.public_key_id", "must be WeChat Pay's key id, PUB_KEY_ID_…")
+    if not w.public_key_path:
+        raise ConfigError(
+            f"{KEY}.public_key_path",
+            "is needed with public_key_id (WeChat Pay's public key, pub_key.pem); "
+            "leave both empty to verify with platform certificates",
+        )
+    load_public(w.public_key_path, f"{KEY}.public_key_path", config.path)
 
 
 def _read(path: str, key: str, config_path: Path | None) -> bytes:

@@ -7,11 +7,13 @@ Usage::
     view = await desk.page(token, openid)           # PayView: what the pay page shows
     bridge = await desk.attempt(token, openid)      # a JSAPI order; raises Invalid or PayError
     status = await desk.notify(headers, raw_body)   # 204, or raises NotifyRefused (4xx)
-    await desk.reconcile_once()                     # ask about orders and refunds gone quiet
+    await desk.reconcile_once()                     # the sweep's: certificates when due, then
+                                                    # orders and refunds gone quiet asked about
     desk.channels()                                 # {"wechatpay_close": Channel, "wechatpay_refund": …}
 
-A notification is believed only when WeChat Pay's signature checks, its time is within 5
-minutes and its resource decrypts; then its merchant, AppID, out_trade_no and amount must
+A notification is believed only when WeChat Pay's signature checks (its public key or a
+platform certificate, bot/wechatpay_keys.py), its time is less than 5 minutes from now and
+its resource decrypts; then its merchant, AppID, out_trade_no and amount must
 match our own records. Acting on it is one transaction that locks the order's row, so
 WeChat Pay's repeats (and two workers receiving one at once) act once.
 """
@@ -28,6 +30,7 @@ from bot.config import Config
 from bot.gifting import shares
 from bot.money import payments
 from bot.money.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
+from bot.money.wechatpay_keys import PlatformKeys
 from bot.outgoing.outbox import Channel
 from bot.render import Renderer
 from storage.models import PayOrder, Share
@@ -75,7 +78,8 @@ class PayDesk:
         self.config, self.merchant, self.renderer, self.db, self.clock = (
             config, merchant, renderer, db, clock,
         )  # fmt: skip
-        self.client = WeChatPayClient(merchant, clock=lambda: unix(self.clock()))
+        keys = PlatformKeys(merchant, db)  # platform certificates shared through the database
+        self.client = WeChatPayClient(merchant, keys, clock=lambda: unix(self.clock()))
         self.wake: Callable[[], None] = lambda: None  # the outbox worker's, once it exists
         self.every = dt.timedelta(seconds=config.payments.wechatpay.reconcile_seconds)
 
@@ -120,7 +124,9 @@ class PayDesk:
     async def notify(self, headers, body: bytes) -> int:
         """A notification at /pay/notify: 204 when acted on (or acted on before)."""
         now = self.clock()
-        note_id, event, resource = self.merchant.open_notification(headers, body, unix(now))
+        if why := await self.client.check(headers, body):
+            raise NotifyRefused(401, why)
+        note_id, event, resource = self.merchant.open_notification(body)
         if event == "TRANSACTION.SUCCESS":
             outcome = await self._paid(resource, now)
         elif event.startswith("REFUND."):
@@ -222,8 +228,10 @@ class PayDesk:
     # -- reconciliation ----------------------------------------------------------------------
 
     async def reconcile_once(self) -> int:
-        """Ask WeChat Pay about open orders and unfinished refunds that have gone quiet; act on
-        what it says as on a notification. Returns how many were asked about."""
+        """The sweep's turn at WeChat Pay: platform certificates downloaded when due, then open
+        orders and unfinished refunds that have gone quiet asked about, and what WeChat Pay
+        says acted on as a notification. Returns how many were asked about."""
+        await self.client.refresh_certificates(due_only=True)
         now = self.clock()
         numbers = await self.db.write(payments.quiet_orders, now, now - self.every)
         for number in numbers:

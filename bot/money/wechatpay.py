@@ -1,21 +1,24 @@
-"""Our client of WeChat Pay API v3 (a direct merchant, JSAPI, public-key mode), on Tornado's
-AsyncHTTPClient: the documented signing, never a blocking call on the loop.
+"""Our client of WeChat Pay API v3 (a direct merchant, JSAPI), on Tornado's AsyncHTTPClient:
+the documented signing, never a blocking call on the loop.
 
 Usage::
 
     merchant = Merchant.from_config(config)            # keys loaded from [payments.wechatpay]
-    pay = WeChatPayClient(merchant, clock=lambda: time.time())
+    pay = WeChatPayClient(merchant, PlatformKeys(merchant, db), clock=lambda: time.time())
     prepay_id = await pay.jsapi("T…", "明前龙井礼盒 ×2", 33600, "o_giver", time_expire)
     bridge = pay.bridge(prepay_id)                     # what WeixinJSBridge's getBrandWCPayRequest takes
     transaction = await pay.query("T…")                # raises PayError(404, "ORDER_NOT_EXIST")
     await pay.close_order("T…"); await pay.refund("T…", "R…", refund=16800, total=33600)
-    event_type, resource = merchant.open_notification(headers, raw_body, now)   # or NotifyRefused
+    why = await pay.check(headers, raw_body)           # a notification: None when WeChat Pay's own
+    note_id, event_type, resource = merchant.open_notification(raw_body)   # or NotifyRefused
+    await pay.refresh_certificates(due_only=True)      # the sweep: platform certificates fresh
 
 Every request is signed (`WECHATPAY2-SHA256-RSA2048`, RSA-SHA256 over
 `METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n` with the merchant's key); every 2xx answer
-and every notification is checked against WeChat Pay's public key and a 5-minute timestamp
-window before anything in it is believed. The sources are `../shared/WECHAT.md` §12 and
-pay.weixin.qq.com's v3 pages; `handlers/standins/wechatpay*.py` plays the other side.
+and every notification is checked (bot/wechatpay_keys.py: WeChat Pay's public key or its
+platform certificates, a timestamp less than 5 minutes from now) before anything in it is
+believed. The sources are `../shared/WECHAT.md` §12 and pay.weixin.qq.com's v3 pages;
+`handlers/standins/wechatpay*.py` plays the other side.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,9 +42,10 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from bot.config import Config
 from bot.config.payments import load_private, load_public
+from bot.money.wechatpay_certs import Unusable
+from bot.money.wechatpay_keys import SCHEME, Fetched, PlatformKeys
 
-SCHEME = "WECHATPAY2-SHA256-RSA2048"
-WINDOW = 300  # seconds: a signature older or newer than this is refused
+CERTIFICATES = "/v3/certificates?algorithm_type=RSA"  # the platform certificates' download
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 USER_AGENT = "gift-bot (WeChat Pay API v3)"
 MAX_CLIENTS = 10
@@ -78,7 +82,9 @@ class Merchant:
     api_v3_key: str
     private_key: rsa.RSAPrivateKey
     serial_no: str
-    public_key: rsa.RSAPublicKey | None  # WeChat Pay's; None until a sandbox stand-in is made
+    # WeChat Pay's public key and its PUB_KEY_ID_…; None and "" when the merchant verifies with
+    # platform certificates (or until the sandbox's stand-in is made)
+    public_key: rsa.RSAPublicKey | None
     public_key_id: str
     api_base: str
     notify_url: str
@@ -91,8 +97,10 @@ class Merchant:
         if "private_key" not in keys:
             keys["private_key"] = load_private(w.private_key_path, f"{where}.private_key_path",
                                                config.path)  # fmt: skip
-            keys["public_key"] = load_public(w.public_key_path, f"{where}.public_key_path",
-                                             config.path)  # fmt: skip
+            keys["public_key"] = None  # without it, platform certificates (bot/wechatpay_keys.py)
+            if w.public_key_path:
+                keys["public_key"] = load_public(w.public_key_path, f"{where}.public_key_path",
+                                                 config.path)  # fmt: skip
         return cls(
             mchid=w.mchid,
             appid=config.wechat.app_id,
@@ -121,35 +129,9 @@ class Merchant:
 
     # -- theirs ----------------------------------------------------------------------------
 
-    def check_signed(self, headers: Any, body: bytes, now: float) -> str | None:
-        """Why an answer or notification is not WeChat Pay's own, current one; None if it is."""
-        timestamp = headers.get("Wechatpay-Timestamp", "")
-        nonce = headers.get("Wechatpay-Nonce", "")
-        signature = headers.get("Wechatpay-Signature", "")
-        # int() of over 4,300 digits raises, and sending them needs no signature: 12 at most.
-        well_formed = len(timestamp) <= 12 and timestamp.isascii() and timestamp.isdigit()
-        if not (well_formed and nonce and signature):
-            return "Wechatpay-* headers missing or malformed"
-        if headers.get("Wechatpay-Serial", "") != self.public_key_id:
-            return "signed with a key that is not WeChat Pay's configured public key"
-        if abs(now - int(timestamp)) > WINDOW:
-            return "timestamp outside the 5-minute window (a replay, or a clock adrift)"
-        if self.public_key is None:
-            return "WeChat Pay's public key is not known yet"
-        message = f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
-        try:
-            raw = base64.b64decode(signature, validate=True)
-            self.public_key.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
-        except (InvalidSignature, binascii.Error, ValueError):
-            return "signature does not verify"
-        return None
-
-    def open_notification(self, headers: Any, body: bytes, now: float) -> tuple[str, str, dict]:
-        """A notification checked and decrypted: (its id, event_type, the plaintext resource).
-        Raises NotifyRefused: 401 for a signature or time that fails, 400 for a bad body."""
-        why = self.check_signed(headers, body, now)
-        if why:
-            raise NotifyRefused(401, why)
+    def open_notification(self, body: bytes) -> tuple[str, str, dict]:
+        """A notification whose signature checked, decrypted: (its id, event_type, the
+        plaintext resource). Raises NotifyRefused(400) for a body that does not open."""
         try:
             envelope = json.loads(body)
             resource = envelope["resource"]
@@ -176,8 +158,10 @@ class Merchant:
 class WeChatPayClient:
     """The calls the bot makes; safe to share between tasks of one event loop."""
 
-    def __init__(self, merchant: Merchant, clock: Callable[[], float] = time.time):
-        self.merchant, self.clock = merchant, clock
+    def __init__(
+        self, merchant: Merchant, keys: PlatformKeys, clock: Callable[[], float] = time.time
+    ):
+        self.merchant, self.keys, self.clock = merchant, keys, clock
         self._client: AsyncHTTPClient | None = None
 
     def close(self) -> None:
@@ -244,16 +228,51 @@ class WeChatPayClient:
             "paySign": pay_sign,
         }
 
+    async def check(self, headers: Any, body: bytes) -> str | None:
+        """Why an answer or a notification is not WeChat Pay's own, current one; None if it is
+        (a certificate not known yet is downloaded first, once, paced across workers)."""
+        return await self.keys.check(headers, body, self.clock(), self._certificates)
+
+    async def refresh_certificates(self, *, due_only: bool = False) -> bool:
+        """Download the platform certificates now (or, `due_only`, when due); True if kept."""
+        return await self.keys.refresh(self._certificates, self.clock(), due_only=due_only)
+
+    async def _certificates(self) -> Fetched:
+        try:
+            return await self.fetch("GET", CERTIFICATES)
+        except PayError as exc:
+            raise Unusable(str(exc)) from None
+
     async def call(self, method: str, uri: str, body: dict | None = None) -> dict:
         """One signed call; the answer's JSON ({} for 204) once its signature checks."""
-        m = self.merchant
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() if body else b""
+        response = await self.fetch(method, uri, raw)
+        if response.status >= 300:
+            try:
+                error = json.loads(response.body)
+                code, message = str(error.get("code", "")), str(error.get("message", ""))
+            except (ValueError, AttributeError):
+                code, message = "UNKNOWN", response.body[:200].decode(errors="replace")
+            raise PayError(response.status, code, message)
+        why = await self.check(response.headers, response.body)
+        if why:
+            raise PayError(None, "ANSWER_NOT_TRUSTED", why)
+        try:
+            return json.loads(response.body) if response.body else {}
+        except ValueError:
+            text = response.body[:200].decode(errors="replace")
+            raise PayError(None, "ANSWER_NOT_JSON", text) from None
+
+    async def fetch(self, method: str, uri: str, raw: bytes = b"") -> Fetched:
+        """One signed request; its answer as it came (raises PayError when none came)."""
+        m = self.merchant
         headers = {
             "Authorization": m.authorization(method, uri, raw, self.clock()),
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
-            "Wechatpay-Serial": m.public_key_id,
         }
+        if serial := self.keys.accept_serial():
+            headers["Wechatpay-Serial"] = serial
         if method == "POST":
             headers["Content-Type"] = "application/json"
         request = HTTPRequest(
@@ -270,21 +289,7 @@ class WeChatPayClient:
             raise PayError(None, "NETWORK", str(exc)) from None
         if response.code == 599:
             raise PayError(None, "NETWORK", str(response.error))
-        text = response.body or b""
-        if response.code >= 300:
-            try:
-                error = json.loads(text)
-                code, message = str(error.get("code", "")), str(error.get("message", ""))
-            except (ValueError, AttributeError):
-                code, message = "UNKNOWN", text[:200].decode(errors="replace")
-            raise PayError(response.code, code, message)
-        why = m.check_signed(response.headers, text, self.clock())
-        if why:
-            raise PayError(None, "ANSWER_NOT_TRUSTED", why)
-        try:
-            return json.loads(text) if text else {}
-        except ValueError:
-            raise PayError(None, "ANSWER_NOT_JSON", text[:200].decode(errors="replace")) from None
+        return Fetched(response.code, response.headers, response.body or b"")
 
     def _http(self) -> AsyncHTTPClient:
         if self._client is None:

@@ -1,5 +1,6 @@
-"""A stand-in for WeChat Pay API v3 (a direct merchant, JSAPI, public-key mode), as strict as
-the real one: it refuses what WeChat Pay refuses, with its status and `{"code","message"}`.
+"""A stand-in for WeChat Pay API v3 (a direct merchant, JSAPI), as strict as the real one: it
+refuses what WeChat Pay refuses, with its status and `{"code","message"}`, and signs with its
+public key, its platform certificates, or both (a merchant switching over).
 
 Usage::
 
@@ -7,8 +8,10 @@ Usage::
         mchid="1900000109", appid="wx0fake0app0id0000",
         merchant_public_key=pem, merchant_serial_no="5157F09EFDC096DE15EBE81A47057A72",
         api_v3_key="a 32-character APIv3 key.......",
+        verification="public_key",             # or "certificates", or "both": wechatpay_certs.py
     )                                          # and its own key pair unless given one
     standin.public_key_id, standin.platform_public_key_pem   # what the merchant configures
+    standin.rotate_certificate()               # and the other controls of wechatpay_certs.py
     app = tornado.web.Application(standin.routes("/dev/wechatpay"))   # api_base = <host>/dev/wechatpay
 
     standin.pay("T202601010001")               # the payer paid; a TRANSACTION.SUCCESS is queued
@@ -24,7 +27,8 @@ Usage::
 Endpoints (under the prefix): POST /v3/pay/transactions/jsapi; GET
 /v3/pay/transactions/out-trade-no/{no}?mchid= and /v3/pay/transactions/id/{id}?mchid=;
 POST /v3/pay/transactions/out-trade-no/{no}/close; POST /v3/refund/domestic/refunds;
-GET /v3/refund/domestic/refunds/{no}; GET /v3/certificates (none: public-key mode).
+GET /v3/refund/domestic/refunds/{no}; GET /v3/certificates (404 for a merchant of the
+public key alone, as measured).
 
 The signature covers the path after the prefix, as a client whose gateway is
 `<host><prefix>` signs it. The one deliberate deviation from WeChat Pay: a
@@ -42,6 +46,7 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from handlers.standins.wechatpay_certs import Signing
 from handlers.standins.wechatpay_http import (
     ENDPOINTS,
     FAILURES,
@@ -65,7 +70,7 @@ from handlers.standins.wechatpay_wire import (
 )
 
 
-class WeChatPayStandIn(Api):
+class WeChatPayStandIn(Api, Signing):
     """WeChat Pay for one merchant and one AppID: the API, its notifications, and knobs."""
 
     def __init__(
@@ -81,6 +86,8 @@ class WeChatPayStandIn(Api):
         clock: Callable[[], float] = time.time,
         retry_scale: float = 1.0,
         answer_timeout: float = 5.0,
+        verification: str = "public_key",
+        certificate_key: bytes | str | rsa.RSAPrivateKey | None = None,
     ):
         if len(api_v3_key.encode()) != 32:
             raise ValueError("the APIv3 key has 32 characters: it is the AES-256 key")
@@ -90,14 +97,16 @@ class WeChatPayStandIn(Api):
         if platform_private_key is None:
             platform_private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.platform_key = load_private_key(platform_private_key)
-        self.public_key_id = public_key_id or "PUB_KEY_ID_0112" + digits(24)
+        self.public_key_id: str | None = public_key_id or "PUB_KEY_ID_0112" + digits(24)
         self.clock = clock
+        self._lock = threading.RLock()  # knobs run in the caller's thread, requests in the loop's
+        key = load_private_key(certificate_key) if certificate_key is not None else None
+        self._init_signing(verification, key)
         self.ledger = Ledger(mchid, appid, clock)
         self.notifier = Notifier(self._sign_notification, clock, retry_scale, answer_timeout)
         self.requests: list[Received] = []
         self._injections: dict[str, list[_Injection]] = {}
         self._probe_answer = False
-        self._lock = threading.RLock()  # knobs run in the caller's thread, requests in the loop's
 
     @property
     def platform_public_key_pem(self) -> bytes:
@@ -203,9 +212,9 @@ class WeChatPayStandIn(Api):
     # -- notifications ---------------------------------------------------------------------
 
     def _sign_notification(self, body: bytes, probe: bool) -> dict[str, str]:
-        headers = answer_headers(
-            self.platform_key, self.public_key_id, body, self.clock(), probe=probe
-        )
+        with self._lock:
+            key, serial, kind = self._signature("notification")
+        headers = answer_headers(key, serial, body, self.clock(), probe=probe, signature_type=kind)
         return headers | {"User-Agent": "Mozilla/4.0"}  # what WeChat Pay's notifications send
 
     def _notify(

@@ -6,8 +6,9 @@ Usage::
     auth = parse_authorization(headers.get("Authorization"))      # or raises Refusal (401)
     message = request_message("POST", "/v3/pay/transactions/jsapi", auth.timestamp, auth.nonce, raw)
     verify(merchant_public_key, message, auth.signature)           # True / False
-    headers = answer_headers(platform_key, "PUB_KEY_ID_01...", raw_answer, now)
+    headers = answer_headers(platform_key, "PUB_KEY_ID_01...", raw_answer, now)   # or a serial
     resource = encrypt_resource(api_v3_key, "transaction", {"out_trade_no": ...})
+    sealed = seal(api_v3_key, pem_bytes, "certificate")   # a listed certificate's encryption
 
 Sources (pay.weixin.qq.com/doc/v3/merchant/...): 4012365342 签名认证 (the request's
 five lines `METHOD\\nURL\\nTIMESTAMP\\nNONCE\\nBODY\\n`, RSA-SHA256 PKCS#1 v1.5, base64;
@@ -129,13 +130,15 @@ def verify(public_key: rsa.RSAPublicKey, message: bytes, signature: str) -> bool
 
 def answer_headers(
     private_key: rsa.RSAPrivateKey,
-    public_key_id: str,
+    serial: str,
     body: bytes,
     now: float,
     *,
     probe: bool = False,
+    signature_type: str = SCHEME,
 ) -> dict[str, str]:
-    """The headers that make an answer or a notification checkable. `probe` writes a
+    """The headers that make an answer or a notification checkable, signed by the key that
+    `serial` names (a PUB_KEY_ID_… or a platform certificate's serial). `probe` writes a
     `WECHATPAY/SIGNTEST/` signature that must fail, as WeChat Pay now and then does."""
     timestamp, nonce = str(int(now)), secrets.token_hex(16)
     signature = sign(private_key, answer_message(timestamp, nonce, body))
@@ -145,24 +148,34 @@ def answer_headers(
         "Wechatpay-Timestamp": timestamp,
         "Wechatpay-Nonce": nonce,
         "Wechatpay-Signature": signature,
-        "Wechatpay-Serial": public_key_id,
-        "Wechatpay-Signature-Type": SCHEME,
+        "Wechatpay-Serial": serial,
+        "Wechatpay-Signature-Type": signature_type,
         "Request-ID": request_id(),
     }
 
 
-def encrypt_resource(api_v3_key: str, original_type: str, plaintext: dict) -> dict[str, str]:
-    """A notification's `resource`: AES-256-GCM under the APIv3 key, tag appended, base64."""
+def seal(api_v3_key: str, raw: bytes, associated: str) -> dict[str, str]:
+    """AEAD_AES_256_GCM under the APIv3 key: a 12-character nonce, the tag appended, base64."""
     nonce = "".join(secrets.choice(_ALPHANUM) for _ in range(12))
-    associated = original_type  # real notifications carry "transaction" / "refund" here
-    raw = dump(plaintext)
     sealed = AESGCM(api_v3_key.encode()).encrypt(nonce.encode(), raw, associated.encode())
     return {
-        "original_type": original_type,
         "algorithm": "AEAD_AES_256_GCM",
-        "ciphertext": base64.b64encode(sealed).decode(),
-        "associated_data": associated,
         "nonce": nonce,
+        "associated_data": associated,
+        "ciphertext": base64.b64encode(sealed).decode(),
+    }
+
+
+def encrypt_resource(api_v3_key: str, original_type: str, plaintext: dict) -> dict[str, str]:
+    """A notification's `resource`: sealed, its associated data "transaction" / "refund" as
+    real notifications carry them."""
+    sealed = seal(api_v3_key, dump(plaintext), original_type)
+    return {
+        "original_type": original_type,
+        "algorithm": sealed["algorithm"],
+        "ciphertext": sealed["ciphertext"],
+        "associated_data": sealed["associated_data"],
+        "nonce": sealed["nonce"],
     }
 
 

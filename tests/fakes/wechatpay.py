@@ -13,11 +13,16 @@ Usage::
 
 Each runs its own event loop in a background thread, so blocking clients (the
 wechatpayv3 SDK on `requests`) and the test's own code can reach them alike.
+
+GIFTBOT_TEST_WECHATPAY_VERIFY=certificates makes every FakeWeChatPay (unless a test names its
+`verification`) a merchant of platform certificates, without WeChat Pay's public key; the
+default, public_key, one of the public key alone (tests/paying.py configures the bot to match).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +41,9 @@ MCHID = "1900000109"
 APPID = "wx0fake0app0id0000"
 SERIAL_NO = "5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
 API_V3_KEY = "a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6"
+VERIFY = os.environ.get("GIFTBOT_TEST_WECHATPAY_VERIFY") or "public_key"
+if VERIFY not in ("public_key", "certificates"):
+    raise SystemExit(f"GIFTBOT_TEST_WECHATPAY_VERIFY={VERIFY!r}: public_key or certificates")
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,7 @@ class FakeWeChatPay(_LoopThread):
             merchant_serial_no=options.pop("merchant_serial_no", SERIAL_NO),
             api_v3_key=options.pop("api_v3_key", API_V3_KEY),
             platform_private_key=keys.platform,
+            verification=options.pop("verification", VERIFY),
             **options,
         )
         self.gateway = self.url + prefix
