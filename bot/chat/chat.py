@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from bot import users
 from bot.chat.conversation import Ended, State, load, save
 from bot.chat.engine import Engine
-from bot.chat.flows import absolute, build_flows
+from bot.chat.flows import build_flows
 from bot.config import Config
 from bot.forms.base import Invalid, small_number
-from bot.gifting import catalogue, draws, facts, orders, reminders, shares, thanks
+from bot.gifting import cards, catalogue, draws, facts, orders, reminders, shares, thanks
 from bot.outgoing.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text, as_dict, from_dict
@@ -219,7 +219,7 @@ class Chat:
         return Card(
             title=self.renderer.text("chat/gift_card_title.txt", gift=gift),
             description=self.renderer.text("chat/gift_card_description.txt", gift=gift),
-            picurl=absolute(self.config, gift.image),
+            picurl=cards.absolute(self.config, gift.image),
             url=f"{self.config.server.public_url}/gifts/{gift.id}",
         )
 

@@ -19,32 +19,14 @@ from bot.codes import ENDS_A_CLAIM, Code
 from bot.config import Config
 from bot.forms.base import Form, Invalid
 from bot.forms.draw import DrawForm, draw_time
-from bot.forms.order import OrderAnswers, OrderForm, order_subject
+from bot.forms.order import OrderAnswers, OrderForm
 from bot.forms.share import ShareForm, share_refusal
-from bot.gifting import catalogue, life, orders, shares, surprise
+from bot.gifting import cards, catalogue, life, orders, shares
 from bot.money import payments
 from bot.outgoing.notices import Notices
 from bot.render import Renderer
-from bot.replies import Card, Reply, Text
+from bot.replies import Reply, Text
 from bot.words import COMMAND_WORDS, WORD_MEANS, Command, Move, Word, said
-
-
-def absolute(config: Config, path: str) -> str:
-    return path if path.startswith(("http://", "https://")) else config.server.public_url + path
-
-
-def claim_url(config: Config, token: str) -> str:
-    return f"{config.server.public_url}/claim/{token}"
-
-
-def share_card(config: Config, renderer: Renderer, share) -> Card:
-    gift = surprise.as_seen(share)  # the card is forwarded to the recipient
-    return Card(
-        title=renderer.text("share/card_title.txt", gift=gift, share=share),
-        description=renderer.text("share/card_description.txt", gift=gift, share=share),
-        picurl=absolute(config, gift.image),
-        url=claim_url(config, share.token),
-    )
 
 
 def _naive(now: dt.datetime) -> dt.datetime:
@@ -85,13 +67,13 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         if share.payment == life.UNPAID:
             url = f"{config.server.public_url}/pay/{share.token}"
             return Text(renderer.text("share/pay_link.txt", share=share, gift=share.gift, url=url))
-        return share_card(config, renderer, share)
+        return cards.share_card(config, renderer, share)
 
     def share_subject(state: State, now: dt.datetime) -> dict:
         share = shares.by_token(state.context["token"])
         if share is None:
             raise Ended(Code.SHARE_UNKNOWN)
-        return order_subject(share, state.hints.get("address"))
+        return orders.form_subject(share, state.hints.get("address"))
 
     def place_order(state: State, form: Form) -> Reply:
         answers = OrderAnswers.from_answers(state.answers, config.delivery.timezone)

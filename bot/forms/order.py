@@ -3,7 +3,7 @@ delivery time. Declared once; the web page and the chat both run it.
 
 Usage::
 
-    form = OrderForm(FormContext(config, now, subject=order_subject(share)))
+    form = OrderForm(FormContext(config, now, subject=orders.form_subject(share)))  # gifting
     values, errors = form.parse_all(request_texts)        # the web form
     form.next_field(answers)                              # the chat's next question
     answers = OrderAnswers.from_answers(values, tz)       # the typed value an order is made of
@@ -21,7 +21,6 @@ from bot.forms.address import check_address, parse_address, show_address
 from bot.forms.base import Field, Form, FormContext, Invalid, small_number
 from bot.forms.delivery import Slot, check_slot, parse_slot, show_slot
 from bot.forms.person import parse_name, parse_phone, show_phone
-from bot.gifting import surprise
 
 
 def parse_variant(text: str, ctx: FormContext) -> str:
@@ -104,12 +103,6 @@ class OrderForm(Form):
             lists_choices=True,
         ),
     )
-
-
-def order_subject(share: Any, address_hint: str | None = None) -> dict:
-    """What the order form is about: the share's gift (its variants; a surprise's wrapping),
-    and a place the recipient sent as a location, which an address may lean on."""
-    return {"gift": surprise.as_seen(share), "share": share, "address_hint": address_hint}
 
 
 @dataclass(frozen=True)

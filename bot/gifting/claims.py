@@ -23,13 +23,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bot import visitors
 from bot.codes import Code
+from bot.config import Config
 from bot.forms.base import Field, FormContext, Invalid
 from bot.forms.delivery import Slot, delivery_slots
-from bot.forms.order import OrderAnswers, OrderForm, order_subject
+from bot.forms.order import OrderAnswers, OrderForm
 from bot.gifting import (
     draws,
     facts,
@@ -41,11 +42,24 @@ from bot.gifting import (
     thanks,
 )
 from bot.gifting.facts import Facts
-from bot.outgoing.wechat_api import QrPaused, WeChatError
+from bot.outgoing.notices import Notices
+from bot.outgoing.outbox import Worker
+from bot.outgoing.wechat_api import QrPaused, WeChatApi, WeChatError
 from storage.models import Order, Share
+from storage.runner import Runner
 
-if TYPE_CHECKING:
-    from bot.app import Services
+
+class Services(Protocol):
+    """What the recipient's pages need of the running bot (bot/app.py's Services)."""
+
+    config: Config
+    db: Runner
+    notices: Notices
+    wechat: WeChatApi
+    worker: Worker
+
+    def now(self) -> dt.datetime: ...
+
 
 log = logging.getLogger("gift_bot.claims")
 
@@ -238,7 +252,7 @@ async def thank(
 
 def order_form(services: Services, share: Share, hint: str | None = None) -> OrderForm:
     now = services.now().replace(tzinfo=dt.UTC)
-    return OrderForm(FormContext(services.config, now, order_subject(share, hint)))
+    return OrderForm(FormContext(services.config, now, orders.form_subject(share, hint)))
 
 
 async def qr_url(services: Services, share: Share) -> str | None:

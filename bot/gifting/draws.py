@@ -80,7 +80,7 @@ def join(token: str, openid: str, via: str, now: dt.datetime) -> bool:
 
 def join_refusal(share: Share, openid: str, now: dt.datetime) -> Code | None:
     """Why this person cannot join: the giver's own (by OpenID, or a mobile they used), the
-    share's state (not paid for yet, withdrawn, drawn; bot/gifting/life.py), or past its draw
+    share's state (not paid for yet, withdrawn, drawn; bot/gifting/life/), or past its draw
     time before the sweep drew it."""
     if why := visitors.own_share_refusal(share, openid):
         return why
@@ -125,7 +125,7 @@ def pick_winners(entrants: list, count: int) -> list:
 
 def draw_due(notices, now: dt.datetime) -> int:
     """Draw every draw whose time has come; returns how many this call drew. A draw whose
-    payment has not come is not due (bot/gifting/life.py: it is not drawing yet)."""
+    payment has not come is not due (bot/gifting/life/: it is not drawing yet)."""
     due = (
         (Share.kind == KIND)
         & Share.drawn_at.is_null()

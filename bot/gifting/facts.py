@@ -1,5 +1,5 @@
 """What every page and chat reply says about a share, read from its state in its life
-(bot/gifting/life.py), so the plain page, the draw page, the surprise page, the page outside
+(bot/gifting/life/), so the plain page, the draw page, the surprise page, the page outside
 WeChat, the giver's status page and 我送出的 cannot disagree.
 
 Usage::

@@ -22,7 +22,7 @@ from bot import metrics, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
-from bot.gifting import draws, life, mobile_claims, shares
+from bot.gifting import draws, life, mobile_claims, shares, surprise
 from bot.outgoing.notices import Notices
 from storage import hot
 from storage.db import after_commit, db, locked, write_transaction
@@ -42,7 +42,7 @@ def claim_refusal(share: Share | None, openid: str | None, now: dt.datetime) -> 
 
 def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | None:
     """The refusals that do not depend on an order already made (the giver never has one):
-    the giver's own (by OpenID, or a mobile they used), the share's state (bot/gifting/life.py:
+    the giver's own (by OpenID, or a mobile they used), the share's state (bot/gifting/life/:
     nothing is claimed that was not paid for), then who may claim it."""
     if why := visitors.own_share_refusal(share, openid):
         return why
@@ -51,6 +51,12 @@ def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | N
     if draws.is_draw(share):
         return draws.claim_refusal(share, openid, now)
     return None
+
+
+def form_subject(share: Share, address_hint: str | None = None) -> dict:
+    """What the order form is about: the share's gift (its variants; a surprise's wrapping),
+    and a place the recipient sent as a location, which an address may lean on."""
+    return {"gift": surprise.as_seen(share), "share": share, "address_hint": address_hint}
 
 
 def existing_order(share: Share, openid: str) -> Order | None:

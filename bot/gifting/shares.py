@@ -93,7 +93,7 @@ def create(
     kind: str = "gift", draw_at: dt.datetime | None = None, variant: str = "",
     price: int | None = None, hold_until: dt.datetime | None = None,
 ) -> Share:  # fmt: skip
-    """Reserve `quantity` units and create the share (bot/gifting/life.py); raises
+    """Reserve `quantity` units and create the share (bot/gifting/life/); raises
     Invalid(Code.OUT_OF_STOCK, ...) or the giver's limit (Invalid(Code.GIVER_LIMIT |
     "share_rate", ...)). `kind`: gift, surprise or draw (drawn at `draw_at`; its winners have
     `expire_hours` after it to claim); with `hold_until`, bought at `price` a unit and
@@ -164,7 +164,7 @@ STATUSES = tuple(life.State)
 
 
 def status(share: Share, now: dt.datetime) -> str:
-    """Its state in the share's life (bot/gifting/life.py), as operators filter by it."""
+    """Its state in the share's life (bot/gifting/life/), as operators filter by it."""
     return life.state_of(share, now).value
 
 

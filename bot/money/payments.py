@@ -30,7 +30,7 @@ from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.draw import DRAW_MIN_MINUTES
-from bot.gifting import catalogue, life, shares
+from bot.gifting import cards, catalogue, life, shares
 from bot.outgoing.messaging import Notice, wechat_text
 from bot.outgoing.outbox import enqueue
 from bot.render import Renderer
@@ -136,9 +136,7 @@ def settle_paid(
 def _send_card(renderer: Renderer, config: Config, share: Share) -> None:
     """The share's card to forward, as a free share's 确认 answers it; its text where WeChat
     takes no card (a template message, the sandbox's inbox)."""
-    from bot.chat.flows import share_card  # flows builds on this module
-
-    card = share_card(config, renderer, share)
+    card = cards.share_card(config, renderer, share)
     url = card.url
     context = {"gift": share.gift, "share": share, "url": url}
     text = renderer.text("notices/paid.txt", **context)
@@ -179,7 +177,7 @@ def mark_closed(out_trade_no: str, now: dt.datetime) -> None:
 
 
 class Books:
-    """Money's side of a share's moves (bot/gifting/life.py calls it in the move's
+    """Money's side of a share's moves (bot/gifting/life/ calls it in the move's
     transaction): what was paid for and goes back is refunded; what was not is closed."""
 
     def paid_units_released(self, share: Share, units: int, reason: str, now: dt.datetime):
