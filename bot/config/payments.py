@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.config.build import ConfigError
-
-if TYPE_CHECKING:
-    from bot.config import Config
+from bot.config.schema import Config
 
 MODES = ("free", "wechatpay")
 MCHID_RE = re.compile(r"^\d{6,32}$")

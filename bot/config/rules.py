@@ -9,20 +9,26 @@ Usage::
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 import zoneinfo
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError
 from bot.config.payments import check_payments
+from bot.config.schema import (
+    Config,
+    Database,
+    Delivery,
+    Gift,
+    Menu,
+    MenuButton,
+    Server,
+    Sms,
+    WeChat,
+    is_loopback_host,
+)
 from bot.sms_kinds import SMS_TEMPLATES
 from bot.words import MENU_KEYS
-
-if TYPE_CHECKING:
-    from bot.config import Config, Database, Delivery, Gift, Menu, MenuButton, Server, Sms, WeChat
-
 
 SLOT_RE = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")  # what delivery slot keys are made of
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -137,16 +143,6 @@ def _check_secrets(c: Config):
             raise ConfigError(
                 key, f"is too weak to serve the public: use {least}+ random characters"
             )
-
-
-def is_loopback_host(host: str) -> bool:
-    """127.0.0.0/8, ::1 (bracketed or not) or localhost: only this machine reaches it."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_database(d: Database):

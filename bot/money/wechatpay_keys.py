@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -38,8 +38,13 @@ from bot.money import wechatpay_certs as certs
 from bot.money.wechatpay_certs import Certificate, Unusable
 from storage.runner import Runner
 
-if TYPE_CHECKING:
-    from bot.money.wechatpay import Merchant
+
+class Merchant(Protocol):
+    """What the keys need of the merchant (bot/money/wechatpay.py's Merchant)."""
+
+    public_key_id: str
+    api_v3_key: str
+
 
 log = logging.getLogger("gift_bot.payments")
 

@@ -19,7 +19,7 @@ from alibabacloud_tea_openapi import models as aliyun_openapi
 from darabonba.exceptions import ResponseException, RetryError, UnretryableException
 
 from bot.config import Aliyun
-from bot.outgoing.sms import CONNECT_TIMEOUT, Sender, SmsMessage, vendor_template
+from bot.outgoing.sms.base import CONNECT_TIMEOUT, Sender, SmsMessage, vendor_template
 from bot.outgoing.sms.errors import SmsError, failure, is_retryable_code, network_failure
 
 BEIJING = dt.timedelta(hours=8)  # SendDate is a day in China Standard Time

@@ -22,7 +22,7 @@ from tencentcloud.sms.v20210111 import models as tencent_models
 from tencentcloud.sms.v20210111.sms_client import SmsClient
 
 from bot.config import Tencent
-from bot.outgoing.sms import SMS_TEMPLATES, Sender, SmsMessage, vendor_template
+from bot.outgoing.sms.base import SMS_TEMPLATES, Sender, SmsMessage, vendor_template
 from bot.outgoing.sms.errors import SmsError, failure, network_failure
 
 log = logging.getLogger("gift_bot.sms")
