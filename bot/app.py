@@ -23,8 +23,8 @@ from bot.chat.chat import Chat
 from bot.config import Config
 from bot.config.payments import uses_standin
 from bot.gifting import catalogue, draws, mobile_claims, reminders, shares
+from bot.money.merchant import Merchant
 from bot.money.paydesk import PayDesk
-from bot.money.wechatpay import Merchant
 from bot.outgoing.messaging import Messenger
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel, Worker

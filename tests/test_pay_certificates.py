@@ -24,8 +24,8 @@ from paying import (
 )
 from playhouse.migrations import Runner
 
+from bot.money.merchant import Merchant
 from bot.money.paydesk import PayDesk
-from bot.money.wechatpay import Merchant
 from handlers.standins.wechatpay_wire import answer_headers
 from storage import db as storage
 from storage.models import CertificateDownload, PlatformCertificate, Share

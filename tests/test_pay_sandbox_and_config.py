@@ -14,7 +14,7 @@ from helpers import xsrf
 from paying import pay_overrides, share_to_pay
 
 from bot.config import ConfigError, parse
-from bot.money.wechatpay import Merchant
+from bot.money.merchant import Merchant
 from storage.models import Share
 
 

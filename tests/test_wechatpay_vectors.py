@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.money.wechatpay import Merchant
+from bot.money.merchant import Merchant
 from bot.money.wechatpay_certs import Certificate, Unusable, open_download
 from bot.money.wechatpay_keys import SCHEME, Fetched, PlatformKeys, read_signed, verify
 from handlers.standins.wechatpay_wire import answer_headers

@@ -32,6 +32,7 @@ from bot.forms.base import Field, FormContext, Invalid
 from bot.forms.delivery import Slot, delivery_slots
 from bot.forms.order import OrderAnswers, OrderForm
 from bot.gifting import (
+    cards,
     draws,
     facts,
     life,
@@ -44,7 +45,7 @@ from bot.gifting import (
 from bot.gifting.facts import Facts
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Worker
-from bot.outgoing.wechat_api import QrPaused, WeChatApi, WeChatError
+from bot.outgoing.wechat_api import WeChatApi
 from storage.models import Order, Share
 from storage.runner import Runner
 
@@ -62,8 +63,6 @@ class Services(Protocol):
 
 
 log = logging.getLogger("gift_bot.claims")
-
-QR_SECONDS = 2_592_000  # 30 days, WeChat's longest temporary QR
 
 
 @dataclass
@@ -157,11 +156,11 @@ async def page(services: Services, token: str, openid: str | None) -> ClaimView 
         status = await services.db.run(_status, view.share, services.now())
         status.draw = view.draw
         if status.facts.claimable or status.facts.state == life.State.DRAWING:
-            status.qr_ready = await qr_url(services, view.share) is not None
+            status.qr_ready = await cards.qr_url(services, view.share) is not None
         return status
     joinable = view and view.draw is not None and view.draw.can_join
     if view and (view.login or view.refusal is None or joinable):
-        view.qr_ready = await qr_url(services, view.share) is not None
+        view.qr_ready = await cards.qr_url(services, view.share) is not None
     if view and openid and view.refusal is None:
         await _remember_visit(services, view.share, openid)
     return view
@@ -253,26 +252,6 @@ async def thank(
 def order_form(services: Services, share: Share, hint: str | None = None) -> OrderForm:
     now = services.now().replace(tzinfo=dt.UTC)
     return OrderForm(FormContext(services.config, now, orders.form_subject(share, hint)))
-
-
-async def qr_url(services: Services, share: Share) -> str | None:
-    """The URL the claim QR encodes: kept on the share, or asked of WeChat; None without."""
-    now = services.now()
-    if share.qr_url and share.qr_expires_at and share.qr_expires_at > now:
-        return share.qr_url
-    if services.config.server.sandbox:
-        return None  # no Official Account behind the sandbox
-    try:
-        qr = await services.wechat.create_qr(share.token, QR_SECONDS)
-    except QrPaused:
-        return None
-    except WeChatError as exc:
-        log.warning("claim QR unavailable", extra={"error": str(exc)})
-        return None
-    share.qr_url = qr.url
-    share.qr_expires_at = now + dt.timedelta(seconds=qr.expire_seconds - 60)
-    await services.db.write(shares.keep_qr, share)
-    return share.qr_url
 
 
 def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:

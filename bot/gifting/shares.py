@@ -143,13 +143,6 @@ def refusal(share: Share, now: dt.datetime) -> Code | None:
     return life.refusal(life.Move.CLAIM, share, now)
 
 
-def keep_qr(share: Share) -> None:
-    """Cache the claim QR's URL and expiry, so WeChat is asked once per share per month."""
-    Share.update(qr_url=share.qr_url, qr_expires_at=share.qr_expires_at).where(
-        Share.id == share.id
-    ).execute()
-
-
 def of_giver(openid: str, limit: int = 10) -> list[Share]:
     return list(
         Share.select(Share, Gift)

@@ -29,7 +29,8 @@ from bot.codes import Code
 from bot.config import Config
 from bot.gifting import shares
 from bot.money import payments
-from bot.money.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
+from bot.money.merchant import Merchant, NotifyRefused, PayError
+from bot.money.wechatpay import WeChatPayClient
 from bot.money.wechatpay_keys import PlatformKeys
 from bot.outgoing.outbox import Channel
 from bot.render import Renderer

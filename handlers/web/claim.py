@@ -19,7 +19,7 @@ import segno
 import tornado.web
 
 from bot.codes import Code
-from bot.gifting import claims, mobile_claims, shares
+from bot.gifting import cards, claims, mobile_claims, shares
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import in_wechat, login_redirect
 
@@ -160,7 +160,7 @@ class ClaimQr(ShareHandler):
         share = await self.services.db.run(shares.by_token, token)
         if share is None:
             raise tornado.web.HTTPError(404)
-        url = await claims.qr_url(self.services, share)
+        url = await cards.qr_url(self.services, share)
         if url is None:
             raise tornado.web.HTTPError(503, "WeChat's API cannot be reached")
         svg = io.BytesIO()
