@@ -69,7 +69,7 @@ def kept() -> set[str]:
 def another_worker(bot) -> PayDesk:
     """A second worker on the same database: its own desk, nothing in its memory."""
     s = bot.services
-    return PayDesk(bot.config, Merchant.from_config(bot.config), s.renderer, s.db, s.clock)
+    return PayDesk(bot.config, Merchant.from_config(bot.config), s.notices, s.db, s.clock)
 
 
 def notify(bot, pay, number: str, **signing) -> int:

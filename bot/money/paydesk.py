@@ -3,7 +3,7 @@ the reconciliation, and the outbox's closes and refunds. The books are bot/money
 
 Usage::
 
-    desk = PayDesk(config, merchant, renderer, services.db, clock)
+    desk = PayDesk(config, merchant, notices, services.db, clock)
     view = await desk.page(token, openid)           # PayView: what the pay page shows
     bridge = await desk.attempt(token, openid)      # a JSAPI order; raises Invalid or PayError
     status = await desk.notify(headers, raw_body)   # 204, or raises NotifyRefused (4xx)
@@ -31,8 +31,8 @@ from bot.gifting import shares
 from bot.money import payments
 from bot.money.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
 from bot.money.wechatpay_keys import PlatformKeys
+from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel
-from bot.render import Renderer
 from storage.models import PayOrder, Share
 from storage.runner import Runner
 
@@ -71,13 +71,14 @@ class PayDesk:
         self,
         config: Config,
         merchant: Merchant,
-        renderer: Renderer,
+        notices: Notices,
         db: Runner,
         clock: Callable[[], dt.datetime],
     ):
-        self.config, self.merchant, self.renderer, self.db, self.clock = (
-            config, merchant, renderer, db, clock,
+        self.config, self.merchant, self.notices, self.db, self.clock = (
+            config, merchant, notices, db, clock,
         )  # fmt: skip
+        self.renderer = notices.renderer
         keys = PlatformKeys(merchant, db)  # platform certificates shared through the database
         self.client = WeChatPayClient(merchant, keys, clock=lambda: unix(self.clock()))
         self.wake: Callable[[], None] = lambda: None  # the outbox worker's, once it exists
@@ -153,7 +154,7 @@ class PayDesk:
     async def _settle(self, number: str, transaction: dict, now: dt.datetime) -> str:
         """A payment checked against our order: the share is paid (or the money goes back)."""
         outcome = await self.db.write(
-            payments.settle_paid, self.renderer, self.config, number,
+            payments.settle_paid, self.notices, self.config, number,
             str(transaction.get("transaction_id", "")), now,
         )  # fmt: skip
         if outcome != "repeat":
@@ -186,8 +187,15 @@ class PayDesk:
             raise NotifyRefused(400, "refund amount is not ours")
         status = str(notice.get("refund_status", ""))
         changed = await self.db.write(
-            payments.settle_refund, number, status, str(notice.get("refund_id", "")), now
+            payments.settle_refund,
+            self.notices,
+            number,
+            status,
+            str(notice.get("refund_id", "")),
+            now,
         )
+        if changed:
+            self.wake()  # the giver's notice, once it succeeded
         return f"refund {status.lower()}" if changed else "repeat"
 
     # -- the outbox's senders ----------------------------------------------------------------
@@ -221,7 +229,7 @@ class PayDesk:
             await self.db.write(payments.refund_failed, number, str(exc), self.clock())
             raise
         await self.db.write(
-            payments.settle_refund, number, str(answer.get("status", "processing")),
+            payments.settle_refund, self.notices, number, str(answer.get("status", "processing")),
             str(answer.get("refund_id", "")), self.clock(),
         )  # fmt: skip
 
@@ -249,7 +257,7 @@ class PayDesk:
                 )
                 continue
             await self.db.write(
-                payments.settle_refund, number, str(answer.get("status", "")),
+                payments.settle_refund, self.notices, number, str(answer.get("status", "")),
                 str(answer.get("refund_id", "")), self.clock(),
             )  # fmt: skip
         return len(numbers) + len(refunds)

@@ -52,6 +52,17 @@ class SmsMessage:
     key: str  # the outbox row's reference (outbox-<id>): Aliyun OutId / Tencent SessionContext
 
 
+def has_template(sms: Sms, kind: str) -> bool:
+    """Whether an SMS of this kind can be sent: console and webhook send any; a vendor needs
+    its approved template (`template_code`/`template_id` for the order SMS, else `templates`)."""
+    if sms.backend not in ("aliyun", "tencent"):
+        return kind in SMS_TEMPLATES
+    vendor = getattr(sms, sms.backend)
+    if kind == "order_placed":
+        return bool(vendor.template_code if sms.backend == "aliyun" else vendor.template_id)
+    return kind in vendor.templates
+
+
 def vendor_template(msg: SmsMessage, first: str, more: dict[str, str]) -> str:
     """The vendor's template for this message: `template_code`/`template_id` for the order
     SMS, `templates.<name>` for the others; a kind with none configured fails for good."""
