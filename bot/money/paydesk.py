@@ -4,7 +4,8 @@ the reconciliation, and the outbox's closes and refunds. The books are bot/money
 Usage::
 
     desk = PayDesk(config, merchant, notices, services.db, clock)
-    view = await desk.page(token, openid)           # PayView: what the pay page shows
+    view = await desk.page(token, openid, in_wechat)   # PayView: what the pay page shows
+    await desk.state(token, openid)                 # {"state": "paid", …} for the waiting page
     bridge = await desk.attempt(token, openid)      # a JSAPI order; raises Invalid or PayError
     status = await desk.notify(headers, raw_body)   # 204, or raises NotifyRefused (4xx)
     await desk.reconcile_once()                     # the sweep's: certificates when due, then
@@ -27,12 +28,14 @@ from dataclasses import dataclass
 
 from bot.codes import Code
 from bot.config import Config
-from bot.gifting import shares
+from bot.gifting import facts, promises, shares
 from bot.money import payments
 from bot.money.wechatpay import Merchant, NotifyRefused, PayError, WeChatPayClient
 from bot.money.wechatpay_keys import PlatformKeys
+from bot.outgoing.channels import Offer
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel
+from bot.outgoing.subscriptions import Page
 from storage.models import PayOrder, Share
 from storage.runner import Runner
 
@@ -46,6 +49,7 @@ class PayView:
     share: Share
     refusal: Code | None = None
     login: bool = False
+    promise: Offer | None = None  # the giver's news of it to come (bot/gifting/promises.py)
 
     @property
     def gift(self):
@@ -96,13 +100,28 @@ class PayDesk:
 
     # -- the pay page ------------------------------------------------------------------------
 
-    async def page(self, token: str, openid: str | None) -> PayView | None:
+    async def page(self, token: str, openid: str | None, in_wechat: bool = False) -> PayView | None:
         share = await self.db.run(shares.by_token, token)
         if share is None or share.payment == "":
             return None
         if not openid:
             return PayView(share, login=True)
-        return PayView(share, payments.pay_refusal(share, openid, self.clock()))
+        now = self.clock()
+        view = PayView(share, payments.pay_refusal(share, openid, now))
+        if view.refusal in (None, Code.PAY_DONE):
+            view.promise = await self.db.run(
+                promises.on_giver_page, self.config, share, facts.of(share, now), openid,
+                in_wechat, now, Page.PAY,
+            )  # fmt: skip
+        return view
+
+    async def state(self, token: str, openid: str | None) -> dict | None:
+        """What the pay page waits for, for its giver only: the share's state; None else."""
+        share = await self.db.run(shares.by_token, token)
+        if share is None or share.payment == "" or not openid or share.giver_id != openid:
+            return None
+        seen = facts.of(share, self.clock())
+        return {"state": str(seen.state), "paid": seen.paid}
 
     async def attempt(self, token: str, openid: str) -> Attempt:
         """A new JSAPI order for the share (one per attempt), and the JS bridge's arguments."""

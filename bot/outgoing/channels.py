@@ -36,7 +36,7 @@ from enum import StrEnum
 from bot import visitors
 from bot.config import Config
 from bot.outgoing import subscriptions
-from bot.outgoing.sms import has_template
+from bot.outgoing.sms import has_template as has_template
 from bot.outgoing.subscriptions import Page
 from storage.models import MobileCode, Order, Share, SubscriptionGrant, User
 

@@ -5,6 +5,7 @@ Usage::
 
     url = confirm_url(config, "o_friend", share, Page.CLAIM, now)   # WeChat's page asks them
     came = read_reserved(config, reserved, "o_friend", now)         # Reserved, or None: refused
+    back = came_back(config, query, visitor, now)    # /subscribed: the page again, or None
     grant("o_friend", share.id, template_id, scene_of(share.id), came.nonce, now)  # True once
     kept = held("o_friend", template_id, scene_of(share.id), ref)   # unused, or `ref`'s own
     take(kept, ref, now)                                            # True for one outbox row
@@ -116,6 +117,30 @@ def _mac(config: Config, body: str, visitor: str) -> str:
     key = hashlib.sha256(b"gift-bot one-time subscription|" + config.server.cookie_secret.encode())
     message = f"{body}|{visitor}".encode()
     return hmac.new(key.digest(), message, hashlib.sha256).hexdigest()[:_MAC_HEX]
+
+
+def came_back(config: Config, query: dict[str, str], visitor: str | None, now: dt.datetime):
+    """WeChat's redirect to /subscribed (in a write transaction): the path of the page to show
+    again, the grant kept once when they confirmed; None when it is not ours to believe. The
+    `openid` WeChat names only on a confirmation; a cancel is read with the page's visitor."""
+    action = query.get("action", "")
+    person = query.get("openid", "") if action == "confirm" else (visitor or "")
+    came = read_reserved(config, query.get("reserved", ""), person, now)
+    share = Share.get_or_none(Share.id == came.share_id) if came else None
+    if share is None or action not in ("confirm", "cancel"):
+        return None
+    scene, template = scene_of(share.id), template_of(config)
+    if action == "confirm":
+        if not template or query.get("template_id") != template:
+            return None
+        if query.get("scene") != str(scene):
+            return None
+        grant(person, share.id, template, scene, came.nonce, now)
+    return {
+        Page.CLAIM: f"/claim/{share.token}",
+        Page.PAY: f"/pay/{share.token}",
+        Page.DONE: f"/claim/{share.token}/done",
+    }[came.page]
 
 
 # -- the grants --------------------------------------------------------------------------
