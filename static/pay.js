@@ -17,6 +17,7 @@
 
   function waitForNotification() {
     var started = Date.now();
+    form.querySelector("button").disabled = true; // no second payment while the first is told
     say("正在等微信支付确认付款……");
     function ask() {
       fetch(status.dataset.state, { credentials: "same-origin", cache: "no-store" })
@@ -28,6 +29,7 @@
             location.replace(form.dataset.return); // lapsed meanwhile: the page says so
           } else if (Date.now() - started > GIVE_UP_MS) {
             say("还没收到微信支付的确认。付款成功的话，稍后刷新这个页面就能看到。");
+            form.querySelector("button").disabled = false;
           } else {
             setTimeout(ask, POLL_MS);
           }

@@ -23,6 +23,7 @@ from helpers import (
 from paying import refunds_made
 
 from bot.gifting import draws
+from bot.render import money
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
 
 STOCK = 40  # 明前龙井礼盒's stock in config.example.toml
@@ -181,7 +182,13 @@ def test_units_nobody_won_return_at_the_draw_and_unclaimed_wins_at_the_expiry(bo
     assert Gift.get_by_id("tea-longjing").committed == 3
     draw_now(bot)
     assert Gift.get_by_id("tea-longjing").committed == 1, "two units nobody could win"
-    assert "退回库存" in sent_to(bot, "o_giver")[0]
+    # Money is spoken of only when paid: then the two units' price is on its way back.
+    told = (
+        f"没抽出的 2 份的 {money(2 * Share.get().unit_price)} 会原路退款给你"
+        if PAID
+        else "没抽出的 2 份已退回库存"
+    )
+    assert told in sent_to(bot, "o_giver")[0]
     assert refunds_made(bot) == ([("unwon", 2)] if PAID else []), "paid for: refunded"
     bot.clock.offset += dt.timedelta(hours=73)
     bot.run(bot.services.sweep_once())

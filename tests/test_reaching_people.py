@@ -87,6 +87,7 @@ def test_a_page_only_winner_is_told_through_a_one_time_subscription(subscribing)
     (sent,) = bot.fake_wechat.subscribed
     assert sent["touser"] == "o_page" and sent["scene"] == str(subscriptions.scene_of(share.id))
     assert sent["title"] == "中奖" and "恭喜" in sent["data"]["content"]["value"]
+    assert "在这里回复" not in sent["data"]["content"]["value"], "服务通知 takes no reply"
     assert sent["url"] == f"{bot.url}/claim/{token}" and sent["shown_in"] == "服务通知"
     won = notice(f"draw:won:{share.id}:o_page")
     assert (won.status, won.sent_by) == ("sent", "one-time subscription")

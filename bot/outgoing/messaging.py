@@ -76,12 +76,14 @@ class _Gone(Exception):
 def wechat_text(
     person: str, text: str, notice: Notice | None = None, card: dict | None = None, *,
     share: int | None = None, title: str = "", sms: SmsNotice | None = None,
+    away: str | None = None,
 ) -> dict:  # fmt: skip
     """An outbox payload for a notice to `person` about `share`: `text` in chat (with `card`,
     title, description, url and picurl, as a card to forward), `notice` as a template message,
-    `title` and `text` as a one-time subscription message, `sms` as an SMS."""
+    `title` and `away` (else `text`) as a one-time subscription message, `sms` as an SMS."""
     payload = {"openid": person, "text": text, "notice": asdict(notice) if notice else None}
     payload |= {"share": share, "title": title, "sms": asdict(sms) if sms else None}
+    payload |= {"away": away} if away else {}
     return payload | ({"card": card} if card else {})
 
 
@@ -149,7 +151,7 @@ class Messenger:
             raise _Gone("its grant went to another message")
         person, notice = payload["openid"], payload.get("notice") or {}
         title = clip(payload.get("title") or notice.get("status") or "", TITLE_MAX)
-        content = clip(payload["text"], CONTENT_MAX)
+        content = clip(payload.get("away") or payload["text"], CONTENT_MAX)
         if self.inbox is not None:
             follower = await self.db.run(channels.follows_person, person)
             self.inbox.add("subscription", person, content, title=title, follower=follower)

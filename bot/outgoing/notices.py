@@ -166,7 +166,10 @@ class Notices:
         if visitors.is_mobile(person) and sms is None:
             return  # no chat to reach them, and this news is no SMS (the order's SMS tells them)
         context.setdefault("share", share)
-        text = self.renderer.text(template, **context)
+        text = self.renderer.text(template, chat=True, **context)
+        # Where the person cannot answer (a subscription message in 服务通知), words that say
+        # "reply here" are left out (`chat` false in the template).
+        away = self.renderer.text(template, chat=False, **context)
         url = context.get("url") or self._claim_url(share)
         title = self.renderer.text("notices/status.txt", status=status)
         notice = Notice(
@@ -177,7 +180,10 @@ class Notices:
             kind, params = sms
             words = self.renderer.text(f"sms/{kind}.txt", url=url, **params)
             texted = SmsNotice(kind, params, words)
-        payload = wechat_text(person, text, notice, card, share=share.id, title=title, sms=texted)
+        payload = wechat_text(
+            person, text, notice, card, share=share.id, title=title, sms=texted,
+            away=away if away != text else None,
+        )  # fmt: skip
         enqueue("wechat_text", key, payload)
 
     def _claim_url(self, share: Share) -> str:
