@@ -14,11 +14,22 @@ import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from conftest import make_raw_config
 from fakes.wechat_api import SUBSCRIBE_TEMPLATE
-from helpers import BOTH_DATABASES, browser, claim, confirm_card, monday_morning, share_in_chat
+from helpers import (
+    BOTH_DATABASES,
+    browser,
+    claim,
+    confirm_card,
+    monday_morning,
+    say,
+    share_in_chat,
+)
 from test_draws import draw_now
 from test_mobile_claims import ask_code, code_sent, desktop, enter, xsrf_of
 
+from bot.config import parse
+from bot.gifting import promises
 from bot.outgoing import subscriptions
 from bot.outgoing.outbox import Worker
 from storage import db as storage
@@ -280,3 +291,49 @@ def test_wechat_refusing_the_subscription_goes_on_to_the_next_channel(subscribin
     assert bot.fake_wechat.subscribed == []
     calls = [c for c in bot.fake_wechat.calls if c[0] == "/cgi-bin/message/template/subscribe"]
     assert len(calls) == 1, "WeChat was asked once, said 43101, and the SMS took over"
+
+
+def test_joining_in_chat_promises_the_chat_only_while_its_window_lasts_to_the_draw(subscribing):
+    bot = subscribing
+    soon = a_draw(bot)  # drawn in 24 hours: their message now keeps the window open till then
+    assert "开奖后在这里告诉你结果" in say(bot, "o_chat", f"领取 {soon}")
+    for text in ("1", "抽奖", "1", "跳过", "3天后"):
+        bot.wx.text("o_giver", text)
+    later = confirm_card(bot.wx, "o_giver")["Url"].rsplit("/", 1)[1]
+    joined = say(bot, "o_chat", f"领取 {later}")
+    assert "开奖后在这里告诉你结果" not in joined
+    link = re.search(r"(http\S+/mp/subscribemsg\?action=get_confirm\S+#wechat_redirect)", joined)
+    assert link, joined
+    reserved = parse_qs(urlsplit(link.group(1)).query)["reserved"][0]
+    later_share = Share.get(Share.token == later)
+    came = subscriptions.read_reserved(bot.config, reserved, "o_chat", bot.clock())
+    assert came.share_id == later_share.id and came.page == subscriptions.Page.CLAIM
+
+
+def test_without_a_way_to_reach_them_the_chat_says_how_to_look(bot):
+    monday_morning(bot)
+    for text in ("1", "抽奖", "1", "跳过", "3天后"):
+        bot.wx.text("o_giver", text)
+    token = confirm_card(bot.wx, "o_giver")["Url"].rsplit("/", 1)[1]
+    joined = say(bot, "o_chat", f"领取 {token}")
+    assert f"开奖后回复「领取 {token}」查看结果" in joined and "subscribemsg" not in joined
+
+
+def test_the_confirmation_promises_shipping_news_only_by_what_will_carry_it(subscribing):
+    bot = subscribing
+    monday_morning(bot)
+    token = share_in_chat(bot)
+    done = claim(bot, browser(bot, "o_page"), token)
+    assert done.url.endswith("/done")
+    assert "发货时也会短信告诉你" in done.text  # the webhook backend sends every kind
+    assert "想在微信里收到发货的消息" in done.text and "微信通知我一次" in done.text
+    assert not promises.texts_shipping(
+        parse(make_raw_config("sqlite:///x.db", "http://127.0.0.1:8080", sms=ALIYUN_NO_SHIPPED))
+    ), "a vendor without an order_shipped template sends no such SMS: none is promised"
+
+
+ALIYUN_NO_SHIPPED = {
+    "backend": "aliyun",
+    "aliyun": {"access_key_id": "k", "access_key_secret": "s", "sign_name": "礼物",
+               "template_code": "SMS_1", "templates": {"order_cancelled": "SMS_2"}},
+}  # fmt: skip

@@ -24,7 +24,7 @@ from bot.chat.engine import Engine
 from bot.chat.flows import absolute, build_flows
 from bot.config import Config
 from bot.forms.base import Invalid, small_number
-from bot.gifting import catalogue, draws, facts, orders, reminders, shares, thanks
+from bot.gifting import catalogue, draws, facts, orders, promises, reminders, shares, thanks
 from bot.outgoing.notices import Notices
 from bot.render import Renderer
 from bot.replies import Card, Reply, Text, Transfer, as_dict, from_dict
@@ -262,7 +262,10 @@ class Chat:
         except Invalid as refused:
             return Text(self.renderer.error(refused))
         view = draws.seen_by(share, state.openid, now)
-        return self._text("chat/draw_joined.txt", share=share, draw=view, again=not joined)
+        offer = promises.in_chat(self.config, share, state.openid, now)  # how its result comes
+        return self._text(
+            "chat/draw_joined.txt", share=share, draw=view, again=not joined, promise=offer
+        )
 
     def thank(self, note: str, state: State, now: dt.datetime) -> Reply:
         """谢谢 <text>: a note to the giver of this person's latest order."""

@@ -7,6 +7,7 @@ Usage (database reads: through `services.db.run`)::
     offer = on_claim_page(config, share, facts, draw, "o_friend", in_wechat=True, now=now)
     offer = on_giver_page(config, share, facts, "o_giver", in_wechat=True, now=now, page=Page.PAY)
     offer = on_order_page(config, share, "o_friend", in_wechat=True, now=now)
+    offer = in_chat(config, share, "o_friend", now)     # 领取 <token> joined a draw in chat
     offer.kind          # channels.Promise: subscribe (offer.url asks WeChat), sms, come_back, …
 
 None where the page promises nothing (a gift one may claim now, a share that is over).
@@ -37,6 +38,14 @@ def on_claim_page(
         return None
     return channels.promise(
         config, visitor, share, Page.CLAIM, "draw_won", in_wechat, now, by=share.draw_at
+    )
+
+
+def in_chat(config: Config, share: Share, person: str, now: dt.datetime) -> Offer:
+    """A draw joined in chat (`领取 <token>`): its result, at the draw time; the chat is WeChat,
+    so a subscription link can be offered there too."""
+    return channels.promise(
+        config, person, share, Page.CLAIM, "draw_won", True, now, by=share.draw_at
     )
 
 

@@ -80,7 +80,8 @@ def scene_of(share_id: int) -> int:
 def confirm_url(config: Config, visitor: str, share: Share, page: Page, now: dt.datetime) -> str:
     """The link to WeChat's page asking `visitor` for one message about `share` (parameters in
     the docs' order; `#wechat_redirect` is required)."""
-    base = SANDBOX_PAGE if config.server.sandbox else f"{config.wechat.mp_base}/mp/subscribemsg"
+    sandbox = f"{config.server.public_url}{SANDBOX_PAGE}"  # whole: chat replies carry it too
+    base = sandbox if config.server.sandbox else f"{config.wechat.mp_base}/mp/subscribemsg"
     back = f"{config.server.public_url}/subscribed"
     return (
         f"{base}?action=get_confirm&appid={quote(config.wechat.app_id, safe='')}"
