@@ -25,6 +25,8 @@ from helpers import (
     say,
     share_in_chat,
 )
+from playhouse.migrations import Runner
+from playhouse.schema_diff import diff_models
 from test_draws import draw_now
 from test_mobile_claims import ask_code, code_sent, desktop, enter, xsrf_of
 
@@ -32,9 +34,10 @@ from bot.config import parse
 from bot.gifting import promises
 from bot.outgoing import subscriptions
 from bot.outgoing.outbox import Worker
-from storage import db as storage
+from storage import db as storage_db
 from storage.db import write_transaction
-from storage.models import DrawEntry, Outbox, Share, SubscriptionGrant
+from storage.models import ALL_MODELS, DrawEntry, Outbox, Share, SubscriptionGrant
+from storage.models import db as storage
 
 
 @pytest.fixture
@@ -258,7 +261,7 @@ def test_two_workers_taking_one_grant_in_their_own_transactions_take_it_once(sub
         start.wait()
         with write_transaction():
             taken.append((ref, subscriptions.take(kept, ref, bot.clock())))
-        storage.db.close()
+        storage.close()
 
     threads = [threading.Thread(target=take, args=(f"outbox-{n}",)) for n in range(4)]
     for thread in threads:
@@ -337,3 +340,16 @@ ALIYUN_NO_SHIPPED = {
     "aliyun": {"access_key_id": "k", "access_key_secret": "s", "sign_name": "礼物",
                "template_code": "SMS_1", "templates": {"order_cancelled": "SMS_2"}},
 }  # fmt: skip
+
+
+@BOTH_DATABASES
+def test_the_migration_of_subscriptions_goes_down_and_up_again(subscribing):
+    bot = subscribing
+    token = a_draw(bot)
+    subscribed_through_wechat(bot, token)
+    runner = Runner(storage.obj, directory=str(storage_db.MIGRATIONS))
+    assert runner.down() == ["0011_one_time_subscriptions"]
+    assert not SubscriptionGrant.table_exists()
+    assert "sent_by" not in {c.name for c in storage.obj.get_columns("outbox")}
+    assert storage_db.migrate() == ["0011_one_time_subscriptions"]
+    assert SubscriptionGrant.select().count() == 0 and not diff_models(storage.obj, ALL_MODELS)
