@@ -37,7 +37,7 @@ from bot.outgoing.outbox import Worker
 from storage import db as storage_db
 from storage.db import write_transaction
 from storage.models import ALL_MODELS, DrawEntry, Outbox, Share, SubscriptionGrant
-from storage.models import db as storage
+from storage.models import db as database
 
 
 @pytest.fixture
@@ -261,7 +261,7 @@ def test_two_workers_taking_one_grant_in_their_own_transactions_take_it_once(sub
         start.wait()
         with write_transaction():
             taken.append((ref, subscriptions.take(kept, ref, bot.clock())))
-        storage.close()
+        database.close()
 
     threads = [threading.Thread(target=take, args=(f"outbox-{n}",)) for n in range(4)]
     for thread in threads:
@@ -347,9 +347,9 @@ def test_the_migration_of_subscriptions_goes_down_and_up_again(subscribing):
     bot = subscribing
     token = a_draw(bot)
     subscribed_through_wechat(bot, token)
-    runner = Runner(storage.obj, directory=str(storage_db.MIGRATIONS))
+    runner = Runner(database.obj, directory=str(storage_db.MIGRATIONS))
     assert runner.down() == ["0011_one_time_subscriptions"]
     assert not SubscriptionGrant.table_exists()
-    assert "sent_by" not in {c.name for c in storage.obj.get_columns("outbox")}
+    assert "sent_by" not in {c.name for c in database.obj.get_columns("outbox")}
     assert storage_db.migrate() == ["0011_one_time_subscriptions"]
-    assert SubscriptionGrant.select().count() == 0 and not diff_models(storage.obj, ALL_MODELS)
+    assert SubscriptionGrant.select().count() == 0 and not diff_models(database.obj, ALL_MODELS)
