@@ -19,7 +19,8 @@ def test_human_and_kefu_answer_with_the_contact_when_nobody_is_at_the_account(bo
         assert reply["MsgType"] == "text" and CONTACT in reply["Content"], word
 
 
-def test_without_a_contact_the_answer_says_nobody_is_there(bot):
+def test_without_a_contact_the_answer_says_nobody_is_there(bot_factory):
+    bot = bot_factory(support={"contact": ""})
     reply = say(bot, "o_a", "人工")
     assert "暂时没有人工客服" in reply and "400" not in reply
 
