@@ -99,7 +99,7 @@ class Services:
                 messenger.send, config.wechat.retry_seconds, config.wechat.max_attempts
             ),
         }
-        pay = _pay_desk(config, renderer, db, clock)
+        pay = _pay_desk(config, notices, db, clock)
         if pay is not None:
             channels |= pay.channels()
         worker = Worker(channels, db, clock=clock)
@@ -151,7 +151,7 @@ class Services:
                 await asyncio.wait_for(stop.wait(), timeout=every)
 
 
-def _pay_desk(config: Config, renderer: Renderer, db: Runner, clock: Clock) -> PayDesk | None:
+def _pay_desk(config: Config, notices: Notices, db: Runner, clock: Clock) -> PayDesk | None:
     """WeChat Pay's desk in wechatpay mode. In the sandbox without keys, a merchant key made
     now; WeChat Pay's key is the built-in stand-in's, which handlers/app.py mounts."""
     if not config.payments.paid:
@@ -163,7 +163,7 @@ def _pay_desk(config: Config, renderer: Renderer, db: Runner, clock: Clock) -> P
         merchant = Merchant.from_config(_standin_config(config), private_key=key, public_key=None)
     else:
         merchant = Merchant.from_config(config)
-    return PayDesk(config, merchant, renderer, db, clock)
+    return PayDesk(config, merchant, notices, db, clock)
 
 
 def _standin_config(config: Config) -> Config:

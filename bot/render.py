@@ -89,6 +89,7 @@ class Renderer:
             v
         )
         self.html_env.globals["reason"] = self.page_reason  # pages say why in the chat's words
+        self.local = local
 
     def reason(self, why: Invalid | str, **params) -> str:
         """Why not, in words: an Invalid, or an error code with its params (templates/errors/)."""

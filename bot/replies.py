@@ -4,6 +4,7 @@ Usage::
 
     Text("你好")
     Card(title="…", description="…", picurl="https://…/tea.png", url="https://…/claim/…")
+    Transfer()                            # WeChat's customer service takes the conversation
     as_dict(reply) / from_dict(data)      # kept with the message, for WeChat's retries
 """
 
@@ -27,7 +28,13 @@ class Card:
     url: str
 
 
-Reply = Text | Card | None
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer_customer_service reply: the message, and the conversation, go to a person at
+    WeChat's customer service (多客服); WeChat shows the user nothing of it."""
+
+
+Reply = Text | Card | Transfer | None
 
 
 def as_dict(reply: Reply) -> dict:
@@ -39,4 +46,6 @@ def as_dict(reply: Reply) -> dict:
 def from_dict(data: dict | None) -> Reply:
     data = dict(data or {"type": "none"})
     kind = data.pop("type")
-    return {"text": Text, "card": Card}[kind](**data) if kind != "none" else None
+    return (
+        {"text": Text, "card": Card, "transfer": Transfer}[kind](**data) if kind != "none" else None
+    )

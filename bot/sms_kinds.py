@@ -8,4 +8,10 @@ SMS_TEMPLATES = {
     "order_shipped": ("order_no", "carrier", "tracking"),
     "order_cancelled": ("order_no", "gift"),
     "login_code": ("code",),
+    # Notices to people the chat cannot reach (bot/outgoing/channels.py): a verified mobile, or
+    # the mobile someone ordered with.
+    "draw_won": ("gift", "time"),  # the claim's deadline
+    "draw_lost": ("gift",),
+    "reminder": ("gift", "time"),  # the share's expiry
+    "refund": ("gift", "amount"),  # ¥336.00
 }

@@ -28,6 +28,7 @@ class Command(StrEnum):
     MY_GIFTS = "MY_GIFTS"
     MY_ORDERS = "MY_ORDERS"
     HELP = "HELP"
+    HUMAN = "HUMAN"  # a person: WeChat's customer service, or how to reach one ([support])
 
 
 # The words for each command; the first is the one the help text shows.
@@ -36,6 +37,7 @@ COMMAND_WORDS: dict[Command, tuple[str, ...]] = {
     Command.MY_GIFTS: ("我送出的",),
     Command.MY_ORDERS: ("我收到的",),
     Command.HELP: ("帮助", "?"),
+    Command.HUMAN: ("人工", "客服"),
 }
 MENU_KEYS = (Command.GIFTS, Command.MY_GIFTS, Command.MY_ORDERS)  # the menu must carry these
 
@@ -75,11 +77,13 @@ WORD_MEANS = {  # for docs/flows.md
     "draw); `领取 <token>` joins one",
 }
 
-# Every word by its name, for templates: 回复「{{ w.BACK }}」 (the first word of a command).
+# Every word by its name, for templates: 回复「{{ w.BACK }}」 (the first word of a command);
+# every word of a command: {% for word in w.ALL.HUMAN %}.
 SPOKEN = SimpleNamespace(
     **{c.name: words[0] for c, words in COMMAND_WORDS.items()},
     **{m.name: m.value for m in Move},
     **{w.name: w.value for w in Word},
+    ALL=SimpleNamespace(**{c.name: words for c, words in COMMAND_WORDS.items()}),
 )
 
 _SPACES = re.compile(r"\s+")

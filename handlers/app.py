@@ -28,7 +28,7 @@ from tornado.netutil import bind_sockets
 
 from bot.app import Services
 from bot.config import Config
-from handlers.web import claim, dev, draw, mobile, oauth, pages, pay
+from handlers.web import claim, dev, draw, mobile, oauth, pages, pay, subscribed
 from handlers.web.base import BaseHandler
 from handlers.wechat import WeChatHandler
 from handlers.wire import make_crypt
@@ -63,6 +63,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (rf"/claim/{TOKEN}/mobile/verify", mobile.VerifyPage),
         (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
         (r"/oauth/callback", oauth.OAuthCallback),
+        (r"/subscribed/?", subscribed.Subscribed),  # back from WeChat's one-time subscription
         (r"/healthz", pages.Health),
         (r"/metrics", pages.Metrics),
     ]
@@ -75,6 +76,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
             (r"/dev/inbox", dev.DevInbox),
             (r"/dev/as", dev.DevAs),
             (r"/dev/login", dev.DevLogin),
+            (r"/dev/subscribemsg", subscribed.DevSubscribe),
         ]
     return tornado.web.Application(
         routes,

@@ -33,10 +33,10 @@ from xml.etree import ElementTree
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as parse_without_dtd
 from werobot.crypto import MessageCrypt
-from werobot.replies import Article, ArticlesReply, TextReply
+from werobot.replies import Article, ArticlesReply, TextReply, TransferCustomerServiceReply
 
 from bot.chat.chat import Incoming
-from bot.replies import Card, Reply, Text
+from bot.replies import Card, Reply, Text, Transfer
 
 MAX_CLOCK_SKEW = 300  # seconds; an older signed request is a replay
 TIME_DIGITS = 12  # a Unix time in seconds has 10 digits until the year 2286
@@ -167,13 +167,15 @@ def write_reply(
     return crypt.encrypt_message(xml) if crypt else xml
 
 
-def reply_xml(reply: Text | Card, msg: Incoming, now: int | None = None) -> str:
+def reply_xml(reply: Text | Card | Transfer, msg: Incoming, now: int | None = None) -> str:
     # WeRoBot writes `target` into ToUserName and `source` into FromUserName.
     address = {"target": cdata(msg.openid), "source": cdata(msg.account)}
     if now is not None:
         address["time"] = now
     if isinstance(reply, Text):
         return TextReply(content=cdata(reply.content), **address).render()
+    if isinstance(reply, Transfer):  # to whichever agent of WeChat's customer service is free
+        return TransferCustomerServiceReply(**address).render()
     news = ArticlesReply(**address)
     news.add_article(
         Article(

@@ -1,7 +1,11 @@
 // The /dev sandbox chat: talk to the bot as any OpenID, see what it sends back.
 //
 //   POST /dev/send  {openid, kind, text|key|label}  → {reply: {type: text|card|none|error, …}}
-//   GET  /dev/inbox?after=N                          → {items: [{id, channel, to, text}]}
+//   GET  /dev/inbox?after=N                          → {items: [{id, channel, to, text, …}]}
+//
+// The inbox's channels: sms (the 短信 list), wechat (a customer-service message, or a card to
+// forward, e.g. the share card once paid), template, and subscription (a one-time subscription
+// message: in the person's chat when they follow the account, else in the 服务通知 list).
 //
 // Bot text is untrusted: it only ever reaches the page through textContent.
 //
@@ -22,11 +26,12 @@ const WIDE = "(min-width: 840px)";
 const saved = JSON.parse(sessionStorage.getItem(STORE) || "{}");
 const histories = new Map(Object.entries(saved.histories || {}));
 const sms = saved.sms || [];
+const notices = saved.notices || [];
 let lastInbox = saved.lastInbox || 0;
 let polling = false;
 
 function save() {
-  const state = { histories: Object.fromEntries(histories), sms, lastInbox, openid: openid() };
+  const state = { histories: Object.fromEntries(histories), sms, notices, lastInbox, openid: openid() };
   sessionStorage.setItem(STORE, JSON.stringify(state));
 }
 
@@ -181,8 +186,12 @@ function render(item) {
   if (item.label) li.append(el("span", "msg-label", item.label));
   if (reply.type === "text") {
     const bubble = el("div", "bubble");
+    if (reply.title) bubble.append(el("span", "bubble-title", reply.title));
     bubble.append(linkify(reply.content || ""));
     li.append(bubble);
+  } else if (reply.type === "transfer") {
+    li.className = "msg event";
+    li.append(el("span", "event-note", "已转人工：微信客服接管了这段对话（沙盒里没有客服在线）"));
   } else if (reply.type === "card") {
     li.append(card(reply, item));
   } else if (reply.type === "error") {
@@ -253,9 +262,19 @@ async function poll() {
         if (item.channel === "sms") {
           sms.push(item);
           showSms(item);
+        } else if (item.channel === "wechat" && item.card) {
+          // A card to forward (the share card once paid): the same card 确认 gives, buttons too.
+          const reply = { type: "card", ...item.card };
+          add(item.to, { from: "bot", label: "客服消息", giver: item.to, reply });
         } else if (item.channel === "wechat" || item.channel === "template") {
           const label = item.channel === "wechat" ? "客服消息" : "模板消息";
           add(item.to, { from: "bot", label, reply: { type: "text", content: item.text } });
+        } else if (item.channel === "subscription" && item.follower) {
+          const reply = { type: "text", title: item.title, content: item.text };
+          add(item.to, { from: "bot", label: "订阅消息", reply });
+        } else if (item.channel === "subscription") {
+          notices.push(item);
+          showNotice(item);
         }
       }
       save();
@@ -273,7 +292,18 @@ function showSms(item) {
   text.append(linkify(item.text));
   li.append(el("p", "sms-to", `发给 ${item.to}`), text);
   $("sms").prepend(li);
-  $("sms-count").textContent = String(sms.length);
+  $("sms-count").textContent = String(sms.length + notices.length);
+  $("sms-count").classList.toggle("new", true);
+}
+
+// A one-time subscription message to someone who does not follow: WeChat's 服务通知.
+function showNotice(item) {
+  const li = el("li", "sms-item notify-item");
+  const text = el("p", "sms-text");
+  text.append(linkify(item.text));
+  li.append(el("p", "sms-to", `服务通知 · 给 ${nameOf(item.to)}`), el("p", "notify-head", item.title || "订阅消息"), text);
+  $("notify").prepend(li);
+  $("sms-count").textContent = String(sms.length + notices.length);
   $("sms-count").classList.toggle("new", true);
 }
 
@@ -282,6 +312,7 @@ const scene = () => $("scene").value.trim().replace(/^领取\s*/, "");
 function wire() {
   if (saved.openid) $("openid").value = saved.openid;
   sms.forEach(showSms);
+  notices.forEach(showNotice);
   $("sms-count").classList.remove("new");
   $("events").open = matchMedia(WIDE).matches; // folded on a phone: the chat gets the room
   document.querySelector(".sms-jump").addEventListener("click", () => $("sms-count").classList.remove("new"));

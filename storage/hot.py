@@ -63,7 +63,7 @@ def _statements(postgres: bool) -> dict[str, str]:
         "order_of": f'SELECT {_columns(Order)} FROM "order" WHERE share_id = {p} '
         f"AND recipient_id = {p}",
         "enqueue": f"INSERT INTO outbox (key, kind, payload, status, attempts, next_attempt_at, "
-        f"last_error, created_at) VALUES ({p}, {p}, {p}, 'pending', 0, {p}, '', {p}) "
+        f"last_error, created_at, sent_by) VALUES ({p}, {p}, {p}, 'pending', 0, {p}, '', {p}, '') "
         "ON CONFLICT DO NOTHING",
         "giver_open_units": "SELECT COALESCE(SUM(quantity - claimed), 0) FROM share "
         f"WHERE giver_id = {p} AND NOT released AND expires_at > {p}",

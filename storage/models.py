@@ -206,6 +206,8 @@ class Outbox(BaseModel):
     # When an attempt began whose end nobody saw (a timeout, a worker gone mid-send): a
     # channel that can ask the outside world whether it went asks before sending again.
     in_doubt_since = pw.DateTimeField(null=True)
+    # How it left, when it did: a notice's channel (bot/outgoing/channels.py), "" for the rest.
+    sent_by = pw.CharField(max_length=64, default="")
 
 
 class PayOrder(BaseModel):
@@ -321,8 +323,35 @@ class CertificateDownload(BaseModel):
     outcome = pw.TextField(default="")
 
 
+# -- reaching people (issue 25) ---------------------------------------------------------
+
+
+class SubscriptionGrant(BaseModel):
+    """A one-time subscription (一次性订阅消息) someone confirmed on WeChat's page for news of a
+    share: one message. WeChat keeps one per (person, template, scene) until it is used, and
+    so does the partial unique index; `used_at`/`used_by` (the outbox row that took it) are
+    set once, by a guarded UPDATE (bot/outgoing/subscriptions.py)."""
+
+    openid = pw.CharField(max_length=64)
+    share = pw.ForeignKeyField(Share, backref="grants", on_delete="CASCADE")
+    template_id = pw.CharField(max_length=128)
+    scene = pw.IntegerField()
+    nonce = pw.CharField(max_length=32, unique=True)  # the signed `reserved`'s: a replay adds none
+    granted_at = pw.DateTimeField(default=utcnow)
+    used_at = pw.DateTimeField(null=True)
+    used_by = pw.CharField(max_length=32, default="")
+
+
+SubscriptionGrant.add_index(
+    SubscriptionGrant.index(
+        SubscriptionGrant.openid, SubscriptionGrant.template_id, SubscriptionGrant.scene,
+        unique=True, where=SubscriptionGrant.used_at.is_null(), name="subscription_grant_unused",
+    )
+)  # fmt: skip
+
+
 ALL_MODELS = [
     User, Gift, Share, Order, ShareVisit, Conversation, InboundMessage, PushNonce, Outbox,
     ApiToken, CatalogueVersion, DrawEntry, MobileCode, PayOrder, Refund, PlatformCertificate,
-    CertificateDownload,
+    CertificateDownload, SubscriptionGrant,
 ]  # fmt: skip

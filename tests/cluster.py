@@ -80,7 +80,9 @@ class Server:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
                 up = requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # Not up yet: the port is bound before the workers have migrated the schema,
+                # so a request may wait in the queue longer than a second on a busy machine.
                 up = False
             if up and self.log_path.read_text().count('"listening"') >= self.workers:
                 return self

@@ -162,7 +162,11 @@ class LiveBot:
         self.fake_wechat = FakeWeChat().start()
         self.sms = FakeWebhook().__enter__()
         overrides = {
-            "wechat": {"api_base": self.fake_wechat.url, "oauth_base": self.fake_wechat.url},
+            "wechat": {
+                "api_base": self.fake_wechat.url,
+                "oauth_base": self.fake_wechat.url,
+                "mp_base": self.fake_wechat.url,
+            },
             "sms": {"backend": "webhook", "webhook_url": self.sms.url},
         }
         # A paid run: WeChat Pay's stand-in on its own port, on this bot's clock; a test that

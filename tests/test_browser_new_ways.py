@@ -9,7 +9,7 @@ import datetime as dt
 import re
 
 from browsing import PHONE, needs_chromium, shot
-from helpers import DESKTOP_UA, confirm_card, monday_morning, say, share_in_chat
+from helpers import DESKTOP_UA, confirm_card, free_mode_only, monday_morning, say, share_in_chat
 
 from storage.models import Order, Share
 
@@ -100,3 +100,53 @@ def test_a_desktop_browser_claims_end_to_end_with_a_verified_mobile(chromium, bo
     page.wait_for_url(re.compile(r"/done$"))
     assert Order.get().order_no in page.content() and Order.get().phone == "+8613912345678"
     shot(page, "outside-done")
+
+
+@free_mode_only("the draw is shared with 确认's card (a paid share's card comes once paid)")
+def test_the_sandbox_plays_a_one_time_subscription_from_the_draw_page_to_the_service_notice(
+    chromium, bot_factory
+):
+    """Friend 1 joins the giver's draw on its page, taps 微信通知我一次, allows it on the
+    sandbox's stand-in of WeChat's page, and is back on the draw page, subscribed; at the draw
+    the result arrives in 服务通知 (friend 1 never wrote to the account)."""
+    bot = bot_factory(server={"sandbox": True})
+    context = chromium.new_context(**PHONE)
+    chat = context.new_page()
+    chat.goto(f"{bot.url}/dev")
+    for text in ("1", "抽奖", "1", "跳过", "跳过", "确认"):
+        send(chat, text)
+    card = chat.locator(".card-wrap").last
+    with context.expect_page() as opened:
+        card.get_by_role("link", name=re.compile("以好友身份打开")).click()
+    friend = opened.value
+    friend.wait_for_load_state()
+    friend.click("text=参与抽奖")
+    assert "你已参与抽奖" in friend.content()
+    shot(friend, "subscribe-1-draw-joined-offers-a-subscription")
+    friend.click("text=微信通知我一次")
+    assert "申请向你发送一条订阅消息" in friend.inner_text("main")
+    shot(friend, "subscribe-2-wechats-confirm-page-in-the-sandbox")
+    friend.click("text=允许")
+    friend.locator(".promise-subscribed").wait_for(timeout=10_000)
+    assert "已订阅" in friend.inner_text(".promise")
+    shot(friend, "subscribe-3-back-on-the-draw-page-subscribed")
+    friend.close()
+
+    share = Share.get()
+    bot.clock.offset += share.draw_at - bot.clock()
+    bot.run(bot.services.sweep_once())
+    bot.drain()
+    chat.bring_to_front()
+    chat.locator(".notify-item").wait_for(timeout=10_000)
+    assert "恭喜" in chat.inner_text("#notify") and "好友 1" in chat.inner_text("#notify")
+    chat.locator("#notify-panel").scroll_into_view_if_needed()
+    shot(chat, "subscribe-4-the-result-in-service-notices", full_page=False)
+
+
+def send(page, text: str) -> None:
+    before = page.locator(".msg.bot").count()
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('.msg.bot').length > n", arg=before, timeout=10_000
+    )

@@ -25,6 +25,7 @@ from conftest import ROOT
 from helpers import BOTH_DATABASES, PAID, browser, claim, fill, say, share_in_chat, write_config
 from paying import refunds_made
 
+from bot.render import money
 from storage.models import Gift, Order, Outbox, Share, utcnow
 
 STATUSES = ("placed", "shipped", "delivered", "cancelled")
@@ -317,10 +318,13 @@ def test_cancelling_returns_the_unit_to_stock_and_tells_both_sides(bot, operator
         == f"【礼物小助手】您的礼物订单 {order.order_no}（明前龙井礼盒）已取消，不会再配送。"
     )
     assert chat_to(bot, "o_friend")[-1] == (
-        f"你领取的「明前龙井礼盒」订单 {order.order_no} 已取消，不会再配送。有疑问请回复「帮助」。"
+        f"你领取的「明前龙井礼盒」订单 {order.order_no} 已取消，不会再配送。有疑问请回复「人工」。"
     )
+    # Money is spoken of only when it was paid: then the unit's price is on its way back.
+    paid_back = f"这一份的 {money(Share.get().unit_price)} 会原路退款给你。" if PAID else ""
     assert chat_to(bot, "o_giver")[-1] == (
         f"你送出的「明前龙井礼盒」有一份订单已取消（订单 {order.order_no}），不会再配送。"
+        f"{paid_back}有疑问请回复「人工」。"
     )
     assert f"订单号 {order.order_no}\n   已取消" in my_orders(bot, "o_friend")
     assert refunds_made(bot) == ([("cancelled", 1)] if PAID else []), "paid for: refunded"

@@ -69,7 +69,7 @@ def kept() -> set[str]:
 def another_worker(bot) -> PayDesk:
     """A second worker on the same database: its own desk, nothing in its memory."""
     s = bot.services
-    return PayDesk(bot.config, Merchant.from_config(bot.config), s.renderer, s.db, s.clock)
+    return PayDesk(bot.config, Merchant.from_config(bot.config), s.notices, s.db, s.clock)
 
 
 def notify(bot, pay, number: str, **signing) -> int:
@@ -254,7 +254,8 @@ def test_the_migration_of_the_certificates_goes_down_and_up_again(cert_bot):
     open_pay_page(bot, share_to_pay(bot))
     runner = Runner(storage.db.obj, directory=str(storage.MIGRATIONS))
 
+    assert runner.down() == ["0011_one_time_subscriptions"]  # the later one first
     assert runner.down() == ["0010_platform_certificates"]
     assert not PlatformCertificate.table_exists() and not CertificateDownload.table_exists()
-    assert storage.migrate() == ["0010_platform_certificates"]
+    assert storage.migrate() == ["0010_platform_certificates", "0011_one_time_subscriptions"]
     assert CertificateDownload.get_by_id(1).tried_at is None and kept() == set()

@@ -241,7 +241,7 @@ def test_two_workers_settling_one_payment_in_their_own_transactions_act_once(unp
         with write_transaction():
             outcomes.append(
                 payments.settle_paid(
-                    bot.services.renderer, bot.config, number, "4200000001", bot.clock()
+                    bot.services.notices, bot.config, number, "4200000001", bot.clock()
                 )
             )
         storage.db.close()

@@ -163,7 +163,9 @@ def test_dev_pages_answer_only_a_loopback_peer_whatever_x_real_ip_says(bot_facto
         return sockets[0].getsockname()[1]
 
     port = bot.run(listen_outward())
-    for path in ("/dev", "/dev/inbox?after=0", "/dev/as?openid=o_anyone&next=/", "/dev/login"):
+    pages = ("/dev", "/dev/inbox?after=0", "/dev/as?openid=o_anyone&next=/", "/dev/login",
+             "/dev/subscribemsg?action=get_confirm")  # fmt: skip
+    for path in pages:
         r = requests.get(
             f"http://{ip}:{port}{path}",
             headers={"Host": "127.0.0.1", "X-Real-IP": "127.0.0.1"},

@@ -9,7 +9,8 @@ import socket
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from fakes.wechat_api import FakeWeChat
+import requests
+from fakes.wechat_api import SUBSCRIBE_TEMPLATE, FakeWeChat
 from tornado.httpclient import AsyncHTTPClient
 
 import storage.db
@@ -195,6 +196,82 @@ def test_custom_text_message(api, fake):
     assert fake.messages == [
         {"touser": "o_alice", "msgtype": "text", "text": {"content": "礼物已送达"}}
     ]
+
+
+# -- one-time subscription messages (一次性订阅消息) ----------------------------------
+
+
+SUBSCRIBE = "/cgi-bin/message/template/subscribe"
+
+
+def refused_with(api, **changes) -> int:
+    """The errcode WeChat (the fake) answers a one-time subscription message changed so."""
+    body = {"touser": "o_alice", "template_id": SUBSCRIBE_TEMPLATE, "scene": "12",
+            "title": "中奖", "data": {"content": {"value": "恭喜你抽中了"}}} | changes  # fmt: skip
+    body = {key: value for key, value in body.items() if value is not None}
+    with pytest.raises(WeChatError) as caught:
+        run(api.call("POST", SUBSCRIBE, body))
+    return caught.value.errcode
+
+
+def test_a_one_time_subscription_message_goes_once_per_confirmation(api, fake):
+    fake.grant("o_alice", 12)
+    run(
+        api.send_subscription(
+            "o_alice", SUBSCRIBE_TEMPLATE, 12, "中奖", "恭喜你抽中了", "https://g.example/c/1"
+        )
+    )
+    (sent,) = fake.subscribed
+    assert (sent["scene"], sent["title"], sent["data"]) == (
+        "12",
+        "中奖",
+        {"content": {"value": "恭喜你抽中了"}},
+    )  # the scene goes as a string, as the docs' example writes it
+    assert sent["url"] == "https://g.example/c/1" and sent["shown_in"] == "服务通知"
+    with pytest.raises(WeChatError) as used:  # one confirmation, one message
+        run(api.send_subscription("o_alice", SUBSCRIBE_TEMPLATE, 12, "中奖", "再来一条"))
+    assert (used.value.errcode, used.value.retryable) == (43101, False)
+
+
+def test_the_fake_refuses_subscription_messages_as_wechat_does(api, fake):
+    fake.grant("o_alice", 12)
+    assert refused_with(api, touser="o_nobody") == 43101, "granted nothing"
+    assert refused_with(api, scene="13") == 43101, "granted at another scene"
+    assert refused_with(api, template_id="TPL_gift_notice") == 40037, "not the one-time template"
+    assert refused_with(api, touser=None) == 40003
+    assert refused_with(api, scene=None) == 47003
+    assert refused_with(api, scene="10001") == 47003, "scenes are 0-10000"
+    assert refused_with(api, title=None) == 47003
+    assert refused_with(api, title="十六个字的标题十六个字的标题十六") == 47003, (
+        "15 characters at most"
+    )
+    assert refused_with(api, data={"content": {"value": ""}}) == 47003
+    assert refused_with(api, data={"content": {"value": "字" * 201}}) == 47003, "200 at most"
+    assert refused_with(api, data={}) == 47003
+    assert refused_with(api, url="javascript:alert(1)") == 40054
+    assert fake.subscribed == [] and fake.grants[("o_alice", SUBSCRIBE_TEMPLATE, 12)] == 1
+
+
+def test_wechats_confirm_page_sends_the_visitor_back_with_what_the_docs_name(fake):
+    page = f"{fake.url}/mp/subscribemsg"
+    query = {"action": "get_confirm", "appid": fake.app_id, "scene": "12",
+             "template_id": SUBSCRIBE_TEMPLATE, "redirect_url": "https://g.example/subscribed",
+             "reserved": "abc123"}  # fmt: skip
+    fake.set_user("o_alice")
+    confirmed = requests.get(page, params=query, allow_redirects=False, timeout=10)
+    back = urlsplit(confirmed.headers["Location"])
+    assert (back.netloc, back.path) == ("g.example", "/subscribed")
+    assert parse_qs(back.query) == {"openid": ["o_alice"], "template_id": [SUBSCRIBE_TEMPLATE],
+                                    "scene": ["12"], "reserved": ["abc123"], "action": ["confirm"]}  # fmt: skip
+    fake.grant("o_alice", 12)  # confirmations under one scene do not add up
+    assert fake.grants[("o_alice", SUBSCRIBE_TEMPLATE, 12)] == 1
+    fake.set_user("o_bob", consents=False)
+    cancelled = parse_qs(urlsplit(requests.get(page, params=query, allow_redirects=False,
+                                               timeout=10).headers["Location"]).query)  # fmt: skip
+    assert cancelled["action"] == ["cancel"] and "openid" not in cancelled
+    for wrong in ({"scene": "10001"}, {"appid": "wx_other"}, {"template_id": "x"},
+                  {"reserved": "not alnum!"}, {"reserved": "a" * 129}, {"action": "get"}):  # fmt: skip
+        assert requests.get(page, params=query | wrong, timeout=10).status_code == 400, wrong
 
 
 def test_qr_code_is_created_with_its_scene_and_lifetime(api, fake):

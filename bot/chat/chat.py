@@ -24,10 +24,20 @@ from bot.chat.engine import Engine
 from bot.chat.flows import build_flows
 from bot.config import Config
 from bot.forms.base import Invalid, small_number
-from bot.gifting import cards, catalogue, draws, facts, orders, reminders, shares, thanks
+from bot.gifting import (
+    cards,
+    catalogue,
+    draws,
+    facts,
+    orders,
+    promises,
+    reminders,
+    shares,
+    thanks,
+)
 from bot.outgoing.notices import Notices
 from bot.render import Renderer
-from bot.replies import Card, Reply, Text, as_dict, from_dict
+from bot.replies import Card, Reply, Text, Transfer, as_dict, from_dict
 from bot.words import (
     Command,
     Move,
@@ -194,12 +204,22 @@ class Chat:
             )
         elif command == Command.MY_ORDERS:
             reply = self._text("chat/my_orders.txt", orders=orders.of_recipient(state.openid))
-        else:
-            reply = self._text("chat/help.txt", paused=False)
+        elif command == Command.HUMAN:
+            reply = self.human()
+        else:  # 帮助 while a form waits, paused already, names 继续 too
+            reply = self._text("chat/help.txt", paused=bool(state.flow and state.paused))
         if state.active:
             state.paused = True
-            reply = Text(reply.content + "\n\n" + self.renderer.text("flow/paused.txt"))
+            if isinstance(reply, Text):  # a transfer shows nothing: the form waits all the same
+                reply = Text(reply.content + "\n\n" + self.renderer.text("flow/paused.txt"))
         return reply
+
+    def human(self) -> Reply:
+        """人工 / 客服: WeChat's customer service takes over ([support] human), or how to reach
+        a person ([support] contact)."""
+        if self.config.support.human:
+            return Transfer()
+        return self._text("chat/human.txt", contact=self.config.support.contact)
 
     def _catalogue(self) -> Text:
         """The catalogue as a reply, rendered again only when the catalogue changed."""
@@ -252,7 +272,10 @@ class Chat:
         except Invalid as refused:
             return Text(self.renderer.error(refused))
         view = draws.seen_by(share, state.openid, now)
-        return self._text("chat/draw_joined.txt", share=share, draw=view, again=not joined)
+        offer = promises.in_chat(self.config, share, state.openid, now)  # how its result comes
+        return self._text(
+            "chat/draw_joined.txt", share=share, draw=view, again=not joined, promise=offer
+        )
 
     def thank(self, note: str, state: State, now: dt.datetime) -> Reply:
         """谢谢 <text>: a note to the giver of this person's latest order."""

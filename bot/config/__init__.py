@@ -35,6 +35,7 @@ from bot.config.schema import (
     Server,
     Shares,
     Sms,
+    Support,
     Tencent,
     WeChat,
     WeChatPay,
@@ -43,7 +44,7 @@ from bot.config.schema import (
 
 __all__ = [
     "SECRET_ENV", "Aliyun", "Config", "ConfigError", "Conversation", "Database", "Delivery",
-    "Gift", "Menu", "MenuButton", "Payments", "Server", "Shares", "Sms", "Tencent", "WeChat",
+    "Gift", "Menu", "MenuButton", "Payments", "Server", "Shares", "Sms", "Support", "Tencent", "WeChat",
     "WeChatPay", "is_loopback_host", "load", "parse", "port_mismatch", "with_port",
 ]  # fmt: skip
 

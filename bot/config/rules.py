@@ -164,6 +164,7 @@ def _check_wechat(w: WeChat):
         )
     _check_url("wechat.api_base", w.api_base)
     _check_url("wechat.oauth_base", w.oauth_base)
+    _check_url("wechat.mp_base", w.mp_base)
     _positive("wechat.timeout_seconds", w.timeout_seconds)
     _positive("wechat.retry_seconds", w.retry_seconds)
     _positive("wechat.max_attempts", w.max_attempts)

@@ -64,12 +64,16 @@ class WeChat:
     encoding_aes_key: str = ""
     api_base: str = "https://api.weixin.qq.com"
     oauth_base: str = "https://open.weixin.qq.com"
+    mp_base: str = "https://mp.weixin.qq.com"  # where WeChat asks for a one-time subscription
     timeout_seconds: float = 5.0
     retry_seconds: float = 30.0  # first retry of a customer-service message; doubles each time
     max_attempts: int = 6  # then the message is dead (see `outbox list`)
     # A template message (服务号) for notices outside the 48-hour window; empty: none. Its
     # keys: first, keyword1 (the gift), keyword2 (what happened), remark.
     notice_template_id: str = ""
+    # The template of one-time subscription messages (一次性订阅消息): pages offer WeChat visitors
+    # to hear once of what they wait for (bot/outgoing/channels.py); empty: off.
+    subscribe_template_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class Aliyun:
     sign_name: str = ""
     template_code: str = ""  # the order SMS: variables order_no, gift, time
     # The other SMS kinds' templates, by name: order_shipped (order_no, carrier, tracking),
-    # order_cancelled (order_no, gift), login_code (code). A kind without one is not sent.
+    # order_cancelled (order_no, gift), login_code (code), draw_won (gift, time), draw_lost
+    # (gift), reminder (gift, time), refund (gift, amount). A kind without one is not sent.
     templates: dict[str, str] = field(default_factory=dict)
     endpoint: str = "dysmsapi.aliyuncs.com"
     protocol: str = "https"
@@ -199,6 +204,15 @@ class Payments:
 
 
 @dataclass(frozen=True)
+class Support:
+    """`[support]`: how 人工 / 客服 reach a person. `human`: WeChat's customer service takes the
+    conversation (a transfer_customer_service reply); otherwise `contact` is the answer."""
+
+    human: bool = False
+    contact: str = ""  # free text: a phone, the hours
+
+
+@dataclass(frozen=True)
 class Config:
     server: Server
     wechat: WeChat
@@ -210,6 +224,7 @@ class Config:
     conversation: Conversation = field(default_factory=Conversation)
     menu: Menu = field(default_factory=Menu)
     payments: Payments = field(default_factory=Payments)
+    support: Support = field(default_factory=Support)
     path: Path | None = None
 
     @property

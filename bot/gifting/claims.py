@@ -3,7 +3,7 @@ form, its submit, the confirmation. Each page handler awaits one of these and re
 
 Usage::
 
-    view = await claims.page(services, token, openid)      # None: no such share (404)
+    view = await claims.page(services, token, openid, in_wechat=True)   # None: no such share
     view.login                                             # unknown visitor: OAuth first
     view.refusal                                           # None, or the Code that says why not
     isinstance(view, StatusView)                           # the giver: the share's status page
@@ -11,6 +11,7 @@ Usage::
     isinstance(result, Placed)                             # else a FormView with errors, or a
                                                            # ClaimView saying why not (409)
     done = await claims.done(services, token, openid)      # the visitor's order, or a ClaimView
+    view.promise                                           # news to come, as it will reach them
     await claims.thank(services, token, openid, "谢谢！")   # Placed, or the DoneView saying why not
 
 Database work runs on the services' runner; the claim QR's URL is asked of WeChat once per
@@ -37,12 +38,14 @@ from bot.gifting import (
     facts,
     life,
     orders,
+    promises,
     reminders,
     shares,
     surprise,
     thanks,
 )
 from bot.gifting.facts import Facts
+from bot.outgoing.channels import Offer
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Worker
 from bot.outgoing.wechat_api import WeChatApi
@@ -76,6 +79,7 @@ class ClaimView:
     qr_ready: bool = False
     draw: Any = None  # a draw's state as this visitor sees it (bot/gifting/draws.py)
     facts: Facts | None = None  # what every page says of the share (bot/gifting/facts.py)
+    promise: Offer | None = None  # news to come, as it will reach them (bot/gifting/promises.py)
 
     @property
     def closed(self) -> Code | None:
@@ -112,6 +116,7 @@ class StatusView:
     draw: Any = (
         None  # a draw's counts (bot/gifting/draws.py): entrants, winners, winners who claimed
     )
+    promise: Offer | None = None  # the giver's news to come (bot/gifting/promises.py)
 
     @property
     def gift(self):
@@ -139,6 +144,8 @@ class DoneView:
     rows: list[tuple[Field, str]]
     thanks_text: str = ""  # a note that was refused, kept for the box
     thanks_error: Invalid | None = None
+    promise: Offer | None = None  # its shipping news, in WeChat (bot/gifting/promises.py)
+    texts_shipping: bool = False  # the order's mobile gets an SMS when it ships
 
     @property
     def gift(self):
@@ -150,14 +157,26 @@ class Placed:
     token: str
 
 
-async def page(services: Services, token: str, openid: str | None) -> ClaimView | StatusView | None:
-    view = await services.db.run(_view, token, openid, services.now())
+async def page(
+    services: Services, token: str, openid: str | None, in_wechat: bool = False
+) -> ClaimView | StatusView | None:
+    """The gift page; `in_wechat`: opened in WeChat's browser (a subscription can be offered)."""
+    now, config = services.now(), services.config
+    view = await services.db.run(_view, token, openid, now)
     if view and view.refusal == Code.OWN_SHARE:
-        status = await services.db.run(_status, view.share, services.now())
+        status = await services.db.run(_status, view.share, now)
         status.draw = view.draw
         if status.facts.claimable or status.facts.state == life.State.DRAWING:
             status.qr_ready = await cards.qr_url(services, view.share) is not None
+        status.promise = await services.db.run(
+            promises.on_giver_page, config, view.share, status.facts, openid, in_wechat, now
+        )
         return status
+    if view and openid:
+        view.promise = await services.db.run(
+            promises.on_claim_page, config, view.share, view.facts, view.draw, openid,
+            in_wechat, now,
+        )  # fmt: skip
     joinable = view and view.draw is not None and view.draw.can_join
     if view and (view.login or view.refusal is None or joinable):
         view.qr_ready = await cards.qr_url(services, view.share) is not None
@@ -220,14 +239,22 @@ async def submit(
     return Placed(share.token)
 
 
-async def done(services: Services, token: str, openid: str | None) -> DoneView | ClaimView | None:
-    view = await services.db.run(_view, token, openid, services.now())
+async def done(
+    services: Services, token: str, openid: str | None, in_wechat: bool = False
+) -> DoneView | ClaimView | None:
+    now, config = services.now(), services.config
+    view = await services.db.run(_view, token, openid, now)
     if view is None or view.order is None:
         return view
     form = order_form(services, view.share)
-    answers = OrderAnswers.from_order(view.order, services.config.delivery.timezone).as_answers()
+    answers = OrderAnswers.from_order(view.order, config.delivery.timezone).as_answers()
     rows = [(f, f.show(answers[f.name], form.ctx)) for f in form.active_fields()]
-    return DoneView(view.share, view.order, rows)
+    done = DoneView(view.share, view.order, rows, texts_shipping=promises.texts_shipping(config))
+    if view.order.status == "placed":  # its shipping is news to come
+        done.promise = await services.db.run(
+            promises.on_order_page, config, view.share, openid, in_wechat, now
+        )
+    return done
 
 
 async def thank(

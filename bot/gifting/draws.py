@@ -169,10 +169,14 @@ def _draw(notices, share_id: int, now: dt.datetime) -> int:
 
 
 def _tell(notices, share: Share, entrants: list[str], won: set[str], unwon: int) -> None:
-    """Winners, the others (kindly) and the giver, each once (unique outbox keys)."""
-    for openid in entrants:  # a visitor known by a verified mobile has no chat: their page says it
-        notices.draw_outcome(share, openid, won=openid in won)
-    notices.draw_drawn(share, entrants=len(entrants), winners=len(won), returned=unwon)
+    """Winners, the others (kindly) and the giver, each once (unique outbox keys), each by the
+    channel they have (a verified mobile: an SMS); money spoken of only when it was paid."""
+    for person in entrants:
+        notices.draw_outcome(share, person, won=person in won)
+    refund = share.unit_price * unwon if share.payment == life.PAID else 0
+    notices.draw_drawn(
+        share, entrants=len(entrants), winners=len(won), returned=unwon, refund=refund
+    )
 
 
 def for_giver(share_list: list[Share]) -> dict[int, DrawView]:

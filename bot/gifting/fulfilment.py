@@ -73,9 +73,13 @@ def move(
         for name, value in changes.items():
             setattr(order, name, value)
         order.gift, order.share = Gift.get_by_id(order.gift_id), Share.get_by_id(order.share_id)
-        {"shipped": notices.order_shipped, "delivered": notices.order_delivered}.get(
-            to, notices.order_cancelled
-        )(order)
+        if to == "shipped":
+            notices.order_shipped(order)
+        elif to == "delivered":
+            notices.order_delivered(order)
+        else:  # its unit's money goes back only when it was paid for
+            paid = order.share.payment == life.PAID
+            notices.order_cancelled(order, refund=order.share.unit_price if paid else 0)
         return order
 
 

@@ -45,6 +45,7 @@ from bot.forms.base import Invalid
 from bot.forms.person import parse_phone
 from bot.gifting import draws, shares
 from bot.outgoing.outbox import enqueue
+from bot.outgoing.sms import has_template
 from storage.db import after_commit, hold, locked, write_transaction
 from storage.models import MobileCode, Order, Share
 
@@ -59,10 +60,7 @@ IPV6_SUBSCRIBER = 64  # the prefix a provider hands one subscriber: one network
 
 def available(config: Config) -> bool:
     """Whether codes can be sent: a vendor needs an approved `login_code` template."""
-    backend = config.sms.backend
-    if backend in ("aliyun", "tencent"):
-        return "login_code" in getattr(config.sms, backend).templates
-    return True
+    return has_template(config.sms, "login_code")
 
 
 def network_of(ip: str) -> str:

@@ -7,11 +7,12 @@ Usage::
 
 `[shares] remind_hours` before a share expires with units left, its giver gets one reminder
 (what is left, when it expires, the link again), and so does each person who opened it and
-has not ordered. A reminder is claimed with a guarded UPDATE (`reminded_at IS NULL`) in the
+has not ordered (by whichever channel reaches them: bot/outgoing/channels.py, an SMS to a
+visitor known by a verified mobile). A reminder is claimed with a guarded UPDATE (`reminded_at IS NULL`) in the
 transaction that queues it, and its outbox key is unique: two workers, a restart or a second
 sweep cannot send it twice. A share whose whole life is shorter than the reminder time gets
-none (it would be "reminded" at its birth). WeChat may refuse the message (the 48-hour
-window): bot/outgoing/messaging.py then sends a template message or marks it skipped.
+none (it would be "reminded" at its birth). With no channel to a person the reminder is
+marked skipped with the reason (bot/outgoing/messaging.py).
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def _remind_giver(notices: Notices, share_id: int, now: dt.datetime) -> int:
             return 0  # another worker has it
         share = Share.get_by_id(share_id)
         share.gift = catalogue.get(share.gift_id)
-        notices.share_reminder(share)
+        paid = share.payment == life.PAID  # what is left goes back as money only when it was paid
+        notices.share_reminder(share, refund=share.unit_price * share.left if paid else 0)
         return 1
 
 

@@ -3,8 +3,9 @@ the reconciliation, and the outbox's closes and refunds. The books are bot/money
 
 Usage::
 
-    desk = PayDesk(config, merchant, renderer, services.db, clock)
-    view = await desk.page(token, openid)           # PayView: what the pay page shows
+    desk = PayDesk(config, merchant, notices, services.db, clock)
+    view = await desk.page(token, openid, in_wechat)   # PayView: what the pay page shows
+    await desk.state(token, openid)                 # {"state": "paid", …} for the waiting page
     bridge = await desk.attempt(token, openid)      # a JSAPI order; raises Invalid or PayError
     status = await desk.notify(headers, raw_body)   # 204, or raises NotifyRefused (4xx)
     await desk.reconcile_once()                     # the sweep's: certificates when due, then
@@ -27,13 +28,15 @@ from dataclasses import dataclass
 
 from bot.codes import Code
 from bot.config import Config
-from bot.gifting import shares
+from bot.gifting import facts, promises, shares
 from bot.money import payments
 from bot.money.merchant import Merchant, NotifyRefused, PayError
 from bot.money.wechatpay import WeChatPayClient
 from bot.money.wechatpay_keys import PlatformKeys
+from bot.outgoing.channels import Offer
+from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel
-from bot.render import Renderer
+from bot.outgoing.subscriptions import Page
 from storage.models import PayOrder, Share
 from storage.runner import Runner
 
@@ -47,6 +50,7 @@ class PayView:
     share: Share
     refusal: Code | None = None
     login: bool = False
+    promise: Offer | None = None  # the giver's news of it to come (bot/gifting/promises.py)
 
     @property
     def gift(self):
@@ -72,13 +76,14 @@ class PayDesk:
         self,
         config: Config,
         merchant: Merchant,
-        renderer: Renderer,
+        notices: Notices,
         db: Runner,
         clock: Callable[[], dt.datetime],
     ):
-        self.config, self.merchant, self.renderer, self.db, self.clock = (
-            config, merchant, renderer, db, clock,
+        self.config, self.merchant, self.notices, self.db, self.clock = (
+            config, merchant, notices, db, clock,
         )  # fmt: skip
+        self.renderer = notices.renderer
         keys = PlatformKeys(merchant, db)  # platform certificates shared through the database
         self.client = WeChatPayClient(merchant, keys, clock=lambda: unix(self.clock()))
         self.wake: Callable[[], None] = lambda: None  # the outbox worker's, once it exists
@@ -96,13 +101,28 @@ class PayDesk:
 
     # -- the pay page ------------------------------------------------------------------------
 
-    async def page(self, token: str, openid: str | None) -> PayView | None:
+    async def page(self, token: str, openid: str | None, in_wechat: bool = False) -> PayView | None:
         share = await self.db.run(shares.by_token, token)
         if share is None or share.payment == "":
             return None
         if not openid:
             return PayView(share, login=True)
-        return PayView(share, payments.pay_refusal(share, openid, self.clock()))
+        now = self.clock()
+        view = PayView(share, payments.pay_refusal(share, openid, now))
+        if view.refusal in (None, Code.PAY_DONE):
+            view.promise = await self.db.run(
+                promises.on_giver_page, self.config, share, facts.of(share, now), openid,
+                in_wechat, now, Page.PAY,
+            )  # fmt: skip
+        return view
+
+    async def state(self, token: str, openid: str | None) -> dict | None:
+        """What the pay page waits for, for its giver only: the share's state; None else."""
+        share = await self.db.run(shares.by_token, token)
+        if share is None or share.payment == "" or not openid or share.giver_id != openid:
+            return None
+        seen = facts.of(share, self.clock())
+        return {"state": str(seen.state), "paid": seen.paid}
 
     async def attempt(self, token: str, openid: str) -> Attempt:
         """A new JSAPI order for the share (one per attempt), and the JS bridge's arguments."""
@@ -154,7 +174,7 @@ class PayDesk:
     async def _settle(self, number: str, transaction: dict, now: dt.datetime) -> str:
         """A payment checked against our order: the share is paid (or the money goes back)."""
         outcome = await self.db.write(
-            payments.settle_paid, self.renderer, self.config, number,
+            payments.settle_paid, self.notices, self.config, number,
             str(transaction.get("transaction_id", "")), now,
         )  # fmt: skip
         if outcome != "repeat":
@@ -187,8 +207,15 @@ class PayDesk:
             raise NotifyRefused(400, "refund amount is not ours")
         status = str(notice.get("refund_status", ""))
         changed = await self.db.write(
-            payments.settle_refund, number, status, str(notice.get("refund_id", "")), now
+            payments.settle_refund,
+            self.notices,
+            number,
+            status,
+            str(notice.get("refund_id", "")),
+            now,
         )
+        if changed:
+            self.wake()  # the giver's notice, once it succeeded
         return f"refund {status.lower()}" if changed else "repeat"
 
     # -- the outbox's senders ----------------------------------------------------------------
@@ -222,7 +249,7 @@ class PayDesk:
             await self.db.write(payments.refund_failed, number, str(exc), self.clock())
             raise
         await self.db.write(
-            payments.settle_refund, number, str(answer.get("status", "processing")),
+            payments.settle_refund, self.notices, number, str(answer.get("status", "processing")),
             str(answer.get("refund_id", "")), self.clock(),
         )  # fmt: skip
 
@@ -250,7 +277,7 @@ class PayDesk:
                 )
                 continue
             await self.db.write(
-                payments.settle_refund, number, str(answer.get("status", "")),
+                payments.settle_refund, self.notices, number, str(answer.get("status", "")),
                 str(answer.get("refund_id", "")), self.clock(),
             )  # fmt: skip
         return len(numbers) + len(refunds)

@@ -5,9 +5,9 @@ Usage (each call inside the transaction that the runner or the caller holds)::
 
     share = create_unpaid(config, "o_giver", "tea-longjing", 2, "生日快乐", now)   # stock held
     order = start_attempt(token, "o_giver", now)     # a new out_trade_no; earlier ones closed
-    outcome = settle_paid(renderer, config, "T…", "4200…", now)   # "paid" | "repeat" | "refund"
+    outcome = settle_paid(notices, config, "T…", "4200…", now)   # "paid" | "repeat" | "refund"
     Books()                                          # what a share's moves do to money
-    settle_refund("R…", "SUCCESS", refund_id, now)   # a refund's outcome, never backwards
+    settle_refund(notices, "R…", "SUCCESS", refund_id, now)   # never backwards; the giver told
     numbers = quiet_orders(now, now - every)         # a batch for reconciliation to ask about
 
 A share bought is `unpaid` (its stock held `hold_minutes`, its claim link not ready) until a
@@ -16,7 +16,8 @@ unpaid share whose hold ends is released like any expired share and becomes `lap
 open orders are closed at WeChat Pay through the outbox. Money that must go back — units
 unclaimed at expiry, a revoked share's units, a cancelled order, a payment that came after
 the hold or twice — is a `Refund` row with a unique `cause`, written in the transaction that
-caused it, and sent through the outbox (`wechatpay_refund`), so it happens exactly once.
+caused it, and sent through the outbox (`wechatpay_refund`), so it happens exactly once; when
+WeChat Pay says it succeeded, the giver is told what it was for and how much, once.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.draw import DRAW_MIN_MINUTES
 from bot.gifting import cards, catalogue, life, shares
-from bot.outgoing.messaging import Notice, wechat_text
+from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import enqueue
-from bot.render import Renderer
 from storage.db import db, locked, write_transaction
 from storage.models import Gift, Order, PayOrder, Refund, Share
 
@@ -105,7 +105,7 @@ def by_trade_no(out_trade_no: str) -> PayOrder | None:
 
 
 def settle_paid(
-    renderer: Renderer, config: Config, out_trade_no: str, transaction_id: str, now: dt.datetime
+    notices: Notices, config: Config, out_trade_no: str, transaction_id: str, now: dt.datetime
 ) -> str:
     """WeChat Pay proved this order paid (a checked notification or query). Acts once:
     "paid" (the share is paid; the giver gets the card), "refund" (the share was paid by
@@ -129,27 +129,15 @@ def settle_paid(
         return "refund"
     share.gift = Gift.get_by_id(share.gift_id)
     close_open(share.id)  # this order is paid now, so it is not among them
-    _send_card(renderer, config, share)
+    _send_card(notices, config, share)
     return "paid"
 
 
-def _send_card(renderer: Renderer, config: Config, share: Share) -> None:
-    """The share's card to forward, as a free share's 确认 answers it; its text where WeChat
-    takes no card (a template message, the sandbox's inbox)."""
-    card = cards.share_card(config, renderer, share)
-    url = card.url
-    context = {"gift": share.gift, "share": share, "url": url}
-    text = renderer.text("notices/paid.txt", **context)
-    notice = Notice(
-        first=text.splitlines()[0],
-        gift=share.gift.name,
-        status=renderer.text("notices/status.txt", status="paid"),
-        url=url,
-    )
-    article = {"title": card.title, "description": card.description, "url": url,
-               "picurl": card.picurl}  # fmt: skip
-    payload = wechat_text(share.giver_id, text, notice, card=article)
-    enqueue("wechat_text", f"notice:paid:{share.id}", payload)
+def _send_card(notices: Notices, config: Config, share: Share) -> None:
+    """The share's card to forward, as a free share's 确认 answers it."""
+    card = cards.share_card(config, notices.renderer, share)
+    notices.paid(share, {"title": card.title, "description": card.description, "url": card.url,
+                         "picurl": card.picurl})  # fmt: skip
 
 
 def queue_close(out_trade_no: str) -> None:
@@ -238,10 +226,13 @@ def refund_to_send(out_refund_no: str) -> tuple[Refund, PayOrder] | None:
 
 
 def settle_refund(
-    out_refund_no: str, status: str, refund_id: str, now: dt.datetime, error: str = ""
-) -> bool:
+    notices: Notices, out_refund_no: str, status: str, refund_id: str, now: dt.datetime,
+    error: str = "",
+) -> bool:  # fmt: skip
     """A refund's state from WeChat Pay (answer, notification or query): it only moves
-    forward, and a final state stays. True when it changed."""
+    forward, and a final state stays. True when it changed; once it succeeded, the giver is
+    told, in this transaction (once: the state changes to success once, the notice's key is
+    unique)."""
     status = status.lower()
     refund = locked(Refund.select().where(Refund.out_refund_no == out_refund_no)).first()
     if refund is None or status not in REFUND_RANK or refund.status in FINAL_REFUND:
@@ -252,6 +243,10 @@ def settle_refund(
     if refund_id:
         values["refund_id"] = refund_id
     Refund.update(**values).where(Refund.id == refund.id).execute()
+    if status == "success" and refund.status != "success":
+        share = Share.get_by_id(refund.share_id)
+        share.gift = Gift.get_by_id(share.gift_id)
+        notices.refunded(share, refund)
     return status != refund.status
 
 

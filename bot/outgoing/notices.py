@@ -1,20 +1,28 @@
-"""What the world is told when something happens, queued in the outbox in the same transaction.
+"""What people are told when something happens, queued in the outbox in the same transaction:
+this module says what; bot/outgoing/channels.py says how it reaches them.
 
 Usage::
 
     notices = Notices(config, renderer)
-    notices.order_placed(order)        # an SMS to the recipient, a WeChat message to the giver
-    notices.order_shipped(order)       # SMS and WeChat to the recipient: carrier, tracking
-    notices.order_delivered(order)     # WeChat to the giver
-    notices.order_cancelled(order)     # SMS and WeChat to the recipient, WeChat to the giver
-    notices.share_reminder(share)      # WeChat to the giver: units left, when it expires
-    notices.visit_reminder(share, openid, gift)   # WeChat to someone who opened it and did not order
-    notices.thanks(order)              # WeChat to the giver: the recipient's words
+    notices.order_placed(order)                  # the order SMS to the recipient; the giver told
+    notices.order_shipped(order)                 # SMS and a notice to the recipient
+    notices.order_delivered(order)               # the giver
+    notices.order_cancelled(order, refund=3360)  # SMS and a notice to the recipient; the giver,
+                                                 # with the refund on its way when it was paid
+    notices.share_reminder(share, refund=0)      # the giver: units left, when it expires
+    notices.visit_reminder(share, person, gift)  # someone who opened it and did not order
+    notices.thanks(order)                        # the giver: the recipient's words
+    notices.draw_outcome(share, person, won=True)
+    notices.draw_drawn(share, entrants, winners, returned, refund=0)
+    notices.paid(share, card)                    # the giver: the card to forward, once paid
+    notices.refunded(share, refund)              # the giver: what for, and how much (¥336.00)
 
 Texts come from `templates/sms/` and `templates/notices/`. What goes to the giver names the
-gift and never the recipient's phone or address. Each notice has one idempotency key, so a
-retried transaction queues it once. WeChat messages leave only when WeChat allows them
-(bot/outgoing/messaging.py): within the 48-hour window, else as a template message, else skipped.
+gift and never the recipient's phone or address; money is spoken of only where it moved (the
+callers pass the refund in fen, 0 when nothing was paid). Each notice has one idempotency key,
+so a retried transaction queues it once. A person is an OpenID or `tel:<mobile>`
+(bot/visitors.py); a notice that may become an SMS carries it (its kind in bot/sms_kinds.py),
+and one that may not is not queued for a person known only by a mobile.
 """
 
 from __future__ import annotations
@@ -22,10 +30,10 @@ from __future__ import annotations
 from bot import visitors
 from bot.config import Config
 from bot.forms.order import OrderAnswers
-from bot.outgoing.messaging import Notice, wechat_text
+from bot.outgoing.messaging import Notice, SmsNotice, wechat_text
 from bot.outgoing.outbox import enqueue
-from bot.render import Renderer
-from storage.models import Order, Share
+from bot.render import Renderer, money
+from storage.models import Order, Refund, Share
 
 
 class Notices:
@@ -38,77 +46,106 @@ class Notices:
     def order_placed(self, order: Order) -> None:
         params = {"order_no": order.order_no, "gift": order.gift.name, "time": self._when(order)}
         self._sms(order, "order_placed", params)
-        self._wechat(
+        self._tell(
             order.share.giver_id, f"notice:claimed:{order.order_no}", "notices/claimed.txt",
-            "claimed", gift=order.gift, share=order.share,
+            "claimed", order.share, gift=order.gift,
         )  # fmt: skip
 
     def order_shipped(self, order: Order) -> None:
         params = {"order_no": order.order_no, "carrier": order.carrier, "tracking": order.tracking}
         self._sms(order, "order_shipped", params)
-        self._wechat(
+        self._tell(
             order.recipient_id, f"notice:shipped:{order.order_no}", "notices/shipped.txt",
-            "shipped", gift=order.gift, order=order,
+            "shipped", order.share, gift=order.gift, order=order,
         )  # fmt: skip
 
     def order_delivered(self, order: Order) -> None:
-        self._wechat(
+        self._tell(
             order.share.giver_id, f"notice:delivered:{order.order_no}", "notices/delivered.txt",
-            "delivered", gift=order.gift, order=order,
+            "delivered", order.share, gift=order.gift, order=order,
         )  # fmt: skip
 
-    def order_cancelled(self, order: Order) -> None:
+    def order_cancelled(self, order: Order, refund: int = 0) -> None:
+        """`refund`: fen going back to the giver for its unit (0: nothing was paid)."""
         self._sms(order, "order_cancelled", {"order_no": order.order_no, "gift": order.gift.name})
         key = f"notice:cancelled:{order.order_no}"
-        self._wechat(
+        self._tell(
             order.recipient_id, f"{key}:recipient", "notices/cancelled_recipient.txt",
-            "cancelled", gift=order.gift, order=order,
+            "cancelled", order.share, gift=order.gift, order=order,
         )  # fmt: skip
-        self._wechat(
+        self._tell(
             order.share.giver_id, f"{key}:giver", "notices/cancelled_giver.txt", "cancelled",
-            gift=order.gift, order=order,
+            order.share, gift=order.gift, order=order, refund=refund,
         )  # fmt: skip
 
     def thanks(self, order: Order) -> None:
-        self._wechat(
+        self._tell(
             order.share.giver_id, f"notice:thanks:{order.order_no}", "notices/thanks.txt",
-            "thanks", gift=order.gift, order=order,
+            "thanks", order.share, gift=order.gift, order=order,
         )  # fmt: skip
 
     # -- shares -------------------------------------------------------------------------
 
-    def share_reminder(self, share: Share) -> None:
-        self._wechat(
+    def share_reminder(self, share: Share, refund: int = 0) -> None:
+        """`refund`: fen the giver gets back at the expiry if nobody claims what is left."""
+        gift, expires = share.gift, self.renderer.local(share.expires_at)
+        self._tell(
             share.giver_id, f"remind:share:{share.id}", "notices/remind_giver.txt", "expiring",
-            gift=share.gift, share=share, url=self._claim_url(share),
+            share, sms=("reminder", {"gift": gift.name, "time": expires}), gift=gift,
+            url=self._claim_url(share), refund=refund,
         )  # fmt: skip
 
-    def visit_reminder(self, share: Share, openid: str, gift) -> None:
+    def visit_reminder(self, share: Share, person: str, gift) -> None:
         """`gift` as the visitor may see it (a surprise's wrapping: bot/gifting/surprise.py)."""
-        self._wechat(
-            openid, f"remind:visit:{share.id}:{openid}", "notices/remind_visitor.txt",
-            "waiting", gift=gift, share=share, url=self._claim_url(share),
+        expires = self.renderer.local(share.expires_at)
+        self._tell(
+            person, f"remind:visit:{share.id}:{person}", "notices/remind_visitor.txt", "waiting",
+            share, sms=("reminder", {"gift": gift.name, "time": expires}), gift=gift,
+            url=self._claim_url(share),
+        )  # fmt: skip
+
+    def paid(self, share: Share, card: dict) -> None:
+        """The card to forward (title, description, url, picurl), once WeChat Pay vouched for
+        the payment; its text where WeChat takes no card."""
+        self._tell(
+            share.giver_id, f"notice:paid:{share.id}", "notices/paid.txt", "paid", share,
+            card=card, gift=share.gift, url=card["url"],
+        )  # fmt: skip
+
+    def refunded(self, share: Share, refund: Refund) -> None:
+        """A refund WeChat Pay says succeeded: what it was for, and how much."""
+        params = {"gift": share.gift.name, "amount": money(refund.amount)}
+        self._tell(
+            share.giver_id, f"notice:refund:{refund.out_refund_no}", "notices/refunded.txt",
+            "refund", share, sms=("refund", params), gift=share.gift, refund=refund,
         )  # fmt: skip
 
     # -- draws --------------------------------------------------------------------------
 
-    def draw_outcome(self, share: Share, openid: str, won: bool) -> None:
+    def draw_outcome(self, share: Share, person: str, won: bool) -> None:
         outcome = "won" if won else "lost"
-        self._wechat(
-            openid, f"draw:{outcome}:{share.id}:{openid}", f"notices/draw_{outcome}.txt", outcome,
-            gift=share.gift, share=share, url=self._claim_url(share),
+        params = {"gift": share.gift.name}
+        if won:
+            params["time"] = self.renderer.local(share.expires_at)
+        self._tell(
+            person, f"draw:{outcome}:{share.id}:{person}", f"notices/draw_{outcome}.txt",
+            outcome, share, sms=(f"draw_{outcome}", params), gift=share.gift,
+            url=self._claim_url(share),
         )  # fmt: skip
 
-    def draw_drawn(self, share: Share, entrants: int, winners: int, returned: int) -> None:
-        self._wechat(
-            share.giver_id, f"draw:drawn:{share.id}", "notices/draw_drawn.txt", "drawn",
-            gift=share.gift, share=share, url=self._claim_url(share), entrants=entrants,
-            winners=winners, returned=returned,
+    def draw_drawn(
+        self, share: Share, entrants: int, winners: int, returned: int, refund: int = 0
+    ) -> None:
+        self._tell(
+            share.giver_id, f"draw:drawn:{share.id}", "notices/draw_drawn.txt", "drawn", share,
+            gift=share.gift, url=self._claim_url(share), entrants=entrants, winners=winners,
+            returned=returned, refund=refund,
         )  # fmt: skip
 
     # -- how they leave -------------------------------------------------------------------
 
     def _sms(self, order: Order, template: str, params: dict[str, str]) -> None:
+        """An order's own SMS (the contract's: placed, shipped, cancelled), to its mobile."""
         kind = "order" if template == "order_placed" else template  # the first kind's key stays
         enqueue(
             "sms",
@@ -121,18 +158,33 @@ class Notices:
             },
         )
 
-    def _wechat(self, openid: str, key: str, template: str, status: str, **context) -> None:
-        if visitors.is_mobile(openid):
-            return  # a visitor known by a verified mobile has no chat: the SMS tells them
-        text = self.renderer.text(template, **context)
-        share = context.get("share") or context["order"].share
+    def _tell(
+        self, person: str, key: str, template: str, status: str, share: Share, *,
+        sms: tuple[str, dict[str, str]] | None = None, card: dict | None = None, **context,
+    ) -> None:  # fmt: skip
+        """Queue the notice for `person`; `sms`: the SMS kind and variables it may become."""
+        if visitors.is_mobile(person) and sms is None:
+            return  # no chat to reach them, and this news is no SMS (the order's SMS tells them)
+        context.setdefault("share", share)
+        text = self.renderer.text(template, chat=True, **context)
+        # Where the person cannot answer (a subscription message in 服务通知), words that say
+        # "reply here" are left out (`chat` false in the template).
+        away = self.renderer.text(template, chat=False, **context)
+        url = context.get("url") or self._claim_url(share)
+        title = self.renderer.text("notices/status.txt", status=status)
         notice = Notice(
-            first=text.splitlines()[0],
-            gift=context["gift"].name,
-            status=self.renderer.text("notices/status.txt", status=status),
-            url=self._claim_url(share),
+            first=text.splitlines()[0], gift=context["gift"].name, status=title, url=url
         )
-        enqueue("wechat_text", key, wechat_text(openid, text, notice))
+        texted = None
+        if sms is not None:
+            kind, params = sms
+            words = self.renderer.text(f"sms/{kind}.txt", url=url, **params)
+            texted = SmsNotice(kind, params, words)
+        payload = wechat_text(
+            person, text, notice, card, share=share.id, title=title, sms=texted,
+            away=away if away != text else None,
+        )  # fmt: skip
+        enqueue("wechat_text", key, payload)
 
     def _claim_url(self, share: Share) -> str:
         return f"{self.config.server.public_url}/claim/{share.token}"

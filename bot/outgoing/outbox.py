@@ -50,7 +50,8 @@ from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.outbox")
 
-Sender = Callable[[dict, str], Awaitable[object]]  # (payload, the row's reference outbox-<id>)
+# (payload, the row's reference outbox-<id>); a sender may return how it went (outbox.sent_by)
+Sender = Callable[[dict, str], Awaitable[object]]
 # (payload, reference, since, now): whether the outside world took this row's call since then.
 Checker = Callable[[dict, str, dt.datetime, dt.datetime], Awaitable[bool]]
 
@@ -75,6 +76,7 @@ def listing(status: str | None = None) -> list[dict]:
             "next_attempt_at": r.next_attempt_at.isoformat(timespec="seconds") + "Z",
             "last_error": r.last_error,
             "in_doubt_since": _iso(r.in_doubt_since),
+            "sent_by": r.sent_by,
         }
         for r in query
     ]
@@ -195,11 +197,11 @@ class Worker:
                         return
                 if not await self.db.write(self.sending, row):
                     return
-            await channel.send(row.payload, reference(row.id))
+            went = await channel.send(row.payload, reference(row.id))
         except Exception as exc:  # each failure is recorded on the row, never lost
             await self.db.write(self.failed, row, exc)
         else:
-            await self.db.write(self.sent, row)
+            await self.db.write(self.sent, row, went if isinstance(went, str) else "")
 
     async def _ask(self, channel: Channel, row: Outbox) -> bool:
         try:
@@ -238,12 +240,13 @@ class Worker:
             "asking again before sending again",
         )
 
-    def sent(self, row: Outbox) -> None:
+    def sent(self, row: Outbox, by: str = "") -> None:
         done = {
             "sent_at": self.clock(),
             "lease_until": None,
             "last_error": "",
             "in_doubt_since": None,
+            "sent_by": by[:64],
         }
         if self._fenced(row, status="sent", **done):
             metrics.outbox_sent(row.kind, "sent")

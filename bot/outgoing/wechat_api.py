@@ -4,6 +4,7 @@ Usage::
 
     api = WeChatApi(config.wechat, Runner(2))           # no I/O, no HTTP client yet
     await api.send_text(openid, "礼物已经送到啦")          # raises WeChatError
+    await api.send_subscription(openid, template_id, 12, "中奖", "恭喜…", url)   # once per grant
     ticket, seconds = await api.create_qr("g_123", 2_592_000)
     url = api.oauth_authorize_url("https://gift.example.com/claim/abc", state="abc")
     openid = await api.oauth_openid(code)               # after WeChat redirects back with ?code=
@@ -229,6 +230,23 @@ class WeChatApi:
         if url:
             body["url"] = url
         await self.call("POST", "/cgi-bin/message/template/send", body)
+
+    async def send_subscription(
+        self, openid: str, template_id: str, scene: int, title: str, content: str, url: str = ""
+    ) -> None:
+        """A one-time subscription message (一次性订阅消息): one per confirmation, followers or
+        not (to 服务通知 for those who do not follow). `title` up to 15 characters, `content`
+        up to 200 (WeChat's limits)."""
+        body = {
+            "touser": openid,
+            "template_id": template_id,
+            "scene": str(scene),
+            "title": title,
+            "data": {"content": {"value": content}},
+        }
+        if url:
+            body["url"] = url
+        await self.call("POST", "/cgi-bin/message/template/subscribe", body)
 
     async def _send_custom(self, openid: str, msgtype: str, content: dict[str, Any]) -> None:
         body = {"touser": openid, "msgtype": msgtype, msgtype: content}

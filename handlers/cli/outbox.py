@@ -9,7 +9,7 @@ from bot.config import Config
 from bot.outgoing import outbox
 from handlers.cli.common import open_db, show
 
-COLUMNS = ["id", "kind", "key", "status", "attempts", "next_attempt_at", "last_error"]
+COLUMNS = ["id", "kind", "key", "status", "sent_by", "attempts", "next_attempt_at", "last_error"]
 
 
 def verbs(verb, top) -> None:

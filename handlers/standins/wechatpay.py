@@ -19,6 +19,8 @@ Usage::
     await standin.deliver_notifications()      # POST what waits to its notify_url, once
     standin.start_sender()                     # or keep sending, and retrying, from the loop
     standin.settle_refund("R1", "SUCCESS")     # a refund's outcome; its REFUND.* is queued
+    WeChatPayStandIn(…, settle_refunds_after=3.0)   # or each refund succeeds by itself, 3 s on,
+                                               # and its REFUND.SUCCESS is sent (the sandbox)
     standin.fail_next("refund", code="NOT_ENOUGH")   # the next refund call is refused so
     standin.stall_next("refund", seconds=10)   # or answered too late, though done
     standin.signtest_next("notification")      # the next try is signed WECHATPAY/SIGNTEST/...
@@ -38,6 +40,7 @@ sandbox and the tests have no public address and no TLS.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -88,6 +91,7 @@ class WeChatPayStandIn(Api, Signing):
         answer_timeout: float = 5.0,
         verification: str = "public_key",
         certificate_key: bytes | str | rsa.RSAPrivateKey | None = None,
+        settle_refunds_after: float | None = None,
     ):
         if len(api_v3_key.encode()) != 32:
             raise ValueError("the APIv3 key has 32 characters: it is the AES-256 key")
@@ -107,6 +111,9 @@ class WeChatPayStandIn(Api, Signing):
         self.requests: list[Received] = []
         self._injections: dict[str, list[_Injection]] = {}
         self._probe_answer = False
+        # Balance refunds succeed within seconds; None: only settle_refund() ends one.
+        self.settle_refunds_after = settle_refunds_after
+        self._settling: set[str] = set()
 
     @property
     def platform_public_key_pem(self) -> bytes:
@@ -154,6 +161,25 @@ class WeChatPayStandIn(Api, Signing):
             return self._notify(
                 refund.notify_url, f"REFUND.{status}", "refund", notice, notify_after
             )
+
+    def _settle_later(self, refund: Refund) -> None:
+        """With `settle_refunds_after`: this refund succeeds that long after it was accepted,
+        as the bank settles it, and its REFUND.SUCCESS goes out (once per refund)."""
+        if self.settle_refunds_after is None or refund.out_refund_no in self._settling:
+            return
+        try:
+            loop = asyncio.get_running_loop()  # requests are answered on the serving loop
+        except RuntimeError:
+            return
+        self._settling.add(refund.out_refund_no)
+        loop.call_later(self.settle_refunds_after, self._settle_now, refund.out_refund_no)
+
+    def _settle_now(self, out_refund_no: str) -> None:
+        with self._lock:
+            if self.ledger.refunds[out_refund_no].status != "PROCESSING":
+                return  # settled by hand meanwhile
+            self.settle_refund(out_refund_no, "SUCCESS")
+        self.start_sender()
 
     async def deliver_notifications(
         self, *, due_only: bool = False, reverse: bool = False

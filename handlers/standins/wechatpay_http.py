@@ -171,6 +171,7 @@ class Api:
 
     def _refund(self, query: dict, raw: bytes) -> tuple[int, dict]:
         refund = self.ledger.refund(refund_request(parse_body(raw)))
+        self._settle_later(refund)
         return 200, self.ledger.refund_view(refund)
 
     def _query_refund(self, query: dict, raw: bytes, out_refund_no: str) -> tuple[int, dict]:

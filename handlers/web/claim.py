@@ -57,8 +57,8 @@ class ShareHandler(BaseHandler):
         the visitor can join carries a form (its XSRF token is theirs): drawn for them alone."""
         if view.refusal == Code.OWN_SHARE:
             return self.redirect(f"/claim/{view.share.token}", status=303)
-        if view.draw is not None and view.draw.can_join:
-            return self.render_page(
+        if (view.draw is not None and view.draw.can_join) or view.promise is not None:
+            return self.render_page(  # a form or a subscription link of the visitor's own
                 "pages/claim.html", status=status, view=view,
                 sandbox=self.services.config.server.sandbox,
             )  # fmt: skip
@@ -86,7 +86,7 @@ class ClaimPage(ShareHandler):
     """S12: what the friend sees on opening the link; the giver sees how the share is doing."""
 
     async def get(self, token: str) -> None:
-        view = await claims.page(self.services, token, self.current_user)
+        view = await claims.page(self.services, token, self.current_user, in_wechat(self.request))
         if isinstance(view, claims.StatusView):
             return self.render_page("pages/share_status.html", view=view)
         if self.known(view):
@@ -126,7 +126,7 @@ class DonePage(ShareHandler):
     """The confirmation: order number, gift, delivery time."""
 
     async def get(self, token: str) -> None:
-        view = await claims.done(self.services, token, self.current_user)
+        view = await claims.done(self.services, token, self.current_user, in_wechat(self.request))
         if not self.known(view):
             return
         if isinstance(view, claims.ClaimView):  # no order of theirs here yet

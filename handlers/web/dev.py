@@ -99,6 +99,8 @@ def as_shown(reply: dict | None) -> dict:
         return {"type": "none"}
     if reply.get("MsgType") == "text":
         return {"type": "text", "content": reply.get("Content") or ""}
+    if reply.get("MsgType") == "transfer_customer_service":
+        return {"type": "transfer"}
     if reply.get("MsgType") == "news":
         items = (reply.get("Articles") or {}).get("item") or {}
         item = items[0] if isinstance(items, list) else items

@@ -11,6 +11,7 @@ import tornado.web
 
 from bot.gifting import claims, draws, shares
 from handlers.web.claim import ShareHandler
+from handlers.web.oauth import in_wechat
 
 
 class JoinDraw(ShareHandler):
@@ -24,7 +25,7 @@ class JoinDraw(ShareHandler):
         refused = await draws.join_on_page(self.services, token, self.current_user)
         if refused is None:
             return self.redirect(f"/claim/{token}", status=303)
-        view = await claims.page(self.services, token, self.current_user)
+        view = await claims.page(self.services, token, self.current_user, in_wechat(self.request))
         if isinstance(view, claims.StatusView):  # the giver's own draw
             return self.render_page("pages/share_status.html", status=409, view=view)
         if self.known(view):

@@ -1,6 +1,8 @@
 """The giver's pay page and WeChat Pay's notifications ([payments] mode "wechatpay").
 
-GET  /pay/<token>            the gift, the amount, the pay button (the giver only: OAuth first)
+GET  /pay/<token>            the gift, the amount, the pay button (the giver only: OAuth first);
+                             `?paying=1`: paid a moment ago, the page waits for the notification
+GET  /pay/<token>/state      {"state", "paid"}: what the waiting page polls (the giver only)
 POST /pay/<token>/order      a new JSAPI order for this attempt → the JS bridge's arguments (JSON)
 POST /pay/notify             WeChat Pay's notifications: signed, timed, encrypted; 204 or 4xx
 POST /pay/<token>/simulate   the /dev sandbox only: the built-in stand-in of WeChat Pay takes
@@ -25,11 +27,12 @@ from handlers.standins.wechatpay import WeChatPayStandIn
 from handlers.standins.wechatpay_wire import load_public_key
 from handlers.web.base import BaseHandler
 from handlers.web.dev import DevHandler
-from handlers.web.oauth import login_redirect
+from handlers.web.oauth import in_wechat, login_redirect
 
 log = logging.getLogger("gift_bot.payments")
 
 TOKEN = r"([^/]{1,128})"
+SANDBOX_REFUND_SECONDS = 3.0  # the sandbox's WeChat Pay settles a refund this long after it
 
 
 def routes(services) -> list:
@@ -38,6 +41,7 @@ def routes(services) -> list:
         (r"/pay/notify", PayNotify),
         (rf"/pay/{TOKEN}", PayPage),
         (rf"/pay/{TOKEN}/order", PayOrderHandler),
+        (rf"/pay/{TOKEN}/state", PayState),
     ]
     if uses_standin(services.config):
         standin = standin_for(services)
@@ -56,6 +60,7 @@ def standin_for(services) -> WeChatPayStandIn:
         merchant_serial_no=merchant.serial_no,
         api_v3_key=merchant.api_v3_key,
         clock=lambda: unix(services.clock()),
+        settle_refunds_after=SANDBOX_REFUND_SECONDS,
     )
     merchant.public_key = load_public_key(standin.platform_public_key_pem)
     merchant.public_key_id = standin.public_key_id
@@ -66,7 +71,7 @@ class PayPage(BaseHandler):
     """The giver's page: what is bought, for how much, and the pay button."""
 
     async def get(self, token: str) -> None:
-        view = await self.services.pay.page(token, self.current_user)
+        view = await self.services.pay.page(token, self.current_user, in_wechat(self.request))
         if view is None:
             raise tornado.web.HTTPError(404)
         if view.login:
@@ -75,7 +80,18 @@ class PayPage(BaseHandler):
         self.render_page(
             "pages/pay.html", status=status, view=view, amount=view.amount,
             standin=uses_standin(self.services.config),
+            waiting=bool(self.get_query_argument("paying", "")),
         )  # fmt: skip
+
+
+class PayState(BaseHandler):
+    """What the pay page waits for after paying: the share's state, for its giver only."""
+
+    async def get(self, token: str) -> None:
+        state = await self.services.pay.state(token, self.current_user)
+        if state is None:
+            raise tornado.web.HTTPError(404)
+        self.finish(state)
 
 
 class PayOrderHandler(BaseHandler):
@@ -130,4 +146,4 @@ class PaySimulate(DevHandler):
             return self.redirect(f"/pay/{token}", status=303)
         self.standin.pay(attempt.out_trade_no)
         self.standin.start_sender()  # sends it, and retries as WeChat Pay would
-        self.redirect(f"/pay/{token}", status=303)
+        self.redirect(f"/pay/{token}?paying=1", status=303)  # the page waits for it

@@ -10,6 +10,20 @@ Usage::
         fake.fail_next("/cgi-bin/qrcode/create", status=502)    # ... or the gateway falls over
         fake.expire_token()                     # every token dies; APIs answer 40001
         fake.set_user("o_bob")                  # who holds the phone on the consent page
+        fake.subscribed                         # one-time subscription messages sent, each with
+                                                # where it showed: "chat" (a follower) or 服务通知
+
+One-time subscriptions (一次性订阅消息) are played from the official docs ("One-time_subscription_info",
+developers.weixin.qq.com/doc/service/guide/product/message/One-time_subscription_info.html, and
+"发送一次性订阅消息", …/doc/service/api/notify/subscribe/api_templatesubscribe.html): the page
+`/mp/subscribemsg?action=get_confirm&appid&scene&template_id&redirect_url&reserved#wechat_redirect`
+asks the phone's user (set_user; `consents=False` taps 取消) and redirects to redirect_url with
+openid (on a confirmation only), template_id, action, scene and reserved; each confirmation allows
+one message, and confirmations under one scene do not add up. `/cgi-bin/message/template/subscribe`
+takes touser, template_id, url?, scene, title (15 characters at most) and data.content.value (200
+at most); a touser holding no unused confirmation for that template and scene gets 43101 (as
+WeChat answers a refused or used one), an unknown template 40037, a missing or bad field 47003
+naming it (the docs give the limits; the community's reports give the codes).
 
 The server runs its own event loop in a background thread, so synchronous
 test code and code under test in `asyncio.run(...)` can both reach it. It
@@ -38,6 +52,9 @@ from bot.config import WeChat
 
 APP_ID = "wx0fake0app0id0000"
 APP_SECRET = "fake-app-secret"
+SUBSCRIBE_TEMPLATE = "1uDxHNXwYQfBmXOfPJcjAS3FynHArD8aWMEFNRGSbCc"  # the docs' example id
+SCENE_MAX = 10_000
+TITLE_MAX, CONTENT_MAX = 15, 200
 TOKEN_SECONDS = 7200
 STABLE_RENEW_SECONDS = 300  # stable_token hands out a new token in the last 5 minutes
 CODE_SECONDS = 300
@@ -73,7 +90,11 @@ class FakeWeChat:
         self.messages: list[dict] = []
         self.templates: list[dict] = []  # template messages sent
         self.template_ids: set[str] = {"TPL_gift_notice"}  # the account's templates
+        self.subscribe_template_id = SUBSCRIBE_TEMPLATE  # its one-time subscription template
+        self.grants: dict[tuple[str, str, int], int] = {}  # (openid, template, scene) → unused
+        self.subscribed: list[dict] = []  # one-time subscription messages sent
         self.unfollowed: set[str] = set()  # openids that are not (or no longer) followers
+        self.followers: set[str] = set()  # known followers (a subscription shows in their chat)
         self.menus: list[dict] = []
         self.qrcodes: list[dict] = []
         self.token_fetches = 0
@@ -94,6 +115,8 @@ class FakeWeChat:
             "/cgi-bin/menu/create": (self._menu_create, True),
             "/cgi-bin/message/custom/send": (self._custom_send, True),
             "/cgi-bin/message/template/send": (self._template_send, True),
+            "/cgi-bin/message/template/subscribe": (self._subscribe_send, True),
+            "/mp/subscribemsg": (self._subscribe_page, False),
             "/cgi-bin/qrcode/create": (self._qrcode_create, True),
             "/connect/oauth2/authorize": (self._authorize, False),
             "/sns/oauth2/access_token": (self._oauth_token, False),
@@ -137,7 +160,8 @@ class FakeWeChat:
     def config(self, **overrides: Any) -> WeChat:
         """A `[wechat]` config pointing every base URL at this fake."""
         base = {"token": "faketoken", "app_id": self.app_id, "app_secret": self.app_secret}
-        return WeChat(**base | {"api_base": self.url, "oauth_base": self.url} | overrides)
+        bases = {"api_base": self.url, "oauth_base": self.url, "mp_base": self.url}
+        return WeChat(**base | bases | overrides)
 
     # -- knobs -------------------------------------------------------------------
 
@@ -256,6 +280,8 @@ class FakeWeChat:
     def _custom_send(self, query: dict, body: dict) -> dict:
         if not body.get("touser"):
             raise Refusal(40003, "invalid openid")
+        if body["touser"] in self.unfollowed:
+            raise Refusal(43004, "require subscribe")
         msgtype = body.get("msgtype")
         if msgtype == "text":
             content = (body.get("text") or {}).get("content") or ""
@@ -292,6 +318,74 @@ class FakeWeChat:
             raise Refusal(40054, "invalid url")
         self.templates.append(body)
         return {**_OK, "msgid": len(self.templates)}
+
+    def _subscribe_send(self, query: dict, body: dict) -> dict:
+        """A one-time subscription message: one per unused confirmation of (touser, template,
+        scene); to a follower's chat, to anyone else's 服务通知."""
+        touser = body.get("touser")
+        if not isinstance(touser, str) or not touser:
+            raise Refusal(40003, "invalid openid")
+        template = body.get("template_id")
+        if template != self.subscribe_template_id:
+            raise Refusal(40037, "invalid template_id")
+        scene = body.get("scene")
+        if not isinstance(scene, str | int) or not str(scene).isdigit():
+            raise Refusal(47003, "argument invalid! scene is empty or not a number")
+        if not 0 <= int(scene) <= SCENE_MAX:
+            raise Refusal(47003, "argument invalid! scene out of range 0-10000")
+        title = body.get("title")
+        if not isinstance(title, str) or not title:
+            raise Refusal(47003, "argument invalid! title is empty")
+        if len(title) > TITLE_MAX:
+            raise Refusal(47003, "argument invalid! title is longer than 15 characters")
+        data = body.get("data")
+        content = (data or {}).get("content") if isinstance(data, dict) else None
+        value = content.get("value") if isinstance(content, dict) else None
+        if not isinstance(value, str) or not value:
+            raise Refusal(47003, "argument invalid! data.content.value is empty")
+        if len(value) > CONTENT_MAX:
+            raise Refusal(47003, "argument invalid! data.content.value is longer than 200")
+        url = body.get("url")
+        if url is not None and not str(url).startswith(("http://", "https://")):
+            raise Refusal(40054, "invalid url")
+        held = (touser, template, int(scene))
+        if not self.grants.get(held):
+            raise Refusal(43101, "user refuse to accept the msg")
+        self.grants[held] -= 1
+        where = "chat" if touser in self.followers else "服务通知"
+        self.subscribed.append({**body, "shown_in": where})
+        return _OK
+
+    def _subscribe_page(self, query: dict, body: dict) -> Response:
+        """WeChat's page asking for one message: the phone's user confirms (or cancels)."""
+        if query.get("action") != "get_confirm" or query.get("appid") != self.app_id:
+            return _page(400, "action=get_confirm and the account's appid are required")
+        if query.get("template_id") != self.subscribe_template_id:
+            return _page(400, "not the account's one-time subscription template")
+        scene = query.get("scene", "")
+        if not scene.isdigit() or int(scene) > SCENE_MAX:
+            return _page(400, "scene must be an integer 0-10000")
+        reserved = query.get("reserved", "")
+        if len(reserved.encode()) > 128 or (reserved and not reserved.isalnum()):
+            return _page(400, "reserved is a-zA-Z0-9, at most 128 bytes")
+        uri = query.get("redirect_url", "")
+        if not uri.startswith(("http://", "https://")):
+            return _page(400, "redirect_url is required")
+        if self.user is None:
+            return _page(400, "nobody holds the phone; call set_user()")
+        back = {"template_id": query["template_id"], "scene": scene, "reserved": reserved}
+        if self.consents:
+            held = (self.user, query["template_id"], int(scene))
+            self.grants[held] = 1  # confirmations under one scene do not add up
+            back = {"openid": self.user, **back, "action": "confirm"}
+        else:
+            back = {**back, "action": "cancel"}
+        return 302, {"Location": uri + ("&" if "?" in uri else "?") + urlencode(back)}, b""
+
+    def grant(self, openid: str, scene: int, template: str | None = None) -> None:
+        """`openid` confirmed once on WeChat's page (as if the page had asked)."""
+        with self._lock:
+            self.grants[(openid, template or self.subscribe_template_id, scene)] = 1
 
     def _qrcode_create(self, query: dict, body: dict) -> dict:
         scene = ((body.get("action_info") or {}).get("scene") or {}).get("scene_str") or ""

@@ -53,6 +53,17 @@ from bot.outgoing.sms.errors import failure, network_failure
 log = logging.getLogger("gift_bot.sms")
 
 
+def has_template(sms: Sms, kind: str) -> bool:
+    """Whether an SMS of this kind can be sent: console and webhook send any; a vendor needs
+    its approved template (`template_code`/`template_id` for the order SMS, else `templates`)."""
+    if sms.backend not in ("aliyun", "tencent"):
+        return kind in SMS_TEMPLATES
+    vendor = getattr(sms, sms.backend)
+    if kind == "order_placed":
+        return bool(vendor.template_code if sms.backend == "aliyun" else vendor.template_id)
+    return kind in vendor.templates
+
+
 class ConsoleSender(Sender):
     """Sends nothing: shows the SMS on stderr, where `make run` shows its output."""
 
