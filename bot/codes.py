@@ -52,6 +52,11 @@ class Code(StrEnum):
     SHARE_REVOKED = "share_revoked"
     OWN_SHARE = "own_share"
     ALREADY_CLAIMED = "already_claimed"
+    # taking another gift instead ([shares] swap, bot/gifting/swap.py)
+    SWAP_OFF = "swap_off"
+    SWAP_NONE = "swap_none"
+    SWAP_UNKNOWN = "swap_unknown"
+    SWAP_GONE = "swap_gone"
     # a thank-you note
     THANKS_EMPTY = "thanks_empty"
     THANKS_TOO_LONG = "thanks_too_long"

@@ -9,8 +9,8 @@ Usage::
 
 Templates see `config`, `money` (fen → "¥128.00"), `public_url`,
 `delivery_slots(ctx)` and `w` (the chat's words from bot/words.py: 「{{ w.BACK }}」)
-as globals, and the filters `money` and `cst` (a stored UTC time in the configured
-time zone). Pages also get `reason(code or Invalid)`: why not, in the chat's words, drawn
+as globals, and the filters `money`, `band` (a price as a band: "¥100–200") and `cst` (a
+stored UTC time in the configured time zone). Pages also get `reason(code or Invalid)`: why not, in the chat's words, drawn
 from the same errors/ template but escaped, where `|nowrap` keeps a value (an order number)
 on one line; in chat and SMS `|nowrap` changes nothing.
 """
@@ -37,6 +37,17 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 def money(fen: int) -> str:
     return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+def band(fen: int) -> str:
+    """A price as a recipient reads it (the gifts to swap to): a band of a hundred yuan."""
+    yuan = fen // 100
+    if yuan < 100:
+        return "¥100 以内"
+    if yuan >= 1000:
+        return "¥1000 以上"
+    low = yuan // 100 * 100
+    return f"¥{low}–{low + 100}"
 
 
 def slots_of(ctx: FormContext):
@@ -83,7 +94,7 @@ class Renderer:
                 w=SPOKEN,
                 delivery_label=delivery_label,
             )
-            env.filters.update(money=money, cst=local, first_days=first_days)
+            env.filters.update(money=money, cst=local, first_days=first_days, band=band)
         self.text_env.filters["nowrap"] = str
         self.html_env.filters["nowrap"] = lambda v: Markup('<span class="nowrap">{}</span>').format(
             v

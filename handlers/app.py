@@ -57,6 +57,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (rf"/claim/{TOKEN}/done", claim.DonePage),
         (rf"/claim/{TOKEN}/thanks", claim.ThanksForm),
         (rf"/claim/{TOKEN}/qr\.svg", claim.ClaimQr),
+        (rf"/claim/{TOKEN}/swap", claim.SwapPage),  # [shares] swap: another gift instead
         # new ways to give (issue 18): a draw's join, claiming with a verified mobile
         (rf"/claim/{TOKEN}/join", draw.JoinDraw),
         (rf"/claim/{TOKEN}/mobile", mobile.MobilePage),

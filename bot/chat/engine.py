@@ -77,6 +77,8 @@ class Engine:
             parts = [self.renderer.error(exc), self.prompt(form, current, state)]
             return Text("\n\n".join(reversed(parts) if current.lists_choices else parts))
         state.editing = False  # an edit returns to the summary once all is answered
+        if current.reshapes:
+            form = self.form(state, form.ctx.now)
         return self.ask_next(state, form)
 
     def confirm(self, state: State, form: Form) -> Reply:

@@ -150,6 +150,9 @@ class Shares:
     remind_hours: float = 24.0  # remind the giver (and visitors) this long before expiry; 0: off
     thanks_max_length: int = 100  # characters of a recipient's thank-you note
     draw_hours: float = 24.0  # a draw's default time from its creation to its draw
+    # Whether a recipient may take another gift instead before ordering (bot/gifting/swap.py):
+    # "off", "same_price" (a gift of the same price) or "up_to_price" (the same or less).
+    swap: str = "off"
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,14 @@ class Delivery:
     slots: list[str] = field(default_factory=lambda: ["09:00-12:00", "14:00-18:00", "18:00-21:00"])
     closed_dates: list[str] = field(default_factory=list)
     timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Media:
+    """`[media]`: a giver's picture or voice as the greeting (bot/gifting/media.py)."""
+
+    dir: str = "data/media"  # where greeting pictures and voices are kept (relative: to the cwd)
+    ffmpeg: str = "ffmpeg"  # the command that turns a voice into what phones play; "": none
 
 
 @dataclass(frozen=True)
@@ -234,6 +245,7 @@ class Config:
     conversation: Conversation = field(default_factory=Conversation)
     menu: Menu = field(default_factory=Menu)
     payments: Payments = field(default_factory=Payments)
+    media: Media = field(default_factory=Media)
     path: Path | None = None
 
     @property

@@ -1,5 +1,6 @@
-"""The recipient's order form (S14): variant (when the gift has them), name, mobile, address,
-delivery time. Declared once; the web page and the chat both run it.
+"""The recipient's order form (S14): the gift taken instead (only after 换, when [shares] swap
+allows one), variant (when the gift has them), name, mobile, address, delivery time. Declared
+once; the web page and the chat both run it.
 
 Usage::
 
@@ -49,6 +50,36 @@ def parse_address_near(text: str, ctx: FormContext) -> dict:
         raise
 
 
+KEEP = ("0", "不换", "原礼物", "原来的")  # answers to the swap step that keep the gift given
+
+
+def parse_swap(text: str, ctx: FormContext) -> str:
+    """The gift taken instead, by its number in the list (its id); "" keeps the gift given."""
+    offered = ctx.subject.get("choices") or []
+    text = text.strip()
+    if text in KEEP:
+        return ""
+    number = small_number(text)
+    if number is not None and 1 <= number <= len(offered):
+        return offered[number - 1].id
+    named = next((g.id for g in offered if g.name == text), None)
+    if named is None:
+        raise Invalid(Code.SWAP_UNKNOWN, text=text[:20], count=len(offered))
+    return named
+
+
+def check_swap(value: str, ctx: FormContext) -> str:
+    """Still on offer (in stock, the price allowed), or the gift given."""
+    offered = [g.id for g in ctx.subject.get("choices") or []]
+    if value and value not in offered:
+        raise Invalid(Code.SWAP_GONE)
+    return value
+
+
+def show_swap(value: str, ctx: FormContext) -> str:
+    return f"{ctx.subject['gift'].name}（{'换的' if value else '原来的礼物'}）"
+
+
 def check_variant(value: str, ctx: FormContext) -> str:
     if value not in ctx.subject["gift"].variants:
         raise Invalid(Code.VARIANT_UNKNOWN, text=value, variants=ctx.subject["gift"].variants)
@@ -58,6 +89,17 @@ def check_variant(value: str, ctx: FormContext) -> str:
 class OrderForm(Form):
     name = "order"
     fields = (
+        Field(
+            "swap",
+            "礼物",
+            parse=parse_swap,
+            check=check_swap,
+            show=show_swap,
+            required=lambda ctx: bool(ctx.subject.get("swapping")),
+            example="1",
+            aliases=("换", "换礼物"),
+            reshapes=True,
+        ),
         Field(
             "variant",
             "款式",
@@ -106,10 +148,18 @@ class OrderForm(Form):
     )
 
 
-def order_subject(share: Any, address_hint: str | None = None) -> dict:
+def order_subject(
+    share: Any, address_hint: str | None = None, swap: Any = None, choices: list | None = None,
+    swapping: bool = False,
+) -> dict:  # fmt: skip
     """What the order form is about: the share's gift (its variants; a surprise's wrapping),
-    and a place the recipient sent as a location, which an address may lean on."""
-    return {"gift": surprise.as_seen(share), "share": share, "address_hint": address_hint}
+    or the gift taken instead (`swap`); the gifts on offer instead (`choices`, asked for once
+    the recipient said 换: `swapping`); a place the recipient sent as a location, which an
+    address may lean on."""
+    return {
+        "gift": swap or surprise.as_seen(share), "share": share, "address_hint": address_hint,
+        "swapped": swap is not None, "choices": choices or [], "swapping": swapping,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Usage (each move inside the caller's transaction, the share's row locked)::
     share = create(config, giver, gift_id, 2, "生日快乐", now, price=3360)   # stock reserved
     pay(share, now, expire_hours=72)              # AWAITING_PAYMENT → OPEN | DRAWING
     take_unit(share, now)                         # one unit of an OPEN or DRAWN share claimed
+    swap_unit(share, order, "mooncake", 12800, now)   # that unit taken as another gift instead
     draw(share, winners=2, now=now)               # DRAWING → DRAWN; unwon units released
     revoke(share, now); expire(share, now)        # the units left go back to stock
     return_unit(share, order, now)                # a cancelled order's unit back to stock
@@ -62,6 +63,7 @@ class Move(StrEnum):
     REVOKE = "revoke"
     EXPIRE = "expire"
     RETURN_UNIT = "return_unit"
+    SWAP = "swap"
 
 
 S = State
@@ -146,6 +148,15 @@ RULES: dict[Move, Rule] = {
         "the units left go back (refunded when paid)",
         {},
     ),
+    Move.SWAP: Rule(
+        frozenset({S.OPEN, S.DRAWN, S.CLAIMED}),
+        frozenset({S.OPEN, S.DRAWN, S.CLAIMED}),
+        "in the claim's transaction, after its unit was taken; [shares] swap allows the gift, "
+        "which costs no more than the unit was worth and has a unit in stock (a guarded UPDATE)",
+        "the share's gift gets its unit back, the new gift gives one; a bought unit's "
+        "difference is refunded; the share's state columns stay as the claim left them",
+        _CLOSED | {S.DRAWING: Code.DRAW_NOT_DRAWN},
+    ),
     Move.RETURN_UNIT: Rule(
         frozenset(State),
         frozenset(State),
@@ -200,6 +211,7 @@ class Books(Protocol):
     def paid_units_released(self, share: Share, units: int, reason: str, now: dt.datetime): ...
     def lapsed(self, share: Share, now: dt.datetime) -> None: ...
     def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> None: ...
+    def unit_swapped(self, share: Share, order: Order, fen: int, now: dt.datetime) -> None: ...
 
 
 _books: list[Books] = []
@@ -324,6 +336,40 @@ def take_unit(share: Share, now: dt.datetime) -> None:
     if took != 1:
         raise Invalid(Code.SHARE_USED_UP, share=share)
     share.claimed += 1
+
+
+def swap_unit(
+    share: Share, order: Order, gift_id: str, worth: int, now: dt.datetime, same: bool = False
+) -> int:
+    """The unit just claimed (take_unit) is taken as `gift_id` instead: one of it reserved
+    with a guarded UPDATE (active, in stock, priced at most `worth`, or exactly that when
+    `same`), the share's gift given
+    its unit back. `order` is the order being made, which records both gifts. When the unit
+    was bought, the books refund what it cost beyond the new gift's price; returns those fen.
+    Raises Invalid(SWAP_GONE) when the gift can no longer be had."""
+    check(Move.SWAP, share, now)
+    priced = (Gift.price == worth) if same else (Gift.price <= worth)
+    taken = (
+        Gift.update(committed=Gift.committed + 1, updated_at=now)
+        .where(
+            (Gift.id == gift_id)
+            & (Gift.id != share.gift_id)
+            & Gift.active
+            & (Gift.stock - Gift.committed >= 1)
+            & priced
+        )  # fmt: skip
+        .execute()
+    )
+    if taken != 1:
+        raise Invalid(Code.SWAP_GONE, share=share)
+    _release(share, 1)
+    if share.payment != PAID:
+        return 0
+    price = Gift.select(Gift.price).where(Gift.id == gift_id).scalar()
+    back = min(max(share.unit_price - price, 0), share.unit_price)
+    if back:
+        _books_of(share).unit_swapped(share, order, back, now)
+    return back
 
 
 def start_draw(share: Share, now: dt.datetime) -> bool:

@@ -4,10 +4,12 @@ Usage::
 
     refusal = claim_refusal(share, "o_b", now)   # None, or the code that says why not
     order, created = place(notices, token, "o_b", OrderAnswers(...), channel="web", now=now)
+    place(notices, token, "o_b", answers, "chat", now, swap_to="mooncake")   # another gift
 
 `place` runs one transaction: lock the share, refuse what cannot be claimed,
-take one unit with a guarded UPDATE, create the order and queue its SMS and
-the giver's notice in the outbox. A double submit finds the order already made
+take one unit with a guarded UPDATE (taken as another gift when the recipient swapped:
+bot/gifting/swap.py), create the order and queue its SMS and the giver's notice in the
+outbox. A double submit finds the order already made
 (the unique share+recipient index makes sure) and returns it with created=False.
 """
 
@@ -22,7 +24,7 @@ from bot import metrics, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
-from bot.gifting import draws, life, mobile_claims, shares
+from bot.gifting import draws, life, mobile_claims, shares, swap
 from bot.outgoing.notices import Notices
 from storage import hot
 from storage.db import after_commit, db, locked, write_transaction
@@ -64,11 +66,13 @@ def place(
     answers: OrderAnswers,
     channel: str,
     now: dt.datetime,
+    swap_to: str = "",
 ) -> tuple[Order, bool]:
-    """Turn validated answers into the one order of `openid` for this share."""
+    """Turn validated answers into the one order of `openid` for this share (of the gift
+    `swap_to` instead, when given)."""
     try:
         with write_transaction():
-            order, created = _place(notices, token, openid, answers, channel, now)
+            order, created = _place(notices, token, openid, answers, channel, now, swap_to)
     except peewee.IntegrityError:
         # A concurrent submit by the same person won the unique index: show theirs.
         share = shares.by_token(token)
@@ -79,7 +83,7 @@ def place(
     return order, created
 
 
-def _place(notices, token, openid, answers, channel, now):
+def _place(notices, token, openid, answers, channel, now, swap_to=""):
     hot.touch_user(openid, now)  # a visitor known only by cookie is recorded before ordering
     share = locked(Share.select().where(Share.token == token)).first()
     if share is None:
@@ -90,15 +94,20 @@ def _place(notices, token, openid, answers, channel, now):
     if refusal:
         raise Invalid(refusal)
     life.take_unit(share, now)
+    chosen = {"variant": share.variant} if share.variant and not swap_to else {}
     order = _create_with_unique_number(
         share=share.id,
-        gift=share.gift_id,
+        gift=swap_to or share.gift_id,
+        swapped_from=share.gift_id if swap_to else "",
         recipient=openid,
         channel=channel,
         created_at=now,
-        **(answers.to_columns() | ({"variant": share.variant} if share.variant else {})),
+        **(answers.to_columns() | chosen),
     )
-    order.share, order.gift = share, Gift.get_by_id(share.gift_id)
+    if swap_to:  # the order names both gifts; now the stock follows (the unit is the new gift's)
+        share.gift = Gift.get_by_id(share.gift_id)
+        order.refunded = swap.swap_into(notices.config, share, order, swap_to, now)
+    order.share, order.gift = share, Gift.get_by_id(order.gift_id)
     notices.order_placed(order)
     after_commit(lambda: metrics.ordered(channel))
     return order, True

@@ -40,7 +40,7 @@ class Notices:
         self._sms(order, "order_placed", params)
         self._wechat(
             order.share.giver_id, f"notice:claimed:{order.order_no}", "notices/claimed.txt",
-            "claimed", gift=order.gift, share=order.share,
+            "claimed", gift=order.share.gift, share=order.share, order=order,
         )  # fmt: skip
 
     def order_shipped(self, order: Order) -> None:
