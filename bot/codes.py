@@ -57,6 +57,14 @@ class Code(StrEnum):
     SWAP_NONE = "swap_none"
     SWAP_UNKNOWN = "swap_unknown"
     SWAP_GONE = "swap_gone"
+    # a picture or voice greeting that cannot be used (bot/media_files.py, bot/outgoing/media_fetch.py)
+    MEDIA_TOO_BIG = "media_too_big"
+    MEDIA_NOT_PICTURE = "media_not_picture"
+    MEDIA_TOO_WIDE = "media_too_wide"
+    MEDIA_GONE = "media_gone"
+    MEDIA_UNREACHABLE = "media_unreachable"
+    VOICE_NO_FFMPEG = "voice_no_ffmpeg"
+    VOICE_UNPLAYABLE = "voice_unplayable"
     # a thank-you note
     THANKS_EMPTY = "thanks_empty"
     THANKS_TOO_LONG = "thanks_too_long"

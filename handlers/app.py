@@ -28,7 +28,8 @@ from tornado.netutil import bind_sockets
 
 from bot.app import Services
 from bot.config import Config
-from handlers.web import claim, dev, draw, mobile, oauth, pages, pay
+from handlers.standins import wechat_media
+from handlers.web import claim, dev, draw, media, mobile, oauth, pages, pay
 from handlers.web.base import BaseHandler
 from handlers.wechat import WeChatHandler
 from handlers.wire import make_crypt
@@ -62,6 +63,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (rf"/claim/{TOKEN}/join", draw.JoinDraw),
         (rf"/claim/{TOKEN}/mobile", mobile.MobilePage),
         (rf"/claim/{TOKEN}/mobile/verify", mobile.VerifyPage),
+        (rf"/media/{media.NAME}", media.MediaFile, {"path": config.media.dir}),
         (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
         (r"/oauth/callback", oauth.OAuthCallback),
         (r"/healthz", pages.Health),
@@ -76,6 +78,8 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
             (r"/dev/inbox", dev.DevInbox),
             (r"/dev/as", dev.DevAs),
             (r"/dev/login", dev.DevLogin),
+            (r"/dev/upload", dev.DevUpload),
+            *wechat_media.routes(),  # the stand-in of WeChat's getMedia (bot/sandbox.py)
         ]
     return tornado.web.Application(
         routes,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.chat.conversation import Ended, Flow, State
+from bot.chat.engine import GREETING
 from bot.chat.moves import MOVES
 from bot.codes import ENDS_A_CLAIM, Code
 from bot.config import Config
@@ -22,7 +23,7 @@ from bot.forms.base import Form, Invalid
 from bot.forms.draw import DrawForm, draw_time
 from bot.forms.order import OrderAnswers, OrderForm, order_subject
 from bot.forms.share import ShareForm, share_refusal
-from bot.gifting import catalogue, life, orders, shares, surprise, swap
+from bot.gifting import catalogue, life, media, orders, shares, surprise, swap
 from bot.money import payments
 from bot.outgoing.notices import Notices
 from bot.render import Renderer
@@ -83,6 +84,7 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
             variant=answers.get("wrapped_variant") or "",
         )
         share.gift = form.ctx.subject["gift"]
+        media.attach(share, answers.get(GREETING))  # fetched in the background, once made
         if share.payment == life.UNPAID:
             url = f"{config.server.public_url}/pay/{share.token}"
             return Text(renderer.text("share/pay_link.txt", share=share, gift=share.gift, url=url))

@@ -79,7 +79,9 @@ def check_blessing(value: str, ctx: FormContext) -> str:
 
 
 def blessing_field(example: str) -> Field:
-    """The blessing step, as every way of giving asks it (`跳过` leaves it empty)."""
+    """The blessing step, as every way of giving asks it (`跳过` leaves it empty). A picture
+    or a voice sent here becomes the greeting too (bot/chat/engine.py keeps its media_id;
+    bot/gifting/media.py fetches it once the share is made); a voice's words answer it."""
     return Field(
         "blessing",
         "祝福语",
@@ -88,6 +90,7 @@ def blessing_field(example: str) -> Field:
         show=lambda value, ctx: value or "（不写祝福语）",
         example=example,
         aliases=("祝福",),
+        takes_media=True,
     )
 
 

@@ -36,6 +36,7 @@ from bot.gifting import (
     draws,
     facts,
     life,
+    media,
     orders,
     reminders,
     shares,
@@ -68,6 +69,7 @@ class ClaimView:
     qr_ready: bool = False
     draw: Any = None  # a draw's state as this visitor sees it (bot/gifting/draws.py)
     facts: Facts | None = None  # what every page says of the share (bot/gifting/facts.py)
+    greeting: media.Greeting = media.NONE  # the giver's picture and voice, once fetched
 
     @property
     def closed(self) -> Code | None:
@@ -285,14 +287,14 @@ def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
     share = shares.by_token(token)
     if share is None:
         return None
-    seen = facts.of(share, now)
+    seen, greeting = facts.of(share, now), media.of(share)
     if not openid:
         draw = draws.seen_by(share, None, now) if draws.is_draw(share) else None
-        return ClaimView(share, login=True, draw=draw, facts=seen)
+        return ClaimView(share, login=True, draw=draw, facts=seen, greeting=greeting)
     order = orders.existing_order(share, openid)
     refusal = Code.ALREADY_CLAIMED if order else orders.open_refusal(share, openid, now)
     draw = draws.seen_by(share, openid, now) if draws.is_draw(share) else None
-    return ClaimView(share, refusal, order, draw=draw, facts=seen)
+    return ClaimView(share, refusal, order, draw=draw, facts=seen, greeting=greeting)
 
 
 def _form_view(services: Services, share: Share, taken: Gift | None = None, **kept) -> FormView:

@@ -16,7 +16,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from bot.gifting import facts
+from bot.gifting import facts, media
 from bot.gifting.facts import Facts
 from storage.models import Gift, Order, Share
 
@@ -42,6 +42,7 @@ class StatusView:
     facts: Facts  # its state and what pages say of it (bot/gifting/facts.py)
     claims: list[Claimed]
     qr_ready: bool = False
+    greeting: media.Greeting = media.NONE  # their picture and voice: shown, pending, refused
     draw: Any = (
         None  # a draw's counts (bot/gifting/draws.py): entrants, winners, winners who claimed
     )
@@ -70,4 +71,4 @@ def giver_status(share: Share, now: dt.datetime) -> StatusView:
         Claimed(o.created_at, o.status, o.variant, o.thanks, o.gift.name if o.swapped_from else "")
         for o in rows
     ]
-    return StatusView(share, facts.of(share, now), claims)
+    return StatusView(share, facts.of(share, now), claims, greeting=media.of(share))

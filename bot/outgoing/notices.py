@@ -10,6 +10,7 @@ Usage::
     notices.share_reminder(share)      # WeChat to the giver: units left, when it expires
     notices.visit_reminder(share, openid, gift)   # WeChat to someone who opened it and did not order
     notices.thanks(order)              # WeChat to the giver: the recipient's words
+    notices.greeting_refused(share, "picture", Code.MEDIA_TOO_BIG)   # WeChat to the giver: why
 
 Texts come from `templates/sms/` and `templates/notices/`. What goes to the giver names the
 gift and never the recipient's phone or address. Each notice has one idempotency key, so a
@@ -20,6 +21,7 @@ retried transaction queues it once. WeChat messages leave only when WeChat allow
 from __future__ import annotations
 
 from bot import visitors
+from bot.codes import Code
 from bot.config import Config
 from bot.forms.order import OrderAnswers
 from bot.outgoing.messaging import Notice, wechat_text
@@ -88,6 +90,13 @@ class Notices:
         self._wechat(
             openid, f"remind:visit:{share.id}:{openid}", "notices/remind_visitor.txt",
             "waiting", gift=gift, share=share, url=self._claim_url(share),
+        )  # fmt: skip
+
+    def greeting_refused(self, share: Share, kind: str, reason: Code) -> None:
+        """The giver's picture or voice could not be used: why, and that the text stands."""
+        self._wechat(
+            share.giver_id, f"notice:greeting:{share.id}:{kind}", "notices/greeting_refused.txt",
+            "greeting", gift=share.gift, share=share, kind=kind, reason=reason,
         )  # fmt: skip
 
     # -- draws --------------------------------------------------------------------------

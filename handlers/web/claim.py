@@ -66,7 +66,8 @@ class ShareHandler(BaseHandler):
             )  # fmt: skip
         order = view.order.order_no if view.order else None
         key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
-               view.qr_ready, view.draw.key() if view.draw else None, view.facts)  # fmt: skip
+               view.qr_ready, view.draw.key() if view.draw else None, view.facts,
+               view.greeting)  # fmt: skip
         html = _drawn.get(key)
         if html is None:
             context = {**vars(view), "gift": view.gift, "user": None}
