@@ -90,20 +90,24 @@ def _encoded(image: Image.Image, kind: str) -> bytes:
     out = io.BytesIO()
     if kind == "JPEG":
         upright = ImageOps.exif_transpose(image).convert("RGB")  # as the phone showed it
+        upright.info = {}
         upright.save(out, "JPEG", quality=85, optimize=True)
     elif kind == "PNG":
         image.load()
         fresh = image.convert("RGBA" if "A" in image.getbands() or "transparency" in image.info
                               else "RGB")  # fmt: skip
+        fresh.info = {}
         fresh.save(out, "PNG", optimize=True)
     else:
         frames, durations = [], []
         for frame in ImageSequence.Iterator(image):
             durations.append(frame.info.get("duration", 100))
-            frames.append(frame.convert("RGBA"))
+            fresh = frame.convert("RGBA")
+            fresh.info = {}  # a conversion keeps the frame's comment and such: not here
+            frames.append(fresh)
         first, rest = frames[0], frames[1:]
-        options = {"save_all": bool(rest), "append_images": rest, "duration": durations,
-                   "loop": 0}  # fmt: skip
+        options = {"save_all": bool(rest), "append_images": rest, "loop": 0,
+                   "duration": durations if rest else durations[0]}  # fmt: skip
         if kind == "WEBP":
             first.save(out, "WEBP", quality=85, **options)
         else:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import BOTH_DATABASES, browser, confirm_card, monday_morning, say
+from helpers import BOTH_DATABASES, browser, confirm_card, free_mode_only, monday_morning, say
 from PIL import Image
 
 from storage.models import GreetingMedia, Outbox, Share
@@ -252,3 +252,72 @@ def test_the_sweep_deletes_an_expired_shares_media_expire_hours_after_its_expiry
 
 
 pytestmark = pytest.mark.timeout(120)
+
+
+# -- the sandbox: a picture from a file input, a voice from the bundled sample ------------
+
+
+def sandbox_session(bot):
+    s = requests.Session()
+    s.get(f"{bot.url}/dev", timeout=10)
+    return s, {"X-XSRFToken": s.cookies["_xsrf"]}
+
+
+def dev_send(bot, s, headers, **message) -> dict:
+    answer = s.post(f"{bot.url}/dev/send", json=message, headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["reply"]
+
+
+def dev_upload(bot, s, headers, body: bytes, kind: str) -> str:
+    answer = s.post(
+        f"{bot.url}/dev/upload", data=body, headers={**headers, "Content-Type": kind}, timeout=10
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["media_id"]
+
+
+@free_mode_only("the sandbox's paid story is test_pay_sandbox_and_config.py's")
+def test_the_sandbox_sends_a_picture_and_a_voice_that_the_same_job_fetches(bot_factory):
+    bot = bot_factory(server={"sandbox": True})
+    s, headers = sandbox_session(bot)
+    sample = s.get(f"{bot.url}/static/dev/greeting.amr", timeout=10).content
+    assert sample.startswith(b"#!AMR\n")
+    for text in ("1", "送", "1"):
+        dev_send(bot, s, headers, openid="dev-giver", kind="text", text=text)
+    picture = dev_upload(bot, s, headers, PHOTO, "image/jpeg")  # 36 KB: over a page's 16 KB
+    kept = dev_send(bot, s, headers, openid="dev-giver", kind="image", media_id=picture)
+    assert "收到你的图片" in kept["content"]
+    voice = dev_upload(bot, s, headers, sample, "audio/amr")
+    summary = dev_send(bot, s, headers, openid="dev-giver", kind="voice", media_id=voice,
+                       text=WORDS)  # fmt: skip
+    assert "祝福图片：已收到" in summary["content"] and "语音祝福：已收到" in summary["content"]
+    card = dev_send(bot, s, headers, openid="dev-giver", kind="text", text="确认")
+    token = card["url"].rsplit("/", 1)[1]
+    bot.drain()
+    assert {(r.kind, r.status) for r in GreetingMedia.select()} == {
+        ("picture", "ready"),
+        ("voice", "ready"),
+    }
+    assert not bot.fake_wechat.calls  # no Official Account behind the sandbox: its stand-in
+    page = s.get(f"{bot.url}/dev/as?openid=dev-friend-1&next=/claim/{token}", timeout=10).text
+    assert "greeting-pic" in page and "voice-play" in page and WORDS in page
+
+
+def test_the_sandbox_stand_in_answers_as_getmedia_does(bot_factory):
+    bot = bot_factory(server={"sandbox": True})
+    s, headers = sandbox_session(bot)
+    media_id = dev_upload(bot, s, headers, PHOTO, "image/jpeg")
+    base = f"{bot.url}/dev/wechat/cgi-bin"
+    token = requests.post(f"{base}/stable_token", json={}, timeout=10).json()["access_token"]
+    got = requests.get(f"{base}/media/get", params={"access_token": token, "media_id": media_id})
+    assert got.content == PHOTO and got.headers["Content-Type"] == "image/jpeg"
+    assert got.headers["Content-disposition"] == f'attachment; filename="{media_id}.jpg"'
+    gone = requests.get(f"{base}/media/get", params={"access_token": token, "media_id": "x" * 43})
+    assert gone.json() == {"errcode": 40007, "errmsg": "invalid media_id"}
+    assert (
+        requests.get(f"{base}/media/get", params={"media_id": media_id}).json()["errcode"] == 41001
+    )
+    too_big = s.post(f"{bot.url}/dev/upload", data=b"x" * (11 << 20),
+                     headers={**headers, "Content-Type": "image/png"}, timeout=30)  # fmt: skip
+    assert too_big.status_code in (400, 413)
