@@ -70,6 +70,8 @@ class DevSend(DevHandler):
             raise tornado.web.HTTPError(400, "expected JSON with openid and kind") from None
         if kind not in KINDS or not 0 < len(openid) <= 64:
             raise tornado.web.HTTPError(400, "unknown kind or bad openid")
+        if kind in ("image", "voice") and not str(data.get("media_id") or "").strip():
+            raise tornado.web.HTTPError(400, "a picture or voice needs its media_id (/dev/upload)")
         fields = push_fields(openid, kind, data, int(self.now()))
         self.finish({"reply": await self.deliver(fields)})
 
