@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from browsing import PHONE, needs_chromium, shot
-from helpers import confirm_card, monday_morning, say
+from helpers import confirm_card, monday_morning, needs_ffmpeg, say
 
 from storage.models import GreetingMedia, Order
 
@@ -35,6 +35,7 @@ def share_with_greeting(bot, giver="o_giver", picture="pic", voice="voice") -> s
     return confirm_card(bot.wx, giver)["Url"].rsplit("/", 1)[1]
 
 
+@needs_ffmpeg
 def test_the_claim_page_shows_the_picture_and_plays_the_voice(chromium, bot):
     monday_morning(bot)
     bot.fake_wechat.add_media("pic", (SAMPLES / "photo_with_gps.jpg").read_bytes(), "image/jpeg")
@@ -91,6 +92,7 @@ def test_the_givers_page_with_a_swap_and_a_refused_picture(chromium, bot_factory
     shot(giver, "personal-giver-status")
 
 
+@needs_ffmpeg
 def test_the_sandbox_sends_a_picture_from_a_file_and_the_voice_sample(
     chromium, bot_factory, tmp_path
 ):

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import BOTH_DATABASES, browser, confirm_card, free_mode_only, monday_morning, say
+from helpers import (
+    BOTH_DATABASES,
+    browser,
+    confirm_card,
+    free_mode_only,
+    monday_morning,
+    needs_ffmpeg,
+    say,
+)
 from PIL import Image
 
 from storage.models import GreetingMedia, Outbox, Share
@@ -78,6 +86,7 @@ def test_a_picture_becomes_the_greeting_without_its_exif_or_gps(bot):
     assert kept.read_bytes() == answer.content and len(kept.stem) == 32
 
 
+@needs_ffmpeg
 @BOTH_DATABASES
 def test_a_voice_is_kept_with_its_words_and_plays_on_the_page(bot):
     monday_morning(bot)
@@ -98,6 +107,7 @@ def test_a_voice_is_kept_with_its_words_and_plays_on_the_page(bot):
     assert ranged.status_code == 206 and len(ranged.content) == 100
 
 
+@needs_ffmpeg
 def test_a_voice_without_words_waits_for_text_or_跳过(bot):
     monday_morning(bot)
     bot.fake_wechat.add_media("voice-2", VOICE, "audio/amr")
@@ -277,6 +287,7 @@ def dev_upload(bot, s, headers, body: bytes, kind: str) -> str:
     return answer.json()["media_id"]
 
 
+@needs_ffmpeg
 @free_mode_only("the sandbox's paid story is test_pay_sandbox_and_config.py's")
 def test_the_sandbox_sends_a_picture_and_a_voice_that_the_same_job_fetches(bot_factory):
     bot = bot_factory(server={"sandbox": True})

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from helpers import needs_ffmpeg
 from PIL import Image
 
 from bot import media_files
@@ -18,7 +18,6 @@ from bot.codes import Code
 
 SAMPLES = Path(__file__).resolve().parent / "samples" / "media"
 PHOTO = (SAMPLES / "photo_with_gps.jpg").read_bytes()
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 
 
 def refusal(body: bytes) -> Code:

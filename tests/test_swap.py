@@ -30,6 +30,7 @@ from helpers import (
 )
 from paying import balance_holds, live_payer, pay_overrides, unix
 
+from bot.config import ConfigError, parse
 from bot.gifting import fulfilment
 from storage.models import Gift, Order, Refund, Share
 
@@ -277,6 +278,12 @@ def test_a_paid_swap_to_the_same_price_refunds_nothing(bot_factory, pay_keys, tm
         assert claim(bot, browser(bot, "o_friend"), token, swap="fruit").status_code == 200
         assert Refund.select().where(Refund.reason == "swapped").count() == 0
         balance_holds()
+
+
+def test_a_swap_mode_the_bot_does_not_know_stops_it_naming_the_key():
+    with pytest.raises(ConfigError) as refused:
+        parse(merge(example_config(), {"shares": {"swap": "any_price"}}))
+    assert refused.value.key == "shares.swap" and "up_to_price" in refused.value.reason
 
 
 pytestmark = pytest.mark.timeout(120)
