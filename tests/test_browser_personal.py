@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from browsing import PHONE, needs_chromium, shot
-from helpers import confirm_card, monday_morning, needs_ffmpeg, say
+from helpers import confirm_card, free_mode_only, monday_morning, needs_ffmpeg, say
 
 from storage.models import GreetingMedia, Order
 
@@ -93,6 +93,7 @@ def test_the_givers_page_with_a_swap_and_a_refused_picture(chromium, bot_factory
 
 
 @needs_ffmpeg
+@free_mode_only("the sandbox's paid story is test_pay_sandbox_and_config.py's")
 def test_the_sandbox_sends_a_picture_from_a_file_and_the_voice_sample(
     chromium, bot_factory, tmp_path
 ):
