@@ -80,7 +80,7 @@ class Server:
                 raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
             try:
                 up = requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # bound, not yet answering
                 up = False
             if up and self.log_path.read_text().count('"listening"') >= self.workers:
                 return self

@@ -10,10 +10,13 @@ browser is told not to guess another (nosniff), nor to run anything in it.
 
 from __future__ import annotations
 
+import logging
+
 import tornado.web
 
 from bot.gifting import media
 
+log = logging.getLogger("gift_bot.web")
 NAME = r"([A-Za-z0-9_-]{32}\.(?:jpg|png|gif|webp|m4a))"
 
 
@@ -43,6 +46,13 @@ class MediaFile(tornado.web.StaticFileHandler):
         self.set_header("Cross-Origin-Resource-Policy", "same-origin")
         self.set_header("Referrer-Policy", "same-origin")
         self.set_header("Content-Disposition", "inline")
+
+    def log_exception(self, typ, value, tb) -> None:
+        """As every page's (handlers/web/base.py): the path and the reason, never the URI."""
+        if isinstance(value, tornado.web.HTTPError):
+            self.refusal = value.log_message or ""
+            return
+        log.error("request crashed", extra={"path": self.request.path}, exc_info=(typ, value, tb))
 
     def write_error(self, status_code: int, **kwargs) -> None:
         self.set_header("Content-Type", "text/plain; charset=utf-8")
