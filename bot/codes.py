@@ -40,6 +40,7 @@ class Code(StrEnum):
     QUANTITY_INVALID = "quantity_invalid"
     QUANTITY_RANGE = "quantity_range"
     BLESSING_TOO_LONG = "blessing_too_long"
+    THEME_UNKNOWN = "theme_unknown"
     # sharing a gift
     OUT_OF_STOCK = "out_of_stock"
     GIFT_RETIRED = "gift_retired"

@@ -29,7 +29,7 @@ from tornado.netutil import bind_sockets
 from bot.app import Services
 from bot.config import Config
 from handlers.standins import wechat_media
-from handlers.web import claim, dev, draw, media, mobile, oauth, pages, pay
+from handlers.web import claim, dev, draw, media, mobile, oauth, pages, pay, themes
 from handlers.web.base import BaseHandler
 from handlers.wechat import WeChatHandler
 from handlers.wire import make_crypt
@@ -64,6 +64,8 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (rf"/claim/{TOKEN}/mobile", mobile.MobilePage),
         (rf"/claim/{TOKEN}/mobile/verify", mobile.VerifyPage),
         (rf"/media/{media.NAME}", media.MediaFile, {"path": config.media.dir}),
+        (rf"/cards/{themes.THEME}\.png", themes.CardPicture),  # [[themes]]
+        (r"/themes\.css", themes.ThemeStyles),
         (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
         (r"/oauth/callback", oauth.OAuthCallback),
         (r"/healthz", pages.Health),

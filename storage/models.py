@@ -106,6 +106,7 @@ class Share(BaseModel):
     # hold ended unpaid); unit_price in fen as the giver bought it, what a refund returns per unit
     payment = pw.CharField(max_length=8, default="")
     unit_price = pw.IntegerField(default=0)
+    theme = pw.CharField(max_length=16, default="")  # [[themes]] id its giver picked; "": none
 
     @property
     def left(self) -> int:

@@ -127,3 +127,19 @@ def test_the_sandbox_sends_a_picture_from_a_file_and_the_voice_sample(
         friend.locator(".greeting-pic").count() == 1 and friend.locator(".voice-play").count() == 1
     )
     shot(friend, "personal-sandbox-claim")
+
+
+def test_a_themed_share_wears_its_frame_and_colours(chromium, bot_factory):
+    frame = {"id": "festive", "name": "春节红", "background": "#fff1f0", "accent": "#c81e28",
+             "frame": "/static/themes/festive.png"}  # fmt: skip
+    bot = bot_factory(themes=[frame])
+    monday_morning(bot)
+    for text in ("2", "送", "1", "中秋快乐，月圆人圆！", "1"):
+        say(bot, "o_giver", text)
+    token = confirm_card(bot.wx, "o_giver")["Url"].rsplit("/", 1)[1]
+    page = as_user(chromium, bot, "o_friend")
+    page.goto(f"{bot.url}/claim/{token}")
+    assert page.locator("body.theme-festive").count() == 1
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 241, 240)"
+    assert page.locator(".gift-pic").evaluate("i => i.naturalWidth") == 600
+    shot(page, "personal-themed-claim")

@@ -26,7 +26,7 @@ from bot.forms.share import ShareForm, share_refusal
 from bot.gifting import catalogue, life, media, orders, shares, surprise, swap
 from bot.money import payments
 from bot.outgoing.notices import Notices
-from bot.render import Renderer
+from bot.render import Renderer, themed_picture
 from bot.replies import Card, Reply, Text
 from bot.words import COMMAND_WORDS, WORD_MEANS, Command, Move, Word, said
 
@@ -44,7 +44,7 @@ def share_card(config: Config, renderer: Renderer, share) -> Card:
     return Card(
         title=renderer.text("share/card_title.txt", gift=gift, share=share),
         description=renderer.text("share/card_description.txt", gift=gift, share=share),
-        picurl=absolute(config, gift.image),
+        picurl=absolute(config, themed_picture(config, share, gift.image)),
         url=claim_url(config, share.token),
     )
 
@@ -82,6 +82,7 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
             kind=state.context.get("kind", "gift"),
             draw_at=draw_time(draw_at) if draw_at else None,
             variant=answers.get("wrapped_variant") or "",
+            theme=answers.get("theme") or "",
         )
         share.gift = form.ctx.subject["gift"]
         media.attach(share, answers.get(GREETING))  # fetched in the background, once made

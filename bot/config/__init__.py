@@ -165,6 +165,17 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Theme:
+    """`[[themes]]`: a look for a share's page and card picture (bot/config/themes.py)."""
+
+    id: str
+    name: str
+    background: str = "#fff7f0"
+    accent: str = "#07c160"
+    frame: str = ""  # a /static/ PNG laid over the gift's picture
+
+
+@dataclass(frozen=True)
 class Media:
     """`[media]`: a giver's picture or voice as the greeting (bot/gifting/media.py)."""
 
@@ -246,6 +257,7 @@ class Config:
     menu: Menu = field(default_factory=Menu)
     payments: Payments = field(default_factory=Payments)
     media: Media = field(default_factory=Media)
+    themes: list[Theme] = field(default_factory=list)
     path: Path | None = None
 
     @property

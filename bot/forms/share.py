@@ -94,6 +94,45 @@ def blessing_field(example: str) -> Field:
     )
 
 
+def parse_theme(text: str, ctx: FormContext) -> str:
+    """A [[themes]] entry by its number or name; `跳过` keeps the default look ("")."""
+    text = text.strip()
+    if normalize(text) == Word.SKIP:
+        return ""
+    themes = ctx.config.themes
+    number = small_number(text)
+    if number is not None and 1 <= number <= len(themes):
+        return themes[number - 1].id
+    named = next((t.id for t in themes if text in (t.name, t.id)), None)
+    if named is None:
+        raise Invalid(Code.THEME_UNKNOWN, text=text[:20], count=len(themes))
+    return named
+
+
+def check_theme(value: str, ctx: FormContext) -> str:
+    if value and value not in {t.id for t in ctx.config.themes}:
+        raise Invalid(Code.THEME_UNKNOWN, text=value, count=len(ctx.config.themes))
+    return value
+
+
+def show_theme(value: str, ctx: FormContext) -> str:
+    return next((t.name for t in ctx.config.themes if t.id == value), "默认")
+
+
+def theme_field() -> Field:
+    """The look of the share's page and card: asked only when [[themes]] offers some."""
+    return Field(
+        "theme",
+        "卡片样式",
+        parse=parse_theme,
+        check=check_theme,
+        show=show_theme,
+        required=lambda ctx: bool(ctx.config.themes),
+        example="1",
+        aliases=("样式", "主题", "卡片"),
+    )
+
+
 def surprise_with_variants(ctx: FormContext) -> bool:
     """A surprise's variant is the giver's to choose: the recipient's choice would name it."""
     return ctx.subject.get("kind") == "surprise" and bool(ctx.subject["gift"].variants)
@@ -120,4 +159,5 @@ class ShareForm(Form):
             aliases=("款", "样式", "颜色"),
         ),
         blessing_field(example="生日快乐！"),
+        theme_field(),
     )

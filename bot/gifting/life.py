@@ -235,6 +235,7 @@ def create(
     giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime, *,
     expire_hours: float, kind: str = "gift", draw_at: dt.datetime | None = None,
     variant: str = "", price: int | None = None, hold_until: dt.datetime | None = None,
+    theme: str = "",
 ) -> Share:  # fmt: skip
     """Reserve the units and make the share: open (a draw: drawing), or awaiting its payment
     until `hold_until` at `price` a unit. Raises Invalid(OUT_OF_STOCK | GIFT_RETIRED)."""
@@ -253,7 +254,7 @@ def create(
         token=secrets.token_urlsafe(TOKEN_BYTES), giver=giver, gift=gift_id, quantity=quantity,
         blessing=blessing, created_at=now, kind=kind, draw_at=draw_at, variant=variant,
         expires_at=hold_until if bought else (draw_at or now) + dt.timedelta(hours=expire_hours),
-        payment=UNPAID if bought else "", unit_price=price or 0,
+        payment=UNPAID if bought else "", unit_price=price or 0, theme=theme,
     )  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """Making it personal (issue 28): an order records the gift it was swapped from
-(order.swapped_from), and a share's picture or voice greeting has its row (greeting_media).
+(order.swapped_from), a share's picture or voice greeting has its row (greeting_media), and a
+share keeps the theme its giver picked (share.theme).
 """
 
 from peewee import *  # noqa: F403 (the generated migration style)
@@ -35,8 +36,10 @@ def up(migrator, db):
     migrator.migrate(
         migrator.add_column("order", "swapped_from", CharField(max_length=32, default=""))
     )
+    migrator.migrate(migrator.add_column("share", "theme", CharField(max_length=16, default="")))
 
 
 def down(migrator, db):
+    migrator.migrate(migrator.drop_column("share", "theme"))
     migrator.migrate(migrator.drop_column("order", "swapped_from"))
     migrator.migrate(migrator.drop_table("greeting_media"))
