@@ -290,10 +290,10 @@ def _media(msg: Incoming) -> tuple[str, dict] | None:
     if not msg.media_id:
         return None
     if msg.kind == "image":
-        return "picture", media.sent("picture", msg.media_id)
+        return "picture", media.sent(msg.media_id)
     if msg.kind == "voice" or msg.spoken:
         words = msg.text if msg.spoken else ""
-        return "voice", media.sent("voice", msg.media_id, msg.media_format or "amr", words)
+        return "voice", media.sent(msg.media_id, msg.media_format or "amr", words)
     return None
 
 

@@ -3,8 +3,8 @@ the pages show of it, when it may be served, and when it is deleted.
 
 Usage::
 
-    kept = sent("picture", "MEDIA_ID")                   # what the chat keeps in the answers
-    kept = sent("voice", "MEDIA_ID", "amr", "生日快乐")    # a voice and the words WeChat heard
+    kept = sent("MEDIA_ID")                             # what the chat keeps in the answers
+    kept = sent("MEDIA_ID", "amr", "生日快乐")           # a voice and the words WeChat heard
     attach(share, {"picture": kept})                    # in the share's transaction: fetched later
     greeting = of(share)                                # Greeting: its picture's and voice's URLs
     row = servable("Xq3….jpg", now)                     # the row behind /media/<name>, or None
@@ -39,7 +39,7 @@ KINDS = ("picture", "voice")
 SWEPT_PER_ROUND = 200
 
 
-def sent(kind: str, media_id: str, fmt: str = "", words: str = "") -> dict:
+def sent(media_id: str, fmt: str = "", words: str = "") -> dict:
     """A picture or voice as the chat keeps it until the share is made (JSON, in the answers)."""
     return {"media_id": media_id[:128], "format": fmt[:16].lower(), "words": words}
 
