@@ -14,7 +14,8 @@ PORT   ?=
 # `make test PAID_TESTS=` runs the whole suite paid.
 PAID_TESTS ?= $(addprefix tests/test_,$(addsuffix .py,chat_share chat_order claim_web \
 	order_sms thanks_revoke fulfilment reminders surprise draws draw_workers chat_concurrency \
-	mobile_claims share_status wechat_pushes metrics workers browser_new_ways callback properties))
+	mobile_claims share_status wechat_pushes metrics workers browser_new_ways callback properties \
+	swap greeting_media browser_personal themes))
 
 # The paid story again with a merchant of WeChat Pay's platform certificates instead of its public
 # key (GIFTBOT_TEST_WECHATPAY_VERIFY=certificates, tests/fakes/wechatpay.py): about 30 seconds.

@@ -18,13 +18,15 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from bot import media_files, sandbox
 from bot.chat import pushes
 from bot.chat.chat import Chat
 from bot.config import Config
 from bot.config.payments import uses_standin
-from bot.gifting import catalogue, draws, mobile_claims, reminders, shares
+from bot.gifting import catalogue, draws, media, mobile_claims, reminders, shares
 from bot.money.merchant import Merchant
 from bot.money.paydesk import PayDesk
+from bot.outgoing import media_fetch
 from bot.outgoing.messaging import Messenger
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel, Worker
@@ -61,6 +63,7 @@ class Services:
     db: Runner
     inbox: Inbox | None = None  # the /dev sandbox's view of SMS and WeChat messages
     pay: PayDesk | None = None  # [payments] mode "wechatpay": WeChat Pay's side of sharing
+    media_source: WeChatApi | None = None  # the sandbox's client of its own media stand-in
 
     @classmethod
     def start(cls, config: Config, clock: Clock | None = None, sync: bool = True) -> Services:
@@ -99,6 +102,11 @@ class Services:
                 messenger.send, config.wechat.retry_seconds, config.wechat.max_attempts
             ),
         }
+        source = _media_source(config, wechat, db)
+        fetcher = media_fetch.MediaFetcher(config, source, db, notices, MEDIA_ATTEMPTS)
+        channels[media_fetch.KIND] = Channel(  # a greeting's picture or voice
+            fetcher.send, config.wechat.retry_seconds, MEDIA_ATTEMPTS
+        )
         pay = _pay_desk(config, notices, db, clock)
         if pay is not None:
             channels |= pay.channels()
@@ -106,7 +114,8 @@ class Services:
         if pay is not None:
             pay.wake = worker.wake.set
         chat = Chat(config, renderer, notices, clock=clock)
-        return cls(config, clock, renderer, notices, chat, wechat, worker, db, inbox, pay)
+        local = source if source is not wechat else None
+        return cls(config, clock, renderer, notices, chat, wechat, worker, db, inbox, pay, local)
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -127,6 +136,9 @@ class Services:
             self.worker.wake.set()
             log.info("reminders queued", extra={"count": reminded})
         await self.db.write(pushes.prune, now)
+        await self.db.write(media.sweep, self.config, now)
+        if self.config.server.sandbox:
+            await asyncio.to_thread(sandbox.forget_uploads, self.config.media.dir)
         if self.pay is not None:
             await self.pay.reconcile_once()
 
@@ -134,6 +146,8 @@ class Services:
         """After the server and the background work stopped: finish database work, let go."""
         self.db.close()
         self.wechat.close()
+        if self.media_source is not None:
+            self.media_source.close()
         if self.pay is not None:
             self.pay.close()
 
@@ -149,6 +163,24 @@ class Services:
                 log.exception("sweep failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
+
+
+MEDIA_ATTEMPTS = 6  # a greeting's fetch: about half an hour of retries, well within 3 days
+
+
+def _media_source(config: Config, wechat: WeChatApi, db: Runner) -> WeChatApi:
+    """Where greeting media are fetched: WeChat's API; in the sandbox (no Official Account
+    behind it) the same client pointed at the sandbox's own stand-in of getMedia, which
+    serves what the /dev page uploaded (handlers/standins/wechat_media.py)."""
+    if media_files.ffmpeg_path(config.media.ffmpeg) is None:  # said once, at start
+        log.warning(
+            "ffmpeg not found: voice greetings fall back to their words (apt-get install "
+            "ffmpeg, or [media] ffmpeg)", extra={"ffmpeg": config.media.ffmpeg},
+        )  # fmt: skip
+    if not config.server.sandbox:
+        return wechat
+    local = dataclasses.replace(config.wechat, api_base=config.server.public_url + sandbox.API)
+    return WeChatApi(local, db, token_row="sandbox")
 
 
 def _pay_desk(config: Config, notices: Notices, db: Runner, clock: Clock) -> PayDesk | None:

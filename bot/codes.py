@@ -40,6 +40,7 @@ class Code(StrEnum):
     QUANTITY_INVALID = "quantity_invalid"
     QUANTITY_RANGE = "quantity_range"
     BLESSING_TOO_LONG = "blessing_too_long"
+    THEME_UNKNOWN = "theme_unknown"
     # sharing a gift
     OUT_OF_STOCK = "out_of_stock"
     GIFT_RETIRED = "gift_retired"
@@ -52,6 +53,19 @@ class Code(StrEnum):
     SHARE_REVOKED = "share_revoked"
     OWN_SHARE = "own_share"
     ALREADY_CLAIMED = "already_claimed"
+    # taking another gift instead ([shares] swap, bot/gifting/swap.py)
+    SWAP_OFF = "swap_off"
+    SWAP_NONE = "swap_none"
+    SWAP_UNKNOWN = "swap_unknown"
+    SWAP_GONE = "swap_gone"
+    # a picture or voice greeting that cannot be used (bot/media_files.py, bot/outgoing/media_fetch.py)
+    MEDIA_TOO_BIG = "media_too_big"
+    MEDIA_NOT_PICTURE = "media_not_picture"
+    MEDIA_TOO_WIDE = "media_too_wide"
+    MEDIA_GONE = "media_gone"
+    MEDIA_UNREACHABLE = "media_unreachable"
+    VOICE_NO_FFMPEG = "voice_no_ffmpeg"
+    VOICE_UNPLAYABLE = "voice_unplayable"
     # a thank-you note
     THANKS_EMPTY = "thanks_empty"
     THANKS_TOO_LONG = "thanks_too_long"

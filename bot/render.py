@@ -8,9 +8,10 @@ Usage::
     renderer.error(invalid)                            # templates/errors/<code>.txt
 
 Templates see `config`, `money` (fen → "¥128.00"), `public_url`,
-`delivery_slots(ctx)` and `w` (the chat's words from bot/words.py: 「{{ w.BACK }}」)
-as globals, and the filters `money` and `cst` (a stored UTC time in the configured
-time zone). Pages also get `reason(code or Invalid)`: why not, in the chat's words, drawn
+`delivery_slots(ctx)`, `themed(share, image)` (a share's picture in its theme's frame) and
+`w` (the chat's words from bot/words.py: 「{{ w.BACK }}」)
+as globals, and the filters `money`, `band` (a price as a band: "¥100–200") and `cst` (a
+stored UTC time in the configured time zone). Pages also get `reason(code or Invalid)`: why not, in the chat's words, drawn
 from the same errors/ template but escaped, where `|nowrap` keeps a value (an order number)
 on one line; in chat and SMS `|nowrap` changes nothing.
 """
@@ -18,8 +19,10 @@ on one line; in chat and SMS `|nowrap` changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from pathlib import Path
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
@@ -37,6 +40,29 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 def money(fen: int) -> str:
     return f"¥{fen // 100}.{fen % 100:02d}"
+
+
+def band(fen: int) -> str:
+    """A price as a recipient reads it (the gifts to swap to): a band of a hundred yuan."""
+    yuan = fen // 100
+    if yuan < 100:
+        return "¥100 以内"
+    if yuan >= 1000:
+        return "¥1000 以上"
+    low = yuan // 100 * 100
+    return f"¥{low}–{low + 100}"
+
+
+CARD_PICTURE = re.compile(r"/static/(?:gifts|surprise)/[a-z0-9_-]{1,32}\.png")
+
+
+def themed_picture(config: Config, share, image: str) -> str:
+    """A share's gift picture in its theme's frame (composed by bot/gifting/themes.py under
+    /cards/), or the picture itself: no theme, a theme without a frame, a picture from afar."""
+    theme = next((t for t in config.themes if t.id == getattr(share, "theme", "")), None)
+    if theme is None or not theme.frame or not CARD_PICTURE.fullmatch(image):
+        return image
+    return f"/cards/{theme.id}.png?pic={quote(image, safe='/')}"
 
 
 def slots_of(ctx: FormContext):
@@ -82,8 +108,9 @@ class Renderer:
                 max_quantity=max_quantity,
                 w=SPOKEN,
                 delivery_label=delivery_label,
+                themed=lambda share, image: themed_picture(config, share, image),
             )
-            env.filters.update(money=money, cst=local, first_days=first_days)
+            env.filters.update(money=money, cst=local, first_days=first_days, band=band)
         self.text_env.filters["nowrap"] = str
         self.html_env.filters["nowrap"] = lambda v: Markup('<span class="nowrap">{}</span>').format(
             v

@@ -51,6 +51,7 @@ class Move(StrEnum):
     CANCEL = "取消"
     RESUME = "继续"  # after a command paused the form
     MORE = "更多"  # the whole list, where a step shows a short one
+    SWAP = "换"  # during a claim: take another gift instead ([shares] swap)
 
 
 class Word(StrEnum):

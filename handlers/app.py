@@ -28,7 +28,8 @@ from tornado.netutil import bind_sockets
 
 from bot.app import Services
 from bot.config import Config
-from handlers.web import claim, dev, draw, mobile, oauth, pages, pay, subscribed
+from handlers.standins import wechat_media
+from handlers.web import claim, dev, draw, media, mobile, oauth, pages, pay, subscribed, themes
 from handlers.web.base import BaseHandler
 from handlers.wechat import WeChatHandler
 from handlers.wire import make_crypt
@@ -57,10 +58,14 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         (rf"/claim/{TOKEN}/done", claim.DonePage),
         (rf"/claim/{TOKEN}/thanks", claim.ThanksForm),
         (rf"/claim/{TOKEN}/qr\.svg", claim.ClaimQr),
+        (rf"/claim/{TOKEN}/swap", claim.SwapPage),  # [shares] swap: another gift instead
         # new ways to give (issue 18): a draw's join, claiming with a verified mobile
         (rf"/claim/{TOKEN}/join", draw.JoinDraw),
         (rf"/claim/{TOKEN}/mobile", mobile.MobilePage),
         (rf"/claim/{TOKEN}/mobile/verify", mobile.VerifyPage),
+        (rf"/media/{media.NAME}", media.MediaFile, {"path": config.media.dir}),
+        (rf"/cards/{themes.THEME}\.png", themes.CardPicture),  # [[themes]]
+        (r"/themes\.css", themes.ThemeStyles),
         (r"/gifts/([A-Za-z0-9_-]{1,32})", pages.GiftPage),
         (r"/oauth/callback", oauth.OAuthCallback),
         (r"/subscribed/?", subscribed.Subscribed),  # back from WeChat's one-time subscription
@@ -77,6 +82,8 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
             (r"/dev/as", dev.DevAs),
             (r"/dev/login", dev.DevLogin),
             (r"/dev/subscribemsg", subscribed.DevSubscribe),
+            (r"/dev/upload", dev.DevUpload),
+            *wechat_media.routes(),  # the stand-in of WeChat's getMedia (bot/sandbox.py)
         ]
     return tornado.web.Application(
         routes,

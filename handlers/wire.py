@@ -149,6 +149,8 @@ def incoming(fields: dict) -> Incoming:
         event_key=_text(fields.get("EventKey")),
         label=_text(fields.get("Label")),
         spoken=bool(spoken),
+        media_id=_text(fields.get("MediaId"))[:128] if kind in ("image", "voice", "text") else "",
+        media_format=_text(fields.get("Format"))[:16].lower(),
         scan_result=_text(_child(fields, "ScanCodeInfo").get("ScanResult")),
     )
 

@@ -6,6 +6,7 @@
 // The inbox's channels: sms (the 短信 list), wechat (a customer-service message, or a card to
 // forward, e.g. the share card once paid), template, and subscription (a one-time subscription
 // message: in the person's chat when they follow the account, else in the 服务通知 list).
+//   POST /dev/upload  (a picture's or voice's bytes)  → {media_id}, then /dev/send kind image|voice
 //
 // Bot text is untrusted: it only ever reaches the page through textContent.
 //
@@ -308,6 +309,37 @@ function showNotice(item) {
 }
 
 const scene = () => $("scene").value.trim().replace(/^领取\s*/, "");
+const PICTURE_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+const VOICE_SAMPLE = "/static/dev/greeting.amr"; // 5 s of AMR-NB, as WeChat keeps a voice
+
+// A file as WeChat keeps what a user sends: its media_id, or null when the upload failed.
+async function upload(body, type) {
+  try {
+    const response = await fetch("/dev/upload", {
+      method: "POST",
+      headers: { "Content-Type": type, "X-XSRFToken": xsrf() },
+      body,
+    });
+    return response.ok ? (await response.json()).media_id : null;
+  } catch {
+    return null;
+  }
+}
+
+async function sendPicture(file) {
+  // Anything but the four kinds goes as it is: the bot's checks say why it cannot be shown.
+  const id = await upload(file, PICTURE_TYPES.includes(file.type) ? file.type : "application/octet-stream");
+  if (!id) return add(openid(), { from: "event", text: `图片没能上传：${file.name}` });
+  send({ kind: "image", media_id: id }, { from: "me", text: `🖼 图片：${file.name}` });
+}
+
+async function sendVoice() {
+  const sample = await fetch(VOICE_SAMPLE).then((r) => r.blob()).catch(() => null);
+  const id = sample && (await upload(sample, "audio/amr"));
+  if (!id) return add(openid(), { from: "event", text: "语音没能上传" });
+  const words = $("voice-words").value.trim();
+  send({ kind: "voice", media_id: id, text: words }, { from: "me", text: `🎙 语音${words ? `：${words}` : "（未识别出文字）"}` });
+}
 
 function wire() {
   if (saved.openid) $("openid").value = saved.openid;
@@ -360,6 +392,12 @@ function wire() {
     }
     send({ kind: "scan", key }, { from: "event", text: `扫码领取（场景 ${key}）` });
   });
+  $("picture").addEventListener("change", () => {
+    const file = $("picture").files[0];
+    $("picture").value = "";
+    if (file) sendPicture(file);
+  });
+  $("voice").addEventListener("click", sendVoice);
   $("location").addEventListener("click", () => {
     const label = $("place").value.trim();
     send({ kind: "location", label }, { from: "event", text: `发送位置：${label || "（无名称）"}` });

@@ -61,14 +61,27 @@ def migrate() -> list[str]:
 
     Several workers may start at once: on PostgreSQL an advisory lock lets one
     migrate while the others wait; on SQLite the IMMEDIATE transaction does.
+    SQLite changes a column by building the table anew (peewee's migrator), which
+    its foreign keys would refuse while other rows point at the old table: as
+    SQLite's own ALTER TABLE procedure says, they are switched off around the
+    transaction, and `foreign_key_check` must find nothing broken before it commits.
     """
-    with write_transaction():
-        if is_postgres():
-            db.execute_sql("SELECT pg_advisory_xact_lock(7040118)")
-        runner = Runner(db.obj, directory=str(MIGRATIONS))
-        pending = [m.name for m in runner.status() if not m.applied]
-        if pending:
-            runner.up()
+    sqlite = not is_postgres()
+    if sqlite:
+        db.execute_sql("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction: none here
+    try:
+        with write_transaction():
+            if not sqlite:
+                db.execute_sql("SELECT pg_advisory_xact_lock(7040118)")
+            runner = Runner(db.obj, directory=str(MIGRATIONS))
+            pending = [m.name for m in runner.status() if not m.applied]
+            if pending:
+                runner.up()
+            if sqlite and (broken := db.execute_sql("PRAGMA foreign_key_check").fetchall()):
+                raise RuntimeError(f"the migrations broke foreign keys: {broken[:5]}")
+    finally:
+        if sqlite:
+            db.execute_sql("PRAGMA foreign_keys = ON")
     return pending
 
 

@@ -106,6 +106,7 @@ class Share(BaseModel):
     # hold ended unpaid); unit_price in fen as the giver bought it, what a refund returns per unit
     payment = pw.CharField(max_length=8, default="")
     unit_price = pw.IntegerField(default=0)
+    theme = pw.CharField(max_length=16, default="")  # [[themes]] id its giver picked; "": none
 
     @property
     def left(self) -> int:
@@ -136,6 +137,8 @@ class Order(BaseModel):
     cancelled_at = pw.DateTimeField(null=True)
     thanks = pw.TextField(default="")  # the recipient's thank-you note to the giver
     thanked_at = pw.DateTimeField(null=True)
+    # The gift the share gave, when the recipient took `gift` instead ([shares] swap); "" if not.
+    swapped_from = pw.CharField(max_length=32, default="")
 
     class Meta:
         indexes = ((("share", "recipient"), True),)
@@ -236,7 +239,7 @@ class Refund(BaseModel):
     share = pw.ForeignKeyField(Share, backref="refunds", on_delete="RESTRICT")
     units = pw.IntegerField()
     amount = pw.IntegerField()  # fen
-    reason = pw.CharField(max_length=16)  # expired|revoked|cancelled|unwon|late|duplicate
+    reason = pw.CharField(max_length=16)  # expired|revoked|cancelled|unwon|late|duplicate|swapped
     # pending (not yet accepted) → processing → success | closed (final) | abnormal
     status = pw.CharField(max_length=12, default="pending", index=True)
     refund_id = pw.CharField(max_length=32, default="")
@@ -350,8 +353,34 @@ SubscriptionGrant.add_index(
 )  # fmt: skip
 
 
+# -- making it personal (issue 28) -------------------------------------------------------
+
+
+class GreetingMedia(BaseModel):
+    """A giver's picture or voice sent at the blessing step: fetched from WeChat in the
+    background (bot/outgoing/media_fetch.py), checked, kept under `[media] dir` as `file` (an
+    unguessable name), served under /media/ while its share lives (bot/gifting/media.py)."""
+
+    share = pw.ForeignKeyField(Share, backref="greeting_media", on_delete="CASCADE")
+    kind = pw.CharField(max_length=8)  # picture | voice
+    media_id = pw.CharField(max_length=128)  # WeChat's temporary media (3 days)
+    format = pw.CharField(max_length=16, default="")  # a voice's: amr | speex
+    words = pw.TextField(default="")  # what WeChat recognised in a voice
+    status = pw.CharField(max_length=8, default="pending")  # pending|ready|failed|deleted
+    file = pw.CharField(max_length=64, default="", index=True)
+    content_type = pw.CharField(max_length=32, default="")
+    size = pw.IntegerField(default=0)  # bytes kept
+    seconds = pw.FloatField(default=0)  # a voice's length
+    reason = pw.CharField(max_length=32, default="")  # why it failed: a Code
+    created_at = pw.DateTimeField(default=utcnow)
+    done_at = pw.DateTimeField(null=True)  # fetched, or given up
+
+    class Meta:
+        indexes = ((("share", "kind"), True),)
+
+
 ALL_MODELS = [
     User, Gift, Share, Order, ShareVisit, Conversation, InboundMessage, PushNonce, Outbox,
     ApiToken, CatalogueVersion, DrawEntry, MobileCode, PayOrder, Refund, PlatformCertificate,
-    CertificateDownload, SubscriptionGrant,
+    CertificateDownload, SubscriptionGrant, GreetingMedia,
 ]  # fmt: skip

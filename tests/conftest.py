@@ -161,6 +161,7 @@ class LiveBot:
         self.url = f"http://127.0.0.1:{self.port}"
         self.fake_wechat = FakeWeChat().start()
         self.sms = FakeWebhook().__enter__()
+        self._media = tempfile.TemporaryDirectory(prefix="giftbot-media-")
         overrides = {
             "wechat": {
                 "api_base": self.fake_wechat.url,
@@ -168,6 +169,7 @@ class LiveBot:
                 "mp_base": self.fake_wechat.url,
             },
             "sms": {"backend": "webhook", "webhook_url": self.sms.url},
+            "media": {"dir": self._media.name},  # greeting pictures and voices: this bot's own
         }
         # A paid run: WeChat Pay's stand-in on its own port, on this bot's clock; a test that
         # sets [payments] itself (pay_bot, a free-mode check) keeps its own.
@@ -246,6 +248,7 @@ class LiveBot:
         self._thread.join(10)
         self.fake_wechat.stop()
         self.sms.__exit__(None, None, None)
+        self._media.cleanup()
         if self.pay:
             self.pay.__exit__(None, None, None)
             self._pay_folder.cleanup()

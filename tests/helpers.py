@@ -16,6 +16,7 @@ conftest.py. Import them by name (conftest.py puts tests/ on sys.path)::
     browser(bot, "o_friend").headers["User-Agent"]   # WECHAT_UA; DESKTOP_UA is any other browser
 
     @free_mode_only("why")                   # skipped in a GIFTBOT_TEST_PAYMENTS=wechatpay run
+    @needs_ffmpeg                            # a voice greeting is converted: skipped without it
 
     path = write_config(tmp_path, raw)       # a config dict as a TOML file
     port = free_port()                       # a loopback port nobody listens on right now
@@ -26,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import socket
 import tomllib
 from pathlib import Path
@@ -43,6 +45,12 @@ PAYMENTS = os.environ.get("GIFTBOT_TEST_PAYMENTS") or "free"
 if PAYMENTS not in ("free", "wechatpay"):
     raise SystemExit(f"GIFTBOT_TEST_PAYMENTS={PAYMENTS!r}: free or wechatpay")
 PAID = PAYMENTS == "wechatpay"
+
+
+needs_ffmpeg = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None,
+    reason="ffmpeg not installed (voice greetings): apt-get install ffmpeg",
+)
 
 
 def free_mode_only(reason: str):
@@ -231,3 +239,14 @@ def outward_ip() -> str | None:
             return None
         ip = s.getsockname()[0]
     return None if ip.startswith("127.") else ip
+
+
+def migrations_down_through(runner, name: str) -> list[str]:
+    """Roll migrations back, the latest first, until `name` is undone; their names in order.
+    A migration's down-and-up test stays true whatever migrations come after it."""
+    undone: list[str] = []
+    while name not in undone:
+        step = runner.down()
+        assert step, f"{name} was never applied"
+        undone += step
+    return undone

@@ -7,6 +7,7 @@ Usage::
     reply = wx.text("o_user", "礼品")        # {"MsgType": "text", "Content": "…", …} (decrypted)
     wx.click("o_user", "GIFTS"); wx.subscribe("o_user", scene="TOKEN"); wx.scan("o_user", "TOKEN")
     wx.voice("o_user", "m1", recognition="礼品")        # and image, video, shortvideo, location, link, file
+    wx.image("o_user", "m2")                            # a picture: its MediaId for getMedia
     wx.push_sample("event_scancode_push", "o_user", ScanResult="…")   # any file in tests/samples/
     wx.transcript                             # [("o_user", "礼品"), ("bot", "…")]
 
@@ -357,14 +358,22 @@ class WeChatSim:
     def image(self, openid: str, media_id: str = "media_id") -> dict | None:
         return self.push_sample_as("[image]", "message_image", openid, MediaId=media_id)
 
-    def voice(self, openid: str, media_id: str = "media_id", recognition: str | None = None):
+    def voice(
+        self, openid: str, media_id: str = "media_id", recognition: str | None = None,
+        fmt: str = "amr",
+    ):  # fmt: skip
+        """A voice message (Format amr or speex); with `recognition`, as WeChat sends it once
+        speech recognition is on."""
         if recognition is None:
-            return self.push_sample_as("[voice]", "message_voice", openid, MediaId=media_id)
+            return self.push_sample_as(
+                "[voice]", "message_voice", openid, MediaId=media_id, Format=fmt
+            )
         return self.push_sample_as(
             f"[voice] {recognition}",
             "message_voice_recognition",
             openid,
             MediaId=media_id,
+            Format=fmt,
             Recognition=recognition,
         )
 

@@ -29,6 +29,7 @@ from bot.gifting import (
     catalogue,
     draws,
     facts,
+    media,
     orders,
     promises,
     reminders,
@@ -75,6 +76,8 @@ class Incoming:
     event_key: str = ""
     label: str = ""  # a location message's place name
     spoken: bool = False  # text WeChat recognised in a voice message
+    media_id: str = ""  # a picture's or voice's temporary media at WeChat (kept 3 days)
+    media_format: str = ""  # a voice's: amr or speex
     scan_result: str = ""  # what a scancode_* menu event scanned
 
     @property
@@ -141,7 +144,7 @@ class Chat:
             return self._event(msg, state, now)
         if msg.kind != "text":
             if state.active:
-                return self.engine.non_text(state, msg.kind, msg.label, now)
+                return self.engine.non_text(state, msg.kind, msg.label, now, _media(msg))
             return self._text("chat/not_text.txt", kind=msg.kind)
         text = msg.text.strip()  # answers are kept as typed; words are matched normalized
         word = normalize(text)
@@ -149,7 +152,7 @@ class Chat:
             return self.command(command, state, now)
         if token := claim_token(word):
             return self.start_claim(token, state, now)
-        if state.flow and (reply := self.engine.step(state, text, now)) is not None:
+        if state.flow and (reply := self.engine.step(state, text, now, _media(msg))) is not None:
             return reply
         if state.timed_out:  # an answer to a form that is gone: say so, do not act on it
             return self._help(state)
@@ -303,6 +306,19 @@ class Chat:
 
     def _text(self, template: str, **context) -> Text:
         return Text(self.renderer.text(template, **context))
+
+
+def _media(msg: Incoming) -> tuple[str, dict] | None:
+    """A picture or voice the message carries, as a greeting keeps it (bot/gifting/media.py):
+    (kind, what is kept); a voice keeps the words WeChat heard in it."""
+    if not msg.media_id:
+        return None
+    if msg.kind == "image":
+        return "picture", media.sent(msg.media_id)
+    if msg.kind == "voice" or msg.spoken:
+        words = msg.text if msg.spoken else ""
+        return "voice", media.sent(msg.media_id, msg.media_format or "amr", words)
+    return None
 
 
 def _subscription(msg: Incoming) -> bool | None:

@@ -6,11 +6,14 @@ Usage::
     reply = engine.start(state, "order", {"token": token}, now)
     reply = engine.step(state, "13800138000", now)  # a move, or the answer to the step
     reply = engine.non_text(state, "location", "深圳湾公园", now)
+    reply = engine.non_text(state, "image", "", now, media=("picture", {"media_id": …}))
 
 The next question is computed from the answers (the first required field still empty),
 never stored. A typed move is looked up in `bot.chat.moves.MOVES`; anything else answers the
 step: parsed by the field, kept, and the next question asked, or asked again with the
 reason. `确认` re-validates every answer before the flow's deed (a slot may have passed).
+A picture or voice sent while a field that takes one is asked (the blessing), or on the
+summary after it, is kept in the answers under GREETING (a voice's words answer the field).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from bot.forms.base import Field, Form, FormContext, Invalid
 from bot.render import Renderer
 from bot.replies import Reply, Text
 from bot.words import Move, move_of, normalize
+
+GREETING = "greeting"  # the answers' key of a picture and a voice kept: {kind: media}
+Media = tuple[str, dict]  # ("picture" | "voice", what bot/gifting/media.py keeps of it)
 
 
 class Engine:
@@ -42,9 +48,12 @@ class Engine:
         state.flow, state.context = flow, {**state.context, **context}
         return self.ask_next(state, self.form(state, now), intro=True)
 
-    def step(self, state: State, text: str, now: dt.datetime) -> Reply | None:
+    def step(
+        self, state: State, text: str, now: dt.datetime, media: Media | None = None
+    ) -> Reply | None:
         """One message while a form is in progress; None when it is not for the form (a
-        paused form takes only the moves that work while paused)."""
+        paused form takes only the moves that work while paused). A voice's words (`media`)
+        answering a field that takes media keep the voice too."""
         typed = move_of(text)
         rule = MOVES.get(typed[0]) if typed else None
         if state.paused and not (rule and rule.paused):
@@ -55,12 +64,25 @@ class Engine:
             reply = MOVES[Move.EDIT].act(self, state, now, normalize(text))
             return reply or self.summary(state, self.form(state, now), hint=True)
         form = self.form(state, now)
-        return self.answer(state, form, form.field(state.step), text)
+        current = form.field(state.step)
+        if media and current.takes_media:
+            state.answers.setdefault(GREETING, {})[media[0]] = media[1]
+        return self.answer(state, form, current, text)
 
-    def non_text(self, state: State, kind: str, label: str, now: dt.datetime) -> Reply:
+    def non_text(
+        self, state: State, kind: str, label: str, now: dt.datetime, media: Media | None = None
+    ) -> Reply:
         """A picture, voice, location … during a form: ask for text; a location may start
-        the field that takes one (the address)."""
+        the field that takes one (the address); a picture or voice is kept by the field that
+        takes one (the blessing), asked or on the summary after it."""
         form = self.form(state, now)
+        taker = next((f for f in form.active_fields() if f.takes_media), None)
+        if media and taker and state.step in (taker.name, SUMMARY):
+            state.answers.setdefault(GREETING, {})[media[0]] = media[1]
+            kept = self._render("flow/media_kept.txt", form, state, kind=media[0])
+            if state.step == SUMMARY:
+                return Text(kept + "\n\n" + self.summary(state, form).content)
+            return Text(kept + "\n\n" + self.prompt(form, taker, state))
         if state.step == SUMMARY:
             return self.summary(state, form, hint=True)
         current = form.field(state.step)
@@ -77,6 +99,8 @@ class Engine:
             parts = [self.renderer.error(exc), self.prompt(form, current, state)]
             return Text("\n\n".join(reversed(parts) if current.lists_choices else parts))
         state.editing = False  # an edit returns to the summary once all is answered
+        if current.reshapes:
+            form = self.form(state, form.ctx.now)
         return self.ask_next(state, form)
 
     def confirm(self, state: State, form: Form) -> Reply:

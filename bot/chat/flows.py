@@ -2,8 +2,9 @@
 
     share (giver, S11):      送 (or 惊喜) → quantity → blessing → summary → 确认 → the share card
     draw (giver):            抽奖 → winners → blessing → draw_at → summary → 确认 → the card
-    order (recipient, S14):  领取 <token> → [variant] → name → phone → address → delivery
-                             → summary → 确认 → the order, its SMS and the giver's notice
+    order (recipient, S14):  领取 <token> → [swap, after 换] → [variant] → name → phone
+                             → address → delivery → summary → 确认 → the order, its SMS and
+                             the giver's notice
 
 The moves in every flow are the table in bot/chat/moves.py; a command (bot/words.py) pauses
 the form until 继续.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bot.chat.conversation import Ended, Flow, State
+from bot.chat.engine import GREETING
 from bot.chat.moves import MOVES
 from bot.codes import ENDS_A_CLAIM, Code
 from bot.config import Config
@@ -21,7 +23,7 @@ from bot.forms.base import Form, Invalid
 from bot.forms.draw import DrawForm, draw_time
 from bot.forms.order import OrderAnswers, OrderForm
 from bot.forms.share import ShareForm, share_refusal
-from bot.gifting import cards, catalogue, life, orders, shares
+from bot.gifting import cards, catalogue, life, media, orders, shares, swap
 from bot.money import payments
 from bot.outgoing.notices import Notices
 from bot.render import Renderer
@@ -62,8 +64,10 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
             kind=state.context.get("kind", "gift"),
             draw_at=draw_time(draw_at) if draw_at else None,
             variant=answers.get("wrapped_variant") or "",
+            theme=answers.get("theme") or "",
         )
         share.gift = form.ctx.subject["gift"]
+        media.attach(share, answers.get(GREETING))  # fetched in the background, once made
         if share.payment == life.UNPAID:
             url = f"{config.server.public_url}/pay/{share.token}"
             return Text(renderer.text("share/pay_link.txt", share=share, gift=share.gift, url=url))
@@ -73,14 +77,20 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         share = shares.by_token(state.context["token"])
         if share is None:
             raise Ended(Code.SHARE_UNKNOWN)
-        return orders.form_subject(share, state.hints.get("address"))
+        offered = swap.choices(config, share)  # the cached catalogue: no query
+        chosen = state.answers.get("swap")
+        taken = next((g for g in offered if g.id == chosen), None) or (
+            catalogue.get(chosen) if chosen else None  # gone since: 确认 says so (check_swap)
+        )
+        swapping = bool(state.context.get("swapping"))
+        return orders.form_subject(share, state.hints.get("address"), taken, offered, swapping)
 
     def place_order(state: State, form: Form) -> Reply:
         answers = OrderAnswers.from_answers(state.answers, config.delivery.timezone)
         try:
             order, created = orders.place(
                 notices, state.context["token"], state.openid, answers, "chat",
-                _naive(form.ctx.now),
+                _naive(form.ctx.now), state.answers.get("swap") or "",
             )  # fmt: skip
         except Invalid as refused:
             if refused.code in ENDS_A_CLAIM:  # no answer can change these: end the form
@@ -160,7 +170,8 @@ While browsing:
 
 ## Flows
 
-The order flow's `variant` step is asked only for gifts that have variants. `{Word.SURPRISE}`
+The order flow's `swap` step is asked only after `{Move.SWAP}` (when `[shares] swap` allows
+one); its `variant` step only for gifts that have variants. `{Word.SURPRISE}`
 runs the share flow for a surprise; `{Word.DRAW}` runs the draw flow.
 
 ```mermaid

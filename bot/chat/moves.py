@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.chat.conversation import SUMMARY, Flow, State
+from bot.codes import Code
+from bot.config import Config
 from bot.forms.base import Field, Form, small_number
 from bot.replies import Reply, Text
 from bot.words import Move
@@ -28,6 +30,7 @@ class Engine(Protocol):
     """What a move may ask of the engine that dispatches it (bot/chat/engine.py)."""
 
     flows: dict[str, Flow]
+    config: Config
 
     def form(self, state: State, now: dt.datetime) -> Form: ...
     def confirm(self, state: State, form: Form) -> Reply: ...
@@ -109,6 +112,24 @@ def more(engine: Engine, state: State, now: dt.datetime, arg: str) -> Reply | No
     return Text(engine.prompt(form, current, state, show_all=True))
 
 
+def swap(engine: Engine, state: State, now: dt.datetime, arg: str) -> Reply | None:
+    """换 during a claim: the gifts to take instead, by number ([shares] swap); the variant of
+    the gift given is asked again for the gift taken. Elsewhere it is an answer like any."""
+    if state.flow != "order" or engine.config.shares.swap == "off":
+        return None
+    state.context["swapping"] = True
+    state.answers.pop("swap", None)
+    state.answers.pop("variant", None)
+    state.editing = False
+    form = engine.form(state, now)
+    if not form.ctx.subject["choices"]:
+        state.context.pop("swapping")
+        return Text(engine.say(f"errors/{Code.SWAP_NONE}.txt").content + "\n\n"
+                    + engine.ask_next(state, engine.form(state, now)).content)  # fmt: skip
+    state.step = "swap"
+    return engine.ask(form, form.field("swap"), state)
+
+
 def field_named(form: Form, wanted: str) -> Field | None:
     fields = form.active_fields()
     number = small_number(wanted)
@@ -136,6 +157,15 @@ MOVES: dict[Move, MoveRule] = {
     Move.MORE: MoveRule(
         more, lambda steps, summary: [], "the whole list where a step shows a short one"
     ),  # drawn on the step that lists
+    Move.SWAP: MoveRule(
+        swap,
+        lambda steps, summary: (
+            [(step, steps[0]) for step in [*steps[1:], summary]]
+            if steps[0].endswith("_swap")
+            else []
+        ),
+        "during a claim, when `[shares] swap` allows: the gifts to take instead, by number",
+    ),
     Move.CANCEL: MoveRule(
         cancel, lambda steps, summary: [], "drop the form and its answers", paused=True
     ),  # drawn per flow

@@ -29,6 +29,7 @@ from bot.config.schema import (
     Database,
     Delivery,
     Gift,
+    Media,
     Menu,
     MenuButton,
     Payments,
@@ -37,6 +38,7 @@ from bot.config.schema import (
     Sms,
     Support,
     Tencent,
+    Theme,
     WeChat,
     WeChatPay,
     is_loopback_host,
@@ -44,7 +46,7 @@ from bot.config.schema import (
 
 __all__ = [
     "SECRET_ENV", "Aliyun", "Config", "ConfigError", "Conversation", "Database", "Delivery",
-    "Gift", "Menu", "MenuButton", "Payments", "Server", "Shares", "Sms", "Support", "Tencent", "WeChat",
+    "Gift", "Media", "Menu", "MenuButton", "Payments", "Server", "Shares", "Sms", "Support", "Tencent", "Theme", "WeChat",
     "WeChatPay", "is_loopback_host", "load", "parse", "port_mismatch", "with_port",
 ]  # fmt: skip
 

@@ -27,11 +27,13 @@ from bot.config.schema import (
     WeChat,
     is_loopback_host,
 )
+from bot.config.themes import check_themes
 from bot.sms_kinds import SMS_TEMPLATES
 from bot.words import MENU_KEYS
 
 SLOT_RE = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")  # what delivery slot keys are made of
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+SWAP_MODES = ("off", "same_price", "up_to_price")  # [shares] swap
 
 
 # The secrets config.example.toml ships with: published, so never good enough for the public.
@@ -59,11 +61,18 @@ def check(c: Config) -> None:
     _positive("shares.max_shares_per_hour", c.shares.max_shares_per_hour)
     _positive("shares.thanks_max_length", c.shares.thanks_max_length)
     _positive("shares.draw_hours", c.shares.draw_hours)
+    if c.shares.swap not in SWAP_MODES:
+        raise ConfigError(
+            "shares.swap", f"must be one of {', '.join(SWAP_MODES)}, not {c.shares.swap!r}"
+        )
+    if not c.media.dir.strip():
+        raise ConfigError("media.dir", "must name a folder")
     if c.shares.remind_hours < 0:
         raise ConfigError("shares.remind_hours", "must not be negative (0 turns reminders off)")
     _check_delivery(c.delivery)
     _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
     _check_gifts(c.gifts)
+    check_themes(c.themes)
     _check_menu(c.menu)
     check_payments(c)
 

@@ -131,6 +131,9 @@ class Shares:
     remind_hours: float = 24.0  # remind the giver (and visitors) this long before expiry; 0: off
     thanks_max_length: int = 100  # characters of a recipient's thank-you note
     draw_hours: float = 24.0  # a draw's default time from its creation to its draw
+    # Whether a recipient may take another gift instead before ordering (bot/gifting/swap.py):
+    # "off", "same_price" (a gift of the same price) or "up_to_price" (the same or less).
+    swap: str = "off"
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,25 @@ class Payments:
 
 
 @dataclass(frozen=True)
+class Theme:
+    """`[[themes]]`: a look for a share's page and card picture (bot/config/themes.py)."""
+
+    id: str
+    name: str
+    background: str = "#fff7f0"
+    accent: str = "#07c160"
+    frame: str = ""  # a /static/ PNG laid over the gift's picture
+
+
+@dataclass(frozen=True)
+class Media:
+    """`[media]`: a giver's picture or voice as the greeting (bot/gifting/media.py)."""
+
+    dir: str = "data/media"  # where greeting pictures and voices are kept (relative: to the cwd)
+    ffmpeg: str = "ffmpeg"  # the command that turns a voice into what phones play; "": none
+
+
+@dataclass(frozen=True)
 class Support:
     """`[support]`: how 人工 / 客服 reach a person. `human`: WeChat's customer service takes the
     conversation (a transfer_customer_service reply); otherwise `contact` is the answer."""
@@ -225,6 +247,8 @@ class Config:
     menu: Menu = field(default_factory=Menu)
     payments: Payments = field(default_factory=Payments)
     support: Support = field(default_factory=Support)
+    media: Media = field(default_factory=Media)
+    themes: list[Theme] = field(default_factory=list)
     path: Path | None = None
 
     @property

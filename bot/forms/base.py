@@ -78,6 +78,10 @@ class Field:
     # so a refusal's reason goes after it; the chat shows a short list until asked for 更多.
     lists_choices: bool = False
     aliases: tuple[str, ...] = ()  # other words people use for it: 修改 电话
+    # Its answer changes what the form is about (the gift taken instead): the subject, and so
+    # the fields after it, are computed again once it is answered.
+    reshapes: bool = False
+    takes_media: bool = False  # a picture or a voice message is kept with its answer
 
     @property
     def ask(self) -> str:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from bot.codes import Code
 from bot.forms.base import Field, Form, FormContext, Invalid
-from bot.forms.share import blessing_field, check_quantity, parse_quantity
+from bot.forms.share import blessing_field, check_quantity, parse_quantity, theme_field
 from bot.forms.when import day_label, read_when
 from bot.words import Word, normalize
 
@@ -106,4 +106,5 @@ class DrawForm(Form):
             example="明天20:00",
             aliases=("开奖", "时间"),
         ),
+        theme_field(),
     )

@@ -1,5 +1,6 @@
-"""The recipient's order form (S14): variant (when the gift has them), name, mobile, address,
-delivery time. Declared once; the web page and the chat both run it.
+"""The recipient's order form (S14): the gift taken instead (only after 换, when [shares] swap
+allows one), variant (when the gift has them), name, mobile, address, delivery time. Declared
+once; the web page and the chat both run it.
 
 Usage::
 
@@ -48,6 +49,36 @@ def parse_address_near(text: str, ctx: FormContext) -> dict:
         raise
 
 
+KEEP = ("0", "不换", "原礼物", "原来的")  # answers to the swap step that keep the gift given
+
+
+def parse_swap(text: str, ctx: FormContext) -> str:
+    """The gift taken instead, by its number in the list (its id); "" keeps the gift given."""
+    offered = ctx.subject.get("choices") or []
+    text = text.strip()
+    if text in KEEP:
+        return ""
+    number = small_number(text)
+    if number is not None and 1 <= number <= len(offered):
+        return offered[number - 1].id
+    named = next((g.id for g in offered if g.name == text), None)
+    if named is None:
+        raise Invalid(Code.SWAP_UNKNOWN, text=text[:20], count=len(offered))
+    return named
+
+
+def check_swap(value: str, ctx: FormContext) -> str:
+    """Still on offer (in stock, the price allowed), or the gift given."""
+    offered = [g.id for g in ctx.subject.get("choices") or []]
+    if value and value not in offered:
+        raise Invalid(Code.SWAP_GONE)
+    return value
+
+
+def show_swap(value: str, ctx: FormContext) -> str:
+    return f"{ctx.subject['gift'].name}（{'换的' if value else '原来的礼物'}）"
+
+
 def check_variant(value: str, ctx: FormContext) -> str:
     if value not in ctx.subject["gift"].variants:
         raise Invalid(Code.VARIANT_UNKNOWN, text=value, variants=ctx.subject["gift"].variants)
@@ -57,6 +88,17 @@ def check_variant(value: str, ctx: FormContext) -> str:
 class OrderForm(Form):
     name = "order"
     fields = (
+        Field(
+            "swap",
+            "礼物",
+            parse=parse_swap,
+            check=check_swap,
+            show=show_swap,
+            required=lambda ctx: bool(ctx.subject.get("swapping")),
+            example="1",
+            aliases=("换", "换礼物"),
+            reshapes=True,
+        ),
         Field(
             "variant",
             "款式",

@@ -79,7 +79,9 @@ def check_blessing(value: str, ctx: FormContext) -> str:
 
 
 def blessing_field(example: str) -> Field:
-    """The blessing step, as every way of giving asks it (`跳过` leaves it empty)."""
+    """The blessing step, as every way of giving asks it (`跳过` leaves it empty). A picture
+    or a voice sent here becomes the greeting too (bot/chat/engine.py keeps its media_id;
+    bot/gifting/media.py fetches it once the share is made); a voice's words answer it."""
     return Field(
         "blessing",
         "祝福语",
@@ -88,6 +90,46 @@ def blessing_field(example: str) -> Field:
         show=lambda value, ctx: value or "（不写祝福语）",
         example=example,
         aliases=("祝福",),
+        takes_media=True,
+    )
+
+
+def parse_theme(text: str, ctx: FormContext) -> str:
+    """A [[themes]] entry by its number or name; `跳过` keeps the default look ("")."""
+    text = text.strip()
+    if normalize(text) == Word.SKIP:
+        return ""
+    themes = ctx.config.themes
+    number = small_number(text)
+    if number is not None and 1 <= number <= len(themes):
+        return themes[number - 1].id
+    named = next((t.id for t in themes if text in (t.name, t.id)), None)
+    if named is None:
+        raise Invalid(Code.THEME_UNKNOWN, text=text[:20], count=len(themes))
+    return named
+
+
+def check_theme(value: str, ctx: FormContext) -> str:
+    if value and value not in {t.id for t in ctx.config.themes}:
+        raise Invalid(Code.THEME_UNKNOWN, text=value, count=len(ctx.config.themes))
+    return value
+
+
+def show_theme(value: str, ctx: FormContext) -> str:
+    return next((t.name for t in ctx.config.themes if t.id == value), "默认")
+
+
+def theme_field() -> Field:
+    """The look of the share's page and card: asked only when [[themes]] offers some."""
+    return Field(
+        "theme",
+        "卡片样式",
+        parse=parse_theme,
+        check=check_theme,
+        show=show_theme,
+        required=lambda ctx: bool(ctx.config.themes),
+        example="1",
+        aliases=("样式", "主题", "卡片"),
     )
 
 
@@ -117,4 +159,5 @@ class ShareForm(Form):
             aliases=("款", "样式", "颜色"),
         ),
         blessing_field(example="生日快乐！"),
+        theme_field(),
     )

@@ -18,7 +18,7 @@ import logging
 from bot.config import Config
 from bot.gifting import surprise
 from bot.outgoing.wechat_api import QrPaused, WeChatError
-from bot.render import Renderer
+from bot.render import Renderer, themed_picture
 from bot.replies import Card
 from storage.models import Share
 
@@ -40,7 +40,7 @@ def share_card(config: Config, renderer: Renderer, share) -> Card:
     return Card(
         title=renderer.text("share/card_title.txt", gift=gift, share=share),
         description=renderer.text("share/card_description.txt", gift=gift, share=share),
-        picurl=absolute(config, gift.image),
+        picurl=absolute(config, themed_picture(config, share, gift.image)),
         url=claim_url(config, share.token),
     )
 

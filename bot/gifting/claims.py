@@ -6,8 +6,10 @@ Usage::
     view = await claims.page(services, token, openid, in_wechat=True)   # None: no such share
     view.login                                             # unknown visitor: OAuth first
     view.refusal                                           # None, or the Code that says why not
-    isinstance(view, StatusView)                           # the giver: the share's status page
-    result = await claims.submit(services, token, openid, texts)
+    isinstance(view, StatusView)                           # the giver: bot/gifting/status.py
+    swaps = await claims.swaps(services, token, openid)    # SwapView: the gifts to take instead
+    form = await claims.form(services, token, openid, "mooncake")   # the form for one of them
+    result = await claims.submit(services, token, openid, texts)    # texts["swap"]: that gift
     isinstance(result, Placed)                             # else a FormView with errors, or a
                                                            # ClaimView saying why not (409)
     done = await claims.done(services, token, openid)      # the visitor's order, or a ClaimView
@@ -37,19 +39,22 @@ from bot.gifting import (
     draws,
     facts,
     life,
+    media,
     orders,
     promises,
     reminders,
     shares,
     surprise,
+    swap,
     thanks,
 )
 from bot.gifting.facts import Facts
+from bot.gifting.status import StatusView, giver_status
 from bot.outgoing.channels import Offer
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Worker
 from bot.outgoing.wechat_api import WeChatApi
-from storage.models import Order, Share
+from storage.models import Gift, Order, Share
 from storage.runner import Runner
 
 
@@ -67,6 +72,8 @@ class Services(Protocol):
 
 log = logging.getLogger("gift_bot.claims")
 
+SWAP_REFUSALS = (Code.SWAP_OFF, Code.SWAP_UNKNOWN, Code.SWAP_GONE)  # said on the form itself
+
 
 @dataclass
 class ClaimView:
@@ -80,6 +87,7 @@ class ClaimView:
     draw: Any = None  # a draw's state as this visitor sees it (bot/gifting/draws.py)
     facts: Facts | None = None  # what every page says of the share (bot/gifting/facts.py)
     promise: Offer | None = None  # news to come, as it will reach them (bot/gifting/promises.py)
+    greeting: media.Greeting = media.NONE  # the giver's picture and voice, once fetched
 
     @property
     def closed(self) -> Code | None:
@@ -93,36 +101,6 @@ class ClaimView:
         return surprise.as_seen(self.share, self.order is not None or self.refusal == "own_share")
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """One claim as its giver sees it: when, how far along, their note. Never who or where:
-    the recipient's name, mobile and address are for them and the courier only."""
-
-    at: dt.datetime
-    status: str  # placed | shipped | delivered | cancelled
-    variant: str
-    thanks: str
-
-
-@dataclass
-class StatusView:
-    """The giver's own share: what is left, who claimed it (and when), when it expires, the
-    link and words to hand it on again."""
-
-    share: Share
-    facts: Facts  # its state and what pages say of it (bot/gifting/facts.py)
-    claims: list[Claimed]
-    qr_ready: bool = False
-    draw: Any = (
-        None  # a draw's counts (bot/gifting/draws.py): entrants, winners, winners who claimed
-    )
-    promise: Offer | None = None  # the giver's news to come (bot/gifting/promises.py)
-
-    @property
-    def gift(self):
-        return self.share.gift
-
-
 @dataclass
 class FormView:
     share: Share
@@ -131,6 +109,20 @@ class FormView:
     values: dict[str, str] = field(default_factory=dict)  # what was typed, kept on errors
     errors: dict[str, Invalid] = field(default_factory=dict)
     fixed_phone: str = ""  # a mobile verified outside WeChat: filled in, not to be changed
+    swap: Gift | None = None  # the gift taken instead of the one given
+    can_swap: bool = False  # [shares] swap offers gifts to take instead
+
+    @property
+    def gift(self):
+        return self.swap or surprise.as_seen(self.share)
+
+
+@dataclass
+class SwapView:
+    """The gifts this visitor may take instead (each with its picture and price band)."""
+
+    share: Share
+    choices: list[Gift]
 
     @property
     def gift(self):
@@ -149,7 +141,7 @@ class DoneView:
 
     @property
     def gift(self):
-        return self.share.gift
+        return self.order.gift  # the gift ordered: a surprise revealed, a swap's new gift
 
 
 @dataclass(frozen=True)
@@ -164,7 +156,7 @@ async def page(
     now, config = services.now(), services.config
     view = await services.db.run(_view, token, openid, now)
     if view and view.refusal == Code.OWN_SHARE:
-        status = await services.db.run(_status, view.share, now)
+        status = await services.db.run(giver_status, view.share, now)
         status.draw = view.draw
         if status.facts.claimable or status.facts.state == life.State.DRAWING:
             status.qr_ready = await cards.qr_url(services, view.share) is not None
@@ -200,15 +192,33 @@ async def _remember_visit(services: Services, share: Share, openid: str) -> None
     _visited.add((share.id, openid))
 
 
-async def form(services: Services, token: str, openid: str | None) -> FormView | ClaimView | None:
-    """The empty order form, or the page that says why there is none."""
+async def form(
+    services: Services, token: str, openid: str | None, swap_to: str = ""
+) -> FormView | ClaimView | None:
+    """The empty order form (for the gift `swap_to` instead), or the page that says why not."""
     view = await services.db.run(_view, token, openid, services.now())
     if view is None or view.login or view.refusal:
         return view
+    try:
+        taken = swap.choice(services.config, view.share, swap_to) if swap_to else None
+    except Invalid as refused:
+        view.refusal = refused.code
+        return view
     fixed = visitors.mobile_of(openid) or ""
     return _form_view(
-        services, view.share, fixed_phone=fixed, values={"phone": fixed} if fixed else {}
+        services, view.share, taken, fixed_phone=fixed, values={"phone": fixed} if fixed else {}
     )
+
+
+async def swaps(services: Services, token: str, openid: str | None) -> SwapView | ClaimView | None:
+    """The gifts to take instead, or the page that says why this visitor cannot claim."""
+    view = await services.db.run(_view, token, openid, services.now())
+    if view is None or view.login or view.refusal:
+        return view
+    if not swap.allowed(services.config):
+        view.refusal = Code.SWAP_OFF
+        return view
+    return SwapView(view.share, swap.choices(services.config, view.share))
 
 
 async def submit(
@@ -218,10 +228,17 @@ async def submit(
     share = await services.db.run(shares.by_token, token)
     if share is None:
         return None
-    view = _form_view(services, share, fixed_phone=visitors.mobile_of(openid) or "")
+    swap_to = (texts.get("swap") or "").strip()
+    try:
+        taken = swap.choice(services.config, share, swap_to) if swap_to else None
+    except Invalid as refused:  # gone since the form was drawn: the form again, saying so
+        view = _form_view(services, share, fixed_phone=visitors.mobile_of(openid) or "")
+        view.values, view.errors = texts, {"__all__": refused}
+        return view
+    view = _form_view(services, share, taken, fixed_phone=visitors.mobile_of(openid) or "")
     if view.fixed_phone:  # verified outside WeChat: that mobile, whatever the form sent
         texts = {**texts, "phone": view.fixed_phone}
-    form = order_form(services, share)
+    form = order_form(services, share, swap=taken)
     values, errors = form.parse_all({f.name: texts.get(f.name, "") for f in form.fields})
     if errors:
         view.values, view.errors = texts, errors
@@ -229,9 +246,13 @@ async def submit(
     answers = OrderAnswers.from_answers(values, services.config.delivery.timezone)
     try:
         await services.db.write(
-            orders.place, services.notices, share.token, openid, answers, "web", services.now()
-        )
+            orders.place, services.notices, share.token, openid, answers, "web", services.now(),
+            swap_to,
+        )  # fmt: skip
     except Invalid as refused:
+        if refused.code in SWAP_REFUSALS:
+            view.values, view.errors = texts, {"__all__": refused}
+            return view
         view = await services.db.run(_view, token, openid, services.now())
         view.refusal = refused.code
         return view
@@ -246,7 +267,8 @@ async def done(
     view = await services.db.run(_view, token, openid, now)
     if view is None or view.order is None:
         return view
-    form = order_form(services, view.share)
+    taken = view.order.gift if view.order.swapped_from else None
+    form = order_form(services, view.share, swap=taken)
     answers = OrderAnswers.from_order(view.order, config.delivery.timezone).as_answers()
     rows = [(f, f.show(answers[f.name], form.ctx)) for f in form.active_fields()]
     done = DoneView(view.share, view.order, rows, texts_shipping=promises.texts_shipping(config))
@@ -276,37 +298,27 @@ async def thank(
     return Placed(token)
 
 
-def order_form(services: Services, share: Share, hint: str | None = None) -> OrderForm:
+def order_form(services: Services, share: Share, hint: str | None = None, swap=None) -> OrderForm:
     now = services.now().replace(tzinfo=dt.UTC)
-    return OrderForm(FormContext(services.config, now, orders.form_subject(share, hint)))
+    return OrderForm(FormContext(services.config, now, orders.form_subject(share, hint, swap)))
 
 
 def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
     share = shares.by_token(token)
     if share is None:
         return None
-    seen = facts.of(share, now)
+    seen, greeting = facts.of(share, now), media.of(share)
     if not openid:
         draw = draws.seen_by(share, None, now) if draws.is_draw(share) else None
-        return ClaimView(share, login=True, draw=draw, facts=seen)
+        return ClaimView(share, login=True, draw=draw, facts=seen, greeting=greeting)
     order = orders.existing_order(share, openid)
     refusal = Code.ALREADY_CLAIMED if order else orders.open_refusal(share, openid, now)
     draw = draws.seen_by(share, openid, now) if draws.is_draw(share) else None
-    return ClaimView(share, refusal, order, draw=draw, facts=seen)
+    return ClaimView(share, refusal, order, draw=draw, facts=seen, greeting=greeting)
 
 
-def _status(share: Share, now: dt.datetime) -> StatusView:
-    """The giver's view of their share: the claims' columns that carry no contact data."""
-    rows = (
-        Order.select(Order.created_at, Order.status, Order.variant, Order.thanks)
-        .where(Order.share == share.id)
-        .order_by(Order.created_at, Order.id)
-    )
-    claims = [Claimed(o.created_at, o.status, o.variant, o.thanks) for o in rows]
-    return StatusView(share, facts.of(share, now), claims)
-
-
-def _form_view(services: Services, share: Share, **kept: Any) -> FormView:
-    form = order_form(services, share)
+def _form_view(services: Services, share: Share, taken: Gift | None = None, **kept) -> FormView:
+    form = order_form(services, share, swap=taken)
     slots = delivery_slots(services.config.delivery, form.ctx.now)
-    return FormView(share, form.active_fields(), slots, **kept)
+    can_swap = bool(swap.choices(services.config, share))
+    return FormView(share, form.active_fields(), slots, swap=taken, can_swap=can_swap, **kept)

@@ -4,10 +4,12 @@ Usage::
 
     refusal = claim_refusal(share, "o_b", now)   # None, or the code that says why not
     order, created = place(notices, token, "o_b", OrderAnswers(...), channel="web", now=now)
+    place(notices, token, "o_b", answers, "chat", now, swap_to="mooncake")   # another gift
 
 `place` runs one transaction: lock the share, refuse what cannot be claimed,
-take one unit with a guarded UPDATE, create the order and queue its SMS and
-the giver's notice in the outbox. A double submit finds the order already made
+take one unit with a guarded UPDATE (taken as another gift when the recipient swapped:
+bot/gifting/swap.py), create the order and queue its SMS and the giver's notice in the
+outbox. A double submit finds the order already made
 (the unique share+recipient index makes sure) and returns it with created=False.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from typing import Any
 
 import peewee
 
@@ -22,7 +25,7 @@ from bot import metrics, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
-from bot.gifting import draws, life, mobile_claims, shares, surprise
+from bot.gifting import draws, life, mobile_claims, shares, surprise, swap
 from bot.outgoing.notices import Notices
 from storage import hot
 from storage.db import after_commit, db, locked, write_transaction
@@ -53,10 +56,18 @@ def open_refusal(share: Share, openid: str | None, now: dt.datetime) -> Code | N
     return None
 
 
-def form_subject(share: Share, address_hint: str | None = None) -> dict:
+def form_subject(
+    share: Share, address_hint: str | None = None, taken: Any = None,
+    choices: list | None = None, swapping: bool = False,
+) -> dict:  # fmt: skip
     """What the order form is about: the share's gift (its variants; a surprise's wrapping),
-    and a place the recipient sent as a location, which an address may lean on."""
-    return {"gift": surprise.as_seen(share), "share": share, "address_hint": address_hint}
+    or the gift taken instead (`taken`); the gifts on offer instead (`choices`, asked for once
+    the recipient said 换: `swapping`); a place the recipient sent as a location, which an
+    address may lean on."""
+    return {
+        "gift": taken or surprise.as_seen(share), "share": share, "address_hint": address_hint,
+        "swapped": taken is not None, "choices": choices or [], "swapping": swapping,
+    }  # fmt: skip
 
 
 def existing_order(share: Share, openid: str) -> Order | None:
@@ -70,11 +81,13 @@ def place(
     answers: OrderAnswers,
     channel: str,
     now: dt.datetime,
+    swap_to: str = "",
 ) -> tuple[Order, bool]:
-    """Turn validated answers into the one order of `openid` for this share."""
+    """Turn validated answers into the one order of `openid` for this share (of the gift
+    `swap_to` instead, when given)."""
     try:
         with write_transaction():
-            order, created = _place(notices, token, openid, answers, channel, now)
+            order, created = _place(notices, token, openid, answers, channel, now, swap_to)
     except peewee.IntegrityError:
         # A concurrent submit by the same person won the unique index: show theirs.
         share = shares.by_token(token)
@@ -85,7 +98,7 @@ def place(
     return order, created
 
 
-def _place(notices, token, openid, answers, channel, now):
+def _place(notices, token, openid, answers, channel, now, swap_to=""):
     hot.touch_user(openid, now)  # a visitor known only by cookie is recorded before ordering
     share = locked(Share.select().where(Share.token == token)).first()
     if share is None:
@@ -96,15 +109,20 @@ def _place(notices, token, openid, answers, channel, now):
     if refusal:
         raise Invalid(refusal)
     life.take_unit(share, now)
+    chosen = {"variant": share.variant} if share.variant and not swap_to else {}
     order = _create_with_unique_number(
         share=share.id,
-        gift=share.gift_id,
+        gift=swap_to or share.gift_id,
+        swapped_from=share.gift_id if swap_to else "",
         recipient=openid,
         channel=channel,
         created_at=now,
-        **(answers.to_columns() | ({"variant": share.variant} if share.variant else {})),
+        **(answers.to_columns() | chosen),
     )
-    order.share, order.gift = share, Gift.get_by_id(share.gift_id)
+    if swap_to:  # the order names both gifts; now the stock follows (the unit is the new gift's)
+        share.gift = Gift.get_by_id(share.gift_id)
+        order.refunded = swap.swap_into(notices.config, share, order, swap_to, now)
+    order.share, order.gift = share, Gift.get_by_id(order.gift_id)
     notices.order_placed(order)
     after_commit(lambda: metrics.ordered(channel))
     return order, True

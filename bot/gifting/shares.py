@@ -91,7 +91,7 @@ def _open_of(giver: str, now: dt.datetime):
 def create(
     config: Config, giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime,
     kind: str = "gift", draw_at: dt.datetime | None = None, variant: str = "",
-    price: int | None = None, hold_until: dt.datetime | None = None,
+    price: int | None = None, hold_until: dt.datetime | None = None, theme: str = "",
 ) -> Share:  # fmt: skip
     """Reserve `quantity` units and create the share (bot/gifting/life/); raises
     Invalid(Code.OUT_OF_STOCK, ...) or the giver's limit (Invalid(Code.GIVER_LIMIT |
@@ -106,6 +106,7 @@ def create(
         share = life.create(
             giver, gift_id, quantity, blessing, now, expire_hours=config.shares.expire_hours,
             kind=kind, draw_at=draw_at, variant=variant, price=price, hold_until=hold_until,
+            theme=theme,
         )  # fmt: skip
         _warn_if_hoarding(giver, gift_id, now)
         return share

@@ -1,5 +1,6 @@
 """The books of the paid shares, as operators read them (`payments list`, `payments balance`)
-and as the tests check them: paid = claimed + refunded + still open, per share and overall.
+and as the tests check them: paid = claimed + refunded + still open, per share and overall
+(a unit swapped for a cheaper gift counts as claimed at what it kept).
 
 Usage::
 
@@ -29,10 +30,15 @@ def balance(share_id: int | None = None) -> dict:
         paid = _sum(PayOrder.amount, (PayOrder.share == share.id) & (PayOrder.status == "paid"))
         refunded = _sum(Refund.amount, Refund.share == share.id)
         done = _sum(Refund.amount, (Refund.share == share.id) & (Refund.status == "success"))
-        kept = (
-            Order.select().where((Order.share == share.id) & (Order.status != "cancelled")).count()
-        )
-        claimed = share.unit_price * kept
+        kept = [
+            order_id
+            for (order_id,) in Order.select(Order.id)
+            .where((Order.share == share.id) & (Order.status != "cancelled"))
+            .tuples()
+        ]
+        # a unit taken as a cheaper gift kept only its price: the difference was refunded
+        swapped = _sum(Refund.amount, Refund.cause.in_([f"swapped:{i}" for i in kept] or [""]))
+        claimed = share.unit_price * len(kept) - swapped
         still_open = (
             share.unit_price * share.left if share.payment == PAID and not share.released else 0
         )

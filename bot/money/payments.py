@@ -17,7 +17,9 @@ open orders are closed at WeChat Pay through the outbox. Money that must go back
 unclaimed at expiry, a revoked share's units, a cancelled order, a payment that came after
 the hold or twice — is a `Refund` row with a unique `cause`, written in the transaction that
 caused it, and sent through the outbox (`wechatpay_refund`), so it happens exactly once; when
-WeChat Pay says it succeeded, the giver is told what it was for and how much, once.
+WeChat Pay says it succeeded, the giver is told what it was for and how much, once. A
+unit a recipient took as a cheaper gift ([shares] swap) refunds the difference
+(`swapped:<order>`); cancelling that order later refunds what is left of the unit.
 """
 
 from __future__ import annotations
@@ -178,13 +180,29 @@ class Books:
         close_open(share.id)
 
     def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> None:
+        """A cancelled order's unit: what it cost, less what its swap refunded already."""
         charge = charging_order(share.id)
-        if charge is not None:
+        left = share.unit_price - swap_refunded(order.id)
+        if charge is not None and left > 0:
             cause = f"cancelled:{order.id}"
-            add_refund(charge, share, 1, share.unit_price, "cancelled", cause, now)
+            add_refund(charge, share, 1, left, "cancelled", cause, now)
+
+    def unit_swapped(self, share: Share, order: Order, fen: int, now: dt.datetime) -> None:
+        """A unit taken as a cheaper gift: the difference goes back, once per order, never
+        more than the unit cost."""
+        charge = charging_order(share.id)
+        fen = min(fen, share.unit_price)
+        if charge is not None and fen > 0:
+            add_refund(charge, share, 0, fen, "swapped", f"swapped:{order.id}", now)
 
 
 life.keep_books(Books())
+
+
+def swap_refunded(order_id: int) -> int:
+    """Fen refunded because this order's unit was taken as a cheaper gift (0 when none)."""
+    amount = Refund.select(Refund.amount).where(Refund.cause == f"swapped:{order_id}").scalar()
+    return amount or 0
 
 
 def charging_order(share_id: int) -> PayOrder | None:

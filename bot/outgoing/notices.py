@@ -16,6 +16,7 @@ Usage::
     notices.draw_drawn(share, entrants, winners, returned, refund=0)
     notices.paid(share, card)                    # the giver: the card to forward, once paid
     notices.refunded(share, refund)              # the giver: what for, and how much (¥336.00)
+    notices.greeting_refused(share, "picture", Code.MEDIA_TOO_BIG)   # the giver: why not
 
 Texts come from `templates/sms/` and `templates/notices/`. What goes to the giver names the
 gift and never the recipient's phone or address; money is spoken of only where it moved (the
@@ -28,6 +29,7 @@ and one that may not is not queued for a person known only by a mobile.
 from __future__ import annotations
 
 from bot import visitors
+from bot.codes import Code
 from bot.config import Config
 from bot.forms.order import OrderAnswers
 from bot.outgoing.messaging import Notice, SmsNotice, wechat_text
@@ -48,7 +50,7 @@ class Notices:
         self._sms(order, "order_placed", params)
         self._tell(
             order.share.giver_id, f"notice:claimed:{order.order_no}", "notices/claimed.txt",
-            "claimed", order.share, gift=order.gift,
+            "claimed", order.share, gift=order.share.gift, order=order,
         )  # fmt: skip
 
     def order_shipped(self, order: Order) -> None:
@@ -118,6 +120,13 @@ class Notices:
         self._tell(
             share.giver_id, f"notice:refund:{refund.out_refund_no}", "notices/refunded.txt",
             "refund", share, sms=("refund", params), gift=share.gift, refund=refund,
+        )  # fmt: skip
+
+    def greeting_refused(self, share: Share, kind: str, reason: Code) -> None:
+        """The giver's picture or voice could not be used: why, and that the text stands."""
+        self._tell(
+            share.giver_id, f"notice:greeting:{share.id}:{kind}", "notices/greeting_refused.txt",
+            "greeting", share, gift=share.gift, kind=kind, reason=reason,
         )  # fmt: skip
 
     # -- draws --------------------------------------------------------------------------

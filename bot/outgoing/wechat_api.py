@@ -6,6 +6,7 @@ Usage::
     await api.send_text(openid, "礼物已经送到啦")          # raises WeChatError
     await api.send_subscription(openid, template_id, 12, "中奖", "恭喜…", url)   # once per grant
     ticket, seconds = await api.create_qr("g_123", 2_592_000)
+    media = await api.get_media("MEDIA_ID", most=2 << 20)  # a picture or voice a user sent
     url = api.oauth_authorize_url("https://gift.example.com/claim/abc", state="abc")
     openid = await api.oauth_openid(code)               # after WeChat redirects back with ?code=
     asyncio.run(api.create_menu(config.menu))           # what `python -m bot menu push` does
@@ -53,6 +54,15 @@ QR_PAUSE = 60.0  # seconds without asking for QR codes after WeChat failed to ma
 
 
 @dataclass(frozen=True)
+class Media:
+    """A temporary media file as WeChat sent it (pictures and voices of messages: 3 days)."""
+
+    content_type: str
+    body: bytes  # at most `most` + 1 bytes of it: what was asked for, and a byte to tell
+    size: int  # bytes WeChat sent
+
+
+@dataclass(frozen=True)
 class QrCode:
     ticket: str
     url: str  # what the QR encodes; drawing it needs no call to WeChat
@@ -76,9 +86,10 @@ class QrPaused(WeChatError):
 class WeChatApi:
     """One account's API client; safe to share between tasks of one event loop."""
 
-    def __init__(self, config: WeChat, db: Runner):
+    def __init__(self, config: WeChat, db: Runner, token_row: str = tokens.ROW):
         self.config = config
         self.db = db
+        self.token_row = token_row  # the sandbox's stand-in keeps its token in a row of its own
         self.api_base = config.api_base.rstrip("/")
         self.oauth_base = config.oauth_base.rstrip("/")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -96,21 +107,21 @@ class WeChatApi:
 
     async def access_token(self) -> str:
         """The shared token, fetched through stable_token when missing or expiring."""
-        token = await self.db.run(tokens.stored)  # the database, off the event loop
+        token = await self.db.run(tokens.stored, self.token_row)  # off the event loop
         if token:
             return token
         async with self._lock():
             # Another task of this process may have fetched it while we waited.
-            stored = await self.db.run(tokens.stored)
+            stored = await self.db.run(tokens.stored, self.token_row)
             return stored or await self._fetch_token(force_refresh=False)
 
     async def _renew_token(self, failed: str) -> str:
         """Replace a token WeChat just refused; force a new one only if asked for."""
         async with self._lock():
-            token = await self.db.run(tokens.stored)
+            token = await self.db.run(tokens.stored, self.token_row)
             if token and token != failed:
                 return token  # someone renewed it while this call was failing
-            await self.db.write(tokens.drop, failed)
+            await self.db.write(tokens.drop, failed, self.token_row)
             token = await self._fetch_token(force_refresh=False)
             if token == failed:
                 # stable_token still vouches for the token WeChat refused: only
@@ -127,7 +138,8 @@ class WeChatApi:
         }
         data = await self._send("POST", "/cgi-bin/stable_token", body)
         token, expires_in = data["access_token"], int(data["expires_in"])
-        await self.db.write(tokens.store, token, utcnow() + dt.timedelta(seconds=expires_in))
+        expires = utcnow() + dt.timedelta(seconds=expires_in)
+        await self.db.write(tokens.store, token, expires, self.token_row)
         # Not a character of the token: its first six were enough to narrow a guess, and the
         # database row is where it is kept.
         log.info("new access_token, valid %d s, force=%s", expires_in, force_refresh)
@@ -269,6 +281,41 @@ class WeChatApi:
             self._qr_paused_until = time.monotonic() + QR_PAUSE
             raise
         return QrCode(data["ticket"], data["url"], int(data["expire_seconds"]))
+
+    async def get_media(self, media_id: str, most: int) -> Media:
+        """A temporary media file by its media_id (getMedia), with one token renewal as
+        `call` does; WeChatError(40007) when WeChat no longer has it (after 3 days). Beyond
+        `most` bytes nothing more is kept in memory (the size still says how many came)."""
+        token = await self.access_token()
+        try:
+            return await self._download("/cgi-bin/media/get", media_id, most, token)
+        except WeChatError as err:
+            if err.errcode not in TOKEN_ERRORS:
+                raise
+            log.warning("/cgi-bin/media/get refused the access_token (%s); renewing", err.errcode)
+        token = await self._renew_token(token)
+        return await self._download("/cgi-bin/media/get", media_id, most, token)
+
+    async def _download(self, path: str, media_id: str, most: int, token: str) -> Media:
+        url = self.api_base + path + "?" + urlencode({"access_token": token, "media_id": media_id})
+        kept, seen = bytearray(), [0]
+
+        def arrived(chunk: bytes) -> None:
+            seen[0] += len(chunk)
+            if len(kept) <= most:
+                kept.extend(chunk[: most + 1 - len(kept)])
+
+        request = HTTPRequest(url, method="GET", streaming_callback=arrived)
+        try:
+            response = await self._http().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as exc:
+            log.warning("GET %s: %s", path, exc)
+            raise WeChatError(None, f"network error: {exc}", retryable=True) from exc
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if response.code != 200 or kind in ("application/json", "text/plain", ""):
+            _parse(path, response.code, bytes(kept))  # WeChat's errors come as JSON
+            raise WeChatError(None, f"{path} sent no file ({kind or 'no type'})", retryable=False)
+        return Media(kind, bytes(kept), seen[0])
 
     # -- web OAuth -------------------------------------------------------------
 

@@ -5,6 +5,7 @@ Usage::
     token = stored()              # None when missing or about to expire: fetch a new one
     store(token, expires_at)
     drop(refused_token)           # only that one: another worker may have stored a fresher
+    stored("sandbox")             # another row: the /dev sandbox's stand-in of WeChat's API
 
 Per-process tokens fetched through /cgi-bin/token would invalidate each other; one row,
 filled through /cgi-bin/stable_token (bot/outgoing/wechat_api.py), does not.
@@ -20,17 +21,17 @@ ROW = "wechat"
 MARGIN = dt.timedelta(minutes=5)  # a token this close to its expiry counts as gone
 
 
-def stored() -> str | None:
+def stored(row_name: str = ROW) -> str | None:
     """The shared token, unless missing or within MARGIN of expiry."""
-    row = ApiToken.get_or_none(ApiToken.name == ROW)
+    row = ApiToken.get_or_none(ApiToken.name == row_name)
     if row is None or row.expires_at - utcnow() < MARGIN:
         return None
     return row.value
 
 
-def store(token: str, expires_at: dt.datetime) -> None:
+def store(token: str, expires_at: dt.datetime, row_name: str = ROW) -> None:
     (
-        ApiToken.insert(name=ROW, value=token, expires_at=expires_at)
+        ApiToken.insert(name=row_name, value=token, expires_at=expires_at)
         .on_conflict(
             conflict_target=[ApiToken.name],
             update={ApiToken.value: token, ApiToken.expires_at: expires_at},
@@ -39,6 +40,6 @@ def store(token: str, expires_at: dt.datetime) -> None:
     )
 
 
-def drop(token: str) -> None:
+def drop(token: str, row_name: str = ROW) -> None:
     # Only that token: another worker may already have stored a fresh one.
-    ApiToken.delete().where((ApiToken.name == ROW) & (ApiToken.value == token)).execute()
+    ApiToken.delete().where((ApiToken.name == row_name) & (ApiToken.value == token)).execute()

@@ -17,7 +17,7 @@ from handlers.cli.common import csv_cell, open_db, show
 from storage.models import utc_text, utcnow
 
 EXPORT_FIELDS = [
-    "order_no", "status", "created_at", "gift_id", "gift_name", "variant", "name", "phone",
+    "order_no", "status", "created_at", "gift_id", "gift_name", "swapped_from", "variant", "name", "phone",
     "address", "region", "address_detail", "delivery_time", "delivery_date", "delivery_slot",
     "channel", "share_token", "carrier", "tracking", "shipped_at", "delivered_at", "cancelled_at",
 ]  # fmt: skip
@@ -49,6 +49,7 @@ def export_row(order, zone: ZoneInfo) -> dict:
         "created_at": utc_text(order.created_at),
         "gift_id": order.gift_id,
         "gift_name": order.gift.name,
+        "swapped_from": order.swapped_from,  # the gift given, when the recipient took gift_id instead
         "variant": order.variant,
         "name": order.name,
         "phone": order.phone,

@@ -2,8 +2,10 @@
 
 GET  /claim/<token>          the gift, the blessing, how many are left, the claim button;
                              for its giver, the share's status page
-GET  /claim/<token>/form     the order form (the visitor must be known: OAuth first)
+GET  /claim/<token>/form     the order form (the visitor must be known: OAuth first);
+                             ?swap=<gift> for a gift taken instead
 POST /claim/<token>/form     check every field; one order, then the confirmation
+GET  /claim/<token>/swap     the gifts the visitor may take instead ([shares] swap)
 GET  /claim/<token>/done     the visitor's order for this share
 POST /claim/<token>/thanks   the visitor's note to the giver, once per order
 GET  /claim/<token>/qr.svg   the account's claim QR (scene = token), for claiming in chat
@@ -64,7 +66,8 @@ class ShareHandler(BaseHandler):
             )  # fmt: skip
         order = view.order.order_no if view.order else None
         key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
-               view.qr_ready, view.draw.key() if view.draw else None, view.facts)  # fmt: skip
+               view.qr_ready, view.draw.key() if view.draw else None, view.facts,
+               view.greeting)  # fmt: skip
         html = _drawn.get(key)
         if html is None:
             context = {**vars(view), "gift": view.gift, "user": None}
@@ -97,7 +100,8 @@ class OrderFormPage(ShareHandler):
     """S13/S14 on the web: one page, every field checked on the server."""
 
     async def get(self, token: str) -> None:
-        view = await claims.form(self.services, token, self.current_user)
+        swap_to = self.get_query_argument("swap", "")[:32]
+        view = await claims.form(self.services, token, self.current_user, swap_to)
         if not self.known(view):
             return
         if isinstance(view, claims.FormView):
@@ -120,6 +124,20 @@ class OrderFormPage(ShareHandler):
         if isinstance(result, claims.FormView):
             return self.render_form(result, status=400)
         self.render_claim(result, status=409)
+
+
+class SwapPage(ShareHandler):
+    """The gifts the visitor may take instead, each leading to the order form for it."""
+
+    async def get(self, token: str) -> None:
+        view = await claims.swaps(self.services, token, self.current_user)
+        if not self.known(view):
+            return
+        if isinstance(view, claims.SwapView):
+            return self.render_page("pages/swap.html", view=view)
+        if view.refusal == Code.ALREADY_CLAIMED:
+            return self.redirect(f"/claim/{view.share.token}/done")
+        self.render_claim(view, status=409)
 
 
 class DonePage(ShareHandler):

@@ -1,8 +1,11 @@
 """The /dev sandbox: chat with the bot as any OpenID, and open its links as that user.
 
     GET  /dev                  the chat page
-    POST /dev/send             {"openid", "kind": text|click|subscribe|scan|location, "text"|"key"|"label"}
+    POST /dev/send             {"openid", "kind": text|click|subscribe|scan|location|image|voice,
+                                "text"|"key"|"label"|"media_id" (a voice: "text" its words)}
                                → signed (and in safe mode encrypted) like WeChat, POSTed to /wechat
+    POST /dev/upload           a picture or voice's bytes (its Content-Type) → {"media_id"}: kept
+                               as WeChat keeps a user's media, for the stand-in of getMedia
     GET  /dev/inbox?after=N    SMS and WeChat messages the bot sent since N
     GET  /dev/as?openid=…&next=/claim/…   be that user on the pages (stands in for OAuth)
     GET  /dev/login?next=…     ask which OpenID to be, then /dev/as
@@ -22,12 +25,13 @@ from urllib.parse import urlencode
 import tornado.web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
+from bot import sandbox
 from bot.config import is_loopback_host
 from handlers import wire
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import safe_next
 
-KINDS = ("text", "click", "subscribe", "scan", "location")
+KINDS = ("text", "click", "subscribe", "scan", "location", "image", "voice")
 ACCOUNT = "gh_sandbox"
 
 
@@ -66,6 +70,8 @@ class DevSend(DevHandler):
             raise tornado.web.HTTPError(400, "expected JSON with openid and kind") from None
         if kind not in KINDS or not 0 < len(openid) <= 64:
             raise tornado.web.HTTPError(400, "unknown kind or bad openid")
+        if kind in ("image", "voice") and not str(data.get("media_id") or "").strip():
+            raise tornado.web.HTTPError(400, "a picture or voice needs its media_id (/dev/upload)")
         fields = push_fields(openid, kind, data, int(self.now()))
         self.finish({"reply": await self.deliver(fields)})
 
@@ -122,6 +128,27 @@ class DevInbox(DevHandler):
         self.finish({"items": self.services.inbox.since(after)})
 
 
+@tornado.web.stream_request_body
+class DevUpload(DevHandler):
+    """A picture or voice the sandbox's page sends as the chosen user: kept as WeChat keeps
+    a user's media (bot/sandbox.py), its media_id back for the push that carries it."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.request.connection.set_max_body_size(sandbox.MAX_UPLOAD)  # above pages' 64 KB
+        self.body = bytearray()
+
+    def data_received(self, chunk: bytes) -> None:
+        self.body.extend(chunk)
+
+    def post(self) -> None:
+        kind = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind not in sandbox.UPLOAD_TYPES or not self.body:
+            raise tornado.web.HTTPError(400, "a picture or voice's bytes, with its Content-Type")
+        media_id = sandbox.keep_upload(self.services.config.media.dir, bytes(self.body), kind)
+        self.finish({"media_id": media_id})
+
+
 class DevAs(DevHandler):
     """Be this OpenID on the bot's pages, then go on."""
 
@@ -149,6 +176,22 @@ def push_fields(openid: str, kind: str, data: dict, now: int) -> dict[str, str |
         return head | {
             "MsgType": "text",
             "Content": str(data.get("text", "")),
+            "MsgId": secrets.randbelow(2**63),
+        }
+    if kind == "image":  # PicUrl: WeChat's copy on its CDN, which the bot does not read
+        return head | {
+            "MsgType": "image",
+            "PicUrl": "https://mmbiz.qpic.cn/sandbox/0",
+            "MediaId": str(data.get("media_id", "")),
+            "MsgId": secrets.randbelow(2**63),
+        }
+    if kind == "voice":
+        words = str(data.get("text", ""))
+        return head | {
+            "MsgType": "voice",
+            "MediaId": str(data.get("media_id", "")),
+            "Format": "amr",
+            **({"Recognition": words} if words else {}),
             "MsgId": secrets.randbelow(2**63),
         }
     if kind == "location":

@@ -10,6 +10,8 @@ Usage::
         fake.fail_next("/cgi-bin/qrcode/create", status=502)    # ... or the gateway falls over
         fake.expire_token()                     # every token dies; APIs answer 40001
         fake.set_user("o_bob")                  # who holds the phone on the consent page
+        fake.add_media("MEDIA_ID", jpeg_bytes, "image/jpeg")   # a picture a user sent
+        fake.clock = lambda: unix_seconds       # media expire 3 days after they were added
         fake.subscribed                         # one-time subscription messages sent, each with
                                                 # where it showed: "chat" (a follower) or 服务通知
 
@@ -60,6 +62,9 @@ STABLE_RENEW_SECONDS = 300  # stable_token hands out a new token in the last 5 m
 CODE_SECONDS = 300
 QR_MAX_SECONDS = 2_592_000
 CLICK_TYPES = {"click", "scancode_push", "scancode_waitmsg", "pic_sysphoto", "pic_weixin"}
+MEDIA_SECONDS = 3 * 86400  # temporary media live 3 days
+MEDIA_EXT = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp",
+             "audio/amr": "amr", "audio/speex": "speex"}  # fmt: skip
 _ESCAPE = re.compile(rb"\\u([0-9a-fA-F]{4})")
 _OK = {"errcode": 0, "errmsg": "ok"}
 
@@ -100,6 +105,8 @@ class FakeWeChat:
         self.token_fetches = 0
         self.user: str | None = None
         self.consents = True
+        self.media: dict[str, tuple[bytes, str, float]] = {}  # media_id → (body, type, added)
+        self.clock = time.time  # when media expire: tests set the bot's clock
         self._tokens: dict[str, float] = {}  # every live token -> monotonic expiry
         self.current_token: str | None = None  # what stable_token hands back
         self._codes: dict[str, _Grant] = {}
@@ -118,6 +125,7 @@ class FakeWeChat:
             "/cgi-bin/message/template/subscribe": (self._subscribe_send, True),
             "/mp/subscribemsg": (self._subscribe_page, False),
             "/cgi-bin/qrcode/create": (self._qrcode_create, True),
+            "/cgi-bin/media/get": (self._media_get, True),
             "/connect/oauth2/authorize": (self._authorize, False),
             "/sns/oauth2/access_token": (self._oauth_token, False),
         }
@@ -185,6 +193,11 @@ class FakeWeChat:
         """Who is using the phone on the consent page, and whether they agree."""
         with self._lock:
             self.user, self.consents = openid, consents
+
+    def add_media(self, media_id: str, body: bytes, content_type: str) -> None:
+        """A picture or voice a user sent: WeChat keeps it 3 days (by `clock`) under media_id."""
+        with self._lock:
+            self.media[media_id] = (body, content_type, self.clock())
 
     def issue_code(self, openid: str, scope: str = "snsapi_base") -> str:
         """A one-time OAuth code, as the consent page would hand out."""
@@ -397,6 +410,24 @@ class FakeWeChat:
         url = f"http://weixin.qq.com/q/{secrets.token_urlsafe(16)}"
         self.qrcodes.append({"ticket": ticket, "scene": scene, "expire_seconds": seconds})
         return {"ticket": ticket, "expire_seconds": seconds, "url": url}
+
+    def _media_get(self, query: dict, body: dict) -> Response:
+        """getMedia ("获取临时素材"): the file as an attachment, named after its media_id, or
+        40007 for one WeChat does not have (never sent, or past its 3 days)."""
+        media_id = query.get("media_id", "")
+        kept = self.media.get(media_id)
+        if kept is None or self.clock() - kept[2] > MEDIA_SECONDS:
+            raise Refusal(40007, "invalid media_id")
+        data, content_type, _ = kept
+        return (
+            200,
+            {
+                "Content-Type": content_type,
+                "Content-disposition": f'attachment; filename="{media_id}.{MEDIA_EXT.get(content_type, "bin")}"',
+                "Cache-Control": "no-cache, must-revalidate",
+            },
+            data,
+        )
 
     # -- web OAuth ---------------------------------------------------------------
 

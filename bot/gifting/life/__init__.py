@@ -21,6 +21,7 @@ from bot.gifting.life.moves import (
     revoke,
     settle_draw,
     start_draw,
+    swap_unit,
     take_unit,
 )
 from bot.gifting.life.table import (
@@ -43,5 +44,5 @@ from bot.gifting.life.table import (
 __all__ = [
     "LAPSED", "LIVE", "OVER", "PAID", "RULES", "STATE_COLUMNS", "TOKEN_BYTES", "UNPAID", "Books",
     "Move", "Rule", "State", "allows", "check", "create", "expire", "keep_books", "lapse", "pay",
-    "refusal", "return_unit", "revoke", "settle_draw", "start_draw", "state_of", "take_unit",
+    "refusal", "return_unit", "revoke", "settle_draw", "start_draw", "state_of", "swap_unit", "take_unit",
 ]  # fmt: skip

@@ -9,6 +9,7 @@ Usage::
     share = create(giver, gift_id, 2, "生日快乐", now, expire_hours=72)   # stock reserved
     pay(share, now, expire_hours=72, draw_lead=lead)   # AWAITING_PAYMENT → OPEN | DRAWING
     take_unit(share, now)                              # one unit of an OPEN or DRAWN share
+    swap_unit(share, order, "mooncake", 12800, now)    # that unit taken as another gift
     start_draw(share, now); settle_draw(share, 2, now) # DRAWING → DRAWN; unwon units back
     revoke(share, now); expire(share, now); lapse(share, now)
     return_unit(share, order, now)                     # a cancelled order's unit back
@@ -35,6 +36,7 @@ class Books(Protocol):
     def paid_units_released(self, share: Share, units: int, reason: str, now: dt.datetime): ...
     def lapsed(self, share: Share, now: dt.datetime) -> None: ...
     def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> None: ...
+    def unit_swapped(self, share: Share, order: Order, fen: int, now: dt.datetime) -> None: ...
 
 
 _books: list[Books] = []
@@ -58,6 +60,7 @@ def create(
     giver: str, gift_id: str, quantity: int, blessing: str, now: dt.datetime, *,
     expire_hours: float, kind: str = "gift", draw_at: dt.datetime | None = None,
     variant: str = "", price: int | None = None, hold_until: dt.datetime | None = None,
+    theme: str = "",
 ) -> Share:  # fmt: skip
     """Reserve the units and make the share: open (a draw: drawing), or awaiting its payment
     until `hold_until` at `price` a unit. Raises Invalid(OUT_OF_STOCK | GIFT_RETIRED)."""
@@ -76,7 +79,7 @@ def create(
         token=secrets.token_urlsafe(TOKEN_BYTES), giver=giver, gift=gift_id, quantity=quantity,
         blessing=blessing, created_at=now, kind=kind, draw_at=draw_at, variant=variant,
         expires_at=hold_until if bought else (draw_at or now) + dt.timedelta(hours=expire_hours),
-        payment=UNPAID if bought else "", unit_price=price or 0,
+        payment=UNPAID if bought else "", unit_price=price or 0, theme=theme,
     )  # fmt: skip
 
 
@@ -159,6 +162,39 @@ def take_unit(share: Share, now: dt.datetime) -> None:
     if took != 1:
         raise Invalid(Code.SHARE_USED_UP, share=share)
     share.claimed += 1
+
+
+def swap_unit(
+    share: Share, order: Order, gift_id: str, worth: int, now: dt.datetime, same: bool = False
+) -> int:
+    """The unit just claimed (take_unit) is taken as `gift_id` instead: one of it reserved
+    with a guarded UPDATE (active, in stock, priced at most `worth`, or exactly that when
+    `same`), the share's gift given its unit back. `order` is the order being made, which
+    records both gifts. When the unit was bought, the books refund what it cost beyond the
+    new gift's price; returns those fen. Raises Invalid(SWAP_GONE) when the gift is gone."""
+    check(Move.SWAP, share, now)
+    priced = (Gift.price == worth) if same else (Gift.price <= worth)
+    taken = (
+        Gift.update(committed=Gift.committed + 1, updated_at=now)
+        .where(
+            (Gift.id == gift_id)
+            & (Gift.id != share.gift_id)
+            & Gift.active
+            & (Gift.stock - Gift.committed >= 1)
+            & priced
+        )  # fmt: skip
+        .execute()
+    )
+    if taken != 1:
+        raise Invalid(Code.SWAP_GONE, share=share)
+    _release(share, 1)
+    if share.payment != PAID:
+        return 0
+    price = Gift.select(Gift.price).where(Gift.id == gift_id).scalar()
+    back = min(max(share.unit_price - price, 0), share.unit_price)
+    if back:
+        _books_of(share).unit_swapped(share, order, back, now)
+    return back
 
 
 def start_draw(share: Share, now: dt.datetime) -> bool:

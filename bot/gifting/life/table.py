@@ -48,6 +48,7 @@ class Move(StrEnum):
     REVOKE = "revoke"
     EXPIRE = "expire"
     RETURN_UNIT = "return_unit"
+    SWAP = "swap"
 
 
 S = State
@@ -137,6 +138,14 @@ RULES: dict[Move, Rule] = {
         "the units left go back (refunded when paid)",
         {},
     ),  # fmt: skip
+    Move.SWAP: Rule(
+        ((S.OPEN, S.OPEN), (S.DRAWN, S.DRAWN), (S.CLAIMED, S.CLAIMED)),
+        "in the claim's transaction, after its unit was taken; [shares] swap allows the gift, "
+        "which costs no more than the unit was worth and has a unit in stock (a guarded UPDATE)",
+        "the share's gift gets its unit back, the new gift gives one; a bought unit's "
+        "difference is refunded; the share's state columns stay as the claim left them",
+        _CLOSED | {S.DRAWING: Code.DRAW_NOT_DRAWN},
+    ),
     Move.RETURN_UNIT: Rule(
         tuple((s, s) for s in State),
         "an order of the share was cancelled",
