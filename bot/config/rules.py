@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from bot.config.build import ConfigError
 from bot.config.payments import check_payments
+from bot.config.startup import check_images
 from bot.sms_kinds import SMS_TEMPLATES
 from bot.words import MENU_KEYS
 
@@ -58,6 +59,7 @@ def check(c: Config) -> None:
     _check_delivery(c.delivery)
     _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
     _check_gifts(c.gifts)
+    check_images(c.gifts)
     _check_menu(c.menu)
     check_payments(c)
 

@@ -5,6 +5,7 @@ Usage::
     notices = Notices(config, renderer)
     notices.order_placed(order)        # an SMS to the recipient, a WeChat message to the giver
     notices.order_shipped(order)       # SMS and WeChat to the recipient: carrier, tracking
+    notices.order_corrected(order, was)   # the same, once per correction of carrier or tracking
     notices.order_delivered(order)     # WeChat to the giver
     notices.order_cancelled(order)     # SMS and WeChat to the recipient, WeChat to the giver
     notices.share_reminder(share)      # WeChat to the giver: units left, when it expires
@@ -19,13 +20,15 @@ retried transaction queues it once. WeChat messages leave only when WeChat allow
 
 from __future__ import annotations
 
+import hashlib
+
 from bot import visitors
 from bot.config import Config
 from bot.forms.order import OrderAnswers
 from bot.outgoing.messaging import Notice, wechat_text
 from bot.outgoing.outbox import enqueue
 from bot.render import Renderer
-from storage.models import Order, Share
+from storage.models import Order, Outbox, Share
 
 
 class Notices:
@@ -49,6 +52,24 @@ class Notices:
         self._wechat(
             order.recipient_id, f"notice:shipped:{order.order_no}", "notices/shipped.txt",
             "shipped", gift=order.gift, order=order,
+        )  # fmt: skip
+
+    def order_corrected(self, order: Order, was: tuple[str, str]) -> None:
+        """The recipient told a shipped order's new carrier and tracking, once per correction:
+        the keys count the corrections before and name what it was and is now, so the same
+        correction queued twice goes once, and changing it back tells again."""
+        change = hashlib.blake2b(
+            "\x1f".join([*was, order.carrier, order.tracking]).encode(), digest_size=6
+        ).hexdigest()
+        prefix = f"sms:order_corrected:{order.order_no}:"
+        done = Outbox.select().where(Outbox.key.startswith(prefix)).count()
+        params = {"order_no": order.order_no, "carrier": order.carrier, "tracking": order.tracking}
+        # The vendor's approved order_shipped template carries the same variables.
+        self._sms(order, "order_shipped", params, key=f"{prefix}{done + 1}:{change}",
+                  text="sms/order_corrected.txt")  # fmt: skip
+        self._wechat(
+            order.recipient_id, f"notice:corrected:{order.order_no}:{done + 1}:{change}",
+            "notices/corrected.txt", "corrected", gift=order.gift, order=order,
         )  # fmt: skip
 
     def order_delivered(self, order: Order) -> None:
@@ -108,14 +129,17 @@ class Notices:
 
     # -- how they leave -------------------------------------------------------------------
 
-    def _sms(self, order: Order, template: str, params: dict[str, str]) -> None:
+    def _sms(
+        self, order: Order, template: str, params: dict[str, str], key: str = "", text: str = ""
+    ) -> None:
+        """`template`: the vendor's (and the text's, unless `text` names another)."""
         kind = "order" if template == "order_placed" else template  # the first kind's key stays
         enqueue(
             "sms",
-            f"sms:{kind}:{order.order_no}",
+            key or f"sms:{kind}:{order.order_no}",
             {
                 "phone": order.phone,
-                "text": self.renderer.text(f"sms/{template}.txt", **params),
+                "text": self.renderer.text(text or f"sms/{template}.txt", **params),
                 "template": template,
                 "params": params,
             },
