@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.chat.conversation import SUMMARY, Flow, State
-from bot.forms.base import Field, Form, small_number
+from bot.forms.base import Field, Form
+from bot.forms.numbers import small_number
 from bot.replies import Reply, Text
 from bot.words import Move
 
