@@ -6,9 +6,11 @@
     catalogue list               stock, reserved and claimed per gift and variant
     menu push                    create the custom menu through the WeChat API
     orders export --format json|csv [--status S]
-    orders ship ORDER_NO [--carrier C --tracking T]
+    orders ship ORDER_NO (--carrier C --tracking T | --no-tracking)   a shipped one: corrected
+    orders ship --from FILE      every row of a courier's CSV (order_no,carrier,tracking)
     orders deliver ORDER_NO      orders cancel ORDER_NO
-    shares list [--status open|claimed|expired|revoked]
+    report [--since D] [--until D] (--out FILE.html | --format json)   how the campaign went
+    shares list [--status S]     unpaid|open|drawing|drawn|claimed|expired|revoked|lapsed
     users show OPENID            a person's shares and orders, for support
     outbox list [--status S]     outbox retry ID
     payments list                payment attempts and refunds, with their states
@@ -32,7 +34,7 @@ from bot import logs
 from bot.app import Services
 from bot.config import Config, ConfigError, load, port_mismatch, with_port
 from bot.config.startup import check_database
-from handlers.cli import catalogue, orders, outbox, payments, people
+from handlers.cli import catalogue, orders, outbox, payments, people, report
 
 log = logging.getLogger("gift_bot.cli")
 
@@ -114,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     people.verbs(verb, verbs)
     outbox.verbs(verb, verbs)
     payments.verbs(verb, verbs)
+    report.verbs(verb, verbs)
     return top
 
 
