@@ -76,6 +76,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
             (r"/dev/inbox", dev.DevInbox),
             (r"/dev/as", dev.DevAs),
             (r"/dev/login", dev.DevLogin),
+            (r"/dev/draw/([^/]{1,128})", dev.DevDraw),
         ]
     return tornado.web.Application(
         routes,

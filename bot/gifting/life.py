@@ -116,7 +116,7 @@ RULES: dict[Move, Rule] = {
     Move.DRAW: Rule(
         frozenset({S.DRAWING}),
         frozenset({S.DRAWN, S.EXPIRED}),
-        "the draw time has come; once (a guarded UPDATE on drawn_at)",
+        "the draw time has come (or the sandbox's 立即开奖); once (a guarded UPDATE on drawn_at)",
         "min(winners, eligible entrants) win; the other units go back (refunded when paid)",
         {},
     ),
@@ -326,18 +326,21 @@ def take_unit(share: Share, now: dt.datetime) -> None:
     share.claimed += 1
 
 
-def start_draw(share: Share, now: dt.datetime) -> bool:
+def start_draw(share: Share, now: dt.datetime, early: bool = False) -> bool:
     """Claim the right to draw this draw, once, however many workers try (a guarded UPDATE);
-    False when it is not due or another drew it."""
-    if state_of(share, now) != S.DRAWING or share.draw_at > now:
+    False when it is not due or another drew it. `early` (the sandbox's 立即开奖): before its
+    draw time, which becomes now."""
+    if state_of(share, now) != S.DRAWING or (share.draw_at > now and not early):
         return False
+    columns = {"drawn_at": now} | ({"draw_at": now} if share.draw_at > now else {})
     taken = (
-        Share.update(drawn_at=now)
+        Share.update(**columns)
         .where((Share.id == share.id) & Share.drawn_at.is_null() & ~Share.released)
         .execute()
     )
     if taken == 1:
-        share.drawn_at = now
+        for name, value in columns.items():
+            setattr(share, name, value)
     return taken == 1
 
 
