@@ -7,7 +7,7 @@ import sys
 
 from bot.config import Config
 from bot.gifting import shares, support
-from handlers.cli.common import in_zone, open_db, show, zone_of
+from handlers.cli.common import for_people, in_zone, open_db, show, zone_of
 from storage.models import utcnow
 
 SHARE_COLUMNS = ["id", "token", "giver", "gift", "quantity", "claimed", "status", "expires_at"]
@@ -51,7 +51,7 @@ def show_user(config: Config, args) -> int:
         show(person, [], "json")
         return 0
     facts = {k: v for k, v in person.items() if k not in ("shares", "orders")}
-    print("  ".join(f"{k}: {v}" for k, v in facts.items()))
+    print("  ".join(f"{k}: {for_people(k, v, zone)}" for k, v in facts.items()))
     for title, rows, columns in (
         ("shares given", person["shares"], SHARE_COLUMNS),
         ("orders received", person["orders"], ORDER_COLUMNS),

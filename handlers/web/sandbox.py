@@ -3,7 +3,7 @@
 Usage (handlers/web/base.py does both for every page when `[server] sandbox` is on)::
 
     acting_field(user)       # <input type="hidden" name="_acting_as" …>, beside every form's xsrf
-    stale_page(handler)      # after the xsrf check: None, or the refusal it has sent
+    stale_page(handler)      # after the xsrf check: True when it refused (and said so)
 
 A page in the sandbox says which user it acts as (templates/pages/base.html) and is
 rendered with that user in every form it holds. The sandbox's identity is one cookie for
