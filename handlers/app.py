@@ -18,6 +18,7 @@ import asyncio
 import errno
 import logging
 import os
+import shlex
 import signal
 import socket
 from pathlib import Path
@@ -84,6 +85,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
             (r"/dev/subscribemsg", subscribed.DevSubscribe),
             (r"/dev/upload", dev.DevUpload),
             *wechat_media.routes(),  # the stand-in of WeChat's getMedia (bot/sandbox.py)
+            (r"/dev/draw/([^/]{1,128})", dev.DevDraw),
         ]
     return tornado.web.Application(
         routes,
@@ -125,14 +127,13 @@ def listen(config: Config) -> list[socket.socket]:
             spare = _spare_port(host, port)
             raise CannotListen(
                 f"port {port} on {host} is already in use (another `make run`?): choose another "
-                f"with `make run PORT={spare}`, `python -m bot serve --port {spare}` "
-                f"or [server] port in {config.path or 'the config'}"
+                f"with {_commands(config, spare)} or [server] port in {config.path or 'the config'}"
             ) from None
         if exc.errno == errno.EACCES:
             raise CannotListen(
                 f"port {port} on {host} needs more rights than this user has: choose one above "
-                f"1023 with `make run PORT=8080`, `python -m bot serve --port 8080` "
-                f"or [server] port in {config.path or 'the config'}"
+                f"1023 with {_commands(config, 8080)} or [server] port in "
+                f"{config.path or 'the config'}"
             ) from None
         if exc.errno == errno.EADDRNOTAVAIL:
             raise CannotListen(
@@ -140,6 +141,15 @@ def listen(config: Config) -> list[socket.socket]:
                 f"(this machine only) or 0.0.0.0 (every interface)"
             ) from None
         raise
+
+
+def _commands(config: Config, port: int) -> str:
+    """The two ways to serve this very config on `port`: a hint without the config's name
+    would serve the example's."""
+    path = shlex.quote(str(config.path)) if config.path else "PATH"
+    return (
+        f"`make run CONFIG={path} PORT={port}`, `python -m bot serve --config {path} --port {port}`"
+    )
 
 
 def _spare_port(host: str, busy: int) -> int:

@@ -33,7 +33,10 @@ VERB = {"shipped": "ship", "delivered": "deliver", "cancelled": "cancel"}
 # Read from the contract, not from bot/gifting/fulfilment.py: the moves an operator may make.
 ALLOWED = {("placed", "shipped"), ("shipped", "delivered"), ("placed", "cancelled"),
            ("shipped", "cancelled")}  # fmt: skip
-REFUSED = sorted((s, to) for s in STATUSES for to in VERB if (s, to) not in ALLOWED)
+# Shipping a shipped order is no move: it corrects carrier and tracking (or changes nothing).
+REFUSED = sorted(
+    (s, to) for s in STATUSES for to in VERB if (s, to) not in ALLOWED | {("shipped", "shipped")}
+)
 # How an order reaches each status, from placed.
 ROUTE = {"placed": (), "shipped": ("ship",), "delivered": ("ship", "deliver"),
          "cancelled": ("cancel",)}  # fmt: skip
@@ -115,8 +118,13 @@ def exported(operator, order_no: str) -> dict:
 
 def reach(operator, order: Order, status: str) -> None:
     for verb in ROUTE[status]:
-        operator.ok("orders", verb, order.order_no)
+        operator.ok("orders", *how(verb, order.order_no))
     assert Order.get_by_id(order.id).status == status
+
+
+def how(verb: str, order_no: str) -> tuple[str, ...]:
+    """A verb's arguments: shipping without carrier and tracking has to say so."""
+    return (verb, order_no, "--no-tracking") if verb == "ship" else (verb, order_no)
 
 
 def snapshot(order: Order) -> dict:
@@ -135,8 +143,8 @@ def snapshot(order: Order) -> dict:
 # -- every move, allowed and refused ---------------------------------------------------
 
 
-def test_the_contract_has_four_moves_and_eight_refusals():
-    assert len(ALLOWED) == 4 and len(REFUSED) == 8
+def test_the_contract_has_four_moves_and_seven_refusals():
+    assert len(ALLOWED) == 4 and len(REFUSED) == 7
     assert ("placed", "delivered") in REFUSED and ("cancelled", "cancelled") in REFUSED
 
 
@@ -146,13 +154,13 @@ def test_an_allowed_move_changes_the_status_everyone_sees(bot, operator, start, 
     order = ordered_in_chat(bot)
     reach(operator, order, start)
 
-    assert operator.ok("orders", VERB[to], order.order_no) == [f"{order.order_no} {to}"]
+    assert operator.ok("orders", *how(VERB[to], order.order_no)) == [f"{order.order_no} {to}"]
 
     row = exported(operator, order.order_no)
     assert row["status"] == to
     when = dt.datetime.fromisoformat(row[f"{to}_at"])
-    assert when.utcoffset() == dt.timedelta(0)
-    assert abs(when.replace(tzinfo=None) - utcnow()) < dt.timedelta(minutes=1)
+    assert when.utcoffset() == dt.timedelta(hours=8)  # the configured zone, with its offset
+    assert abs(when.astimezone(dt.UTC).replace(tzinfo=None) - utcnow()) < dt.timedelta(minutes=1)
     listed = my_orders(bot, "o_friend")
     assert f"订单号 {order.order_no}\n   {LISTED[to]}" in listed
 
@@ -169,7 +177,7 @@ def test_a_refused_move_exits_1_naming_the_status_and_changes_nothing(bot, opera
         len(bot.fake_wechat.messages),
     )
 
-    refused = operator("orders", VERB[to], order.order_no)
+    refused = operator("orders", *how(VERB[to], order.order_no))
 
     assert refused.returncode == 1 and refused.stdout == ""
     assert refused.stderr.strip() == f"order {order.order_no} is {start}: it cannot be {to}"
@@ -181,7 +189,7 @@ def test_a_refused_move_exits_1_naming_the_status_and_changes_nothing(bot, opera
 def test_an_unknown_order_number_exits_1_saying_there_is_no_such_order(bot, operator):
     ordered_in_chat(bot)
     for verb in VERB.values():
-        result = operator("orders", verb, "G000000-XXXXX")
+        result = operator("orders", *how(verb, "G000000-XXXXX"))
         assert result.returncode == 1 and result.stdout == ""
         assert result.stderr.strip() == "no order G000000-XXXXX"
     assert [o.status for o in Order.select()] == ["placed"]
@@ -190,7 +198,7 @@ def test_an_unknown_order_number_exits_1_saying_there_is_no_such_order(bot, oper
 def test_an_order_number_typed_in_lower_case_with_spaces_or_full_width_is_found(bot, operator):
     order = ordered_in_chat(bot)
     number = order.order_no
-    assert operator.ok("orders", "ship", f"  {number.lower()} ") == [f"{number} shipped"]
+    assert operator.ok("orders", *how("ship", f"  {number.lower()} ")) == [f"{number} shipped"]
     assert operator.ok("orders", "deliver", number.lower().replace("-", " - ")) == [
         f"{number} delivered"
     ]
@@ -236,19 +244,37 @@ def test_the_export_carries_carrier_tracking_and_every_time_with_its_offset(bot,
     for r in (row, csv_row):
         assert (r["status"], r["carrier"], r["tracking"]) == ("shipped", "顺丰", "SF1234567890")
         assert r["delivered_at"] == r["cancelled_at"] == ""
-        for name in ("created_at", "shipped_at"):
-            assert dt.datetime.fromisoformat(r[name]).utcoffset() == dt.timedelta(0), name
+        for name in ("created_at", "shipped_at"):  # the configured zone's, as delivery_time
+            assert dt.datetime.fromisoformat(r[name]).utcoffset() == dt.timedelta(hours=8), name
         start, end = (dt.datetime.fromisoformat(t) for t in r["delivery_time"].split("/"))
         assert start.utcoffset() == end.utcoffset() == dt.timedelta(hours=8)
-    shipped_at = dt.datetime.fromisoformat(row["shipped_at"]).replace(tzinfo=None)
+    shipped_at = (
+        dt.datetime.fromisoformat(row["shipped_at"]).astimezone(dt.UTC).replace(tzinfo=None)
+    )
     assert abs(shipped_at - utcnow()) < dt.timedelta(minutes=1)
     assert csv_row["shipped_at"] == row["shipped_at"]
 
 
-def test_shipping_without_carrier_or_tracking_still_tells_the_recipient(bot, operator):
+def test_shipping_without_carrier_or_tracking_needs_no_tracking_to_say_so(bot, operator):
+    order = ordered_in_chat(bot)
+    bot.drain()
+    before = snapshot(order)
+
+    refused = operator("orders", "ship", order.order_no)
+
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert (
+        "--no-tracking" in refused.stderr and "usage: python -m bot orders ship" in refused.stderr
+    )
+    assert snapshot(order) == before
+    bot.drain()
+    assert sms_of(bot, "order_shipped") == []
+
+
+def test_shipping_with_no_tracking_still_tells_the_recipient(bot, operator):
     order = ordered_in_chat(bot)
 
-    assert operator.ok("orders", "ship", order.order_no) == [f"{order.order_no} shipped"]
+    assert operator.ok("orders", *how("ship", order.order_no)) == [f"{order.order_no} shipped"]
     bot.drain()
 
     (sms,) = sms_of(bot, "order_shipped")
@@ -456,7 +482,8 @@ def test_users_show_has_a_persons_shares_and_orders_for_support(bot, operator):
     assert received["order_no"] == order.order_no and received["status"] == "shipped"
     assert (received["carrier"], received["tracking"]) == ("顺丰", "SF1234567890")
     assert received["phone"] == "+8613800138000"
-    assert dt.datetime.fromisoformat(friend["last_message_at"]).utcoffset() == dt.timedelta(0)
+    seen = dt.datetime.fromisoformat(friend["last_message_at"])
+    assert seen.utcoffset() == dt.timedelta(hours=8)  # the configured zone, with its offset
     (given,) = giver["shares"]
     assert (given["gift"], given["claimed"], given["status"]) == ("明前龙井礼盒", 1, "claimed")
     assert giver["orders"] == []

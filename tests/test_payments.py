@@ -28,6 +28,7 @@ from paying import (
 
 from bot.gifting import fulfilment, shares
 from bot.money import paybooks
+from bot.render import money
 from storage.models import Gift, Order, Outbox, PayOrder, Refund, Share
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -304,21 +305,23 @@ def test_payments_list_shows_each_payment_and_refund_with_its_state(pay_bot):
     listed = cli(path, "payments", "list", "--format", "json")
     assert json.loads(listed.stdout) == [
         {
-            "kind": "payment", "number": number, "share_id": Share.get().id, "amount": 2 * price,
+            "kind": "payment", "number": number, "share_id": Share.get().id, "amount_fen": 2 * price,
             "state": "paid", "reason": "", "created_at": listed_time(listed, 0, "created_at"),
             "updated_at": listed_time(listed, 0, "updated_at"), "error": "",
         },
         {
             "kind": "refund", "number": Refund.get().out_refund_no, "share_id": Share.get().id,
-            "amount": -2 * price, "state": "processing", "reason": "revoked",
+            "amount_fen": -2 * price, "state": "processing", "reason": "revoked",
             "created_at": listed_time(listed, 1, "created_at"),
             "updated_at": listed_time(listed, 1, "updated_at"), "error": "",
         },
     ]  # fmt: skip
     table = cli(path, "payments", "list").stdout
-    assert f"paid {2 * price} = claimed 0 + refunded {2 * price} + open 0" in table
+    yuan = money(2 * price)  # a person reads ¥; JSON keeps integer fen, named *_fen
+    assert f"paid {yuan} = claimed ¥0.00 + refunded {yuan} + open ¥0.00" in table
+    assert f"-{yuan}" in table and f" {2 * price} " not in table
     books = json.loads(cli(path, "payments", "balance", "--format", "json").stdout)
-    assert books["total"]["balanced"] and books["shares"][0]["refunded"] == 2 * price
+    assert books["total"]["balanced"] and books["shares"][0]["refunded_fen"] == 2 * price
 
 
 def cli(path: str, *args: str) -> subprocess.CompletedProcess:
@@ -332,7 +335,7 @@ def cli(path: str, *args: str) -> subprocess.CompletedProcess:
 
 def listed_time(result: subprocess.CompletedProcess, row: int, key: str) -> str:
     value = json.loads(result.stdout)[row][key]
-    assert value.endswith("+00:00")
+    assert dt.datetime.fromisoformat(value).utcoffset() is not None, "a time with its offset"
     return value
 
 

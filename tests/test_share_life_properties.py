@@ -214,7 +214,10 @@ class ShareLife(RuleBasedStateMachine):
         numbers = [o.order_no for o in Order.select(Order.order_no).order_by(Order.id)]
         number = numbers[pick % len(numbers)]
         with contextlib.suppress(fulfilment.WrongStatus, fulfilment.NoSuchOrder):
-            fulfilment.move(self.s.notices, number, to, self.now, carrier="顺丰", tracking="SF1")
+            if to == "shipped":
+                fulfilment.ship(self.s.notices, number, self.now, carrier="顺丰", tracking="SF1")
+            else:
+                fulfilment.move(self.s.notices, number, to, self.now)
             REACHED["cancel" if to == "cancelled" else to] += 1
 
     @rule(minutes=st.sampled_from([1, 7, 16, 60 * 11, 60 * 30, 60 * 80]), swept=st.booleans())

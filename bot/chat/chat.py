@@ -23,7 +23,8 @@ from bot.chat.conversation import Ended, State, load, save
 from bot.chat.engine import Engine
 from bot.chat.flows import build_flows
 from bot.config import Config
-from bot.forms.base import Invalid, small_number
+from bot.forms.base import Invalid
+from bot.forms.numbers import small_number
 from bot.gifting import (
     cards,
     catalogue,

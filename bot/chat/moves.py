@@ -21,7 +21,8 @@ from typing import Protocol
 from bot.chat.conversation import SUMMARY, Flow, State
 from bot.codes import Code
 from bot.config import Config
-from bot.forms.base import Field, Form, small_number
+from bot.forms.base import Field, Form
+from bot.forms.numbers import small_number
 from bot.replies import Reply, Text
 from bot.words import Move
 

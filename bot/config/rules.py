@@ -27,6 +27,7 @@ from bot.config.schema import (
     WeChat,
     is_loopback_host,
 )
+from bot.config.startup import check_images
 from bot.config.themes import check_themes
 from bot.sms_kinds import SMS_TEMPLATES
 from bot.words import MENU_KEYS
@@ -73,6 +74,7 @@ def check(c: Config) -> None:
     _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
     _check_gifts(c.gifts)
     check_themes(c.themes)
+    check_images(c.gifts)
     _check_menu(c.menu)
     check_payments(c)
 

@@ -16,16 +16,12 @@ stored value (a delivery slot may have passed since it was chosen).
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.codes import Code
 from bot.config import Config
-
-_SMALL_NUMBER = re.compile(r"[0-9]{1,6}")
 
 
 class Invalid(Exception):
@@ -35,16 +31,6 @@ class Invalid(Exception):
         super().__init__(code)
         self.code = code
         self.params = params
-
-
-def small_number(text: str) -> int | None:
-    """A number a person picks from a list (1, ２, ①): at most six digits, else None.
-
-    `str.isdigit` admits characters `int` refuses (①, ²) and any length (5,000 digits make
-    `int` raise); a list choice is neither.
-    """
-    typed = unicodedata.normalize("NFKC", text).strip()
-    return int(typed) if _SMALL_NUMBER.fullmatch(typed) else None
 
 
 @dataclass(frozen=True)

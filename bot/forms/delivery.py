@@ -27,7 +27,8 @@ from zoneinfo import ZoneInfo
 from bot.codes import Code
 from bot.config import Delivery
 from bot.forms.base import Invalid
-from bot.forms.when import arabic, day_label, read_when
+from bot.forms.numbers import arabic, small_number
+from bot.forms.when import day_label, read_when
 from bot.words import normalize
 
 SHORT_LIST_DAYS = 3  # days of slots the chat lists at first; 更多 shows them all
@@ -128,8 +129,8 @@ def parse_slot(text: str, delivery: Delivery, now: dt.datetime) -> str:
         raise Invalid(Code.SLOT_EMPTY)
     offered = delivery_slots(delivery, now)
     number = _NUMBER.fullmatch(arabic(typed).replace(" ", ""))
-    if number:
-        n = int(number[1])
+    n = small_number(typed) if number is None else int(number[1])  # 三, or 一。 by voice
+    if n is not None:
         if not 1 <= n <= len(offered):
             raise Invalid(Code.SLOT_OUT_OF_RANGE, text=typed, number=n, count=len(offered))
         return offered[n - 1].key

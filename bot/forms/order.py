@@ -19,8 +19,9 @@ from typing import Any
 
 from bot.codes import Code
 from bot.forms.address import check_address, parse_address, show_address
-from bot.forms.base import Field, Form, FormContext, Invalid, small_number
+from bot.forms.base import Field, Form, FormContext, Invalid
 from bot.forms.delivery import Slot, check_slot, parse_slot, show_slot
+from bot.forms.numbers import small_number
 from bot.forms.person import parse_name, parse_phone, show_phone
 
 

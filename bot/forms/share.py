@@ -17,7 +17,8 @@ from __future__ import annotations
 import unicodedata
 
 from bot.codes import Code
-from bot.forms.base import Field, Form, FormContext, Invalid, small_number
+from bot.forms.base import Field, Form, FormContext, Invalid
+from bot.forms.numbers import small_number
 from bot.forms.order import check_variant, parse_variant
 from bot.forms.safety import free_text
 from bot.words import Word, normalize

@@ -6,7 +6,7 @@ Usage::
     # (tomorrow, (15:00, 15:00), "12月2日 周三 15:00"): a date or None, an exact time or a
     # part of the day as (from, to), or None; and what was understood, for the reply
 
-Chinese numerals are read as digits first (十二 → 12, 两 → 2). A date that does not exist
+Chinese numerals are read as digits first (十二 → 12, 两 → 2: bot/forms/numbers.py). A date that does not exist
 (2月30日) leaves nothing to read a time from, so the whole answer is not understood rather
 than read as a time alone. `bot/forms/delivery.py` maps what was read onto the slots offered.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+
+from bot.forms.numbers import arabic
 
 WEEKDAYS = "一二三四五六日"
 # Rough hours people mean by each word; a window overlapping them is a match.
@@ -26,8 +28,6 @@ PARTS_OF_DAY = {
     "傍晚": (17, 20),
     "晚上": (18, 24),
 }
-_CN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
-_CN_DIGITS |= {"五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _FULL_DATE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})[日号]?")
 # The look-arounds keep 14:00-18:00 from reading as the date 00-18.
 _MONTH_DAY = re.compile(r"(?<![\d:])(\d{1,2})[-/.月](\d{1,2})(?![\d:])[日号]?")
@@ -111,16 +111,3 @@ def _nearest(candidates: list[dt.date | None], today: dt.date) -> dt.date | None
     # 12/1 typed in late November is this year; 1/2 typed on 30 December is next year.
     valid = [c for c in candidates if c]
     return min(valid, key=lambda c: abs((c - today).days)) if valid else None
-
-
-def arabic(text: str) -> str:
-    return re.sub(r"[零一二两三四五六七八九十]+", _cn_number, text)
-
-
-def _cn_number(match: re.Match) -> str:
-    """十二 → 12, 三十一 → 31, 两 → 2: enough for months, days and hours."""
-    s = match[0]
-    if "十" in s:
-        tens, _, ones = s.partition("十")
-        return str(_CN_DIGITS.get(tens, 1) * 10 + _CN_DIGITS.get(ones, 0))
-    return "".join(str(_CN_DIGITS[ch]) for ch in s)

@@ -6,6 +6,7 @@ Usage::
     view = seen_by(share, "o_friend", now)                 # entrants, joined, won, drawn
     claim_refusal(share, "o_friend", now)                  # None for a winner, else the Code
     draw_due(notices, now)                                 # the sweep: draw each due draw once
+    draw_now(notices, token, now)                          # the sandbox's 立即开奖: the same, now
     pick_winners(entrants, 3)                              # uniform, from `secrets`
 
 Anyone but the giver joins once, on the page or with 领取 <token> in chat, until the draw
@@ -140,10 +141,17 @@ def draw_due(notices, now: dt.datetime) -> int:
     return drawn
 
 
-def _draw(notices, share_id: int, now: dt.datetime) -> int:
+def draw_now(notices, token: str, now: dt.datetime) -> bool:
+    """立即开奖 (the /dev sandbox only): this draw drawn now, before its time, by the sweep's
+    own code; False when it is no draw waiting for its draw."""
+    share = Share.get_or_none(Share.token == token)
+    return share is not None and is_draw(share) and _draw(notices, share.id, now, early=True) == 1
+
+
+def _draw(notices, share_id: int, now: dt.datetime, early: bool = False) -> int:
     with write_transaction():
         share = locked(Share.select().where(Share.id == share_id)).get()
-        if not life.start_draw(share, now):
+        if not life.start_draw(share, now, early):
             return 0  # another worker drew it, or its giver withdrew it
         may_win = (DrawEntry.via == "web") | User.unsubscribed_at.is_null() | User.subscribed
         entries = list(

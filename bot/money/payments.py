@@ -179,13 +179,15 @@ class Books:
     def lapsed(self, share: Share, now: dt.datetime) -> None:
         close_open(share.id)
 
-    def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> None:
-        """A cancelled order's unit: what it cost, less what its swap refunded already."""
+    def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> int:
+        """A cancelled order's unit: what it cost, less what its swap refunded already; the
+        fen refunded (once: 0 when the cause had its refund)."""
         charge = charging_order(share.id)
         left = share.unit_price - swap_refunded(order.id)
-        if charge is not None and left > 0:
-            cause = f"cancelled:{order.id}"
-            add_refund(charge, share, 1, left, "cancelled", cause, now)
+        if charge is None or left <= 0:
+            return 0
+        refund = add_refund(charge, share, 1, left, "cancelled", f"cancelled:{order.id}", now)
+        return refund.amount if refund else 0
 
     def unit_swapped(self, share: Share, order: Order, fen: int, now: dt.datetime) -> None:
         """A unit taken as a cheaper gift: the difference goes back, once per order, never

@@ -6,6 +6,7 @@ Usage::
     notices = Notices(config, renderer)
     notices.order_placed(order)                  # the order SMS to the recipient; the giver told
     notices.order_shipped(order)                 # SMS and a notice to the recipient
+    notices.order_corrected(order, was)          # the same, once per correction of carrier or tracking
     notices.order_delivered(order)               # the giver
     notices.order_cancelled(order, refund=3360)  # SMS and a notice to the recipient; the giver,
                                                  # with the refund on its way when it was paid
@@ -28,6 +29,8 @@ and one that may not is not queued for a person known only by a mobile.
 
 from __future__ import annotations
 
+import hashlib
+
 from bot import visitors
 from bot.codes import Code
 from bot.config import Config
@@ -35,7 +38,7 @@ from bot.forms.order import OrderAnswers
 from bot.outgoing.messaging import Notice, SmsNotice, wechat_text
 from bot.outgoing.outbox import enqueue
 from bot.render import Renderer, money
-from storage.models import Order, Refund, Share
+from storage.models import Order, Outbox, Refund, Share
 
 
 class Notices:
@@ -59,6 +62,24 @@ class Notices:
         self._tell(
             order.recipient_id, f"notice:shipped:{order.order_no}", "notices/shipped.txt",
             "shipped", order.share, gift=order.gift, order=order,
+        )  # fmt: skip
+
+    def order_corrected(self, order: Order, was: tuple[str, str]) -> None:
+        """The recipient told a shipped order's new carrier and tracking, once per correction:
+        the keys count the corrections before and name what it was and is now, so the same
+        correction queued twice goes once, and changing it back tells again."""
+        change = hashlib.blake2b(
+            "\x1f".join([*was, order.carrier, order.tracking]).encode(), digest_size=6
+        ).hexdigest()
+        prefix = f"sms:order_corrected:{order.order_no}:"
+        done = Outbox.select().where(Outbox.key.startswith(prefix)).count()
+        params = {"order_no": order.order_no, "carrier": order.carrier, "tracking": order.tracking}
+        # The vendor's approved order_shipped template carries the same variables.
+        self._sms(order, "order_shipped", params, key=f"{prefix}{done + 1}:{change}",
+                  text="sms/order_corrected.txt")  # fmt: skip
+        self._tell(
+            order.recipient_id, f"notice:corrected:{order.order_no}:{done + 1}:{change}",
+            "notices/corrected.txt", "corrected", order.share, gift=order.gift, order=order,
         )  # fmt: skip
 
     def order_delivered(self, order: Order) -> None:
@@ -153,15 +174,17 @@ class Notices:
 
     # -- how they leave -------------------------------------------------------------------
 
-    def _sms(self, order: Order, template: str, params: dict[str, str]) -> None:
-        """An order's own SMS (the contract's: placed, shipped, cancelled), to its mobile."""
+    def _sms(
+        self, order: Order, template: str, params: dict[str, str], key: str = "", text: str = ""
+    ) -> None:
+        """`template`: the vendor's (and the text's, unless `text` names another)."""
         kind = "order" if template == "order_placed" else template  # the first kind's key stays
         enqueue(
             "sms",
-            f"sms:{kind}:{order.order_no}",
+            key or f"sms:{kind}:{order.order_no}",
             {
                 "phone": order.phone,
-                "text": self.renderer.text(f"sms/{template}.txt", **params),
+                "text": self.renderer.text(text or f"sms/{template}.txt", **params),
                 "template": template,
                 "params": params,
             },

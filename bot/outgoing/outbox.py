@@ -89,13 +89,19 @@ def state(now: dt.datetime) -> tuple[dict[str, int], float]:
     return rows, max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
 
 
-def retry(row_id: int) -> bool:
-    """Put a dead (or pending) row back in line, now; True when it was found."""
-    return bool(
+def retry(row_id: int) -> tuple[str | None, Outbox | None]:
+    """Put a dead, skipped or pending row back in line, now. Returns the row's status before
+    and the row: (None, None) when there is none, ("sent", row) when it went already (a sent
+    call is never made again)."""
+    row = Outbox.get_or_none(Outbox.id == row_id)
+    if row is None or row.status == "sent":
+        return (row and row.status), row
+    moved = (
         Outbox.update(status="pending", next_attempt_at=utcnow(), lease_until=None, attempts=0)
         .where((Outbox.id == row_id) & (Outbox.status != "sent"))
         .execute()
     )
+    return (row.status if moved else "sent"), row
 
 
 @dataclass(frozen=True)

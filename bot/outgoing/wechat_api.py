@@ -73,7 +73,8 @@ class WeChatError(Exception):
     """WeChat said no (`errcode` != 0), or never answered (`errcode` is None)."""
 
     def __init__(self, errcode: int | None, errmsg: str, retryable: bool | None = None):
-        super().__init__(f"WeChat error {errcode}: {errmsg}")
+        # No errcode: WeChat's answer never came or made no sense; the reason is all there is.
+        super().__init__(f"WeChat error {errcode}: {errmsg}" if errcode is not None else errmsg)
         self.errcode = errcode
         self.errmsg = errmsg
         self.retryable = errcode in RETRYABLE_CODES if retryable is None else retryable

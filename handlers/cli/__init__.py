@@ -6,9 +6,11 @@
     catalogue list               stock, reserved and claimed per gift and variant
     menu push                    create the custom menu through the WeChat API
     orders export --format json|csv [--status S]
-    orders ship ORDER_NO [--carrier C --tracking T]
+    orders ship ORDER_NO (--carrier C --tracking T | --no-tracking)   a shipped one: corrected
+    orders ship --from FILE      every row of a courier's CSV (order_no,carrier,tracking)
     orders deliver ORDER_NO      orders cancel ORDER_NO
-    shares list [--status open|claimed|expired|revoked]
+    report [--since D] [--until D] (--out FILE.html | --format json)   how the campaign went
+    shares list [--status S]     unpaid|open|drawing|drawn|claimed|expired|revoked|lapsed
     users show OPENID            a person's shares and orders, for support
     outbox list [--status S]     outbox retry ID
     payments list                payment attempts and refunds, with their states
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -30,7 +33,8 @@ from pathlib import Path
 from bot import logs
 from bot.app import Services
 from bot.config import Config, ConfigError, load, port_mismatch, with_port
-from handlers.cli import catalogue, orders, outbox, payments, people
+from bot.config.startup import check_database
+from handlers.cli import catalogue, orders, outbox, payments, people, report
 
 log = logging.getLogger("gift_bot.cli")
 
@@ -38,18 +42,36 @@ DEFAULT_CONFIG = "config.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(parser(), argv)
     try:
         config = load(args.config)
         if getattr(args, "port", None):
             config = with_port(config, args.port)
+        check_database(config.database)
     except ConfigError as exc:
         print(f"config error: {exc.key}: {exc.reason}", file=sys.stderr)
         if exc.key == "--config" and args.config == Path(DEFAULT_CONFIG):
             print(START_HINT, file=sys.stderr)
         return 2
     logs.setup(json_lines=not config.server.sandbox)
-    return args.run(config, args)
+    try:
+        code = args.run(config, args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`orders export | head`): what it wanted it has. Python would
+        # still flush stdout at exit and fail again, so stdout goes nowhere from here on.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return code
+
+
+def parse(top: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments; an option no command knows is refused with that command's own usage
+    (argparse would show the top level's, which names no option of the command)."""
+    args, unknown = top.parse_known_args(argv)
+    if unknown:
+        getattr(args, "parser", top).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 START_HINT = (
@@ -66,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
     def verb(name, run, help, parent=verbs):
         p = parent.add_parser(name, help=help, description=help)
         p.add_argument("--config", default=argparse.SUPPRESS, type=Path, help="config file (TOML)")
-        p.set_defaults(run=run)
+        p.set_defaults(run=run, parser=p)
         return p
 
     served = verb("serve", serve, "run the bot: the callback, the pages, the background work")
@@ -94,6 +116,7 @@ def parser() -> argparse.ArgumentParser:
     people.verbs(verb, verbs)
     outbox.verbs(verb, verbs)
     payments.verbs(verb, verbs)
+    report.verbs(verb, verbs)
     return top
 
 

@@ -12,7 +12,7 @@ from handlers.cli.common import open_db, show
 from storage.models import utcnow
 from storage.runner import Runner
 
-COLUMNS = ["id", "variant", "name", "price", "stock", "reserved", "claimed"]
+COLUMNS = ["id", "variant", "name", "price_fen", "stock", "reserved", "claimed"]
 
 
 def verbs(verb, top) -> None:
@@ -38,7 +38,11 @@ def sync(config: Config, args) -> int:
 
 def list_gifts(config: Config, args) -> int:
     open_db(config)
-    gifts = catalogue.listing(utcnow())
+    # Money in fen under a name that says so (a table shows it in yuan).
+    gifts = [
+        {(k if k != "price" else "price_fen"): v for k, v in g.items()}
+        for g in catalogue.listing(utcnow())
+    ]
     if args.format == "json":
         show(gifts, [], "json")
         return 0
@@ -58,7 +62,9 @@ def menu_push(config: Config, args) -> int:
     try:
         asyncio.run(WeChatApi(config.wechat, Runner(1)).create_menu(config.menu))
     except WeChatError as exc:
-        print(f"menu push failed: {exc}", file=sys.stderr)
+        # errcode None: no answer, or none that made sense; say where it was asked.
+        where = "WeChat refused it" if exc.errcode is not None else config.wechat.api_base
+        print(f"menu push failed: {where}: {exc}", file=sys.stderr)
         return 1
     print(f"menu pushed: {', '.join(b.name for b in config.menu.button)}")
     return 0

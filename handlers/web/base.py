@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from bot import logs, visitors
 from bot.app import Services
+from handlers.web.sandbox import acting_field, stale_page
 
 log = logging.getLogger("gift_bot.web")
 
@@ -78,14 +79,25 @@ class BaseHandler(tornado.web.RequestHandler):
             context = {**vars(view), "gift": view.gift, **context}
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
+        sandbox = self.services.config.server.sandbox
         self.finish(
             self.services.renderer.page(
                 template,
-                xsrf_form_html=lambda: Markup(self.xsrf_form_html()),
+                # In the sandbox every form also carries who the page acts as (sandbox.py).
+                xsrf_form_html=lambda: (
+                    Markup(self.xsrf_form_html())
+                    + (acting_field(self.current_user) if sandbox else "")
+                ),
                 user=self.current_user,
+                here=self.request.uri,
                 **context,
             )
         )
+
+    def check_xsrf_cookie(self) -> None:
+        super().check_xsrf_cookie()
+        if self.services.config.server.sandbox and stale_page(self):
+            raise tornado.web.Finish()  # refused, with both names: never as someone else
 
     def set_default_headers(self) -> None:
         # Nearly every page is someone's: a gift page as its visitor sees it, the form with what

@@ -56,14 +56,15 @@ class ShareHandler(BaseHandler):
         """The gift page. Every visitor in the same case sees the same page, so it is drawn
         once: the key holds everything the page shows, and nothing of the visitor. The giver
         has a page of their own (the share's status, never cached), so is sent there. A draw
-        the visitor can join carries a form (its XSRF token is theirs): drawn for them alone."""
+        the visitor can join carries a form (its XSRF token is theirs), and a sandbox page says
+        who it acts as: drawn for them alone."""
         if view.refusal == Code.OWN_SHARE:
             return self.redirect(f"/claim/{view.share.token}", status=303)
-        if (view.draw is not None and view.draw.can_join) or view.promise is not None:
-            return self.render_page(  # a form or a subscription link of the visitor's own
-                "pages/claim.html", status=status, view=view,
-                sandbox=self.services.config.server.sandbox,
-            )  # fmt: skip
+        sandbox = self.services.config.server.sandbox  # its banner names the visitor
+        if (view.draw is not None and view.draw.can_join) or view.promise is not None or sandbox:
+            return self.render_page(  # a form, a subscription link of the visitor's own, a banner
+                "pages/claim.html", status=status, view=view, sandbox=sandbox
+            )
         order = view.order.order_no if view.order else None
         key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
                view.qr_ready, view.draw.key() if view.draw else None, view.facts,

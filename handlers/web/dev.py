@@ -7,8 +7,10 @@
     POST /dev/upload           a picture or voice's bytes (its Content-Type) → {"media_id"}: kept
                                as WeChat keeps a user's media, for the stand-in of getMedia
     GET  /dev/inbox?after=N    SMS and WeChat messages the bot sent since N
-    GET  /dev/as?openid=…&next=/claim/…   be that user on the pages (stands in for OAuth)
+    GET  /dev/as?openid=…&next=/claim/…   be that user on the pages (stands in for OAuth);
+                               another user than the browser's asks first (switch=1 chose)
     GET  /dev/login?next=…     ask which OpenID to be, then /dev/as
+    POST /dev/draw/<token>     立即开奖: draw this draw now, as the sweep would at its time
 
 Mounted only with `[server] sandbox = true`, which config refuses unless
 `public_url` is a loopback address. The messages go through the real callback,
@@ -27,6 +29,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from bot import sandbox
 from bot.config import is_loopback_host
+from bot.gifting import draws
 from handlers import wire
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import safe_next
@@ -150,14 +153,33 @@ class DevUpload(DevHandler):
 
 
 class DevAs(DevHandler):
-    """Be this OpenID on the bot's pages, then go on."""
+    """Be this OpenID on the bot's pages, then go on; when the browser is someone else
+    already, only once that is chosen (`switch=1`): other open pages would change with it."""
 
     def get(self) -> None:
         openid = self.get_query_argument("openid", "").strip()
         if not 0 < len(openid) <= 64:
             raise tornado.web.HTTPError(400, "openid required")
+        goes_on = safe_next(self.get_query_argument("next", "/dev"))
+        chosen = self.get_query_argument("switch", "") == "1"
+        if self.current_user and self.current_user != openid and not chosen:
+            switch = f"/dev/as?{urlencode({'openid': openid, 'next': goes_on, 'switch': 1})}"
+            return self.render_page(
+                "pages/dev_switch.html", wanted=openid, next=goes_on, switch=switch
+            )
         self.remember(openid)
-        self.redirect(safe_next(self.get_query_argument("next", "/dev")))
+        self.redirect(goes_on)
+
+
+class DevDraw(DevHandler):
+    """立即开奖: the draw drawn now by the sweep's own code (bot/gifting/draws.py), then its
+    page; its winners' messages leave at once."""
+
+    async def post(self, token: str) -> None:
+        services = self.services
+        if await services.db.write(draws.draw_now, services.notices, token, services.now()):
+            services.worker.wake.set()
+        self.redirect(f"/claim/{token}", status=303)
 
 
 class DevLogin(DevHandler):

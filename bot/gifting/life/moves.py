@@ -35,7 +35,7 @@ class Books(Protocol):
 
     def paid_units_released(self, share: Share, units: int, reason: str, now: dt.datetime): ...
     def lapsed(self, share: Share, now: dt.datetime) -> None: ...
-    def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> None: ...
+    def unit_returned(self, share: Share, order: Order, now: dt.datetime) -> int: ...
     def unit_swapped(self, share: Share, order: Order, fen: int, now: dt.datetime) -> None: ...
 
 
@@ -197,18 +197,21 @@ def swap_unit(
     return back
 
 
-def start_draw(share: Share, now: dt.datetime) -> bool:
+def start_draw(share: Share, now: dt.datetime, early: bool = False) -> bool:
     """Claim the right to draw this draw, once, however many workers try (a guarded UPDATE);
-    False when it is not due or another drew it."""
-    if state_of(share, now) != S.DRAWING or share.draw_at > now:
+    False when it is not due or another drew it. `early` (the sandbox's 立即开奖): before its
+    draw time, which becomes now."""
+    if state_of(share, now) != S.DRAWING or (share.draw_at > now and not early):
         return False
+    columns = {"drawn_at": now} | ({"draw_at": now} if share.draw_at > now else {})
     taken = (
-        Share.update(drawn_at=now)
+        Share.update(**columns)
         .where((Share.id == share.id) & Share.drawn_at.is_null() & ~Share.released)
         .execute()
     )
     if taken == 1:
-        share.drawn_at = now
+        for name, value in columns.items():
+            setattr(share, name, value)
     return taken == 1
 
 
@@ -222,11 +225,13 @@ def settle_draw(share: Share, winners: int, now: dt.datetime) -> int:
     return unwon
 
 
-def return_unit(share: Share, order: Order, now: dt.datetime) -> None:
-    """A cancelled order's unit goes back to stock; the share keeps the claim on record."""
+def return_unit(share: Share, order: Order, now: dt.datetime) -> int:
+    """A cancelled order's unit goes back to stock; the share keeps the claim on record.
+    Returns the fen refunded for it (0 unless it was paid for)."""
     Gift.update(committed=Gift.committed - 1).where(Gift.id == order.gift_id).execute()
-    if share.payment == PAID:
-        _books_of(share).unit_returned(share, order, now)
+    if share.payment != PAID:
+        return 0
+    return _books_of(share).unit_returned(share, order, now)
 
 
 def _release(share: Share, units: int) -> None:

@@ -110,7 +110,7 @@ RULES: dict[Move, Rule] = {
     ),
     Move.DRAW: Rule(
         ((S.DRAWING, S.DRAWN), (S.DRAWING, S.EXPIRED)),
-        "the draw time has come; once (a guarded UPDATE on drawn_at)",
+        "the draw time has come (or the sandbox's 立即开奖); once (a guarded UPDATE on drawn_at)",
         "min(winners, eligible entrants) win; the other units go back (refunded when paid); "
         "nobody to win: over",
         {},
