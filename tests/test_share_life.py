@@ -95,7 +95,7 @@ def test_nothing_but_the_life_table_writes_a_shares_state():
 # -- one way down ----------------------------------------------------------------------------
 
 # bot/'s rooms from the top floor down: a module may import its own room's or lower ones'.
-FLOORS = ["app", "chat", "money", "gifting", "outgoing", "render", "forms", "low"]
+FLOORS = ["app", "reports", "chat", "money", "gifting", "outgoing", "render", "forms", "low"]
 LOW = {"codes", "words", "replies", "users", "visitors", "logs", "metrics", "sandbox",
        "sms_kinds", "config", "media_files"}  # fmt: skip
 

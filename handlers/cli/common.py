@@ -28,7 +28,7 @@ from storage import db as storage
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CELL_MAX = 40  # characters of a table cell; JSON has the rest
-LAST_CELL_MAX = 72
+LAST_CELL_MAX = 64  # an error or reason: the line stays within 160 columns
 FEN = "_fen"
 
 
