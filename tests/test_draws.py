@@ -55,11 +55,17 @@ def join_on_page(bot, openid: str, token: str):
 
 
 def draw_now(bot) -> None:
-    """Move past the draw time and run the background sweep (twice: the second finds nothing)."""
+    """Move past the draw time and run the background sweep; a second look finds nothing left
+    to draw and queues nothing more."""
     share = Share.get()
     bot.clock.offset += share.draw_at - bot.clock() + dt.timedelta(minutes=1)
     bot.run(bot.services.sweep_once())
+    assert (Share.get_by_id(share.id).drawn_at is not None) == (share.revoked_at is None)
+    queued = Outbox.select().count()
+    services = bot.services
+    assert bot.run(services.db.write(draws.draw_due, services.notices, bot.clock())) == 0
     bot.run(bot.services.sweep_once())
+    assert Outbox.select().count() == queued
     bot.drain()
 
 
@@ -199,6 +205,10 @@ def test_a_withdrawn_draw_is_never_drawn(bot):
     say(bot, "o_a", f"领取 {token}")
     say(bot, "o_giver", "我送出的")
     assert "已撤回" in say(bot, "o_giver", "撤回 1")
+    page = join_on_page(bot, "o_b", token)
+    assert page.status_code == 409 and "撤回" in page.text
+    assert "撤回" in say(bot, "o_c", f"领取 {token}")
+    assert [e.openid for e in DrawEntry.select()] == ["o_a"], "nobody joins a withdrawn draw"
     draw_now(bot)
     assert Share.get().drawn_at is None and Gift.get_by_id("tea-longjing").committed == 0
     assert refunds_made(bot) == ([("revoked", 2)] if PAID else [])

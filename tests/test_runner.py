@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import peewee
 import pytest
 import requests
-from helpers import share_in_chat
+from helpers import BOTH_DATABASES, share_in_chat
 
 from storage import db as storage
 from storage.models import User, utcnow
@@ -28,6 +28,18 @@ def sqlite_runner(tmp_path):
     storage.migrate()
     runner = Runner.for_database(threads=2)
     yield runner, path
+    runner.close()
+    storage.db.close()
+
+
+@pytest.fixture
+def runner(db_url):
+    """The runner that suits the database: SQLite's group-committing writer, or PostgreSQL's
+    pool of transactions."""
+    storage.connect(db_url)
+    storage.migrate()
+    runner = Runner.for_database(threads=2)
+    yield runner
     runner.close()
     storage.db.close()
 
@@ -77,8 +89,8 @@ def test_jobs_sharing_one_commit_are_undone_one_by_one(sqlite_runner):
     assert seen_after_commit == [True, True], "after the COMMIT, and never for the failed job"
 
 
-def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(sqlite_runner):
-    runner, _ = sqlite_runner
+@BOTH_DATABASES
+def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(runner):
     tries = []
 
     def job():
@@ -89,6 +101,106 @@ def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(sqlite_r
 
     assert asyncio.run(runner.write(job)) == 3
     assert [u.openid for u in User.select()] == ["o_try2"], "the lost tries left nothing"
+
+
+@BOTH_DATABASES
+def test_a_job_that_always_meets_a_change_fails_alone_and_its_batch_commits(runner):
+    release = threading.Event()
+    tries = []
+
+    def always_changed():
+        tries.append(add_user(f"o_try{len(tries)}"))
+        raise Retry("the share changed again")
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        await asyncio.sleep(0.05)
+        jobs = [runner.write(add_user, "o_a"), runner.write(always_changed),
+                runner.write(add_user, "o_b")]  # fmt: skip
+        gathered = asyncio.gather(*jobs, return_exceptions=True)
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        return await asyncio.wait_for(gathered, 10)
+
+    a, lost, b = asyncio.run(main())
+    assert (a, b) == ("o_a", "o_b") and isinstance(lost, Retry)
+    assert len(tries) == 3, "three tries in all, then it gives up"
+    assert sorted(u.openid for u in User.select()) == ["o_a", "o_b"]
+
+
+@BOTH_DATABASES
+def test_a_write_whose_waiter_gave_up_leaves_the_others_settled(runner):
+    """A request cancelled while its write waits in a batch (a client gone): the write still
+    happens, and every other job of that batch gets its answer."""
+    release = threading.Event()
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        await asyncio.sleep(0.05)
+        first = asyncio.ensure_future(runner.write(add_user, "o_first"))
+        given_up = asyncio.ensure_future(runner.write(add_user, "o_gone"))
+        last = asyncio.ensure_future(runner.write(add_user, "o_last"))
+        await asyncio.sleep(0.05)
+        given_up.cancel()
+        release.set()
+        await held
+        return await asyncio.wait_for(asyncio.gather(first, last), 5)
+
+    assert asyncio.run(main()) == ["o_first", "o_last"]
+    assert sorted(u.openid for u in User.select()) == ["o_first", "o_gone", "o_last"]
+
+
+def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner):
+    """Shutdown while writes are queued behind a busy writer: they are done, then close()
+    returns (the stop mark met inside a batch is kept for the loop)."""
+    runner, _ = sqlite_runner
+    release = threading.Event()
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(runner.write(add_user, f"o_{n}")) for n in range(3)]
+        await asyncio.sleep(0.05)
+        closing = threading.Thread(target=runner.close, daemon=True)
+        closing.start()
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        done = await asyncio.wait_for(asyncio.gather(*queued), 5)
+        await asyncio.get_running_loop().run_in_executor(None, closing.join, 5)
+        return done, closing.is_alive()
+
+    done, still_closing = asyncio.run(main())
+    assert done == ["o_0", "o_1", "o_2"] and not still_closing, "close() returned"
+    assert sorted(u.openid for u in User.select()) == ["o_0", "o_1", "o_2"]
+
+
+def test_writes_waiting_together_share_one_commit(sqlite_runner):
+    """Group commit: the writes queued while the writer was busy are made durable by one
+    COMMIT (one fsync), not one each."""
+    runner, _ = sqlite_runner
+    release = threading.Event()
+    statements: list[str] = []
+
+    def watch_and_hold():  # on the writer's own connection: every statement it runs from now
+        storage.db.connection().set_trace_callback(statements.append)
+        release.wait(5)
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(watch_and_hold))
+        await asyncio.sleep(0.05)
+        queued = [runner.write(add_user, f"o_{n}") for n in range(5)]
+        gathered = asyncio.gather(*queued)
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        return await asyncio.wait_for(gathered, 5)
+
+    assert len(asyncio.run(main())) == 5
+    commits = [s for s in statements if s.strip().upper().startswith("COMMIT")]
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 5 and len(commits) == 2, statements  # the held job's, the five's
 
 
 def test_a_read_runs_beside_a_write_in_progress(sqlite_runner):

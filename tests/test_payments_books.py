@@ -1,0 +1,175 @@
+"""The books where several shares meet: a refund comes from the share's own payment, closing
+one share's attempt closes no other's, reconciliation reaches every quiet order, a refund's
+state only moves forward and keeps WeChat Pay's refund id, an attempt left open by a payment
+of an earlier one is closed, a share fully claimed refunds nothing, and a share withdrawn or
+unknown cannot be paid. Each on SQLite and on PostgreSQL, against the WeChat Pay stand-in."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from helpers import browser, claim, monday_morning, say, xsrf
+from paying import (
+    balance_holds,
+    open_pay_page,
+    pay_for,
+    post_notify,
+    share_to_pay,
+    signed_notification,
+    unix,
+)
+
+from bot.money import payments
+from storage import hot
+from storage.models import Outbox, PayOrder, Refund, Share
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+
+
+def order_of(number: str) -> PayOrder:
+    return PayOrder.get(PayOrder.out_trade_no == number)
+
+
+def test_a_refund_is_taken_from_the_payment_of_its_own_share(pay_bot):
+    bot, pay = pay_bot
+    monday_morning(bot)
+    first = share_to_pay(bot, quantity="2")
+    first_paid = pay_for(bot, pay, first)
+    second = share_to_pay(bot, quantity="2")
+    second_paid = pay_for(bot, pay, second)
+    say(bot, "o_giver", "我送出的")
+    assert "已撤回" in say(bot, "o_giver", "撤回 1")  # the newest: the second share
+    bot.drain()
+    (refund,) = Refund.select()
+    assert refund.share_id == Share.get(Share.token == second).id
+    assert refund.pay_order_id == order_of(second_paid).id != order_of(first_paid).id
+    assert pay.standin.refunds[refund.out_refund_no].order.request.out_trade_no == second_paid
+    balance_holds()
+
+
+def test_closing_one_shares_attempt_leaves_another_shares_open_and_found_by_reconciliation(
+    pay_bot,
+):
+    bot, pay = pay_bot
+    waiting = share_to_pay(bot)
+    waiting_number, _ = open_pay_page(bot, waiting)
+    pay.standin.pay(waiting_number, notify_after=3600)  # paid; its notification is lost
+    other = share_to_pay(bot, giver="o_other")
+    replaced, _ = open_pay_page(bot, other, giver="o_other")
+    open_pay_page(bot, other, giver="o_other")  # a second attempt closes the first
+    bot.drain()
+    assert order_of(replaced).status == "closed"
+    assert order_of(waiting_number).status == "open"
+    bot.clock.offset += dt.timedelta(minutes=3)
+    assert bot.run(bot.services.pay.reconcile_once()) == 2  # the paid one and the other's open
+    assert Share.get(Share.token == waiting).payment == "paid"
+    assert order_of(waiting_number).status == "paid"
+
+
+def test_reconciliation_asks_about_every_quiet_order_a_batch_at_a_time(pay_bot):
+    bot, pay = pay_bot
+    count = payments.RECONCILE_BATCH + 5
+    numbers = []
+    for n in range(count):
+        giver = f"o_giver_{n}"
+        bot.run(bot.services.db.write(hot.touch_user, giver, bot.clock()))
+        share = bot.run(
+            bot.services.db.write(
+                payments.create_unpaid, bot.config, giver, "tea-longjing", 1, "", bot.clock()
+            )
+        )
+        attempt = bot.run(bot.services.pay.attempt(share.token, giver))
+        pay.standin.pay(attempt.out_trade_no, notify_after=3600)  # notifications all lost
+        numbers.append(attempt.out_trade_no)
+    bot.clock.offset += dt.timedelta(minutes=3)
+    assert bot.run(bot.services.pay.reconcile_once()) == payments.RECONCILE_BATCH
+    assert bot.run(bot.services.pay.reconcile_once()) == 5  # the rest, not starved
+    assert bot.run(bot.services.pay.reconcile_once()) == 0
+    assert {order_of(n).status for n in numbers} == {"paid"}
+    assert Share.select().where(Share.payment == "paid").count() == count
+    balance_holds()
+
+
+def test_a_refunds_state_only_moves_forward_keeps_its_refund_id_and_a_final_one_stays(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot, quantity="2")
+    pay_for(bot, pay, token)
+    say(bot, "o_giver", "我送出的", "撤回 1")
+    bot.drain()
+    refund = Refund.get()
+    at_pay = pay.standin.refunds[refund.out_refund_no]
+    assert refund.status == "processing" and refund.refund_id == at_pay.refund_id
+
+    def notify(status: str) -> int:
+        notice = pay.standin.ledger.refund_notice(at_pay) | {"refund_status": status}
+        body, headers = signed_notification(pay, notice, unix(bot), event_type=f"REFUND.{status}")
+        return post_notify(bot, body, headers).status_code
+
+    assert notify("ABNORMAL") == 204
+    assert Refund.get().status == "abnormal"
+    assert notify("PROCESSING") == 204  # older news: no step back
+    assert Refund.get().status == "abnormal"
+    assert notify("SUCCESS") == 204
+    assert notify("CLOSED") == 204  # a final state stays
+    assert notify("PROCESSING") == 204
+    refund = Refund.get()
+    assert (refund.status, refund.refund_id) == ("success", at_pay.refund_id)
+    assert not payments.settle_refund(refund.out_refund_no, "SUCCESS", "", bot.clock())
+
+
+def test_a_payment_of_an_earlier_attempt_closes_the_later_one_still_open(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    earlier, _ = open_pay_page(bot, token)
+    later, _ = open_pay_page(bot, token)  # the earlier one's close is queued, not sent yet
+    pay.standin.pay(earlier)  # the giver paid in the first window all the same
+    assert [a.status for a in pay.deliver()] == [204]
+    assert Share.get(Share.token == token).payment == "paid"
+    bot.drain()
+    assert pay.standin.orders[later].trade_state == "CLOSED"
+    assert order_of(later).status == "closed"
+    with pytest.raises(ValueError):
+        pay.standin.pay(later)  # no second charge possible
+    assert not Refund.select().exists()
+    balance_holds()
+
+
+def test_a_paid_share_fully_claimed_refunds_nothing_at_its_expiry(pay_bot):
+    bot, pay = pay_bot
+    monday_morning(bot)
+    token = share_to_pay(bot, quantity="1")
+    pay_for(bot, pay, token)
+    claim(bot, browser(bot, "o_friend"), token)
+    bot.clock.offset += dt.timedelta(hours=73)
+    bot.run(bot.services.sweep_once())
+    bot.drain()
+    assert Share.get(Share.token == token).released
+    assert not Refund.select().exists() and not pay.standin.refunds
+    assert not Outbox.select().where(Outbox.kind == payments.REFUND).exists()
+    balance_holds()
+
+
+def test_a_withdrawn_unpaid_share_cannot_be_paid(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    session = browser(bot, "o_giver")
+    page = session.get(f"{bot.url}/pay/{token}", timeout=10)
+    say(bot, "o_giver", "我送出的", "撤回 1")
+    answer = session.post(f"{bot.url}/pay/{token}/order", data={"_xsrf": xsrf(page)}, timeout=10)
+    assert answer.status_code == 409
+    assert not PayOrder.select().exists() and not pay.standin.orders
+    again = session.get(f"{bot.url}/pay/{token}", timeout=10)
+    assert again.status_code == 200 and "/order" not in again.text
+
+
+def test_an_unknown_pay_link_is_a_polite_404(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    session = browser(bot, "o_giver")
+    page = session.get(f"{bot.url}/pay/{token}", timeout=10)
+    unknown = "x" * 22
+    assert session.get(f"{bot.url}/pay/{unknown}", timeout=10).status_code == 404
+    answer = session.post(f"{bot.url}/pay/{unknown}/order", data={"_xsrf": xsrf(page)}, timeout=10)
+    assert answer.status_code == 404 and "<html" in answer.text.lower()
+    assert not PayOrder.select().exists()
