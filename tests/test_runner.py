@@ -131,8 +131,8 @@ def test_a_job_that_always_meets_a_change_fails_alone_and_its_batch_commits(runn
 
 @BOTH_DATABASES
 def test_a_write_whose_waiter_gave_up_leaves_the_others_settled(runner):
-    """A request cancelled while its write waits in a batch (a client gone): the write still
-    happens, and every other job of that batch gets its answer."""
+    """A request cancelled while its write waits in a batch (a client gone): every other job
+    of that batch gets its answer."""
     release = threading.Event()
 
     async def main():
@@ -148,7 +148,8 @@ def test_a_write_whose_waiter_gave_up_leaves_the_others_settled(runner):
         return await asyncio.wait_for(asyncio.gather(first, last), 5)
 
     assert asyncio.run(main()) == ["o_first", "o_last"]
-    assert sorted(u.openid for u in User.select()) == ["o_first", "o_gone", "o_last"]
+    users = {u.openid for u in User.select()}  # a write cancelled before it started (a pool's)
+    assert {"o_first", "o_last"} <= users <= {"o_first", "o_gone", "o_last"}  # may not happen
 
 
 def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner):
@@ -176,9 +177,9 @@ def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner
     assert sorted(u.openid for u in User.select()) == ["o_0", "o_1", "o_2"]
 
 
-def test_writes_waiting_together_share_one_commit(sqlite_runner):
+def test_writes_waiting_together_share_one_commit_of_at_most_64(sqlite_runner):
     """Group commit: the writes queued while the writer was busy are made durable by one
-    COMMIT (one fsync), not one each."""
+    COMMIT (one fsync), not one each; a longer queue by one COMMIT per 64."""
     runner, _ = sqlite_runner
     release = threading.Event()
     statements: list[str] = []
@@ -187,20 +188,50 @@ def test_writes_waiting_together_share_one_commit(sqlite_runner):
         storage.db.connection().set_trace_callback(statements.append)
         release.wait(5)
 
-    async def main():
+    async def main(count: int):
+        release.clear()
         held = asyncio.ensure_future(runner.write(watch_and_hold))
         await asyncio.sleep(0.05)
-        queued = [runner.write(add_user, f"o_{n}") for n in range(5)]
-        gathered = asyncio.gather(*queued)
+        gathered = asyncio.gather(*[runner.write(add_user, f"o_{count}_{n}") for n in range(count)])
         await asyncio.sleep(0.05)
         release.set()
         await held
         return await asyncio.wait_for(gathered, 5)
 
-    assert len(asyncio.run(main())) == 5
-    commits = [s for s in statements if s.strip().upper().startswith("COMMIT")]
-    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
-    assert len(inserts) == 5 and len(commits) == 2, statements  # the held job's, the five's
+    def batches() -> list[int]:
+        """The INSERTs each COMMIT made durable, in order."""
+        sizes, inserts = [], 0
+        for statement in statements:
+            inserts += statement.lstrip().upper().startswith("INSERT")
+            if statement.strip().upper().startswith("COMMIT"):
+                sizes.append(inserts)
+                inserts = 0
+        return sizes
+
+    assert len(asyncio.run(main(5))) == 5
+    assert batches() == [0, 5], statements  # the held job's COMMIT, then the five's
+    statements.clear()
+    assert len(asyncio.run(main(70))) == 70
+    assert batches() == [0, 64, 6]
+
+
+def test_a_batch_whose_connection_broke_fails_and_the_next_opens_anew(sqlite_runner):
+    """A database error that breaks the writer's connection fails the job it broke under;
+    the writer closes the connection, and the writes after it work on a new one."""
+    runner, _ = sqlite_runner
+
+    def break_the_connection():
+        add_user("o_lost")
+        storage.db.connection().close()  # what a lost disk or a corrupt file does
+
+    async def main():
+        broken = await asyncio.gather(runner.write(break_the_connection), return_exceptions=True)
+        after = await asyncio.wait_for(runner.write(add_user, "o_after"), 5)
+        return broken[0], after
+
+    broken, after = asyncio.run(main())
+    assert isinstance(broken, peewee.ProgrammingError) and after == "o_after"
+    assert [u.openid for u in User.select()] == ["o_after"]
 
 
 def test_a_read_runs_beside_a_write_in_progress(sqlite_runner):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import fcntl
 import hashlib
 import json
 import os
@@ -200,8 +201,8 @@ def run_mutants(mutants: list[Mutant], lines, seconds, jobs: int) -> dict[str, O
     results_path = WORK / "results.json"
     kept = json.loads(results_path.read_text()) if results_path.exists() else {}
     trees: queue.Queue[Path] = queue.Queue()
-    for n in range(max(jobs, 1)):
-        trees.put(_copy_tree(WORK / f"tree-{n}"))
+    for n in range(max(jobs, 1)):  # by process: two campaigns may run at once
+        trees.put(_copy_tree(WORK / f"tree-{os.getpid()}-{n}"))
     outcomes: dict[str, Outcome] = {}
     sources = {m.module: (ROOT / m.module).read_bytes() for m in mutants}
     test_digests: dict[str, str] = {}
@@ -239,25 +240,39 @@ def run_mutants(mutants: list[Mutant], lines, seconds, jobs: int) -> dict[str, O
     with concurrent.futures.ThreadPoolExecutor(max(jobs, 1)) as pool:
         for n, (mutant, outcome, keys) in enumerate(pool.map(one, mutants), 1):
             outcomes[mutant.id] = outcome
-            kept[mutant.id] = keys | {"outcome": outcome.__dict__}
+            _keep(results_path, mutant.id, keys | {"outcome": outcome.__dict__})
             mark = {"killed": ".", "timeout": "T", "survived": "S", "uncovered": "U"}
             print(
                 f"[{n}/{len(mutants)}] {mark[outcome.status]} {outcome.seconds:5.1f}s "
                 f"{outcome.tests:3} tests  {mutant.id}",
                 flush=True,
             )
-            results_path.write_text(json.dumps(kept, ensure_ascii=False, indent=0))
+    while not trees.empty():
+        shutil.rmtree(trees.get(), ignore_errors=True)
     return outcomes
+
+
+def _keep(path: Path, mutant_id: str, result: dict) -> None:
+    """Add one outcome to the kept results, under a lock (another campaign may be writing)."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        kept[mutant_id] = result
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(kept, ensure_ascii=False, indent=0))
+        temporary.replace(path)
 
 
 def _chosen(mutant: Mutant, lines, seconds) -> list[str]:
     """The tests that run one of the mutant's lines, fastest first, as many as BUDGET seconds
     of their own time allow (the runner's lines run in every test: all of them would take
     the whole suite per mutant)."""
-    covering = sorted(
-        {t for line in mutant.lines for t in lines.get(mutant.module, {}).get(line, ())},
-        key=lambda t: (seconds.get(t, 0.0), t),
-    )
+    by_line = lines.get(mutant.module, {})
+    if mutant.function == "<module>":  # run at import, before any test: every test of the module
+        found = {t for tests in by_line.values() for t in tests}
+    else:
+        found = {t for line in mutant.lines for t in by_line.get(line, ())}
+    covering = sorted(found, key=lambda t: (seconds.get(t, 0.0), t))
     chosen, spent = [], 0.0
     for test in covering:
         if chosen and spent + seconds.get(test, 0.0) > BUDGET:

@@ -11,7 +11,7 @@ Usage::
 What is changed (the kinds of bug that cost money, stock or a message; named in ASCII
 without backticks, so an id fits a Markdown code span): `&`/`|` and `and`/`or`
 swapped (peewee's WHERE clauses, guards), a comparison's boundary or sense flipped, `not` and
-`~` dropped, arithmetic turned around, a number one more, `True`/`False` swapped, `min`/`max`
+`~` dropped, arithmetic turned around, a number one more (not an index or a slice's bound), `True`/`False` swapped, `min`/`max`
 swapped, a call, a `raise`, an attribute or item store, `continue` or `break` deleted, and a
 row lock (`locked(q)`) dropped. Docstrings, log lines and text are left alone: a change there is
 no bug in money or stock. Each change is spliced into the original text at the node's place, so
@@ -102,6 +102,7 @@ class _Finder(ast.NodeVisitor):
         self.scope: list[str] = []
         self.mutants: list[Mutant] = []
         self.counts: dict[tuple[str, str], int] = {}
+        self.in_index = 0  # inside a subscript's index or slice: `[0]`, `[:1000]`
 
     # -- where we are ----------------------------------------------------------------
 
@@ -196,11 +197,17 @@ class _Finder(ast.NodeVisitor):
             self._replace(node, f"drop {SYMBOL[type(node.op)]}", node.operand)
         self.generic_visit(node)
 
+    def visit_Subscript(self, node):
+        self.visit(node.value)
+        self.in_index += 1
+        self.visit(node.slice)
+        self.in_index -= 1
+
     def visit_Constant(self, node):
         value = node.value
         if isinstance(value, bool):
             self._replace(node, f"{value} -> {not value}", ast.Constant(not value))
-        elif isinstance(value, int):
+        elif isinstance(value, int) and not self.in_index:
             self._replace(node, f"{value} -> {value + 1}", ast.Constant(value + 1))
 
     def visit_Call(self, node):

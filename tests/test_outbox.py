@@ -1,0 +1,136 @@
+"""The outbox's retry policy, run on SQLite and on PostgreSQL: a failed send waits the channel's
+delay, doubled with each attempt, and the last attempt (or a permanent failure) ends the row
+`dead` with its reason; a vendor's final word ends it `skipped`; `outbox retry` puts it back in
+line; operators see rows by status and how long the oldest has waited."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from conftest import make_config
+
+from bot.gifting import catalogue
+from bot.outgoing import outbox
+from bot.outgoing.outbox import Channel, Worker, enqueue
+from storage import db as storage
+from storage.models import Outbox, utcnow
+from storage.runner import Runner
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def database(db_url):
+    config = make_config(db_url, "http://127.0.0.1:8080")
+    storage.connect(db_url)
+    storage.migrate()
+    catalogue.sync(config.gifts)
+    yield
+    storage.db.close()
+
+
+class VendorDown(Exception):
+    """What an SMS or WeChat client raises for an answer worth trying again later."""
+
+
+class Refused(Exception):
+    retryable = False
+
+
+class NotDeliverable(Exception):
+    retryable = False
+    skipped = True  # final, and not a fault: WeChat's 48-hour window closed
+
+
+def worker_at(now: list[dt.datetime], send, retry_seconds=10, max_attempts=4) -> Worker:
+    channel = Channel(send, retry_seconds=retry_seconds, max_attempts=max_attempts)
+    return Worker({"sms": channel}, Runner(1), lease_seconds=60, clock=lambda: now[0])
+
+
+async def vendor_down(payload, ref):
+    raise VendorDown("503 from the vendor")
+
+
+def test_failures_wait_twice_as_long_each_time_and_the_last_attempt_is_dead(database):
+    enqueue("sms", "sms:order:G1", {"phone": "+8613800138000"})
+    now = [utcnow()]
+    worker = worker_at(now, vendor_down, retry_seconds=10, max_attempts=4)
+    waits = []
+    for attempt in range(1, 5):
+        assert asyncio.run(worker.run_once()) == 1
+        row = Outbox.get()
+        assert row.attempts == attempt and "VendorDown: 503 from the vendor" in row.last_error
+        if attempt < 4:
+            assert row.status == "pending"
+            waits.append((row.next_attempt_at - now[0]).total_seconds())
+            now[0] = row.next_attempt_at - dt.timedelta(seconds=1)
+            assert asyncio.run(worker.run_once()) == 0, "not before its time"
+            now[0] += dt.timedelta(seconds=1)
+    assert waits == [10, 20, 40]
+    assert Outbox.get().status == "dead"
+    now[0] += dt.timedelta(days=1)
+    assert asyncio.run(worker.run_once()) == 0, "a dead row is never sent again"
+
+
+def test_a_permanent_failure_is_dead_at_once_and_outbox_retry_puts_it_back(database):
+    enqueue("sms", "sms:order:G2", {"phone": "+8613800138000"})
+    now = [utcnow()]
+    sent = []
+
+    async def refused(payload, ref):
+        raise Refused("isv.MOBILE_NUMBER_ILLEGAL")
+
+    async def accepted(payload, ref):
+        sent.append(ref)
+
+    assert asyncio.run(worker_at(now, refused).run_once()) == 1
+    row = Outbox.get()
+    assert (row.status, row.attempts) == ("dead", 1)
+    assert [r["status"] for r in outbox.listing("dead")] == ["dead"]
+
+    assert outbox.retry(row.id)
+    row = Outbox.get()
+    assert (row.status, row.attempts, row.lease_until) == ("pending", 0, None)
+    now[0] = row.next_attempt_at
+    assert asyncio.run(worker_at(now, accepted).run_once()) == 1
+    assert sent == [f"outbox-{row.id}"] and Outbox.get().status == "sent"
+    assert not outbox.retry(row.id), "a sent row stays sent"
+    assert Outbox.get().status == "sent"
+
+
+def test_a_final_word_from_the_vendor_ends_the_row_skipped_and_an_unknown_kind_dead(database):
+    enqueue("sms", "sms:order:G3", {"phone": "+8613800138000"})
+    enqueue("fax", "fax:order:G3", {"number": "010-1234"})
+    now = [utcnow()]
+
+    async def window_closed(payload, ref):
+        raise NotDeliverable("45015: the user has not written for 48 hours")
+
+    assert asyncio.run(worker_at(now, window_closed).run_once()) == 2
+    sms, fax = Outbox.select().order_by(Outbox.id)
+    assert (sms.status, sms.attempts) == ("skipped", 1) and "45015" in sms.last_error
+    assert fax.status == "dead" and "no sender for outbox kind 'fax'" in fax.last_error
+
+
+def test_operators_see_rows_by_status_and_how_long_the_oldest_waits(database):
+    created = utcnow()
+    for n in range(3):
+        enqueue("sms", f"sms:order:W{n}", {"n": n})
+    now = [created + dt.timedelta(minutes=5)]
+    counts, oldest = outbox.state(now[0])
+    assert counts == {"pending": 3} and 299 <= oldest <= 301
+    sent = []
+
+    async def accepted(payload, ref):
+        sent.append(payload["n"])
+
+    worker = worker_at(now, accepted)
+    worker.batch = 2
+    assert asyncio.run(worker.run_once()) == 2
+    counts, oldest = outbox.state(now[0])
+    assert counts == {"pending": 1, "sent": 2} and 299 <= oldest <= 301
+    assert asyncio.run(worker.run_once()) == 1
+    assert outbox.state(now[0]) == ({"sent": 3}, 0.0)
+    assert sent == [0, 1, 2], "oldest first"
