@@ -6,7 +6,9 @@ unknown cannot be paid. Each on SQLite and on PostgreSQL, against the WeChat Pay
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import threading
 
 import pytest
 from helpers import browser, claim, monday_morning, say, xsrf
@@ -20,8 +22,11 @@ from paying import (
     unix,
 )
 
+from bot.codes import Code
 from bot.money import payments
+from storage import db as storage
 from storage import hot
+from storage.db import write_transaction
 from storage.models import Outbox, PayOrder, Refund, Share
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -121,8 +126,9 @@ def test_a_refunds_state_only_moves_forward_keeps_its_refund_id_and_a_final_one_
 def test_a_payment_of_an_earlier_attempt_closes_the_later_one_still_open(pay_bot):
     bot, pay = pay_bot
     token = share_to_pay(bot)
-    earlier, _ = open_pay_page(bot, token)
+    earlier, bridge = open_pay_page(bot, token)
     later, _ = open_pay_page(bot, token)  # the earlier one's close is queued, not sent yet
+    assert "prepay_id=" + order_of(earlier).prepay_id == bridge["package"]  # as WeChat Pay knows it
     pay.standin.pay(earlier)  # the giver paid in the first window all the same
     assert [a.status for a in pay.deliver()] == [204]
     assert Share.get(Share.token == token).payment == "paid"
@@ -173,3 +179,75 @@ def test_an_unknown_pay_link_is_a_polite_404(pay_bot):
     answer = session.post(f"{bot.url}/pay/{unknown}/order", data={"_xsrf": xsrf(page)}, timeout=10)
     assert answer.status_code == 404 and "<html" in answer.text.lower()
     assert not PayOrder.select().exists()
+
+
+def test_the_hold_ends_at_its_very_end(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    share = Share.get(Share.token == token)
+    moment = dt.timedelta(microseconds=1)
+    assert payments.pay_refusal(share, "o_giver", share.expires_at - moment) is None
+    assert payments.pay_refusal(share, "o_giver", share.expires_at) == Code.PAY_LAPSED
+
+
+def test_attempts_made_at_once_leave_one_payable_and_close_the_others(pay_bot):
+    """Eight taps on the pay button at once (two phones, a double tap): the share's row is
+    locked while its earlier attempts are closed, so every attempt but the last is closed."""
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+
+    async def tap_eight_times():
+        return await asyncio.gather(*[bot.services.pay.attempt(token, "o_giver") for _ in range(8)])
+
+    numbers = {a.out_trade_no for a in bot.run(tap_eight_times())}
+    closing = {
+        row.payload["out_trade_no"] for row in Outbox.select().where(Outbox.kind == payments.CLOSE)
+    }
+    assert len(numbers) == 8 and len(numbers - closing) == 1
+    bot.drain()
+    (payable,) = [o for o in PayOrder.select() if o.status == "open"]
+    assert {n for n, o in pay.standin.orders.items() if o.trade_state == "NOTPAY"} == {
+        payable.out_trade_no
+    }
+
+
+def test_two_attempts_of_one_share_settled_at_once_are_one_payment_and_one_refund(pay_bot):
+    """Both attempts paid at WeChat Pay, their notifications settled by two workers at once
+    (each its own transaction): the share's row is locked, so one pays for the share and the
+    other is refunded whole, never both taken as the payment."""
+    bot, pay = pay_bot
+    for giver in ("o_giver", "o_other", "o_third"):
+        token = share_to_pay(bot, giver=giver)
+        numbers = [open_pay_page(bot, token, giver=giver)[0] for _ in range(2)]
+        for number in numbers:
+            pay.standin.pay(number, notify_after=3600)
+        start = threading.Barrier(2)
+        outcomes = []
+
+        def settle(number: str) -> None:
+            start.wait()
+            with write_transaction():
+                outcomes.append(
+                    payments.settle_paid(
+                        bot.services.renderer, bot.config, number, f"42{number}", bot.clock()
+                    )
+                )
+            storage.db.close()
+
+        threads = [threading.Thread(target=settle, args=(n,)) for n in numbers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcomes) == ["paid", "refund"], giver
+    assert Refund.select().where(Refund.reason == "duplicate").count() == 3
+    balance_holds()
+
+
+def test_settling_an_order_we_never_made_changes_nothing(pay_bot):
+    bot, pay = pay_bot
+    with write_transaction():
+        outcome = payments.settle_paid(
+            bot.services.renderer, bot.config, "T000000000000UNKNOWN", "4200000001", bot.clock()
+        )
+    assert outcome == "repeat" and not PayOrder.select().exists()
