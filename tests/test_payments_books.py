@@ -224,7 +224,7 @@ def test_two_attempts_of_one_share_settled_at_once_are_one_payment_and_one_refun
         start = threading.Barrier(2)
         outcomes = []
 
-        def settle(number: str) -> None:
+        def settle(number: str, start: threading.Barrier, outcomes: list) -> None:
             start.wait()
             with write_transaction():
                 outcomes.append(
@@ -234,7 +234,7 @@ def test_two_attempts_of_one_share_settled_at_once_are_one_payment_and_one_refun
                 )
             storage.db.close()
 
-        threads = [threading.Thread(target=settle, args=(n,)) for n in numbers]
+        threads = [threading.Thread(target=settle, args=(n, start, outcomes)) for n in numbers]
         for thread in threads:
             thread.start()
         for thread in threads:
