@@ -251,3 +251,54 @@ def test_settling_an_order_we_never_made_changes_nothing(pay_bot):
             bot.services.renderer, bot.config, "T000000000000UNKNOWN", "4200000001", bot.clock()
         )
     assert outcome == "repeat" and not PayOrder.select().exists()
+
+
+def revoked_refund(bot, pay, giver: str) -> Refund:
+    """A paid share of `giver`'s withdrawn: its refund, sent to WeChat Pay (processing)."""
+    token = share_to_pay(bot, giver=giver, quantity="2")
+    pay_for(bot, pay, token, giver=giver)
+    say(bot, giver, "我送出的", "撤回 1")
+    bot.drain()
+    return Refund.get(Refund.share == Share.get(Share.token == token).id)
+
+
+def test_a_refunds_news_is_told_apart_from_a_repeat(pay_bot):
+    bot, pay = pay_bot
+    refund = revoked_refund(bot, pay, "o_giver")
+
+    def settle(status: str) -> bool:
+        with write_transaction():
+            return payments.settle_refund(refund.out_refund_no, status, "", bot.clock())
+
+    assert [settle(s) for s in ("PROCESSING", "ABNORMAL", "ABNORMAL", "PROCESSING")] == [
+        False, True, False, False,
+    ]  # fmt: skip
+    assert [settle(s) for s in ("SUCCESS", "SUCCESS", "CLOSED")] == [True, False, False]
+    assert Refund.get_by_id(refund.id).status == "success"
+
+
+def test_news_of_one_refund_settled_at_once_never_moves_it_backwards(pay_bot):
+    """WeChat Pay's SUCCESS and an older ABNORMAL handled by two workers at once (each its own
+    transaction): the refund's row is locked, so SUCCESS stays whichever commits last."""
+    bot, pay = pay_bot
+    givers = ("o_giver", "o_other", "o_third", "o_fourth")
+    refunds = [revoked_refund(bot, pay, giver) for giver in givers]
+    for refund in refunds:
+        start = threading.Barrier(2)
+
+        def settle(status: str, number: str, start: threading.Barrier) -> None:
+            storage.db.connect(reuse_if_open=True)  # both ready before either reads
+            start.wait()
+            with write_transaction():
+                payments.settle_refund(number, status, "", bot.clock())
+            storage.db.close()
+
+        threads = [
+            threading.Thread(target=settle, args=(status, refund.out_refund_no, start))
+            for status in ("SUCCESS", "ABNORMAL")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert [Refund.get_by_id(r.id).status for r in refunds] == ["success"] * len(givers)
