@@ -126,3 +126,61 @@ def test_a_body_that_is_not_utf8_is_refused(body):
 def test_utf8_declared_or_not_with_or_without_its_mark_is_read():
     for head in ("", '<?xml version="1.0" encoding="UTF-8"?>', "\ufeff", "<?xml version='1.0'?>"):
         assert wire.parse((head + PUSH.format("礼品")).encode("utf-8"))["Content"] == "礼品"
+
+
+# -- the limits, at their edges -----------------------------------------------------------
+
+TOKEN = "t0ken"
+
+
+def signed(timestamp: str, nonce: str = "n0nce") -> dict[str, str]:
+    return {"timestamp": timestamp, "nonce": nonce,
+            "signature": wire.signature(TOKEN, timestamp, nonce)}  # fmt: skip
+
+
+def test_a_push_is_believed_up_to_five_minutes_either_way_and_not_a_second_more():
+    now = 1_790_000_000
+    for skew in (-300, 0, 300):
+        wire.check_query(TOKEN, signed(str(now + skew)), now)
+    for skew in (-301, 301):
+        with pytest.raises(wire.WireError, match="stale") as refused:
+            wire.check_query(TOKEN, signed(str(now + skew)), now)
+        assert refused.value.status == 403
+    with pytest.raises(wire.WireError, match="bad signature"):
+        wire.check_query(TOKEN, signed(str(now)) | {"signature": "0" * 40}, now)
+
+
+@pytest.mark.parametrize(
+    "text, read",
+    [("1", 1), ("0", 0), ("9" * 12, 10**12 - 1), ("9" * 13, None), ("", None), ("١٢", None),
+     ("-5", None), ("1.5", None), (None, None), (1790000000, None)],
+)  # fmt: skip
+def test_a_time_is_one_to_twelve_ascii_digits(text, read):
+    assert wire.seconds(text) == read
+
+
+def nested(depth: int) -> str:
+    """A push whose extra element nests `depth` elements below the root (the root is 0)."""
+    return PUSH.format("礼品").replace("</xml>", "<a>" * depth + "x" + "</a>" * depth + "</xml>")
+
+
+def test_a_push_nested_eight_deep_is_read_and_nine_deep_refused():
+    assert wire.parse(nested(8))["a"] is not None
+    with pytest.raises(wire.WireError, match="nested deeper than 8") as refused:
+        wire.parse(nested(9))
+    assert refused.value.status == 400
+
+
+def test_a_push_needs_a_sender_a_kind_and_a_time():
+    base = {"ToUserName": "gh_account", "FromUserName": "o_user", "CreateTime": 1790000000,
+            "MsgType": "text", "Content": "hi"}  # fmt: skip
+    assert wire.incoming(wire.parse(wire.push_xml(base))).create_time == 1790000000
+    for missing in ("FromUserName", "MsgType", "CreateTime"):
+        fields = {k: v for k, v in base.items() if k != missing}
+        with pytest.raises(wire.WireError, match="missing") as refused:
+            wire.incoming(wire.parse(wire.push_xml(fields)))
+        assert refused.value.status == 400
+    for sender in ("", "o" * 65):
+        with pytest.raises(wire.WireError, match="missing"):
+            wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": sender})))
+    assert wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": "o" * 64})))
