@@ -302,3 +302,44 @@ def test_news_of_one_refund_settled_at_once_never_moves_it_backwards(pay_bot):
         for thread in threads:
             thread.join(30)
     assert [Refund.get_by_id(r.id).status for r in refunds] == ["success"] * len(givers)
+
+
+def test_an_order_is_quiet_once_it_is_as_old_as_the_wait_and_asked_about_once_a_round(pay_bot):
+    bot, pay = pay_bot
+    number, _ = open_pay_page(bot, share_to_pay(bot))
+    made = order_of(number).created_at
+    every = dt.timedelta(minutes=2)
+
+    def quiet(now: dt.datetime) -> list[str]:
+        with write_transaction():
+            return payments.quiet_orders(now, now - every)
+
+    assert quiet(made + every - dt.timedelta(microseconds=1)) == []
+    assert quiet(made + every) == [number]
+    assert quiet(made + every) == [], "asked about this round"
+    assert quiet(made + 2 * every - dt.timedelta(microseconds=1)) == []
+    assert quiet(made + 2 * every) == [number], "and again a round later"
+
+
+def test_reconciliation_asks_about_unfinished_refunds_and_never_a_finished_one(pay_bot):
+    bot, pay = pay_bot
+    unfinished = revoked_refund(bot, pay, "o_giver")
+    finished = revoked_refund(bot, pay, "o_other")
+    pay.standin.settle_refund(finished.out_refund_no, "SUCCESS")
+    pay.standin.settle_refund(unfinished.out_refund_no, "SUCCESS", notify_after=3600)
+    assert [a.status for a in pay.deliver(due_only=True)] == [204]  # the other's is lost
+    assert Refund.get_by_id(finished.id).status == "success"
+    bot.clock.offset += dt.timedelta(minutes=3)
+    assert bot.run(bot.services.pay.reconcile_once()) == 1  # the unfinished one alone
+    assert Refund.get_by_id(unfinished.id).status == "success"
+    bot.clock.offset += dt.timedelta(minutes=3)
+    assert bot.run(bot.services.pay.reconcile_once()) == 0
+
+
+def test_a_refund_is_quiet_once_its_last_news_is_as_old_as_the_wait(pay_bot):
+    bot, pay = pay_bot
+    refund = revoked_refund(bot, pay, "o_giver")
+    heard = refund.updated_at
+    with write_transaction():
+        assert payments.quiet_refunds(bot.clock(), heard - dt.timedelta(microseconds=1)) == []
+        assert payments.quiet_refunds(bot.clock(), heard) == [refund.out_refund_no]
