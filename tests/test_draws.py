@@ -22,7 +22,7 @@ from helpers import (
 )
 from paying import refunds_made
 
-from bot.gifting import draws
+from bot.gifting import draws, shares
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
 
 STOCK = 40  # 明前龙井礼盒's stock in config.example.toml
@@ -197,6 +197,8 @@ def test_a_draw_nobody_joined_returns_every_unit(bot):
     draw_now(bot)
     assert Share.get().quantity == 0 and Gift.get_by_id("tea-longjing").committed == 0
     assert "0 人参与，抽中 0 位" in sent_to(bot, "o_giver")[0]
+    assert shares.status(Share.get(), bot.clock()) == "expired", "over, with nothing claimed"
+    assert [row["status"] for row in shares.listing(bot.clock(), "expired")] == ["expired"]
     assert refunds_made(bot) == ([("unwon", 2)] if PAID else [])
 
 
