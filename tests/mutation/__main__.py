@@ -264,14 +264,14 @@ def _keep(path: Path, mutant_id: str, result: dict) -> None:
 
 
 def _chosen(mutant: Mutant, lines, seconds) -> list[str]:
-    """The tests that run one of the mutant's lines, fastest first, as many as BUDGET seconds
+    """The tests that run one of the mutant's lines (none: code run at import, before any test's
+    context, so every test of the module), fastest first, as many as BUDGET seconds
     of their own time allow (the runner's lines run in every test: all of them would take
     the whole suite per mutant)."""
     by_line = lines.get(mutant.module, {})
-    if mutant.function == "<module>":  # run at import, before any test: every test of the module
+    found = {t for line in mutant.lines for t in by_line.get(line, ())}
+    if not found:  # module-level code, or a function only import calls: the module's tests
         found = {t for tests in by_line.values() for t in tests}
-    else:
-        found = {t for line in mutant.lines for t in by_line.get(line, ())}
     covering = sorted(found, key=lambda t: (seconds.get(t, 0.0), t))
     chosen, spent = [], 0.0
     for test in covering:
