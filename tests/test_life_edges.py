@@ -1,0 +1,96 @@
+"""A share's life at the very moments its rules name, on SQLite and on PostgreSQL: a share is
+over at its expiry (not a moment later), a draw is drawn at its time and joined until then,
+a paid draw too near its time is moved as long after the payment, and a share bought never
+moves without the books that would refund it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, make_config
+from helpers import BOTH_DATABASES
+
+from bot.codes import Code
+from bot.forms.draw import DRAW_MIN_MINUTES
+from bot.gifting import catalogue, draws, life, shares
+from bot.money import payments
+from storage import db as storage
+from storage.db import write_transaction
+from storage.models import Gift, Share, User, utcnow
+
+MOMENT = dt.timedelta(microseconds=1)
+
+
+@pytest.fixture
+def config(db_url):
+    config = make_config(db_url, "http://127.0.0.1:8080")
+    storage.connect(db_url)
+    storage.migrate()
+    catalogue.sync(config.gifts)
+    User.create(openid="o_giver")
+    yield config
+    storage.db.close()
+
+
+@BOTH_DATABASES
+def test_a_share_is_over_at_its_expiry_and_its_units_come_back_then(config):
+    share = shares.create(config, "o_giver", "coffee", 2, "", utcnow())
+    before = Gift.get_by_id("coffee").committed
+    assert life.state_of(share, share.expires_at - MOMENT) == life.State.OPEN
+    assert life.state_of(share, share.expires_at) == life.State.EXPIRED
+    assert shares.release_expired(share.expires_at - MOMENT) == 0
+    assert shares.release_expired(share.expires_at) == 1
+    assert Gift.get_by_id("coffee").committed == before - 2
+
+
+@BOTH_DATABASES
+def test_a_draw_is_joined_until_its_time_and_drawn_at_it(config):
+    at = utcnow() + dt.timedelta(hours=2)
+    share = shares.create(config, "o_giver", "coffee", 1, "", utcnow(), kind="draw", draw_at=at)
+    assert draws.join_refusal(share, "o_friend", at - MOMENT) is None
+    assert draws.join_refusal(share, "o_friend", at) == Code.DRAW_CLOSED
+    with write_transaction():
+        assert not life.start_draw(share, at - MOMENT)
+        assert life.start_draw(share, at)
+        assert not life.start_draw(Share.get_by_id(share.id), at), "once"
+
+
+@BOTH_DATABASES
+def test_a_paid_draw_moves_its_time_only_when_nearer_than_the_lead(config):
+    lead = dt.timedelta(minutes=DRAW_MIN_MINUTES)
+    now = utcnow()
+    hold = now + dt.timedelta(minutes=15)
+    made = []
+    for draw_at in (now + lead, now + lead - MOMENT):
+        share = shares.create(
+            config, "o_giver", "coffee", 1, "", now - dt.timedelta(hours=1), kind="draw",
+            draw_at=draw_at, price=100, hold_until=hold,
+        )  # fmt: skip
+        with write_transaction():
+            assert life.pay(share, now, expire_hours=72, draw_lead=lead)
+        made.append((draw_at, Share.get_by_id(share.id)))
+    (kept_at, kept), (near_at, moved) = made
+    assert kept.draw_at == kept_at and kept.expires_at == kept_at + dt.timedelta(hours=72)
+    assert moved.draw_at == now + (near_at - (now - dt.timedelta(hours=1)))
+    assert payments.pay_refusal(moved, "o_giver", now) == Code.PAY_DONE
+
+
+def test_a_share_bought_never_moves_without_the_books_that_refund_it():
+    """The chat, pages and sweep import bot.money, which keeps the books; a process that
+    forgot would lose refunds, so a paid share's move fails instead."""
+    code = (
+        "from bot.gifting import life\n"
+        "from storage.models import Share\n"
+        "share = Share(id=7, payment=life.PAID, unit_price=100, quantity=2, claimed=0)\n"
+        "try:\n"
+        "    life._paid_back(share, 2, 'revoked', None)\n"
+        "except RuntimeError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() == "share 7 was bought, and no books are kept (bot.money)"
