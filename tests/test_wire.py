@@ -184,3 +184,27 @@ def test_a_push_needs_a_sender_a_kind_and_a_time():
         with pytest.raises(wire.WireError, match="missing"):
             wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": sender})))
     assert wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": "o" * 64})))
+
+
+def test_safe_mode_opens_only_a_push_sealed_for_our_account():
+    crypt = wire.make_crypt(TOKEN, AES_KEY, "wx0our0app0id00000")
+    now = 1_790_000_000
+    xml = wire.push_xml({"ToUserName": "gh_account", "FromUserName": "o_user",
+                         "CreateTime": now, "MsgType": "text", "Content": "礼品"})  # fmt: skip
+    query, body = wire.seal_push(xml, TOKEN, crypt, now, account="gh_account")
+    assert wire.open_push(body.encode(), query, crypt)["Content"] == "礼品"
+
+    def refused(body, query, crypt) -> tuple[int, str]:
+        with pytest.raises(wire.WireError) as error:
+            wire.open_push(body if isinstance(body, bytes) else body.encode(), query, crypt)
+        return error.value.status, error.value.reason
+
+    plain = {k: v for k, v in query.items() if k not in ("encrypt_type", "msg_signature")}
+    assert refused(xml, plain, crypt) == (400, "plaintext message in safe mode")
+    assert refused(body, query, None) == (400, "safe mode message, but no encoding_aes_key set")
+    no_encrypt = wire.push_xml({"ToUserName": "gh_account", "Other": "x"})
+    assert refused(no_encrypt, query, crypt) == (400, "no Encrypt element")
+    assert refused(body, query | {"msg_signature": "0" * 40}, crypt) == (403, "bad msg_signature")
+    other = wire.make_crypt(TOKEN, AES_KEY, "wx0another0app0id0")
+    query, sealed = wire.seal_push(xml, TOKEN, other, now, account="gh_account")
+    assert refused(sealed, query, crypt) == (400, "cannot decrypt")  # another account's AppID
