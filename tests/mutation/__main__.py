@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--fresh", action="store_true", help="forget kept maps and results")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
+    parser.add_argument("--report", action="store_true", help="the kept outcomes, nothing run")
     parser.add_argument("--min-rate", type=float, default=90.0)
     parser.add_argument("--tests", nargs="*", help="test files for the map (default: all)")
     parser.add_argument("--only", action="append", help="mutants whose id holds this text")
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         mutants = [m for m in mutants if any(text in m.id for text in args.only)]
     if args.against:
         return against(mutants, args.against)
+    if args.report:
+        return report_kept(args.modules, mutants)
     if args.list:
         for m in mutants:
             print(f"{m.first_line:4} {m.id}    | {m.snippet}")
@@ -335,6 +338,26 @@ def against(mutants: list[Mutant], tests: list[str]) -> int:
 
 
 # -- (3) the report --------------------------------------------------------------------------
+
+
+def report_kept(modules, mutants: list[Mutant]) -> int:
+    """The report from the outcomes kept for these very mutants (a run under way, or done)."""
+    path = WORK / "results.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    outcomes = {}
+    for m in mutants:
+        old = kept.get(m.id)
+        if (
+            old
+            and old["mutated"]
+            == hashlib.sha256(m.apply((ROOT / m.module).read_bytes())).hexdigest()
+        ):
+            outcomes[m.id] = Outcome(**old["outcome"])
+    missing = [m for m in mutants if m.id not in outcomes]
+    print(f"{len(outcomes)} of {len(mutants)} mutants have a kept outcome")
+    done = [m for m in mutants if m.id in outcomes]
+    rate = report(modules, done, outcomes, equivalent_ids())
+    return 0 if not missing and rate >= 90 else 1
 
 
 def equivalent_ids() -> dict[str, str]:
