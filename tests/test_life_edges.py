@@ -94,3 +94,56 @@ def test_a_share_bought_never_moves_without_the_books_that_refund_it():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "share 7 was bought, and no books are kept (bot.money)"
+
+
+@BOTH_DATABASES
+def test_operators_filter_shares_by_the_same_state_every_page_reads(config):
+    """`shares listing --status S` (a WHERE clause) and the state a page reads (life.state_of)
+    agree for a share in every state there is, and each state is met."""
+    now = utcnow()
+    ago = now - dt.timedelta(hours=config.shares.expire_hours + 1)
+    hold = now + dt.timedelta(minutes=15)
+    givers = iter(f"o_giver_{n}" for n in range(40))
+
+    def share(quantity=1, at=now, **kind) -> Share:
+        giver = next(givers)
+        User.create(openid=giver)
+        return shares.create(config, giver, "coffee", quantity, "", at, **kind)
+
+    def drawn(winners: int, quantity=2, at=now) -> Share:
+        made = share(quantity, at - dt.timedelta(hours=2), kind="draw", draw_at=at)
+        with write_transaction():
+            assert life.start_draw(made, at)
+            life.settle_draw(made, winners, at)
+        return made
+
+    def claimed(made: Share, units=1) -> Share:
+        with write_transaction():
+            for _ in range(units):
+                life.take_unit(made, now)
+        return made
+
+    share()  # open
+    claimed(share())  # claimed
+    share(2, at=ago)  # expired, its stock not back yet
+    share(at=ago - dt.timedelta(hours=1))  # expired, released below
+    shares.release_expired(ago + dt.timedelta(hours=config.shares.expire_hours, minutes=30))
+    shares.revoke((made := share(2)).giver_id, made.id, now)  # revoked
+    shares.revoke((made := share(price=100, hold_until=hold)).giver_id, made.id, now)
+    share(price=100, hold_until=hold)  # unpaid
+    share(price=100, hold_until=now - dt.timedelta(minutes=1))  # lapsed, below
+    shares.release_expired(now)
+    share(kind="draw", draw_at=now + dt.timedelta(hours=1))  # drawing
+    drawn(winners=1)  # drawn
+    drawn(winners=0)  # a draw nobody could win: expired
+    claimed(drawn(winners=1))  # claimed
+    drawn(winners=1, at=ago)  # drawn, then its winners' time ran out: expired
+    paid = share(price=100, hold_until=hold)
+    with write_transaction():
+        assert life.pay(paid, now, config.shares.expire_hours, dt.timedelta(minutes=5))  # open
+
+    read = {s.id: shares.status(s, now) for s in Share.select()}
+    assert set(read.values()) == set(shares.STATUSES), "every state met"
+    for wanted in shares.STATUSES:
+        filtered = {row["id"] for row in shares.listing(now, wanted)}
+        assert filtered == {i for i, state in read.items() if state == wanted}, wanted
