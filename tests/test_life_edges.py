@@ -133,6 +133,7 @@ def test_operators_filter_shares_by_the_same_state_every_page_reads(config):
     share(price=100, hold_until=hold)  # unpaid
     share(price=100, hold_until=now - dt.timedelta(minutes=1))  # lapsed, below
     shares.release_expired(now)
+    share(at=now - dt.timedelta(hours=config.shares.expire_hours))  # expired at this moment
     share(kind="draw", draw_at=now + dt.timedelta(hours=1))  # drawing
     drawn(winners=1)  # drawn
     drawn(winners=0)  # a draw nobody could win: expired
