@@ -180,7 +180,7 @@ def test_a_push_needs_a_sender_a_kind_and_a_time():
         with pytest.raises(wire.WireError, match="missing") as refused:
             wire.incoming(wire.parse(wire.push_xml(fields)))
         assert refused.value.status == 400
-    for sender in ("", "o" * 65):
+    for sender in ("", " ", "o" * 65):  # nothing, blank (read as ""), too long
         with pytest.raises(wire.WireError, match="missing"):
             wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": sender})))
     assert wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": "o" * 64})))
