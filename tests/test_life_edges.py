@@ -11,15 +11,15 @@ import sys
 
 import pytest
 from conftest import ROOT, make_config
-from helpers import BOTH_DATABASES
+from helpers import BOTH_DATABASES, browser, claim, monday_morning, share_in_chat
 
 from bot.codes import Code
 from bot.forms.draw import DRAW_MIN_MINUTES
-from bot.gifting import catalogue, draws, life, shares
+from bot.gifting import catalogue, draws, fulfilment, life, shares
 from bot.money import payments
 from storage import db as storage
 from storage.db import write_transaction
-from storage.models import Gift, Share, User, utcnow
+from storage.models import Gift, Order, Share, User, utcnow
 
 MOMENT = dt.timedelta(microseconds=1)
 
@@ -148,3 +148,16 @@ def test_operators_filter_shares_by_the_same_state_every_page_reads(config):
     for wanted in shares.STATUSES:
         filtered = {row["id"] for row in shares.listing(now, wanted)}
         assert filtered == {i for i, state in read.items() if state == wanted}, wanted
+
+
+@BOTH_DATABASES
+def test_a_cancelled_orders_unit_goes_back_to_stock_and_its_claim_stays_on_record(bot):
+    monday_morning(bot)
+    token = share_in_chat(bot, quantity="2")
+    before = Gift.get_by_id("tea-longjing").committed
+    assert claim(bot, browser(bot, "o_friend"), token).status_code == 200
+    order = Order.get()
+    fulfilment.move(bot.services.notices, order.order_no, "cancelled", bot.clock())
+    assert Gift.get_by_id("tea-longjing").committed == before - 1
+    assert Share.get().claimed == 1, "the claim stays on record"
+    assert Gift.get_by_id("coffee").committed == 0, "no other gift's stock"
