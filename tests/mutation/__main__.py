@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="forget kept maps and results")
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--report", action="store_true", help="the kept outcomes, nothing run")
+    parser.add_argument(
+        "--again", action="store_true", help="run again the mutants kept as not killed"
+    )
     parser.add_argument("--min-rate", type=float, default=90.0)
     parser.add_argument("--tests", nargs="*", help="test files for the map (default: all)")
     parser.add_argument("--only", action="append", help="mutants whose id holds this text")
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     lines, seconds = build_map(args.tests, args.jobs)
     mapped = time.monotonic()
     print(f"map: {len(seconds)} passing tests in {mapped - started:.0f} s", flush=True)
-    outcomes = run_mutants(mutants, lines, seconds, args.jobs)
+    outcomes = run_mutants(mutants, lines, seconds, args.jobs, args.again)
     done = time.monotonic()
     print(f"mutants: {len(mutants)} in {done - mapped:.0f} s", flush=True)
     rate = report(args.modules, mutants, outcomes, equivalent_ids())
@@ -200,7 +203,9 @@ def _env(tree: Path) -> dict:
 # -- (2) the mutants -------------------------------------------------------------------------
 
 
-def run_mutants(mutants: list[Mutant], lines, seconds, jobs: int) -> dict[str, Outcome]:
+def run_mutants(
+    mutants: list[Mutant], lines, seconds, jobs: int, again: bool = False
+) -> dict[str, Outcome]:
     results_path = WORK / "results.json"
     kept = json.loads(results_path.read_text()) if results_path.exists() else {}
     trees: queue.Queue[Path] = queue.Queue()
@@ -228,7 +233,7 @@ def run_mutants(mutants: list[Mutant], lines, seconds, jobs: int) -> dict[str, O
             # meets the same tests.
             if outcome.status == "killed" and outcome.by in seconds:
                 return mutant, outcome, old
-            if old["met"] == met:
+            if old["met"] == met and not (again and outcome.status != "killed"):
                 return mutant, outcome, old
         if not tests:
             outcome = Outcome("uncovered", 0.0, 0)
