@@ -208,3 +208,20 @@ def test_safe_mode_opens_only_a_push_sealed_for_our_account():
     other = wire.make_crypt(TOKEN, AES_KEY, "wx0another0app0id0")
     query, sealed = wire.seal_push(xml, TOKEN, other, now, account="gh_account")
     assert refused(sealed, query, crypt) == (400, "cannot decrypt")  # another account's AppID
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ("<!DOCTYPE xml>" + PUSH.format("礼品"), "a DTD"),  # a DTD with no entity in it
+        ("<foo><Content>礼品</Content></foo>", "malformed XML"),  # not WeChat's root
+        ("<xml></xml>", "malformed XML"),  # nothing in it
+        ("<xml>礼品</xml>", "malformed XML"),
+        ("<xml><Content>礼品</Content>", "malformed XML"),  # cut short
+    ],
+    ids=["plain-doctype", "other-root", "empty", "text-only", "unclosed"],
+)
+def test_only_wechats_own_shape_of_xml_is_read(body, reason):
+    with pytest.raises(wire.WireError, match=reason) as refused:
+        wire.parse(body.encode())
+    assert refused.value.status == 400
