@@ -18,10 +18,12 @@ from helpers import (
     first_slot,
     monday_morning,
     say,
+    share_in_chat,
     xsrf,
 )
 from paying import refunds_made
 
+from bot.forms.base import Invalid
 from bot.gifting import draws, shares
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
 
@@ -168,6 +170,15 @@ def test_joins_after_the_draw_are_refused(bot):
     assert join_on_page(bot, "o_late", token).status_code == 409
     assert "开过奖" in say(bot, "o_late2", f"领取 {token}")
     assert DrawEntry.select().count() == 1
+
+
+def test_a_plain_gift_or_an_unknown_link_is_not_a_draw_to_join(bot):
+    plain = share_in_chat(bot)
+    for token in (plain, "x" * 22):
+        with pytest.raises(Invalid) as refused:
+            bot.run(bot.services.db.write(draws.join, token, "o_a", "web", bot.clock()))
+        assert refused.value.code == "share_unknown"
+    assert not DrawEntry.select().exists()
 
 
 def test_joins_past_the_draw_time_are_refused_even_before_the_sweep(bot):

@@ -133,6 +133,7 @@ def test_blank_phone_is_refused_as_empty(text):
         "+85291234567",  # Hong Kong mobile: not mainland
         "+1 650 253 0000",
         "138 0013 8000 转 12",
+        "+999 1234 5678",  # no such country code: the parser gives up
     ],
 )
 def test_phone_that_is_not_a_mainland_number_is_invalid(text):

@@ -15,7 +15,7 @@ from helpers import BOTH_DATABASES, browser, claim, monday_morning, share_in_cha
 
 from bot.codes import Code
 from bot.forms.draw import DRAW_MIN_MINUTES
-from bot.gifting import catalogue, draws, fulfilment, life, shares
+from bot.gifting import catalogue, draws, fulfilment, life, orders, shares
 from bot.money import payments
 from storage import db as storage
 from storage.db import write_transaction
@@ -161,3 +161,29 @@ def test_a_cancelled_orders_unit_goes_back_to_stock_and_its_claim_stays_on_recor
     assert Gift.get_by_id("tea-longjing").committed == before - 1
     assert Share.get().claimed == 1, "the claim stays on record"
     assert Gift.get_by_id("coffee").committed == 0, "no other gift's stock"
+    assert [o.order_no for o in orders.for_export("cancelled")] == [order.order_no]
+    assert orders.for_export("placed") == []
+    other = Share.get(Share.token == share_in_chat(bot, giver="o_other")).id
+    assert orders.news_for([order.share_id, other]) == ({}, {order.share_id: 1})
+    assert orders.news_for([other]) == ({}, {}), "another share's cancel is not this one's"
+
+
+@BOTH_DATABASES
+def test_an_order_number_drawn_twice_is_drawn_again_five_times_at_most(bot, monkeypatch):
+    monday_morning(bot)
+    token = share_in_chat(bot, quantity="3")
+    drawn = iter("22222" + "22222" + "33333" + "22222" * 5)
+
+    class Tails:  # the tails the random source gives, in turn
+        @staticmethod
+        def choice(alphabet: str) -> str:
+            return next(drawn)
+
+    monkeypatch.setattr(orders, "secrets", Tails)
+    assert claim(bot, browser(bot, "o_a"), token).status_code == 200
+    assert claim(bot, browser(bot, "o_b"), token).status_code == 200
+    numbers = [o.order_no[-5:] for o in Order.select().order_by(Order.id)]
+    assert numbers == ["22222", "33333"], "the clash drawn again"
+    assert claim(bot, browser(bot, "o_c"), token).status_code == 500  # five clashes: no order
+    assert Order.select().count() == 2 and Share.get().claimed == 2
+    assert next(drawn, None) is None, "five tries, then it gave up"

@@ -225,3 +225,15 @@ def test_only_wechats_own_shape_of_xml_is_read(body, reason):
     with pytest.raises(wire.WireError, match=reason) as refused:
         wire.parse(body.encode())
     assert refused.value.status == 400
+
+
+def test_repeated_elements_are_read_as_a_list_of_all_of_them():
+    body = "<xml><PicList><item>a</item><item>b</item><item>c</item></PicList></xml>"
+    assert wire.parse(body.encode())["PicList"]["item"] == ["a", "b", "c"]
+
+
+def test_utf16_without_a_mark_is_refused_for_its_nul_characters():
+    body = "<xml><Content>hi</Content></xml>".encode("utf-16-le")  # ASCII: decodes as UTF-8
+    with pytest.raises(wire.WireError, match="NUL characters") as refused:
+        wire.parse(body)
+    assert refused.value.status == 400
