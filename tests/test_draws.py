@@ -181,6 +181,26 @@ def test_a_plain_gift_or_an_unknown_link_is_not_a_draw_to_join(bot):
     assert not DrawEntry.select().exists()
 
 
+def test_joining_one_draw_is_not_joining_another(bot):
+    first = draw_in_chat(bot)
+    second = draw_in_chat(bot, giver="o_other")
+    assert join_on_page(bot, "o_a", first).status_code == 200
+    shares_by_token = {s.token: s for s in Share.select()}
+    now = bot.clock()
+    assert draws.seen_by(shares_by_token[first], "o_a", now).joined
+    view = draws.seen_by(shares_by_token[second], "o_a", now)
+    assert (view.joined, view.can_join, view.entrants) == (False, True, 0)
+
+
+def test_a_draw_is_drawn_at_its_very_time(bot):
+    draw_in_chat(bot)
+    share = Share.get()
+    services = bot.services
+    early = share.draw_at - dt.timedelta(microseconds=1)
+    assert bot.run(services.db.write(draws.draw_due, services.notices, early)) == 0
+    assert bot.run(services.db.write(draws.draw_due, services.notices, share.draw_at)) == 1
+
+
 def test_joins_past_the_draw_time_are_refused_even_before_the_sweep(bot):
     token = draw_in_chat(bot)
     bot.clock.offset += dt.timedelta(hours=25)
