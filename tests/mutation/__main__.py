@@ -58,7 +58,7 @@ SCOPE = (
 WORK = ROOT / ".mutate"
 DOC = ROOT / "docs" / "mutation.md"
 # Chromium's tests cover pages, not these modules' rules, and take minutes each.
-BUDGET = float(os.environ.get("MUTATE_BUDGET", "120"))  # seconds of tests per mutant, at most
+BUDGET = float(os.environ.get("MUTATE_BUDGET", "30"))  # seconds of tests per mutant, at most
 PYTEST = ["-q", "-p", "no:cacheprovider", "-m", "not browser", "-o", "addopts="]
 
 
