@@ -177,6 +177,34 @@ def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner
     assert sorted(u.openid for u in User.select()) == ["o_0", "o_1", "o_2"]
 
 
+@BOTH_DATABASES
+def test_close_waits_for_the_writes_in_flight(runner):
+    """Shutdown while a write is under way: close() returns only once it is committed."""
+    release = threading.Event()
+
+    def slow_write():
+        add_user("o_during")
+        release.wait(5)
+        return "done"
+
+    async def main():
+        writing = asyncio.ensure_future(runner.write(slow_write))
+        await asyncio.sleep(0.1)
+        closing = threading.Thread(target=runner.close, daemon=True)
+        closing.start()
+        closing.join(0.3)
+        waited = closing.is_alive()
+        release.set()
+        result = await asyncio.wait_for(writing, 5)
+        await asyncio.get_running_loop().run_in_executor(None, closing.join, 5)
+        return waited, result, closing.is_alive()
+
+    waited, result, still_closing = asyncio.run(main())
+    assert waited, "close() waited for the write"
+    assert result == "done" and not still_closing
+    assert [u.openid for u in User.select()] == ["o_during"]
+
+
 def test_writes_waiting_together_share_one_commit_of_at_most_64(sqlite_runner):
     """Group commit: the writes queued while the writer was busy are made durable by one
     COMMIT (one fsync), not one each; a longer queue by one COMMIT per 64."""
