@@ -230,6 +230,7 @@ def test_a_draw_nobody_joined_returns_every_unit(bot):
     assert Share.get().quantity == 0 and Gift.get_by_id("tea-longjing").committed == 0
     assert "0 人参与，抽中 0 位" in sent_to(bot, "o_giver")[0]
     assert shares.status(Share.get(), bot.clock()) == "expired", "over, with nothing claimed"
+    assert "抽奖，0 人参与，已开奖：中奖 0 位" in say(bot, "o_giver", "我送出的")
     assert [row["status"] for row in shares.listing(bot.clock(), "expired")] == ["expired"]
     assert refunds_made(bot) == ([("unwon", 2)] if PAID else [])
 
