@@ -189,3 +189,27 @@ def test_an_order_number_drawn_twice_is_drawn_again_five_times_at_most(bot, monk
     assert claim(bot, browser(bot, "o_c"), token).status_code == 500  # five clashes: no order
     assert Order.select().count() == 2 and Share.get().claimed == 2
     assert next(drawn) == "4", "five tries, then it gave up"
+
+
+@BOTH_DATABASES
+def test_a_giver_may_share_again_an_hour_after_the_oldest_of_their_last_ten(config):
+    now = utcnow()
+    first = now - dt.timedelta(minutes=50)
+    for minute in range(10):
+        shares.create(config, "o_giver", "coffee", 1, "", first + dt.timedelta(minutes=minute))
+    limited = shares.allowance(config, "o_giver", now)
+    assert (limited.shares_this_hour, limited.held, limited.units) == (10, 10, 10)
+    assert limited.next_share_at == first + dt.timedelta(hours=1)
+    assert limited.refusal().code == Code.SHARE_RATE
+    again = shares.allowance(config, "o_giver", first + dt.timedelta(hours=1, microseconds=1))
+    assert again.next_share_at is None and again.refusal() is None
+
+
+@BOTH_DATABASES
+def test_a_giver_with_one_unit_left_may_still_share_one(config):
+    User.create(openid="o_other")
+    shares.create(config, "o_other", "tea-longjing", 19, "", utcnow())
+    left = shares.allowance(config, "o_other", utcnow())
+    assert (left.held, left.units) == (19, 1)
+    assert left.refusal() is None and shares.LazyAllowance(config, "o_other", utcnow()).units == 1
+    assert left.refusal(2).code == Code.GIVER_LIMIT
