@@ -206,10 +206,14 @@ def test_a_giver_may_share_again_an_hour_after_the_oldest_of_their_last_ten(conf
 
 
 @BOTH_DATABASES
-def test_a_giver_with_one_unit_left_may_still_share_one(config):
+def test_a_giver_with_one_unit_left_may_still_share_one_and_then_none(config):
     User.create(openid="o_other")
     shares.create(config, "o_other", "tea-longjing", 19, "", utcnow())
     left = shares.allowance(config, "o_other", utcnow())
     assert (left.held, left.units) == (19, 1)
-    assert left.refusal() is None and shares.LazyAllowance(config, "o_other", utcnow()).units == 1
+    lazy = shares.LazyAllowance(config, "o_other", utcnow())
+    assert left.refusal() is None and lazy.refusal() is None and lazy.units == 1
     assert left.refusal(2).code == Code.GIVER_LIMIT
+    shares.create(config, "o_other", "tea-longjing", 1, "", utcnow())
+    full = shares.allowance(config, "o_other", utcnow())
+    assert (full.held, full.units) == (20, 0) and full.refusal().code == Code.GIVER_LIMIT
