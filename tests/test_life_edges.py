@@ -8,12 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+import threading
 
 import pytest
 from conftest import ROOT, make_config
 from helpers import BOTH_DATABASES, browser, claim, monday_morning, say, share_in_chat
 
 from bot.codes import Code
+from bot.forms.base import Invalid
 from bot.forms.draw import DRAW_MIN_MINUTES
 from bot.gifting import catalogue, draws, fulfilment, life, orders, shares
 from bot.money import payments
@@ -217,3 +219,58 @@ def test_a_giver_with_one_unit_left_may_still_share_one_and_then_none(config):
     shares.create(config, "o_other", "tea-longjing", 1, "", utcnow())
     full = shares.allowance(config, "o_other", utcnow())
     assert (full.held, full.units) == (20, 0) and full.refusal().code == Code.GIVER_LIMIT
+
+
+@BOTH_DATABASES
+def test_a_giver_withdraws_exactly_the_share_named_and_only_their_own(config):
+    older = shares.create(config, "o_giver", "coffee", 1, "", utcnow())
+    newer = shares.create(config, "o_giver", "coffee", 1, "", utcnow())
+    User.create(openid="o_other")
+    theirs = shares.create(config, "o_other", "coffee", 1, "", utcnow())
+    assert shares.revoke("o_giver", newer.id, utcnow()).id == newer.id
+    with pytest.raises(Invalid) as refused:
+        shares.revoke("o_giver", theirs.id, utcnow())
+    assert refused.value.code == Code.REVOKE_WHICH
+    revoked = {s.id for s in Share.select().where(Share.revoked_at.is_null(False))}
+    assert revoked == {newer.id}, "not the older one, not another giver's"
+    assert [row["id"] for row in shares.listing(utcnow(), giver="o_other")] == [theirs.id]
+    assert {row["id"] for row in shares.listing(utcnow())} == {older.id, newer.id, theirs.id}
+
+
+@BOTH_DATABASES
+def test_my_gifts_lists_the_ten_newest(config):
+    start = utcnow() - dt.timedelta(hours=3)
+    made = [
+        shares.create(config, "o_giver", "coffee", 1, "", start + dt.timedelta(minutes=15 * n))
+        for n in range(11)
+    ]
+    listed = [s.id for s in shares.of_giver("o_giver")]
+    assert listed == [s.id for s in reversed(made[1:])]
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_sweeps_racing_return_each_expired_shares_units_once(config):
+    """Four workers' sweeps at once over the same expired shares (PostgreSQL: each its own
+    connection and transaction; SQLite has one writer): each share's row is locked and looked
+    at again, so stock comes back once."""
+    ago = utcnow() - dt.timedelta(hours=config.shares.expire_hours + 1)
+    for n in range(6):
+        User.create(openid=f"o_g{n}")
+        shares.create(config, f"o_g{n}", "coffee", 2, "", ago)
+    before = Gift.get_by_id("coffee").committed
+    start = threading.Barrier(4)
+    released = []
+
+    def sweep():
+        storage.db.connect(reuse_if_open=True)
+        start.wait()
+        released.append(shares.release_expired(utcnow()))
+        storage.db.close()
+
+    workers = [threading.Thread(target=sweep) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert Gift.get_by_id("coffee").committed == before - 12
+    assert sum(released) == 6, "each share released by one sweep"

@@ -257,7 +257,7 @@ def revoked_refund(bot, pay, giver: str) -> Refund:
     """A paid share of `giver`'s withdrawn: its refund, sent to WeChat Pay (processing)."""
     token = share_to_pay(bot, giver=giver, quantity="2")
     pay_for(bot, pay, token, giver=giver)
-    say(bot, giver, "我送出的", "撤回 1")
+    assert "会原路退款给你" in say(bot, giver, "我送出的", "撤回 1")  # told of the money
     bot.drain()
     return Refund.get(Refund.share == Share.get(Share.token == token).id)
 
