@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import threading
+from zoneinfo import ZoneInfo
 
 import pytest
 from helpers import browser, claim, monday_morning, say, xsrf
@@ -343,3 +345,23 @@ def test_a_refund_is_quiet_once_its_last_news_is_as_old_as_the_wait(pay_bot):
     with write_transaction():
         assert payments.quiet_refunds(bot.clock(), heard - dt.timedelta(microseconds=1)) == []
         assert payments.quiet_refunds(bot.clock(), heard) == [refund.out_refund_no]
+
+
+def test_the_paid_notice_names_the_expiry_counted_from_the_payment(pay_bot):
+    bot, pay = pay_bot
+    token = share_to_pay(bot)
+    held_until = Share.get(Share.token == token).expires_at
+    pay_for(bot, pay, token)
+    bot.drain()
+    expires = Share.get(Share.token == token).expires_at
+    assert expires - held_until > dt.timedelta(hours=71)
+
+    def shown(when: dt.datetime) -> str:
+        local = when.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(bot.config.delivery.timezone))
+        return local.strftime("%Y年%-m月%-d日 %H:%M")
+
+    share_id = Share.get(Share.token == token).id  # its text, where WeChat takes no card
+    text = json.dumps(
+        Outbox.get(Outbox.key == f"notice:paid:{share_id}").payload, ensure_ascii=False
+    )
+    assert f"{shown(expires)} 前未领取的部分会自动退款" in text
