@@ -221,6 +221,8 @@ def run_mutants(
             test_digests[file] = _digest([ROOT / file]) if (ROOT / file).exists() else ""
         return test_digests[file]
 
+    equivalent = equivalent_ids()
+
     def one(mutant: Mutant) -> tuple[Mutant, Outcome, dict]:
         tests = _chosen(mutant, lines, seconds)
         text = mutant.apply(sources[mutant.module])
@@ -233,6 +235,8 @@ def run_mutants(
             # meets the same tests.
             if outcome.status == "killed" and outcome.by in seconds:
                 return mutant, outcome, old
+            if again and mutant.id in equivalent:
+                return mutant, outcome, old  # listed: nothing to look for
             if old["met"] == met and not (again and outcome.status != "killed"):
                 return mutant, outcome, old
         if not tests:
