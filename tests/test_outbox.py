@@ -134,3 +134,34 @@ def test_operators_see_rows_by_status_and_how_long_the_oldest_waits(database):
     assert asyncio.run(worker.run_once()) == 1
     assert outbox.state(now[0]) == ({"sent": 3}, 0.0)
     assert sent == [0, 1, 2], "oldest first"
+
+
+def test_the_worker_sends_as_rows_come_wakes_when_told_and_stops_when_asked(database):
+    sent = []
+
+    async def accepted(payload, ref):
+        sent.append(payload["n"])
+
+    worker = Worker({"sms": Channel(accepted, 10, 4)}, Runner(1))
+
+    async def main():
+        for n in range(1, 26):  # more than a batch: the next batch goes without waiting
+            enqueue("sms", f"sms:order:R{n}", {"n": n})
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop, idle_seconds=30))
+        for _ in range(100):
+            if len(sent) == 25:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # idle now, for up to 30 s
+        enqueue("sms", "sms:order:R26", {"n": 26})
+        worker.wake.set()  # a new row: no waiting out the idle time
+        for _ in range(100):
+            if len(sent) == 26:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(running, 5)
+
+    asyncio.run(main())
+    assert sent == list(range(1, 27))

@@ -262,6 +262,45 @@ def test_a_batch_whose_connection_broke_fails_and_the_next_opens_anew(sqlite_run
     assert [u.openid for u in User.select()] == ["o_after"]
 
 
+@BOTH_DATABASES
+def test_a_read_the_database_refused_raises_and_the_next_read_works(runner):
+    async def main():
+        with pytest.raises(peewee.DatabaseError):
+            await runner.run(storage.db.execute_sql, "SELECT * FROM no_such_table")
+        return await runner.run(lambda: User.select().count())
+
+    assert asyncio.run(main()) == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_connection_the_server_ended_is_replaced_on_the_next_read(db_url):
+    """PostgreSQL restarted, or an operator ended the session: the read that meets the dead
+    connection fails, the connection is closed, and the next read opens a new one."""
+    storage.connect(db_url)
+    storage.migrate()
+    runner = Runner.for_database(threads=1)
+    admin = peewee.PostgresqlDatabase(None)
+    from playhouse.db_url import parse as parse_url
+
+    admin.init(**parse_url(db_url))
+
+    async def main():
+        backend = await runner.run(
+            lambda: storage.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        )
+        admin.execute_sql("SELECT pg_terminate_backend(%s)", (backend,))
+        with pytest.raises((peewee.OperationalError, peewee.InterfaceError)):
+            await runner.run(lambda: User.select().count())
+        return await runner.run(lambda: User.select().count())
+
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        admin.close()
+        runner.close()
+        storage.db.close()
+
+
 def test_a_read_runs_beside_a_write_in_progress(sqlite_runner):
     """WAL: a reader on the loop never waits for the writer's open transaction."""
     runner, _ = sqlite_runner
