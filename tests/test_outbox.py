@@ -153,6 +153,7 @@ def test_the_worker_sends_as_rows_come_wakes_when_told_and_stops_when_asked(data
             if len(sent) == 25:
                 break
             await asyncio.sleep(0.05)
+        assert len(sent) == 25, "the second batch did not wait out the idle time"
         await asyncio.sleep(0.2)  # idle now, for up to 30 s
         enqueue("sms", "sms:order:R26", {"n": 26})
         worker.wake.set()  # a new row: no waiting out the idle time
