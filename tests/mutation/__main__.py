@@ -334,15 +334,21 @@ def _run_one(tree: Path, mutant: Mutant, text: bytes, tests: list[str], seconds)
 
 
 def against(mutants: list[Mutant], tests: list[str]) -> int:
-    """Each mutant against the named tests (to see a new test kill what it was written for)."""
-    tree = _copy_tree(WORK / "tree-against")
+    """Each mutant against the named tests (to see a new test kill what it was written for).
+    A kill is kept like a campaign's: it holds while its test passes on the original."""
+    tree = _copy_tree(WORK / f"tree-{os.getpid()}-against")
     survived = 0
     for mutant in mutants:
         text = mutant.apply((ROOT / mutant.module).read_bytes())
         outcome = _run_one(tree, mutant, text, tests, {})
         survived += outcome.status == "survived"
+        if outcome.status == "killed" and "::" in outcome.by:
+            mutated = hashlib.sha256(text).hexdigest()
+            _keep(WORK / "results.json", mutant.id,
+                  {"mutated": mutated, "met": "", "outcome": outcome.__dict__})  # fmt: skip
         print(f"{outcome.status:8} {outcome.seconds:5.1f}s {mutant.id}  {outcome.by}", flush=True)
     print(f"{len(mutants) - survived} of {len(mutants)} killed")
+    shutil.rmtree(tree, ignore_errors=True)
     return 0
 
 

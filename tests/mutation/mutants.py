@@ -71,6 +71,7 @@ class Mutant:
     end: int
     replacement: bytes
     snippet: str  # the first changed line, as written
+    runs_in: tuple[int, int] | None = None  # a default's: the lines of the function it serves
 
     @property
     def id(self) -> str:
@@ -78,7 +79,10 @@ class Mutant:
 
     @property
     def lines(self) -> range:
-        return range(self.first_line, self.last_line + 1)
+        """The lines whose tests meet this mutant: its own, or for a default argument (read
+        at import, before any test) the body of the function that uses it."""
+        first, last = self.runs_in or (self.first_line, self.last_line)
+        return range(first, last + 1)
 
     def apply(self, source: bytes) -> bytes:
         return source[: self.start] + self.replacement + source[self.end :]
@@ -102,13 +106,16 @@ class _Finder(ast.NodeVisitor):
         self.scope: list[str] = []
         self.mutants: list[Mutant] = []
         self.counts: dict[tuple[str, str], int] = {}
+        self.serving: tuple[int, int] | None = None  # visiting a function's defaults
         self.in_index = 0  # inside a subscript's index or slice: `[0]`, `[:1000]`
 
     # -- where we are ----------------------------------------------------------------
 
     def visit_FunctionDef(self, node):
+        self.serving = (node.body[0].lineno, node.end_lineno)
         for default in node.args.defaults + [d for d in node.args.kw_defaults if d]:
             self.visit(default)
+        self.serving = None
         self.scope.append(node.name)
         self._body(node.body)
         self.scope.pop()
