@@ -177,3 +177,50 @@ def test_a_lease_holds_to_its_end_and_is_free_the_moment_after(database):
     assert worker_at(now, vendor_down).claim() == []
     now[0] = row.lease_until + dt.timedelta(microseconds=1)
     assert [r.id for r in worker_at(now, vendor_down).claim()] == [row.id]
+
+
+class Refusing(Exception):
+    """The vendor refused the connection: the SMS never left."""
+
+    in_doubt = False
+
+
+def test_a_send_in_doubt_asks_the_records_on_the_retry_schedule_until_they_must_show_it(
+    database,
+):
+    enqueue("sms", "sms:order:D1", {"phone": "+8613800138000"})
+    start = utcnow()
+    now = [start]
+    answers = iter([Refusing("refused"), Refusing("refused"), TimeoutError("no answer")])
+    sends, asked = [], []
+
+    async def send(payload, ref):
+        sends.append(now[0])
+        if error := next(answers, None):
+            raise error
+
+    async def check(payload, ref, since, at):
+        asked.append(at)
+        return False  # the records do not show it
+
+    channel = Channel(send, retry_seconds=10, max_attempts=8, check=check,
+                      records_lag_seconds=600)  # fmt: skip
+    worker = Worker({"sms": channel}, Runner(1), clock=lambda: now[0])
+
+    def step(seconds: float) -> Outbox:
+        now[0] = start + dt.timedelta(seconds=seconds)
+        assert asyncio.run(worker.run_once()) == 1
+        return Outbox.get()
+
+    def due(row: Outbox) -> float:
+        return (row.next_attempt_at - start).total_seconds()
+
+    assert due(step(0)) == 10 and due(step(10)) == 30  # refused twice: 10 s, then 20 s
+    row = step(30)  # sent, no answer: in doubt from now
+    assert (due(row), row.in_doubt_since) == (70, now[0])
+    row = step(70)  # the records asked, not there yet: asked again after 40 s
+    assert (due(row), row.attempts, len(sends)) == (110, 3, 3)
+    assert "not in the records yet" in row.last_error
+    assert due(step(625)) == 630, "no later than when the records must show it"
+    row = step(630)  # they still do not: sent again
+    assert row.status == "sent" and len(sends) == 4 and len(asked) == 3
