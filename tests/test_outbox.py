@@ -224,3 +224,24 @@ def test_a_send_in_doubt_asks_the_records_on_the_retry_schedule_until_they_must_
     assert due(step(625)) == 630, "no later than when the records must show it"
     row = step(630)  # they still do not: sent again
     assert row.status == "sent" and len(sends) == 4 and len(asked) == 3
+
+
+def test_a_first_send_in_doubt_is_asked_about_again_after_the_first_delay(database):
+    enqueue("sms", "sms:order:D2", {"phone": "+8613800138000"})
+    start = utcnow()
+    now = [start]
+
+    async def send(payload, ref):
+        raise TimeoutError("no answer")
+
+    async def check(payload, ref, since, at):
+        return False
+
+    channel = Channel(send, retry_seconds=10, max_attempts=8, check=check,
+                      records_lag_seconds=600)  # fmt: skip
+    worker = Worker({"sms": channel}, Runner(1), clock=lambda: now[0])
+    for at, due in ((0, 10), (10, 20), (20, 30)):  # sent in doubt, then asked every 10 s
+        now[0] = start + dt.timedelta(seconds=at)
+        assert asyncio.run(worker.run_once()) == 1
+        row = Outbox.get()
+        assert ((row.next_attempt_at - start).total_seconds(), row.attempts) == (due, 1)
