@@ -337,9 +337,17 @@ def against(mutants: list[Mutant], tests: list[str]) -> int:
     """Each mutant against the named tests (to see a new test kill what it was written for).
     A kill is kept like a campaign's: it holds while its test passes on the original."""
     tree = _copy_tree(WORK / f"tree-{os.getpid()}-against")
+    path = WORK / "results.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
     survived = 0
     for mutant in mutants:
         text = mutant.apply((ROOT / mutant.module).read_bytes())
+        old = kept.get(mutant.id, {})
+        if old.get("mutated") == hashlib.sha256(text).hexdigest() and old["outcome"]["status"] in (
+            "killed", "timeout",
+        ):  # fmt: skip
+            print(f"kept     {mutant.id}  {old['outcome']['by']}", flush=True)
+            continue
         outcome = _run_one(tree, mutant, text, tests, {})
         survived += outcome.status == "survived"
         if outcome.status == "killed" and "::" in outcome.by:
