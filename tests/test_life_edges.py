@@ -274,3 +274,27 @@ def test_sweeps_racing_return_each_expired_shares_units_once(config):
         worker.join(30)
     assert Gift.get_by_id("coffee").committed == before - 12
     assert sum(released) == 6, "each share released by one sweep"
+
+
+@BOTH_DATABASES
+def test_operators_are_warned_of_units_a_giver_holds_unclaimed_not_of_those_claimed(config, caplog):
+    caplog.set_level("WARNING", logger="gift_bot.shares")
+    first = shares.create(config, "o_giver", "tea-longjing", 5, "", utcnow())  # 5 of 40 held
+    assert [r.held for r in caplog.records] == [5]
+    with write_transaction():
+        for _ in range(2):
+            life.take_unit(first, utcnow())
+    caplog.clear()
+    shares.create(config, "o_giver", "tea-longjing", 1, "", utcnow())  # 3 + 1 held: a tenth
+    assert caplog.records == []
+
+
+def test_my_orders_lists_the_ten_newest(bot):
+    monday_morning(bot)
+    friend = browser(bot, "o_friend")
+    for n in range(11):
+        token = share_in_chat(bot, giver=f"o_giver_{n}")
+        assert claim(bot, friend, token).status_code == 200
+        bot.clock.offset += dt.timedelta(minutes=1)
+    made = [o.id for o in Order.select().order_by(Order.created_at.desc())]
+    assert [o.id for o in orders.of_recipient("o_friend")] == made[:10]
