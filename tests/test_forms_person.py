@@ -159,6 +159,8 @@ def test_stored_phone_parses_to_itself_so_check_is_stable():
 
 def test_phone_is_masked_for_logs():
     assert mask_phone("+8613800138000") == "138****8000"
+    assert mask_phone("+8612345678") == "123****5678"  # eight digits: the shortest shown
+    assert mask_phone("+861234567") == "*******"  # seven: all hidden
 
 
 def test_phone_is_grouped_three_four_four_for_display():

@@ -245,3 +245,15 @@ def test_a_first_send_in_doubt_is_asked_about_again_after_the_first_delay(databa
         assert asyncio.run(worker.run_once()) == 1
         row = Outbox.get()
         assert ((row.next_attempt_at - start).total_seconds(), row.attempts) == (due, 1)
+
+
+def test_a_lease_is_renewed_for_its_full_length_right_before_the_send(database):
+    enqueue("sms", "sms:order:L2", {"n": 2})
+    now = [utcnow()]
+    worker = worker_at(now, vendor_down)
+    (row,) = worker.claim()
+    now[0] += dt.timedelta(seconds=50)  # a slow batch: ten seconds of the lease left
+    assert worker.renew(row)
+    assert Outbox.get().lease_until == now[0] + dt.timedelta(seconds=60)
+    now[0] += dt.timedelta(seconds=30)
+    assert worker_at(now, vendor_down).claim() == [], "still this worker's"

@@ -183,7 +183,8 @@ def test_a_push_needs_a_sender_a_kind_and_a_time():
     for sender in ("", " ", "o" * 65):  # nothing, blank (read as ""), too long
         with pytest.raises(wire.WireError, match="missing"):
             wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": sender})))
-    assert wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": "o" * 64})))
+    for sender in ("o", "o" * 64):  # one character, and 64
+        assert wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": sender})))
 
 
 def test_safe_mode_opens_only_a_push_sealed_for_our_account():
@@ -237,3 +238,24 @@ def test_utf16_without_a_mark_is_refused_for_its_nul_characters():
     with pytest.raises(wire.WireError, match="NUL characters") as refused:
         wire.parse(body)
     assert refused.value.status == 400
+
+
+def test_a_reply_is_read_as_wechat_reads_it_at_the_edges_of_its_rules():
+    msg = push("text", Content="hi", MsgId=1)
+    now = 1_790_000_000
+    for skew, late in ((300, False), (301, True)):
+        xml = wire.reply_xml(Text("hi"), msg, now - skew)
+        found = wire.open_reply(xml, msg, None, now).problems
+        assert any("CreateTime" in p for p in found) == late, skew
+    empty = wire.reply_xml(Text("hi"), msg, now).replace("<![CDATA[hi]]>", "")
+    assert "a text reply with no Content" in wire.open_reply(empty, msg, None, now).problems
+    event = push("event", Event="CLICK", EventKey="GIFTS")
+    card = Card(title="t", description="d", picurl="https://x/p.png", url="https://x/c")
+    one = wire.reply_xml(card, event, now)
+    item = one[one.index("<item>") : one.index("</item>") + len("</item>")]
+    for count, dropped in ((8, False), (9, True)):
+        many = one.replace(item, item * count).replace(
+            "<ArticleCount>1</ArticleCount>", f"<ArticleCount>{count}</ArticleCount>"
+        )
+        found = wire.open_reply(many, event, None, now).problems
+        assert any("WeChat takes 1 to 8" in p for p in found) == dropped, count
