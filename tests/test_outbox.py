@@ -257,3 +257,44 @@ def test_a_lease_is_renewed_for_its_full_length_right_before_the_send(database):
     assert Outbox.get().lease_until == now[0] + dt.timedelta(seconds=60)
     now[0] += dt.timedelta(seconds=30)
     assert worker_at(now, vendor_down).claim() == [], "still this worker's"
+
+
+def idle_for(worker: Worker, seconds: float, idle: float) -> int:
+    """Let the worker run with nothing to send; how many tasks are left on the loop."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop, idle_seconds=idle))
+        await asyncio.sleep(seconds)
+        left = len(asyncio.all_tasks())
+        stop.set()
+        await asyncio.wait_for(running, 5)
+        return left
+
+    return asyncio.run(main())
+
+
+def test_an_idle_worker_waits_between_passes_and_leaves_no_tasks_behind(database):
+    passes = []
+
+    def clock():
+        passes.append(1)  # read once a pass, when it claims
+        return utcnow()
+
+    worker = Worker({"sms": Channel(vendor_down, 10, 4)}, Runner(1), clock=clock)
+    worker.wake.set()  # one wake-up, then idle again
+    left = idle_for(worker, 0.5, idle=0.1)
+    assert len(passes) <= 10, f"{len(passes)} passes in half a second: it never idled"
+    assert left <= 4, (
+        f"{left} tasks on the loop: the idle waits are not cancelled"
+    )  # main, run, 2 waits
+
+
+def test_a_failing_pass_is_logged_and_waits_before_the_next(database, caplog):
+    caplog.set_level("ERROR", logger="gift_bot.outbox")
+    runner = Runner(1)
+    runner.close()  # its threads are gone: every pass fails
+    worker = Worker({"sms": Channel(vendor_down, 10, 4)}, runner)
+    idle_for(worker, 0.5, idle=0.1)
+    failed = [r for r in caplog.records if r.getMessage() == "outbox pass failed"]
+    assert 1 <= len(failed) <= 10

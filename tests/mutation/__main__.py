@@ -350,7 +350,7 @@ def against(mutants: list[Mutant], tests: list[str]) -> int:
             continue
         outcome = _run_one(tree, mutant, text, tests, {})
         survived += outcome.status == "survived"
-        if outcome.status == "killed" and "::" in outcome.by:
+        if outcome.status == "timeout" or (outcome.status == "killed" and "::" in outcome.by):
             mutated = hashlib.sha256(text).hexdigest()
             _keep(WORK / "results.json", mutant.id,
                   {"mutated": mutated, "met": "", "outcome": outcome.__dict__})  # fmt: skip
