@@ -70,8 +70,9 @@ bench: $(STAMP)
 
 # Mutation testing of the money, stock and exactly-once modules (tests/mutation/, docs/mutation.md):
 # not part of `make test`. Niced, one job by default (the machine is shared); results are kept in
-# .mutate/ and reused while the mutant and its tests stay the same. A first run takes hours on 2
-# cores; `make mutate MUTATE_ARGS="bot/money/payments.py --jobs 2"` runs one module.
+# .mutate/ and reused while the mutant and its tests stay the same. A first run takes about two
+# hours on 2 cores; `make mutate MUTATE_ARGS="bot/money/payments.py --jobs 2"` runs one module,
+# MUTATE_ARGS=--report prints the kept outcomes, MUTATE_BUDGET=60 gives each mutant more tests.
 MUTATE_ARGS ?=
 
 mutate: $(STAMP)
