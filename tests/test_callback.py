@@ -154,6 +154,15 @@ def test_event_retry_is_deduplicated_by_sender_and_create_time(bot):
     assert InboundMessage.select().count() == 1
 
 
+def test_a_second_tap_on_a_menu_button_a_second_later_is_answered_too(bot):
+    """Events carry no MsgId: their CreateTime tells a new tap from WeChat's retry."""
+    first = bot.wx.event_xml("o_alice", "CLICK", "MY_GIFTS", created=1_790_000_000)
+    again = bot.wx.event_xml("o_alice", "CLICK", "MY_GIFTS", created=1_790_000_001)
+    assert "还没有送出" in seen(bot.wx.push(first))["Content"]
+    assert "还没有送出" in seen(bot.wx.push(again))["Content"]
+    assert InboundMessage.select().count() == 2
+
+
 def test_safe_mode_round_trip_is_encrypted_and_signed(safe_bot):
     reply = safe_bot.wx.text("o_alice", "礼品")  # the simulator checks MsgSignature and AppID
     assert "明前龙井礼盒" in reply["Content"]

@@ -490,6 +490,18 @@ def test_confirm_places_exactly_one_order_with_its_sms_and_the_givers_notice(bot
         assert private not in text
 
 
+@BOTH_DATABASES
+def test_the_givers_notice_counts_the_units_claimed_so_far(bot):
+    monday_morning(bot)
+    token = share_in_chat(bot, quantity="3")
+    for n, friend in enumerate(("o_friend", "o_other"), 1):
+        assert claim(bot, browser(bot, friend), token).status_code == 200
+        bot.drain()
+        notices = [m["text"]["content"] for m in bot.fake_wechat.messages
+                   if m["touser"] == "o_giver"]  # fmt: skip
+        assert len(notices) == n and f"（{n}/3 份已领）" in notices[-1]
+
+
 def test_a_wechat_retry_of_confirm_gets_the_same_reply_and_makes_one_order(bot):
     monday_morning(bot)
     token = share_in_chat(bot)

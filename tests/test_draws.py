@@ -18,11 +18,13 @@ from helpers import (
     first_slot,
     monday_morning,
     say,
+    share_in_chat,
     xsrf,
 )
 from paying import refunds_made
 
-from bot.gifting import draws
+from bot.forms.base import Invalid
+from bot.gifting import draws, shares
 from bot.render import money
 from storage.models import DrawEntry, Gift, Order, Outbox, Share
 
@@ -56,11 +58,18 @@ def join_on_page(bot, openid: str, token: str):
 
 
 def draw_now(bot) -> None:
-    """Move past the draw time and run the background sweep (twice: the second finds nothing)."""
+    """Move past the draw time and draw what is due, as the background sweep does; a second
+    look, and the sweep after it, find nothing left to draw and queue nothing more."""
     share = Share.get()
     bot.clock.offset += share.draw_at - bot.clock() + dt.timedelta(minutes=1)
-    bot.run(bot.services.sweep_once())
-    bot.run(bot.services.sweep_once())
+    services = bot.services
+    drawn = bot.run(services.db.write(draws.draw_due, services.notices, bot.clock()))
+    assert drawn == (0 if share.revoked_at else 1)
+    assert (Share.get_by_id(share.id).drawn_at is not None) == (share.revoked_at is None)
+    queued = Outbox.select().count()
+    assert bot.run(services.db.write(draws.draw_due, services.notices, bot.clock())) == 0
+    bot.run(services.sweep_once())
+    assert Outbox.select().count() == queued
     bot.drain()
 
 
@@ -168,6 +177,35 @@ def test_joins_after_the_draw_are_refused(bot):
     assert DrawEntry.select().count() == 1
 
 
+def test_a_plain_gift_or_an_unknown_link_is_not_a_draw_to_join(bot):
+    plain = share_in_chat(bot)
+    for token in (plain, "x" * 22):
+        with pytest.raises(Invalid) as refused:
+            bot.run(bot.services.db.write(draws.join, token, "o_a", "web", bot.clock()))
+        assert refused.value.code == "share_unknown"
+    assert not DrawEntry.select().exists()
+
+
+def test_joining_one_draw_is_not_joining_another(bot):
+    first = draw_in_chat(bot)
+    second = draw_in_chat(bot, giver="o_other")
+    assert join_on_page(bot, "o_a", first).status_code == 200
+    shares_by_token = {s.token: s for s in Share.select()}
+    now = bot.clock()
+    assert draws.seen_by(shares_by_token[first], "o_a", now).joined
+    view = draws.seen_by(shares_by_token[second], "o_a", now)
+    assert (view.joined, view.can_join, view.entrants) == (False, True, 0)
+
+
+def test_a_draw_is_drawn_at_its_very_time(bot):
+    draw_in_chat(bot)
+    share = Share.get()
+    services = bot.services
+    early = share.draw_at - dt.timedelta(microseconds=1)
+    assert bot.run(services.db.write(draws.draw_due, services.notices, early)) == 0
+    assert bot.run(services.db.write(draws.draw_due, services.notices, share.draw_at)) == 1
+
+
 def test_joins_past_the_draw_time_are_refused_even_before_the_sweep(bot):
     token = draw_in_chat(bot)
     bot.clock.offset += dt.timedelta(hours=25)
@@ -202,6 +240,9 @@ def test_a_draw_nobody_joined_returns_every_unit(bot):
     draw_now(bot)
     assert Share.get().quantity == 0 and Gift.get_by_id("tea-longjing").committed == 0
     assert "0 人参与，抽中 0 位" in sent_to(bot, "o_giver")[0]
+    assert shares.status(Share.get(), bot.clock()) == "expired", "over, with nothing claimed"
+    assert "抽奖，0 人参与，已开奖：中奖 0 位" in say(bot, "o_giver", "我送出的")
+    assert [row["status"] for row in shares.listing(bot.clock(), "expired")] == ["expired"]
     assert refunds_made(bot) == ([("unwon", 2)] if PAID else [])
 
 
@@ -210,6 +251,10 @@ def test_a_withdrawn_draw_is_never_drawn(bot):
     say(bot, "o_a", f"领取 {token}")
     say(bot, "o_giver", "我送出的")
     assert "已撤回" in say(bot, "o_giver", "撤回 1")
+    page = join_on_page(bot, "o_b", token)
+    assert page.status_code == 409 and "撤回" in page.text
+    assert "撤回" in say(bot, "o_c", f"领取 {token}")
+    assert [e.openid for e in DrawEntry.select()] == ["o_a"], "nobody joins a withdrawn draw"
     draw_now(bot)
     assert Share.get().drawn_at is None and Gift.get_by_id("tea-longjing").committed == 0
     assert refunds_made(bot) == ([("revoked", 2)] if PAID else [])

@@ -133,6 +133,7 @@ def test_blank_phone_is_refused_as_empty(text):
         "+85291234567",  # Hong Kong mobile: not mainland
         "+1 650 253 0000",
         "138 0013 8000 转 12",
+        "+999 1234 5678",  # no such country code: the parser gives up
     ],
 )
 def test_phone_that_is_not_a_mainland_number_is_invalid(text):
@@ -158,6 +159,8 @@ def test_stored_phone_parses_to_itself_so_check_is_stable():
 
 def test_phone_is_masked_for_logs():
     assert mask_phone("+8613800138000") == "138****8000"
+    assert mask_phone("+8612345678") == "123****5678"  # eight digits: the shortest shown
+    assert mask_phone("+861234567") == "*******"  # seven: all hidden
 
 
 def test_phone_is_grouped_three_four_four_for_display():

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import peewee
 import pytest
 import requests
-from helpers import share_in_chat
+from helpers import BOTH_DATABASES, share_in_chat
 
 from storage import db as storage
 from storage.models import User, utcnow
@@ -28,6 +28,18 @@ def sqlite_runner(tmp_path):
     storage.migrate()
     runner = Runner.for_database(threads=2)
     yield runner, path
+    runner.close()
+    storage.db.close()
+
+
+@pytest.fixture
+def runner(db_url):
+    """The runner that suits the database: SQLite's group-committing writer, or PostgreSQL's
+    pool of transactions."""
+    storage.connect(db_url)
+    storage.migrate()
+    runner = Runner.for_database(threads=2)
+    yield runner
     runner.close()
     storage.db.close()
 
@@ -77,8 +89,8 @@ def test_jobs_sharing_one_commit_are_undone_one_by_one(sqlite_runner):
     assert seen_after_commit == [True, True], "after the COMMIT, and never for the failed job"
 
 
-def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(sqlite_runner):
-    runner, _ = sqlite_runner
+@BOTH_DATABASES
+def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(runner):
     tries = []
 
     def job():
@@ -89,6 +101,204 @@ def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(sqlite_r
 
     assert asyncio.run(runner.write(job)) == 3
     assert [u.openid for u in User.select()] == ["o_try2"], "the lost tries left nothing"
+
+
+@BOTH_DATABASES
+def test_a_job_that_always_meets_a_change_fails_alone_and_its_batch_commits(runner):
+    release = threading.Event()
+    tries = []
+
+    def always_changed():
+        tries.append(add_user(f"o_try{len(tries)}"))
+        raise Retry("the share changed again")
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        await asyncio.sleep(0.05)
+        jobs = [runner.write(add_user, "o_a"), runner.write(always_changed),
+                runner.write(add_user, "o_b")]  # fmt: skip
+        gathered = asyncio.gather(*jobs, return_exceptions=True)
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        return await asyncio.wait_for(gathered, 10)
+
+    a, lost, b = asyncio.run(main())
+    assert (a, b) == ("o_a", "o_b") and isinstance(lost, Retry)
+    assert len(tries) == 3, "three tries in all, then it gives up"
+    assert sorted(u.openid for u in User.select()) == ["o_a", "o_b"]
+
+
+@BOTH_DATABASES
+def test_a_write_whose_waiter_gave_up_leaves_the_others_settled(runner):
+    """A request cancelled while its write waits in a batch (a client gone): every other job
+    of that batch gets its answer."""
+    release = threading.Event()
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        await asyncio.sleep(0.05)
+        first = asyncio.ensure_future(runner.write(add_user, "o_first"))
+        given_up = asyncio.ensure_future(runner.write(add_user, "o_gone"))
+        last = asyncio.ensure_future(runner.write(add_user, "o_last"))
+        await asyncio.sleep(0.05)
+        given_up.cancel()
+        release.set()
+        await held
+        return await asyncio.wait_for(asyncio.gather(first, last), 5)
+
+    assert asyncio.run(main()) == ["o_first", "o_last"]
+    users = {u.openid for u in User.select()}  # a write cancelled before it started (a pool's)
+    assert {"o_first", "o_last"} <= users <= {"o_first", "o_gone", "o_last"}  # may not happen
+
+
+def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner):
+    """Shutdown while writes are queued behind a busy writer: they are done, then close()
+    returns (the stop mark met inside a batch is kept for the loop)."""
+    runner, _ = sqlite_runner
+    release = threading.Event()
+
+    async def main():
+        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(runner.write(add_user, f"o_{n}")) for n in range(3)]
+        await asyncio.sleep(0.05)
+        closing = threading.Thread(target=runner.close, daemon=True)
+        closing.start()
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        done = await asyncio.wait_for(asyncio.gather(*queued), 5)
+        await asyncio.get_running_loop().run_in_executor(None, closing.join, 5)
+        return done, closing.is_alive()
+
+    done, still_closing = asyncio.run(main())
+    assert done == ["o_0", "o_1", "o_2"] and not still_closing, "close() returned"
+    assert sorted(u.openid for u in User.select()) == ["o_0", "o_1", "o_2"]
+
+
+@BOTH_DATABASES
+def test_close_waits_for_the_writes_in_flight(runner):
+    """Shutdown while a write is under way: close() returns only once it is committed."""
+    release = threading.Event()
+
+    def slow_write():
+        add_user("o_during")
+        release.wait(5)
+        return "done"
+
+    async def main():
+        writing = asyncio.ensure_future(runner.write(slow_write))
+        await asyncio.sleep(0.1)
+        closing = threading.Thread(target=runner.close, daemon=True)
+        closing.start()
+        closing.join(0.3)
+        waited = closing.is_alive()
+        release.set()
+        result = await asyncio.wait_for(writing, 5)
+        await asyncio.get_running_loop().run_in_executor(None, closing.join, 5)
+        return waited, result, closing.is_alive()
+
+    waited, result, still_closing = asyncio.run(main())
+    assert waited, "close() waited for the write"
+    assert result == "done" and not still_closing
+    assert [u.openid for u in User.select()] == ["o_during"]
+
+
+def test_writes_waiting_together_share_one_commit_of_at_most_64(sqlite_runner):
+    """Group commit: the writes queued while the writer was busy are made durable by one
+    COMMIT (one fsync), not one each; a longer queue by one COMMIT per 64."""
+    runner, _ = sqlite_runner
+    release = threading.Event()
+    statements: list[str] = []
+
+    def watch_and_hold():  # on the writer's own connection: every statement it runs from now
+        storage.db.connection().set_trace_callback(statements.append)
+        release.wait(5)
+
+    async def main(count: int):
+        release.clear()
+        held = asyncio.ensure_future(runner.write(watch_and_hold))
+        await asyncio.sleep(0.05)
+        gathered = asyncio.gather(*[runner.write(add_user, f"o_{count}_{n}") for n in range(count)])
+        await asyncio.sleep(0.05)
+        release.set()
+        await held
+        return await asyncio.wait_for(gathered, 5)
+
+    def batches() -> list[int]:
+        """The INSERTs each COMMIT made durable, in order."""
+        sizes, inserts = [], 0
+        for statement in statements:
+            inserts += statement.lstrip().upper().startswith("INSERT")
+            if statement.strip().upper().startswith("COMMIT"):
+                sizes.append(inserts)
+                inserts = 0
+        return sizes
+
+    assert len(asyncio.run(main(5))) == 5
+    assert batches() == [0, 5], statements  # the held job's COMMIT, then the five's
+    statements.clear()
+    assert len(asyncio.run(main(70))) == 70
+    assert batches() == [0, 64, 6]
+
+
+def test_a_batch_whose_connection_broke_fails_and_the_next_opens_anew(sqlite_runner):
+    """A database error that breaks the writer's connection fails the job it broke under;
+    the writer closes the connection, and the writes after it work on a new one."""
+    runner, _ = sqlite_runner
+
+    def break_the_connection():
+        add_user("o_lost")
+        storage.db.connection().close()  # what a lost disk or a corrupt file does
+
+    async def main():
+        broken = await asyncio.gather(runner.write(break_the_connection), return_exceptions=True)
+        after = await asyncio.wait_for(runner.write(add_user, "o_after"), 5)
+        return broken[0], after
+
+    broken, after = asyncio.run(main())
+    assert isinstance(broken, peewee.ProgrammingError) and after == "o_after"
+    assert [u.openid for u in User.select()] == ["o_after"]
+
+
+@BOTH_DATABASES
+def test_a_read_the_database_refused_raises_and_the_next_read_works(runner):
+    async def main():
+        with pytest.raises(peewee.DatabaseError):
+            await runner.run(storage.db.execute_sql, "SELECT * FROM no_such_table")
+        return await runner.run(lambda: User.select().count())
+
+    assert asyncio.run(main()) == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+def test_a_connection_the_server_ended_is_replaced_on_the_next_read(db_url):
+    """PostgreSQL restarted, or an operator ended the session: the read that meets the dead
+    connection fails, the connection is closed, and the next read opens a new one."""
+    storage.connect(db_url)
+    storage.migrate()
+    runner = Runner.for_database(threads=1)
+    admin = peewee.PostgresqlDatabase(None)
+    from playhouse.db_url import parse as parse_url
+
+    admin.init(**parse_url(db_url))
+
+    async def main():
+        backend = await runner.run(
+            lambda: storage.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+        )
+        admin.execute_sql("SELECT pg_terminate_backend(%s)", (backend,))
+        with pytest.raises((peewee.OperationalError, peewee.InterfaceError)):
+            await runner.run(lambda: User.select().count())
+        return await runner.run(lambda: User.select().count())
+
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        admin.close()
+        runner.close()
+        storage.db.close()
 
 
 def test_a_read_runs_beside_a_write_in_progress(sqlite_runner):

@@ -88,6 +88,26 @@ def test_concurrent_shares_never_take_stock_below_zero(config):
     assert gift.committed == 4 and gift.available == 1
 
 
+def test_a_share_past_the_stock_names_the_gift_and_what_is_left_and_a_retired_one_says_so(
+    config,
+):
+    User.create(openid="o_giver")
+    Gift.update(stock=Gift.committed + 3).where(Gift.id == "scarf").execute()
+    with pytest.raises(Invalid) as refused:
+        shares.create(config, "o_giver", "scarf", 4, "", utcnow())
+    assert refused.value.code == "out_of_stock"
+    assert refused.value.params == {"gift": "羊绒围巾", "left": 3}
+    assert shares.create(config, "o_giver", "scarf", 3, "", utcnow()).quantity == 3, "exactly all"
+    Gift.update(active=False).where(Gift.id == "coffee").execute()
+    with pytest.raises(Invalid) as refused:
+        shares.create(config, "o_giver", "coffee", 1, "", utcnow())
+    assert refused.value.code == "gift_retired"
+    with pytest.raises(Invalid) as refused:
+        shares.create(config, "o_giver", "no-such-gift", 1, "", utcnow())
+    assert refused.value.code == "gift_retired"
+    assert Share.select().count() == 1
+
+
 def test_expired_shares_give_their_unclaimed_units_back_once(config):
     User.create(openid="o_giver")
     now = utcnow()

@@ -1,0 +1,300 @@
+"""The outbox's retry policy, run on SQLite and on PostgreSQL: a failed send waits the channel's
+delay, doubled with each attempt, and the last attempt (or a permanent failure) ends the row
+`dead` with its reason; a vendor's final word ends it `skipped`; `outbox retry` puts it back in
+line; operators see rows by status and how long the oldest has waited."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from conftest import make_config
+
+from bot.gifting import catalogue
+from bot.outgoing import outbox
+from bot.outgoing.outbox import Channel, Worker, enqueue
+from storage import db as storage
+from storage.models import Outbox, utcnow
+from storage.runner import Runner
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture
+def database(db_url):
+    config = make_config(db_url, "http://127.0.0.1:8080")
+    storage.connect(db_url)
+    storage.migrate()
+    catalogue.sync(config.gifts)
+    yield
+    storage.db.close()
+
+
+class VendorDown(Exception):
+    """What an SMS or WeChat client raises for an answer worth trying again later."""
+
+
+class Refused(Exception):
+    retryable = False
+
+
+class NotDeliverable(Exception):
+    retryable = False
+    skipped = True  # final, and not a fault: WeChat's 48-hour window closed
+
+
+def worker_at(now: list[dt.datetime], send, retry_seconds=10, max_attempts=4) -> Worker:
+    channel = Channel(send, retry_seconds=retry_seconds, max_attempts=max_attempts)
+    return Worker({"sms": channel}, Runner(1), lease_seconds=60, clock=lambda: now[0])
+
+
+async def vendor_down(payload, ref):
+    raise VendorDown("503 from the vendor")
+
+
+def test_failures_wait_twice_as_long_each_time_and_the_last_attempt_is_dead(database):
+    enqueue("sms", "sms:order:G1", {"phone": "+8613800138000"})
+    now = [utcnow()]
+    worker = worker_at(now, vendor_down, retry_seconds=10, max_attempts=4)
+    waits = []
+    for attempt in range(1, 5):
+        assert asyncio.run(worker.run_once()) == 1
+        row = Outbox.get()
+        assert row.attempts == attempt and "VendorDown: 503 from the vendor" in row.last_error
+        if attempt < 4:
+            assert row.status == "pending"
+            waits.append((row.next_attempt_at - now[0]).total_seconds())
+            now[0] = row.next_attempt_at - dt.timedelta(seconds=1)
+            assert asyncio.run(worker.run_once()) == 0, "not before its time"
+            now[0] += dt.timedelta(seconds=1)
+    assert waits == [10, 20, 40]
+    assert Outbox.get().status == "dead"
+    now[0] += dt.timedelta(days=1)
+    assert asyncio.run(worker.run_once()) == 0, "a dead row is never sent again"
+
+
+def test_a_permanent_failure_is_dead_at_once_and_outbox_retry_puts_it_back(database):
+    enqueue("sms", "sms:order:G2", {"phone": "+8613800138000"})
+    now = [utcnow()]
+    sent = []
+
+    async def refused(payload, ref):
+        raise Refused("isv.MOBILE_NUMBER_ILLEGAL")
+
+    async def accepted(payload, ref):
+        sent.append(ref)
+
+    assert asyncio.run(worker_at(now, refused).run_once()) == 1
+    row = Outbox.get()
+    assert (row.status, row.attempts) == ("dead", 1)
+    assert [r["status"] for r in outbox.listing("dead")] == ["dead"]
+
+    assert outbox.retry(row.id)[0] == "dead"  # what it was
+    row = Outbox.get()
+    assert (row.status, row.attempts, row.lease_until) == ("pending", 0, None)
+    now[0] = row.next_attempt_at
+    assert asyncio.run(worker_at(now, accepted).run_once()) == 1
+    assert sent == [f"outbox-{row.id}"] and Outbox.get().status == "sent"
+    assert outbox.retry(row.id)[0] == "sent", "a sent row stays sent"
+    assert Outbox.get().status == "sent"
+
+
+def test_a_final_word_from_the_vendor_ends_the_row_skipped_and_an_unknown_kind_dead(database):
+    enqueue("sms", "sms:order:G3", {"phone": "+8613800138000"})
+    enqueue("fax", "fax:order:G3", {"number": "010-1234"})
+    now = [utcnow()]
+
+    async def window_closed(payload, ref):
+        raise NotDeliverable("45015: the user has not written for 48 hours")
+
+    assert asyncio.run(worker_at(now, window_closed).run_once()) == 2
+    sms, fax = Outbox.select().order_by(Outbox.id)
+    assert (sms.status, sms.attempts) == ("skipped", 1) and "45015" in sms.last_error
+    assert fax.status == "dead" and "no sender for outbox kind 'fax'" in fax.last_error
+
+
+def test_operators_see_rows_by_status_and_how_long_the_oldest_waits(database):
+    created = utcnow()
+    for n in range(3):
+        enqueue("sms", f"sms:order:W{n}", {"n": n})
+    now = [created + dt.timedelta(minutes=5)]
+    counts, oldest = outbox.state(now[0])
+    assert counts == {"pending": 3} and 299 <= oldest <= 301
+    sent = []
+
+    async def accepted(payload, ref):
+        sent.append(payload["n"])
+
+    worker = worker_at(now, accepted)
+    worker.batch = 2
+    assert asyncio.run(worker.run_once()) == 2
+    counts, oldest = outbox.state(now[0])
+    assert counts == {"pending": 1, "sent": 2} and 299 <= oldest <= 301
+    assert asyncio.run(worker.run_once()) == 1
+    assert outbox.state(now[0]) == ({"sent": 3}, 0.0)
+    assert sent == [0, 1, 2], "oldest first"
+
+
+def test_the_worker_sends_as_rows_come_wakes_when_told_and_stops_when_asked(database):
+    sent = []
+
+    async def accepted(payload, ref):
+        sent.append(payload["n"])
+
+    worker = Worker({"sms": Channel(accepted, 10, 4)}, Runner(1))
+
+    async def main():
+        for n in range(1, 26):  # more than a batch: the next batch goes without waiting
+            enqueue("sms", f"sms:order:R{n}", {"n": n})
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop, idle_seconds=30))
+        for _ in range(100):
+            if len(sent) == 25:
+                break
+            await asyncio.sleep(0.05)
+        assert len(sent) == 25, "the second batch did not wait out the idle time"
+        await asyncio.sleep(0.2)  # idle now, for up to 30 s
+        enqueue("sms", "sms:order:R26", {"n": 26})
+        worker.wake.set()  # a new row: no waiting out the idle time
+        for _ in range(100):
+            if len(sent) == 26:
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(running, 5)
+
+    asyncio.run(main())
+    assert sent == list(range(1, 27))
+
+
+def test_a_lease_holds_to_its_end_and_is_free_the_moment_after(database):
+    enqueue("sms", "sms:order:L1", {"n": 1})
+    now = [utcnow()]
+    first = worker_at(now, vendor_down)
+    (row,) = first.claim()  # taken, then the worker dies
+    now[0] = row.lease_until
+    assert worker_at(now, vendor_down).claim() == []
+    now[0] = row.lease_until + dt.timedelta(microseconds=1)
+    assert [r.id for r in worker_at(now, vendor_down).claim()] == [row.id]
+
+
+class Refusing(Exception):
+    """The vendor refused the connection: the SMS never left."""
+
+    in_doubt = False
+
+
+def test_a_send_in_doubt_asks_the_records_on_the_retry_schedule_until_they_must_show_it(
+    database,
+):
+    enqueue("sms", "sms:order:D1", {"phone": "+8613800138000"})
+    start = utcnow()
+    now = [start]
+    answers = iter([Refusing("refused"), Refusing("refused"), TimeoutError("no answer")])
+    sends, asked = [], []
+
+    async def send(payload, ref):
+        sends.append(now[0])
+        if error := next(answers, None):
+            raise error
+
+    async def check(payload, ref, since, at):
+        asked.append(at)
+        return False  # the records do not show it
+
+    channel = Channel(send, retry_seconds=10, max_attempts=8, check=check,
+                      records_lag_seconds=600)  # fmt: skip
+    worker = Worker({"sms": channel}, Runner(1), clock=lambda: now[0])
+
+    def step(seconds: float) -> Outbox:
+        now[0] = start + dt.timedelta(seconds=seconds)
+        assert asyncio.run(worker.run_once()) == 1
+        return Outbox.get()
+
+    def due(row: Outbox) -> float:
+        return (row.next_attempt_at - start).total_seconds()
+
+    assert due(step(0)) == 10 and due(step(10)) == 30  # refused twice: 10 s, then 20 s
+    row = step(30)  # sent, no answer: in doubt from now
+    assert (due(row), row.in_doubt_since) == (70, now[0])
+    row = step(70)  # the records asked, not there yet: asked again after 40 s
+    assert (due(row), row.attempts, len(sends)) == (110, 3, 3)
+    assert "not in the records yet" in row.last_error
+    assert due(step(625)) == 630, "no later than when the records must show it"
+    row = step(630)  # they still do not: sent again
+    assert row.status == "sent" and len(sends) == 4 and len(asked) == 3
+
+
+def test_a_first_send_in_doubt_is_asked_about_again_after_the_first_delay(database):
+    enqueue("sms", "sms:order:D2", {"phone": "+8613800138000"})
+    start = utcnow()
+    now = [start]
+
+    async def send(payload, ref):
+        raise TimeoutError("no answer")
+
+    async def check(payload, ref, since, at):
+        return False
+
+    channel = Channel(send, retry_seconds=10, max_attempts=8, check=check,
+                      records_lag_seconds=600)  # fmt: skip
+    worker = Worker({"sms": channel}, Runner(1), clock=lambda: now[0])
+    for at, due in ((0, 10), (10, 20), (20, 30)):  # sent in doubt, then asked every 10 s
+        now[0] = start + dt.timedelta(seconds=at)
+        assert asyncio.run(worker.run_once()) == 1
+        row = Outbox.get()
+        assert ((row.next_attempt_at - start).total_seconds(), row.attempts) == (due, 1)
+
+
+def test_a_lease_is_renewed_for_its_full_length_right_before_the_send(database):
+    enqueue("sms", "sms:order:L2", {"n": 2})
+    now = [utcnow()]
+    worker = worker_at(now, vendor_down)
+    (row,) = worker.claim()
+    now[0] += dt.timedelta(seconds=50)  # a slow batch: ten seconds of the lease left
+    assert worker.renew(row)
+    assert Outbox.get().lease_until == now[0] + dt.timedelta(seconds=60)
+    now[0] += dt.timedelta(seconds=30)
+    assert worker_at(now, vendor_down).claim() == [], "still this worker's"
+
+
+def idle_for(worker: Worker, seconds: float, idle: float) -> int:
+    """Let the worker run with nothing to send; how many tasks are left on the loop."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop, idle_seconds=idle))
+        await asyncio.sleep(seconds)
+        left = len(asyncio.all_tasks())
+        stop.set()
+        await asyncio.wait_for(running, 5)
+        return left
+
+    return asyncio.run(main())
+
+
+def test_an_idle_worker_waits_between_passes_and_leaves_no_tasks_behind(database):
+    passes = []
+
+    def clock():
+        passes.append(1)  # read once a pass, when it claims
+        return utcnow()
+
+    worker = Worker({"sms": Channel(vendor_down, 10, 4)}, Runner(1), clock=clock)
+    worker.wake.set()  # one wake-up, then idle again
+    left = idle_for(worker, 0.5, idle=0.1)
+    assert len(passes) <= 10, f"{len(passes)} passes in half a second: it never idled"
+    assert left <= 4, (
+        f"{left} tasks on the loop: the idle waits are not cancelled"
+    )  # main, run, 2 waits
+
+
+def test_a_failing_pass_is_logged_and_waits_before_the_next(database, caplog):
+    caplog.set_level("ERROR", logger="gift_bot.outbox")
+    runner = Runner(1)
+    runner.close()  # its threads are gone: every pass fails
+    worker = Worker({"sms": Channel(vendor_down, 10, 4)}, runner)
+    idle_for(worker, 0.5, idle=0.1)
+    failed = [r for r in caplog.records if r.getMessage() == "outbox pass failed"]
+    assert 1 <= len(failed) <= 10
