@@ -8,10 +8,7 @@ The callback::
     msg = incoming(fields)                      # bot.chat.chat.Incoming: sender, account, kind, text …
     answer = write_reply(reply, msg, crypt)     # XML To the sender From the account, or "success"
 
-The sandbox, as WeChat::
-
-    query, body = seal_push(push_xml(fields), token, crypt, now)
-    fields, problems = open_reply(answer, msg, crypt, now)    # problems: why WeChat would drop it
+The sandbox plays WeChat with this module's rules (handlers/wire_peer.py).
 
 Protocol facts (../shared/WECHAT.md §1–3): the signature is sha1 of the sorted token, timestamp
 and nonce; in safe mode `msg_signature` adds the `Encrypt` text, and the AppID at the end of
@@ -26,8 +23,6 @@ import codecs
 import hashlib
 import hmac
 import re
-import secrets
-from dataclasses import dataclass
 from xml.etree import ElementTree
 
 from defusedxml import DefusedXmlException
@@ -134,24 +129,24 @@ def incoming(fields: dict) -> Incoming:
     if not valid or created is None:
         raise WireError(400, "missing FromUserName, MsgType or CreateTime")
     kind = kind.lower()
-    text = _text(fields.get("Content"))
-    spoken = kind == "voice" and _text(fields.get("Recognition")).strip()
+    text = text_of(fields.get("Content"))
+    spoken = kind == "voice" and text_of(fields.get("Recognition")).strip()
     if spoken:
         kind, text = "text", spoken.rstrip(SPOKEN_TAIL) or spoken
     return Incoming(
         openid=openid,
-        account=_text(fields.get("ToUserName")),
+        account=text_of(fields.get("ToUserName")),
         kind=kind,
         create_time=created,
-        msg_id=_text(fields.get("MsgId"))[:64],
+        msg_id=text_of(fields.get("MsgId"))[:64],
         text=text,
-        event=_text(fields.get("Event")).lower() if kind == "event" else "",
-        event_key=_text(fields.get("EventKey")),
-        label=_text(fields.get("Label")),
+        event=text_of(fields.get("Event")).lower() if kind == "event" else "",
+        event_key=text_of(fields.get("EventKey")),
+        label=text_of(fields.get("Label")),
         spoken=bool(spoken),
-        media_id=_text(fields.get("MediaId"))[:128] if kind in ("image", "voice", "text") else "",
-        media_format=_text(fields.get("Format"))[:16].lower(),
-        scan_result=_text(_child(fields, "ScanCodeInfo").get("ScanResult")),
+        media_id=text_of(fields.get("MediaId"))[:128] if kind in ("image", "voice", "text") else "",
+        media_format=text_of(fields.get("Format"))[:16].lower(),
+        scan_result=text_of(child_of(fields, "ScanCodeInfo").get("ScanResult")),
     )
 
 
@@ -195,92 +190,7 @@ def cdata(text: str) -> str:
     return text.replace("]]>", "]]]]><![CDATA[>")
 
 
-# -- playing WeChat (the sandbox) ------------------------------------------------------
-
-
-def push_xml(fields: dict[str, str | int]) -> str:
-    """A push as WeChat writes it: strings in CDATA (never escaped twice), numbers bare."""
-    parts = []
-    for name, value in fields.items():
-        inner = str(value) if isinstance(value, int) else f"<![CDATA[{cdata(value)}]]>"
-        parts.append(f"<{name}>{inner}</{name}>")
-    return "<xml>" + "".join(parts) + "</xml>"
-
-
-def seal_push(
-    xml: str, token: str, crypt: MessageCrypt | None, now: float, account: str = ""
-) -> tuple[dict[str, str], str]:
-    """The query string and body WeChat would POST for this push."""
-    query = {"timestamp": str(int(now)), "nonce": secrets.token_hex(5)}
-    query["signature"] = signature(token, query["timestamp"], query["nonce"])
-    if crypt is None:
-        return query, xml
-    encrypt = crypt.prp_crypto.encrypt(xml, crypt.app_id).decode()
-    query["encrypt_type"] = "aes"
-    query["msg_signature"] = signature(token, query["timestamp"], query["nonce"], encrypt)
-    return query, push_xml({"ToUserName": account, "Encrypt": encrypt})
-
-
-@dataclass(frozen=True)
-class Opened:
-    """A reply as WeChat reads it; `problems` say why WeChat would drop it (empty: delivered)."""
-
-    fields: dict | None  # None for `success` or an empty body
-    problems: tuple[str, ...] = ()
-
-
-def open_reply(answer: str, msg: Incoming, crypt: MessageCrypt | None, now: float) -> Opened:
-    """Read our answer to `msg` the way WeChat does, and say what it would refuse."""
-    if answer in (ACK, ""):
-        return Opened(None)
-    try:
-        fields = parse(answer)
-    except WireError:
-        return Opened(None, ("the answer is not XML",))
-    if crypt is not None:
-        encrypt = _text(fields.get("Encrypt"))
-        stamp, nonce = _text(fields.get("TimeStamp")), _text(fields.get("Nonce"))
-        if not encrypt:
-            return Opened(fields, ("a plaintext reply to an encrypted push",))
-        if not same(
-            signature(crypt.token, stamp, nonce, encrypt), _text(fields.get("MsgSignature"))
-        ):
-            return Opened(None, ("MsgSignature does not hold",))
-        try:
-            fields = parse(crypt.prp_crypto.decrypt(encrypt, crypt.app_id))
-        except Exception:
-            return Opened(None, ("cannot decrypt with our key and AppID",))
-    return Opened(fields, tuple(reply_problems(fields, msg, now)))
-
-
-def reply_problems(fields: dict, msg: Incoming, now: float) -> list[str]:
-    """Every rule of WeChat's that this reply breaks (WECHAT.md §3)."""
-    problems = []
-    if fields.get("ToUserName") != msg.openid:
-        problems.append(
-            f"ToUserName is {fields.get('ToUserName')!r}, not the sender {msg.openid!r}"
-        )
-    if fields.get("FromUserName") != msg.account:
-        problems.append(f"FromUserName is {fields.get('FromUserName')!r}, not the account")
-    created = seconds(fields.get("CreateTime"))
-    if created is None or abs(now - created) > MAX_CLOCK_SKEW:
-        problems.append(
-            f"CreateTime {fields.get('CreateTime')!r} is not the current time in seconds"
-        )
-    kind = fields.get("MsgType")
-    if kind not in REPLY_TYPES:
-        problems.append(f"MsgType {kind!r} is not one WeChat accepts")
-    if kind == "text" and not _text(fields.get("Content")):
-        problems.append("a text reply with no Content")
-    if kind == "news":
-        items = _child(fields, "Articles").get("item")
-        count = len(items) if isinstance(items, list) else int(items is not None)
-        most = 1 if msg.kind in USER_MESSAGES else 8
-        if _text(fields.get("ArticleCount")) != str(count):
-            problems.append(f"ArticleCount {fields.get('ArticleCount')!r} but {count} articles")
-        if not 1 <= count <= most:
-            problems.append(f"{count} articles; WeChat takes 1 to {most} here")
-    return problems
+# -- reading XML ------------------------------------------------------------------------
 
 
 def parse(raw: bytes | str) -> dict:
@@ -340,11 +250,11 @@ def _element(element: ElementTree.Element, depth: int):
     return out
 
 
-def _text(value) -> str:
+def text_of(value) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _child(fields: dict, name: str) -> dict:
+def child_of(fields: dict, name: str) -> dict:
     """A nested element as a dict ({} when absent or not an element)."""
     value = fields.get(name)
     return value if isinstance(value, dict) else {}

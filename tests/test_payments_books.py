@@ -25,7 +25,7 @@ from paying import (
 )
 
 from bot.codes import Code
-from bot.money import payments
+from bot.money import payments, refunds
 from storage import db as storage
 from storage import hot
 from storage.db import write_transaction
@@ -156,7 +156,7 @@ def test_a_paid_share_fully_claimed_refunds_nothing_at_its_expiry(pay_bot):
     bot.drain()
     assert Share.get(Share.token == token).released
     assert not Refund.select().exists() and not pay.standin.refunds
-    assert not Outbox.select().where(Outbox.kind == payments.REFUND).exists()
+    assert not Outbox.select().where(Outbox.kind == refunds.REFUND).exists()
     balance_holds()
 
 

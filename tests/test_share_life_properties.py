@@ -301,15 +301,15 @@ class ShareLife(RuleBasedStateMachine):
         common = {"sandbox": False, "user": None, "xsrf_form_html": lambda: ""}
         seen = facts.of(share, now)
         for visitor in ("o_friend_1", "tel:+8613700137000"):
-            view = claims._view(share.token, visitor, now)
+            view = claims.view_of(share.token, visitor, now)
             if view.refusal == "own_share":
                 continue
             html = page("pages/claim.html", **vars(view), gift=view.gift, **common)
             assert "有效期" not in html or seen.claimable  # a date only while it holds
-        outside = claims._view(share.token, None, now)
+        outside = claims.view_of(share.token, None, now)
         page("pages/outside.html", **vars(outside), gift=outside.gift, closed=outside.closed,
              mobile=True, error=None, typed="", **common)  # fmt: skip
-        status = giver_status(claims._view(share.token, None, now).share, now)
+        status = giver_status(claims.view_of(share.token, None, now).share, now)
         status.draw = draws.seen_by(share, None, now) if draws.is_draw(share) else None
         html = page("pages/share_status.html", **vars(status), gift=status.share.gift, **common)
         if not seen.paid:

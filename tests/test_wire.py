@@ -10,17 +10,17 @@ from conftest import AES_KEY
 
 from bot.chat.chat import Incoming
 from bot.replies import Card, Text
-from handlers import wire
+from handlers import wire, wire_peer
 
 
 def push(kind: str = "text", **extra) -> Incoming:
     fields = {"ToUserName": "gh_account", "FromUserName": "o_user", "CreateTime": int(time.time())}
     fields |= {"MsgType": kind, **extra}
-    return wire.incoming(wire.parse(wire.push_xml(fields)))
+    return wire.incoming(wire.parse(wire_peer.push_xml(fields)))
 
 
 def problems(xml: str, msg=None) -> tuple[str, ...]:
-    return wire.open_reply(
+    return wire_peer.open_reply(
         xml, msg or push("text", Content="hi", MsgId=1), None, time.time()
     ).problems
 
@@ -67,11 +67,11 @@ def test_in_safe_mode_a_plaintext_reply_and_a_forged_signature_are_named():
     crypt = wire.make_crypt("token123", AES_KEY, "wx123")
     msg = push("text", Content="hi", MsgId=1)
     plain = wire.reply_xml(Text("hi"), msg)
-    assert wire.open_reply(plain, msg, crypt, time.time()).problems
+    assert wire_peer.open_reply(plain, msg, crypt, time.time()).problems
     sealed = wire.write_reply(Text("hi"), msg, crypt)
-    assert wire.open_reply(sealed, msg, crypt, time.time()).problems == ()
+    assert wire_peer.open_reply(sealed, msg, crypt, time.time()).problems == ()
     forged = sealed.replace("<MsgSignature><![CDATA[", "<MsgSignature><![CDATA[0")
-    assert "MsgSignature" in wire.open_reply(forged, msg, crypt, time.time()).problems[0]
+    assert "MsgSignature" in wire_peer.open_reply(forged, msg, crypt, time.time()).problems[0]
 
 
 def test_a_voice_message_with_recognition_is_the_text_said_without_added_punctuation():
@@ -174,25 +174,25 @@ def test_a_push_nested_eight_deep_is_read_and_nine_deep_refused():
 def test_a_push_needs_a_sender_a_kind_and_a_time():
     base = {"ToUserName": "gh_account", "FromUserName": "o_user", "CreateTime": 1790000000,
             "MsgType": "text", "Content": "hi"}  # fmt: skip
-    assert wire.incoming(wire.parse(wire.push_xml(base))).create_time == 1790000000
+    assert wire.incoming(wire.parse(wire_peer.push_xml(base))).create_time == 1790000000
     for missing in ("FromUserName", "MsgType", "CreateTime"):
         fields = {k: v for k, v in base.items() if k != missing}
         with pytest.raises(wire.WireError, match="missing") as refused:
-            wire.incoming(wire.parse(wire.push_xml(fields)))
+            wire.incoming(wire.parse(wire_peer.push_xml(fields)))
         assert refused.value.status == 400
     for sender in ("", " ", "o" * 65):  # nothing, blank (read as ""), too long
         with pytest.raises(wire.WireError, match="missing"):
-            wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": sender})))
+            wire.incoming(wire.parse(wire_peer.push_xml(base | {"FromUserName": sender})))
     for sender in ("o", "o" * 64):  # one character, and 64
-        assert wire.incoming(wire.parse(wire.push_xml(base | {"FromUserName": sender})))
+        assert wire.incoming(wire.parse(wire_peer.push_xml(base | {"FromUserName": sender})))
 
 
 def test_safe_mode_opens_only_a_push_sealed_for_our_account():
     crypt = wire.make_crypt(TOKEN, AES_KEY, "wx0our0app0id00000")
     now = 1_790_000_000
-    xml = wire.push_xml({"ToUserName": "gh_account", "FromUserName": "o_user",
+    xml = wire_peer.push_xml({"ToUserName": "gh_account", "FromUserName": "o_user",
                          "CreateTime": now, "MsgType": "text", "Content": "礼品"})  # fmt: skip
-    query, body = wire.seal_push(xml, TOKEN, crypt, now, account="gh_account")
+    query, body = wire_peer.seal_push(xml, TOKEN, crypt, now, account="gh_account")
     assert wire.open_push(body.encode(), query, crypt)["Content"] == "礼品"
 
     def refused(body, query, crypt) -> tuple[int, str]:
@@ -203,11 +203,11 @@ def test_safe_mode_opens_only_a_push_sealed_for_our_account():
     plain = {k: v for k, v in query.items() if k not in ("encrypt_type", "msg_signature")}
     assert refused(xml, plain, crypt) == (400, "plaintext message in safe mode")
     assert refused(body, query, None) == (400, "safe mode message, but no encoding_aes_key set")
-    no_encrypt = wire.push_xml({"ToUserName": "gh_account", "Other": "x"})
+    no_encrypt = wire_peer.push_xml({"ToUserName": "gh_account", "Other": "x"})
     assert refused(no_encrypt, query, crypt) == (400, "no Encrypt element")
     assert refused(body, query | {"msg_signature": "0" * 40}, crypt) == (403, "bad msg_signature")
     other = wire.make_crypt(TOKEN, AES_KEY, "wx0another0app0id0")
-    query, sealed = wire.seal_push(xml, TOKEN, other, now, account="gh_account")
+    query, sealed = wire_peer.seal_push(xml, TOKEN, other, now, account="gh_account")
     assert refused(sealed, query, crypt) == (400, "cannot decrypt")  # another account's AppID
 
 
@@ -245,10 +245,10 @@ def test_a_reply_is_read_as_wechat_reads_it_at_the_edges_of_its_rules():
     now = 1_790_000_000
     for skew, late in ((300, False), (301, True)):
         xml = wire.reply_xml(Text("hi"), msg, now - skew)
-        found = wire.open_reply(xml, msg, None, now).problems
+        found = wire_peer.open_reply(xml, msg, None, now).problems
         assert any("CreateTime" in p for p in found) == late, skew
     empty = wire.reply_xml(Text("hi"), msg, now).replace("<![CDATA[hi]]>", "")
-    assert "a text reply with no Content" in wire.open_reply(empty, msg, None, now).problems
+    assert "a text reply with no Content" in wire_peer.open_reply(empty, msg, None, now).problems
     event = push("event", Event="CLICK", EventKey="GIFTS")
     card = Card(title="t", description="d", picurl="https://x/p.png", url="https://x/c")
     one = wire.reply_xml(card, event, now)
@@ -257,5 +257,5 @@ def test_a_reply_is_read_as_wechat_reads_it_at_the_edges_of_its_rules():
         many = one.replace(item, item * count).replace(
             "<ArticleCount>1</ArticleCount>", f"<ArticleCount>{count}</ArticleCount>"
         )
-        found = wire.open_reply(many, event, None, now).problems
+        found = wire_peer.open_reply(many, event, None, now).problems
         assert any("WeChat takes 1 to 8" in p for p in found) == dropped, count

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -77,3 +78,14 @@ def _convert(hint, value, key):
 
 def _join(where, key):
     return f"{where}.{key}" if where else key
+
+
+def positive(key, value):
+    if value <= 0:
+        raise ConfigError(key, f"must be greater than 0, not {value}")
+
+
+def check_url(key, value, schemes=("http", "https")):
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ConfigError(key, f"must be an absolute {'/'.join(schemes)} URL, not {value!r}")

@@ -13,7 +13,7 @@ import re
 import zoneinfo
 from urllib.parse import urlsplit
 
-from bot.config.build import ConfigError
+from bot.config.build import ConfigError, check_url, positive
 from bot.config.payments import check_payments
 from bot.config.schema import (
     Config,
@@ -23,13 +23,12 @@ from bot.config.schema import (
     Menu,
     MenuButton,
     Server,
-    Sms,
     WeChat,
     is_loopback_host,
 )
+from bot.config.sms import check_sms
 from bot.config.startup import check_images
 from bot.config.themes import check_themes
-from bot.sms_kinds import SMS_TEMPLATES
 from bot.words import MENU_KEYS
 
 SLOT_RE = re.compile(r"^\d{2}:\d{2}-\d{2}:\d{2}$")  # what delivery slot keys are made of
@@ -54,14 +53,14 @@ def check(c: Config) -> None:
         _check_secrets(c)
     _check_database(c.database)
     _check_wechat(c.wechat)
-    _check_sms(c.sms)
-    _positive("shares.expire_hours", c.shares.expire_hours)
-    _positive("shares.max_quantity", c.shares.max_quantity)
-    _positive("shares.blessing_max_length", c.shares.blessing_max_length)
-    _positive("shares.max_open_units_per_giver", c.shares.max_open_units_per_giver)
-    _positive("shares.max_shares_per_hour", c.shares.max_shares_per_hour)
-    _positive("shares.thanks_max_length", c.shares.thanks_max_length)
-    _positive("shares.draw_hours", c.shares.draw_hours)
+    check_sms(c.sms)
+    positive("shares.expire_hours", c.shares.expire_hours)
+    positive("shares.max_quantity", c.shares.max_quantity)
+    positive("shares.blessing_max_length", c.shares.blessing_max_length)
+    positive("shares.max_open_units_per_giver", c.shares.max_open_units_per_giver)
+    positive("shares.max_shares_per_hour", c.shares.max_shares_per_hour)
+    positive("shares.thanks_max_length", c.shares.thanks_max_length)
+    positive("shares.draw_hours", c.shares.draw_hours)
     if c.shares.swap not in SWAP_MODES:
         raise ConfigError(
             "shares.swap", f"must be one of {', '.join(SWAP_MODES)}, not {c.shares.swap!r}"
@@ -71,7 +70,7 @@ def check(c: Config) -> None:
     if c.shares.remind_hours < 0:
         raise ConfigError("shares.remind_hours", "must not be negative (0 turns reminders off)")
     _check_delivery(c.delivery)
-    _positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
+    positive("conversation.timeout_minutes", c.conversation.timeout_minutes)
     _check_gifts(c.gifts)
     check_themes(c.themes)
     check_images(c.gifts)
@@ -79,19 +78,8 @@ def check(c: Config) -> None:
     check_payments(c)
 
 
-def _positive(key, value):
-    if value <= 0:
-        raise ConfigError(key, f"must be greater than 0, not {value}")
-
-
-def _check_url(key, value, schemes=("http", "https")):
-    parts = urlsplit(value)
-    if parts.scheme not in schemes or not parts.netloc:
-        raise ConfigError(key, f"must be an absolute {'/'.join(schemes)} URL, not {value!r}")
-
-
 def _check_server(s: Server):
-    _check_url("server.public_url", s.public_url)
+    check_url("server.public_url", s.public_url)
     parts = urlsplit(s.public_url)
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError("server.public_url", "must be scheme and host only, without a path")
@@ -173,51 +161,16 @@ def _check_wechat(w: WeChat):
         raise ConfigError(
             "wechat.encoding_aes_key", "must be 43 characters (or empty for plaintext mode)"
         )
-    _check_url("wechat.api_base", w.api_base)
-    _check_url("wechat.oauth_base", w.oauth_base)
-    _check_url("wechat.mp_base", w.mp_base)
-    _positive("wechat.timeout_seconds", w.timeout_seconds)
-    _positive("wechat.retry_seconds", w.retry_seconds)
-    _positive("wechat.max_attempts", w.max_attempts)
-
-
-SMS_BACKENDS = ("console", "webhook", "aliyun", "tencent")
-_SMS_REQUIRED = {
-    "aliyun": ("access_key_id", "access_key_secret", "sign_name", "template_code"),
-    "tencent": ("secret_id", "secret_key", "sdk_app_id", "sign_name", "template_id"),
-}
-
-
-def _check_sms(s: Sms):
-    if s.backend not in SMS_BACKENDS:
-        raise ConfigError("sms.backend", f"must be one of {', '.join(SMS_BACKENDS)}")
-    if s.backend == "webhook":
-        _check_url("sms.webhook_url", s.webhook_url)
-    for key in _SMS_REQUIRED.get(s.backend, ()):
-        if not getattr(getattr(s, s.backend), key):
-            raise ConfigError(f"sms.{s.backend}.{key}", f"is required with backend {s.backend}")
-    tencent_ids = {"sms.tencent.template_id": s.tencent.template_id}
-    tencent_ids |= {f"sms.tencent.templates.{n}": t for n, t in s.tencent.templates.items()}
-    for key, template_id in tencent_ids.items():
-        if template_id and not template_id.isdigit():  # Tencent numbers its templates
-            raise ConfigError(key, f"must be digits, not {template_id!r}")
-    for vendor in ("aliyun", "tencent"):
-        if getattr(s, vendor).protocol not in ("http", "https"):
-            raise ConfigError(f"sms.{vendor}.protocol", "must be http or https")
-        for name in getattr(s, vendor).templates:
-            if name not in SMS_TEMPLATES or name == "order_placed":
-                known = ", ".join(n for n in SMS_TEMPLATES if n != "order_placed")
-                raise ConfigError(f"sms.{vendor}.templates.{name}", f"must be one of {known}")
-    _positive("sms.retry_seconds", s.retry_seconds)
-    _positive("sms.max_attempts", s.max_attempts)
-    _positive("sms.codes_per_share_hour", s.codes_per_share_hour)
-    _positive("sms.codes_per_hour", s.codes_per_hour)
-    _positive("sms.timeout_seconds", s.timeout_seconds)
-    _positive("sms.records_lag_seconds", s.records_lag_seconds)
+    check_url("wechat.api_base", w.api_base)
+    check_url("wechat.oauth_base", w.oauth_base)
+    check_url("wechat.mp_base", w.mp_base)
+    positive("wechat.timeout_seconds", w.timeout_seconds)
+    positive("wechat.retry_seconds", w.retry_seconds)
+    positive("wechat.max_attempts", w.max_attempts)
 
 
 def _check_delivery(d: Delivery):
-    _positive("delivery.days_ahead", d.days_ahead)
+    positive("delivery.days_ahead", d.days_ahead)
     if d.lead_hours < 0:
         raise ConfigError("delivery.lead_hours", "must not be negative")
     if not d.slots:
@@ -303,7 +256,7 @@ def _check_button(where, b: MenuButton, top: bool):
         if not b.key or len(b.key.encode()) > 128:
             raise ConfigError(f"{where}.key", "a click button needs a key of 1-128 bytes")
     elif b.type == "view":
-        _check_url(f"{where}.url", b.url)
+        check_url(f"{where}.url", b.url)
         if len(b.url.encode()) > 1024:
             raise ConfigError(f"{where}.url", "must be at most 1024 bytes")
     else:

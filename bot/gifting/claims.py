@@ -12,9 +12,7 @@ Usage::
     result = await claims.submit(services, token, openid, texts)    # texts["swap"]: that gift
     isinstance(result, Placed)                             # else a FormView with errors, or a
                                                            # ClaimView saying why not (409)
-    done = await claims.done(services, token, openid)      # the visitor's order, or a ClaimView
     view.promise                                           # news to come, as it will reach them
-    await claims.thank(services, token, openid, "谢谢！")   # Placed, or the DoneView saying why not
 
 Database work runs on the services' runner; the claim QR's URL is asked of WeChat once per
 share and kept (none in the sandbox, which has no Official Account behind it, and none
@@ -46,7 +44,6 @@ from bot.gifting import (
     shares,
     surprise,
     swap,
-    thanks,
 )
 from bot.gifting.facts import Facts
 from bot.gifting.status import StatusView, giver_status
@@ -129,21 +126,6 @@ class SwapView:
         return surprise.as_seen(self.share)
 
 
-@dataclass
-class DoneView:
-    share: Share
-    order: Order
-    rows: list[tuple[Field, str]]
-    thanks_text: str = ""  # a note that was refused, kept for the box
-    thanks_error: Invalid | None = None
-    promise: Offer | None = None  # its shipping news, in WeChat (bot/gifting/promises.py)
-    texts_shipping: bool = False  # the order's mobile gets an SMS when it ships
-
-    @property
-    def gift(self):
-        return self.order.gift  # the gift ordered: a surprise revealed, a swap's new gift
-
-
 @dataclass(frozen=True)
 class Placed:
     token: str
@@ -154,7 +136,7 @@ async def page(
 ) -> ClaimView | StatusView | None:
     """The gift page; `in_wechat`: opened in WeChat's browser (a subscription can be offered)."""
     now, config = services.now(), services.config
-    view = await services.db.run(_view, token, openid, now)
+    view = await services.db.run(view_of, token, openid, now)
     if view and view.refusal == Code.OWN_SHARE:
         status = await services.db.run(giver_status, view.share, now)
         status.draw = view.draw
@@ -196,7 +178,7 @@ async def form(
     services: Services, token: str, openid: str | None, swap_to: str = ""
 ) -> FormView | ClaimView | None:
     """The empty order form (for the gift `swap_to` instead), or the page that says why not."""
-    view = await services.db.run(_view, token, openid, services.now())
+    view = await services.db.run(view_of, token, openid, services.now())
     if view is None or view.login or view.refusal:
         return view
     try:
@@ -212,7 +194,7 @@ async def form(
 
 async def swaps(services: Services, token: str, openid: str | None) -> SwapView | ClaimView | None:
     """The gifts to take instead, or the page that says why this visitor cannot claim."""
-    view = await services.db.run(_view, token, openid, services.now())
+    view = await services.db.run(view_of, token, openid, services.now())
     if view is None or view.login or view.refusal:
         return view
     if not swap.allowed(services.config):
@@ -253,49 +235,11 @@ async def submit(
         if refused.code in SWAP_REFUSALS:
             view.values, view.errors = texts, {"__all__": refused}
             return view
-        view = await services.db.run(_view, token, openid, services.now())
+        view = await services.db.run(view_of, token, openid, services.now())
         view.refusal = refused.code
         return view
     services.worker.wake.set()
     return Placed(share.token)
-
-
-async def done(
-    services: Services, token: str, openid: str | None, in_wechat: bool = False
-) -> DoneView | ClaimView | None:
-    now, config = services.now(), services.config
-    view = await services.db.run(_view, token, openid, now)
-    if view is None or view.order is None:
-        return view
-    taken = view.order.gift if view.order.swapped_from else None
-    form = order_form(services, view.share, swap=taken)
-    answers = OrderAnswers.from_order(view.order, config.delivery.timezone).as_answers()
-    rows = [(f, f.show(answers[f.name], form.ctx)) for f in form.active_fields()]
-    done = DoneView(view.share, view.order, rows, texts_shipping=promises.texts_shipping(config))
-    if view.order.status == "placed":  # its shipping is news to come
-        done.promise = await services.db.run(
-            promises.on_order_page, config, view.share, openid, in_wechat, now
-        )
-    return done
-
-
-async def thank(
-    services: Services, token: str, openid: str, text: str
-) -> Placed | DoneView | ClaimView | None:
-    """The confirmation page's box: a note to the giver (bot/gifting/thanks.py), once per order."""
-    view = await done(services, token, openid)
-    if not isinstance(view, DoneView):
-        return view
-    try:
-        await services.db.write(
-            thanks.thank, services.notices, services.config, openid, text, services.now(),
-            view.order.order_no,  # the runner passes no keywords
-        )  # fmt: skip
-    except Invalid as refused:
-        view.thanks_text, view.thanks_error = text, refused
-        return view
-    services.worker.wake.set()
-    return Placed(token)
 
 
 def order_form(services: Services, share: Share, hint: str | None = None, swap=None) -> OrderForm:
@@ -303,7 +247,7 @@ def order_form(services: Services, share: Share, hint: str | None = None, swap=N
     return OrderForm(FormContext(services.config, now, orders.form_subject(share, hint, swap)))
 
 
-def _view(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
+def view_of(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
     share = shares.by_token(token)
     if share is None:
         return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from peewee import fn
 
 from bot.gifting.life import PAID
-from bot.money.payments import REFUND
+from bot.money.refunds import REFUND
 from storage.models import Order, Outbox, PayOrder, Refund, Share, utc_text
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from bot.codes import Code
 from bot.config import Config
 from bot.gifting import facts, promises, shares
-from bot.money import payments
+from bot.money import payments, refunds
 from bot.money.merchant import Merchant, NotifyRefused, PayError
 from bot.money.wechatpay import WeChatPayClient
 from bot.money.wechatpay_keys import PlatformKeys
@@ -93,7 +93,7 @@ class PayDesk:
         w = self.config.payments.wechatpay
         return {
             payments.CLOSE: Channel(self.send_close, w.retry_seconds, w.max_attempts),
-            payments.REFUND: Channel(self.send_refund, w.retry_seconds, w.max_attempts),
+            refunds.REFUND: Channel(self.send_refund, w.retry_seconds, w.max_attempts),
         }
 
     def close(self) -> None:

@@ -27,22 +27,21 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-import peewee
-
 from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.draw import DRAW_MIN_MINUTES
 from bot.gifting import cards, catalogue, life, shares
+from bot.money.refunds import add_refund, charging_order, swap_refunded
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import enqueue
-from storage.db import db, locked, write_transaction
+from storage.db import locked, write_transaction
 from storage.models import Gift, Order, PayOrder, Refund, Share
 
 OPEN, CLOSED = "open", "closed"
 FINAL_REFUND = ("success", "closed")
 REFUND_RANK = {"pending": 0, "processing": 1, "abnormal": 2, "success": 3, "closed": 3}
-CLOSE, REFUND = "wechatpay_close", "wechatpay_refund"  # the outbox kinds
+CLOSE = "wechatpay_close"  # the outbox kind of closing a pay order (refunds: bot/money/refunds.py)
 RECONCILE_BATCH = 20  # orders, and refunds, asked about per round
 
 
@@ -199,45 +198,6 @@ class Books:
 
 
 life.keep_books(Books())
-
-
-def swap_refunded(order_id: int) -> int:
-    """Fen refunded because this order's unit was taken as a cheaper gift (0 when none)."""
-    amount = Refund.select(Refund.amount).where(Refund.cause == f"swapped:{order_id}").scalar()
-    return amount or 0
-
-
-def charging_order(share_id: int) -> PayOrder | None:
-    """The attempt whose payment made the share paid (not one refunded as a duplicate)."""
-    again = Refund.select(Refund.pay_order).where(Refund.reason.in_(("duplicate", "late")))
-    return (
-        PayOrder.select()
-        .where(
-            (PayOrder.share == share_id) & (PayOrder.status == "paid") & PayOrder.id.not_in(again)
-        )
-        .order_by(PayOrder.paid_at, PayOrder.id)
-        .first()
-    )
-
-
-def add_refund(
-    charge: PayOrder, share: Share, units: int, amount: int, reason: str, cause: str,
-    now: dt.datetime,
-) -> Refund | None:  # fmt: skip
-    """One refund per cause, queued in this transaction; None when the cause had one."""
-    if Refund.select().where(Refund.cause == cause).exists():
-        return None
-    number = f"R{now:%y%m%d%H%M%S}{secrets.token_hex(6).upper()}"
-    try:
-        with db.atomic():  # a savepoint: a twin cause from another worker loses here
-            refund = Refund.create(
-                cause=cause, out_refund_no=number, pay_order=charge.id, share=share.id,
-                units=units, amount=amount, reason=reason, created_at=now, updated_at=now,
-            )  # fmt: skip
-    except peewee.IntegrityError:
-        return None
-    enqueue(REFUND, f"pay:refund:{number}", {"out_refund_no": number})
-    return refund
 
 
 def refund_to_send(out_refund_no: str) -> tuple[Refund, PayOrder] | None:

@@ -14,10 +14,7 @@ Usage::
 Every host comes from `[wechat] api_base` / `oauth_base`, so tests and the
 sandbox point it at `FakeWeChat` in `tests/fakes/wechat_api.py`.
 
-The access_token lives in the `ApiToken` row named "wechat", shared by every
-worker and process. It is fetched through `/cgi-bin/stable_token`, which hands
-back the same token while it is valid, so two workers refreshing at once do
-not invalidate each other (the plain `/cgi-bin/token` would).
+The HTTP and the shared access_token are bot/outgoing/wechat_client.py's.
 
 Failures raise `WeChatError`; `.retryable` tells the outbox whether to try
 again later (busy, quota, network) or give up (bad openid, 48 h window shut).
@@ -25,30 +22,28 @@ again later (busy, quota, network) or give up (bad openid, 48 h window shut).
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
 
 from bot.config import Menu, MenuButton, WeChat
 from bot.outgoing import wechat_tokens as tokens
-from storage.models import utcnow
+from bot.outgoing.wechat_client import (
+    TOKEN_ERRORS,
+    WeChatClient,
+    WeChatError,
+    parse_answer,
+)
 from storage.runner import Runner
+
+__all__ = ["Media", "QrCode", "QrPaused", "WeChatApi", "WeChatError"]
 
 log = logging.getLogger("gift_bot.wechat_api")
 
-TOKEN_ERRORS = frozenset({40001, 40014, 42001})  # token stale, invalid or expired
-# Worth trying again later: WeChat busy, quota or rate limits. A token error that
-# survived our own refresh-and-retry is kept retryable too, since another
-# worker's force_refresh may have raced us; a bad secret will run out of attempts.
-RETRYABLE_CODES = frozenset({-1, 45009, 45011}) | TOKEN_ERRORS
-MAX_CLIENTS = 10
 SCENE_MAX = 64
 QR_PAUSE = 60.0  # seconds without asking for QR codes after WeChat failed to make one
 
@@ -69,150 +64,16 @@ class QrCode:
     expire_seconds: int
 
 
-class WeChatError(Exception):
-    """WeChat said no (`errcode` != 0), or never answered (`errcode` is None)."""
-
-    def __init__(self, errcode: int | None, errmsg: str, retryable: bool | None = None):
-        # No errcode: WeChat's answer never came or made no sense; the reason is all there is.
-        super().__init__(f"WeChat error {errcode}: {errmsg}" if errcode is not None else errmsg)
-        self.errcode = errcode
-        self.errmsg = errmsg
-        self.retryable = errcode in RETRYABLE_CODES if retryable is None else retryable
-
-
 class QrPaused(WeChatError):
     """No QR code asked of WeChat: it failed a moment ago (the failure was logged then)."""
 
 
-class WeChatApi:
-    """One account's API client; safe to share between tasks of one event loop."""
+class WeChatApi(WeChatClient):
+    """The calls the bot makes of one account; safe to share between tasks of one loop."""
 
     def __init__(self, config: WeChat, db: Runner, token_row: str = tokens.ROW):
-        self.config = config
-        self.db = db
-        self.token_row = token_row  # the sandbox's stand-in keeps its token in a row of its own
-        self.api_base = config.api_base.rstrip("/")
-        self.oauth_base = config.oauth_base.rstrip("/")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: AsyncHTTPClient | None = None
-        self._token_lock: asyncio.Lock | None = None
+        super().__init__(config, db, token_row)
         self._qr_paused_until = 0.0  # pages ask for QR codes; an outage must not stall each one
-
-    def close(self) -> None:
-        """Release the HTTP client's sockets; the next call makes a new one."""
-        if self._client is not None:
-            self._client.close()
-        self._loop = self._client = self._token_lock = None
-
-    # -- access_token ---------------------------------------------------------
-
-    async def access_token(self) -> str:
-        """The shared token, fetched through stable_token when missing or expiring."""
-        token = await self.db.run(tokens.stored, self.token_row)  # off the event loop
-        if token:
-            return token
-        async with self._lock():
-            # Another task of this process may have fetched it while we waited.
-            stored = await self.db.run(tokens.stored, self.token_row)
-            return stored or await self._fetch_token(force_refresh=False)
-
-    async def _renew_token(self, failed: str) -> str:
-        """Replace a token WeChat just refused; force a new one only if asked for."""
-        async with self._lock():
-            token = await self.db.run(tokens.stored, self.token_row)
-            if token and token != failed:
-                return token  # someone renewed it while this call was failing
-            await self.db.write(tokens.drop, failed, self.token_row)
-            token = await self._fetch_token(force_refresh=False)
-            if token == failed:
-                # stable_token still vouches for the token WeChat refused: only
-                # force_refresh (20 a day) gets past that.
-                token = await self._fetch_token(force_refresh=True)
-            return token
-
-    async def _fetch_token(self, force_refresh: bool) -> str:
-        body = {
-            "grant_type": "client_credential",
-            "appid": self.config.app_id,
-            "secret": self.config.app_secret,
-            "force_refresh": force_refresh,
-        }
-        data = await self._send("POST", "/cgi-bin/stable_token", body)
-        token, expires_in = data["access_token"], int(data["expires_in"])
-        expires = utcnow() + dt.timedelta(seconds=expires_in)
-        await self.db.write(tokens.store, token, expires, self.token_row)
-        # Not a character of the token: its first six were enough to narrow a guess, and the
-        # database row is where it is kept.
-        log.info("new access_token, valid %d s, force=%s", expires_in, force_refresh)
-        return token
-
-    # -- generic call ---------------------------------------------------------
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        json_body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """Call `path` with the access_token; one refresh and retry on a token error."""
-        token = await self.access_token()
-        try:
-            return await self._send(method, path, json_body, params, token)
-        except WeChatError as err:
-            if err.errcode not in TOKEN_ERRORS:
-                raise
-            log.warning("%s refused the access_token (%s); renewing", path, err.errcode)
-        return await self._send(method, path, json_body, params, await self._renew_token(token))
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        json_body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        token: str | None = None,
-    ) -> dict[str, Any]:
-        """One HTTP exchange; WeChat's JSON back, or WeChatError."""
-        query = {**(params or {}), **({"access_token": token} if token else {})}
-        url = self.api_base + path + ("?" + urlencode(query) if query else "")
-        body = None
-        if json_body is not None:
-            # WeChat rejects \u escapes of Chinese with 40033: send the UTF-8 itself.
-            body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
-        request = HTTPRequest(
-            url,
-            method=method,
-            body=body,
-            headers={"Content-Type": "application/json; charset=utf-8"} if body else None,
-        )
-        try:
-            response = await self._http().fetch(request, raise_error=False)
-        except (OSError, HTTPClientError) as exc:  # refused, reset, DNS, TLS, timeout
-            log.warning("%s %s: %s", method, path, exc)
-            raise WeChatError(None, f"network error: {exc}", retryable=True) from exc
-        return _parse(path, response.code, response.body)
-
-    def _http(self) -> AsyncHTTPClient:
-        """This loop's HTTP client; made lazily because `asyncio.run` brings a new loop."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self.close()  # the previous loop's client, if any, is no use in this one
-            self._loop, self._token_lock = loop, asyncio.Lock()
-            self._client = AsyncHTTPClient(
-                force_instance=True,
-                max_clients=MAX_CLIENTS,
-                defaults={
-                    "connect_timeout": self.config.timeout_seconds,
-                    "request_timeout": self.config.timeout_seconds,
-                },
-            )
-        return self._client
-
-    def _lock(self) -> asyncio.Lock:
-        self._http()  # a Lock belongs to one loop: renew it with the client
-        assert self._token_lock is not None
-        return self._token_lock
 
     # -- what the bot does ----------------------------------------------------
 
@@ -314,7 +175,7 @@ class WeChatApi:
             raise WeChatError(None, f"network error: {exc}", retryable=True) from exc
         kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if response.code != 200 or kind in ("application/json", "text/plain", ""):
-            _parse(path, response.code, bytes(kept))  # WeChat's errors come as JSON
+            parse_answer(path, response.code, bytes(kept))  # WeChat's errors come as JSON
             raise WeChatError(None, f"{path} sent no file ({kind or 'no type'})", retryable=False)
         return Media(kind, bytes(kept), seen[0])
 
@@ -343,26 +204,6 @@ class WeChatApi:
         }
         data = await self._send("GET", "/sns/oauth2/access_token", params=params)
         return data["openid"]
-
-
-# -- helpers ------------------------------------------------------------------
-
-
-def _parse(path: str, status: int, body: bytes | None) -> dict[str, Any]:
-    if status >= 500:
-        raise WeChatError(None, f"HTTP {status} from {path}", retryable=True)
-    if status != 200:
-        raise WeChatError(None, f"HTTP {status} from {path}", retryable=False)
-    try:
-        data = json.loads(body or b"")
-    except ValueError:
-        # A proxy's HTML error page, most likely: a passing fault.
-        raise WeChatError(None, f"{path} answered something that is not JSON", True) from None
-    errcode = data.get("errcode", 0)
-    if errcode != 0:
-        log.info("%s: errcode %s %s", path, errcode, data.get("errmsg", ""))
-        raise WeChatError(errcode, data.get("errmsg", ""))
-    return data
 
 
 def _button(b: MenuButton) -> dict[str, Any]:

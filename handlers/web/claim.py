@@ -21,7 +21,7 @@ import segno
 import tornado.web
 
 from bot.codes import Code
-from bot.gifting import cards, claims, mobile_claims, shares
+from bot.gifting import cards, claims, confirmation, mobile_claims, shares
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import in_wechat, login_redirect
 
@@ -145,7 +145,9 @@ class DonePage(ShareHandler):
     """The confirmation: order number, gift, delivery time."""
 
     async def get(self, token: str) -> None:
-        view = await claims.done(self.services, token, self.current_user, in_wechat(self.request))
+        view = await confirmation.done(
+            self.services, token, self.current_user, in_wechat(self.request)
+        )
         if not self.known(view):
             return
         if isinstance(view, claims.ClaimView):  # no order of theirs here yet
@@ -162,10 +164,10 @@ class ThanksForm(ShareHandler):
                 raise tornado.web.HTTPError(404)
             raise tornado.web.HTTPError(403, "who is thanking is unknown")
         text = self.get_body_argument("thanks", "")
-        result = await claims.thank(self.services, token, self.current_user, text)
+        result = await confirmation.thank(self.services, token, self.current_user, text)
         if not self.known(result):
             return
-        if isinstance(result, claims.DoneView):
+        if isinstance(result, confirmation.DoneView):
             return self.render_page("pages/done.html", status=400, view=result)
         if isinstance(result, claims.ClaimView):  # no order of theirs to thank for
             return self.redirect(f"/claim/{result.share.token}", status=303)

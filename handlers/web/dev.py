@@ -30,7 +30,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from bot import sandbox
 from bot.config import is_loopback_host
 from bot.gifting import draws
-from handlers import wire
+from handlers import wire, wire_peer
 from handlers.web.base import BaseHandler
 from handlers.web.oauth import safe_next
 
@@ -85,8 +85,8 @@ class DevSend(DevHandler):
     async def deliver(self, fields: dict) -> dict:
         """POST the push to the real callback and read the answer as WeChat would."""
         config, crypt = self.services.config, self.settings["crypt"]
-        xml = wire.push_xml(fields)
-        query, body = wire.seal_push(xml, config.wechat.token, crypt, self.now(), ACCOUNT)
+        xml = wire_peer.push_xml(fields)
+        query, body = wire_peer.seal_push(xml, config.wechat.token, crypt, self.now(), ACCOUNT)
         url = f"http://127.0.0.1:{self.settings['port']}/wechat?{urlencode(query)}"
         try:
             response = await AsyncHTTPClient().fetch(
@@ -95,7 +95,7 @@ class DevSend(DevHandler):
         except HTTPClientError as exc:
             return {"type": "error", "content": f"HTTP {exc.code}"}
         msg = wire.incoming(wire.parse(xml))
-        opened = wire.open_reply(response.body.decode(), msg, crypt, self.now())
+        opened = wire_peer.open_reply(response.body.decode(), msg, crypt, self.now())
         shown = as_shown(opened.fields)
         if opened.problems:  # the page shows it in red: on WeChat nobody would see it
             shown["dropped"] = list(opened.problems)

@@ -46,9 +46,11 @@ from .mutants import Mutant, mutants_of
 ROOT = Path(__file__).resolve().parents[2]
 SCOPE = (
     "bot/gifting/shares.py",
-    "bot/gifting/life.py",
+    "bot/gifting/life/moves.py",
+    "bot/gifting/life/table.py",
     "bot/gifting/orders.py",
     "bot/money/payments.py",
+    "bot/money/refunds.py",
     "bot/gifting/draws.py",
     "bot/outgoing/outbox.py",
     "bot/forms/person.py",
