@@ -8,6 +8,7 @@ import secrets
 from collections import Counter
 
 import pytest
+from drawing import draw_now
 from helpers import (
     BOTH_DATABASES,
     FORM,
@@ -55,22 +56,6 @@ def join_on_page(bot, openid: str, token: str):
         token_value = "0f" * 16  # a token of its own making, as a script would send
         phone.cookies.set("_xsrf", token_value)
     return phone.post(f"{bot.url}/claim/{token}/join", data={"_xsrf": token_value}, timeout=10)
-
-
-def draw_now(bot) -> None:
-    """Move past the draw time and draw what is due, as the background sweep does; a second
-    look, and the sweep after it, find nothing left to draw and queue nothing more."""
-    share = Share.get()
-    bot.clock.offset += share.draw_at - bot.clock() + dt.timedelta(minutes=1)
-    services = bot.services
-    drawn = bot.run(services.db.write(draws.draw_due, services.notices, bot.clock()))
-    assert drawn == (0 if share.revoked_at else 1)
-    assert (Share.get_by_id(share.id).drawn_at is not None) == (share.revoked_at is None)
-    queued = Outbox.select().count()
-    assert bot.run(services.db.write(draws.draw_due, services.notices, bot.clock())) == 0
-    bot.run(services.sweep_once())
-    assert Outbox.select().count() == queued
-    bot.drain()
 
 
 def sent_to(bot, openid: str) -> list[str]:
