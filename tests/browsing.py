@@ -4,12 +4,13 @@ nothing scrolls sideways).
 
 Usage in a test module::
 
-    from browsing import PHONE, needs_chromium, shot
+    from browsing import PHONE, needs_chromium, send, shot
     pytestmark = needs_chromium
 
     def test_x(chromium, bot):            # the `chromium` fixture is conftest.py's
         page = chromium.new_context(**PHONE).new_page()
         page.goto(...); shot(page, "name")
+        page.goto(f"{bot.url}/dev"); send(page, "1")   # typed in the sandbox's chat; its answer
 
 Screenshots go to test-artifacts/screenshots/. Needs Debian's Chromium at /usr/bin/chromium.
 """
@@ -44,3 +45,13 @@ def shot(page, name: str, full_page: bool = True) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def send(page, text: str) -> None:
+    """Type `text` in the sandbox's chat (/dev) and wait for the bot's answer to show."""
+    before = page.locator(".msg.bot").count()
+    page.fill("#text", text)
+    page.press("#text", "Enter")
+    page.wait_for_function(
+        "n => document.querySelectorAll('.msg.bot').length > n", arg=before, timeout=10_000
+    )

@@ -13,6 +13,7 @@ conftest.py. Import them by name (conftest.py puts tests/ on sys.path)::
         say(bot, "o_friend", "确认")          # send texts; the last reply's content
         conversation("o_friend").flow        # the chat's stored state
         claim(bot, browser(bot, "o_other"), token, delivery=tuesday_afternoon(monday))
+        chat_to(bot, "o_friend"); sms_of(bot, "order_shipped")   # what reached them: chat, SMS
     browser(bot, "o_friend").headers["User-Agent"]   # WECHAT_UA; DESKTOP_UA is any other browser
 
     @free_mode_only("why")                   # skipped in a GIFTBOT_TEST_PAYMENTS=wechatpay run
@@ -177,6 +178,16 @@ def claim_messages():
     """The outbox's rows other than a paid share's card (in free mode the card is 确认's reply,
     never a message; in a paid run it is sent once paid): what claims and orders queued."""
     return Outbox.select().where(~Outbox.key.startswith("notice:paid:"))
+
+
+def chat_to(bot, openid: str) -> list[str]:
+    """The customer-service messages WeChat took for `openid`, in order."""
+    return [m["text"]["content"] for m in bot.fake_wechat.messages if m["touser"] == openid]
+
+
+def sms_of(bot, template: str) -> list[dict]:
+    """The SMS the webhook received with this template, in order."""
+    return [sms for sms in bot.sms.received if sms["template"] == template]
 
 
 # WeChat's browser says so in its user agent; a claim link opened without it offers a verified

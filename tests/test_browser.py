@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browsing import PHONE, needs_chromium, shot
+from browsing import PHONE, needs_chromium, send, shot
 from helpers import free_mode_only, share_in_chat
 
 from storage.models import Order
@@ -20,15 +20,6 @@ pytestmark = needs_chromium
 @pytest.fixture
 def sandbox(bot_factory):
     return bot_factory(server={"sandbox": True})
-
-
-def send(page, text: str) -> None:
-    before = page.locator(".msg.bot").count()
-    page.fill("#text", text)
-    page.press("#text", "Enter")
-    page.wait_for_function(
-        "n => document.querySelectorAll('.msg.bot').length > n", arg=before, timeout=10_000
-    )
 
 
 WIDTHS = {

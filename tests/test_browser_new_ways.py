@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from browsing import PHONE, needs_chromium, shot
+from browsing import PHONE, needs_chromium, send, shot
 from helpers import DESKTOP_UA, confirm_card, free_mode_only, monday_morning, say, share_in_chat
 
 from storage.models import Order, Share
@@ -141,12 +141,3 @@ def test_the_sandbox_plays_a_one_time_subscription_from_the_draw_page_to_the_ser
     assert "恭喜" in chat.inner_text("#notify") and "好友 1" in chat.inner_text("#notify")
     chat.locator("#notify-panel").scroll_into_view_if_needed()
     shot(chat, "subscribe-4-the-result-in-service-notices", full_page=False)
-
-
-def send(page, text: str) -> None:
-    before = page.locator(".msg.bot").count()
-    page.fill("#text", text)
-    page.press("#text", "Enter")
-    page.wait_for_function(
-        "n => document.querySelectorAll('.msg.bot').length > n", arg=before, timeout=10_000
-    )

@@ -8,11 +8,13 @@ import secrets
 from collections import Counter
 
 import pytest
+from drawing import draw_now
 from helpers import (
     BOTH_DATABASES,
     FORM,
     PAID,
     browser,
+    chat_to,
     claim,
     confirm_card,
     first_slot,
@@ -55,26 +57,6 @@ def join_on_page(bot, openid: str, token: str):
         token_value = "0f" * 16  # a token of its own making, as a script would send
         phone.cookies.set("_xsrf", token_value)
     return phone.post(f"{bot.url}/claim/{token}/join", data={"_xsrf": token_value}, timeout=10)
-
-
-def draw_now(bot) -> None:
-    """Move past the draw time and draw what is due, as the background sweep does; a second
-    look, and the sweep after it, find nothing left to draw and queue nothing more."""
-    share = Share.get()
-    bot.clock.offset += share.draw_at - bot.clock() + dt.timedelta(minutes=1)
-    services = bot.services
-    drawn = bot.run(services.db.write(draws.draw_due, services.notices, bot.clock()))
-    assert drawn == (0 if share.revoked_at else 1)
-    assert (Share.get_by_id(share.id).drawn_at is not None) == (share.revoked_at is None)
-    queued = Outbox.select().count()
-    assert bot.run(services.db.write(draws.draw_due, services.notices, bot.clock())) == 0
-    bot.run(services.sweep_once())
-    assert Outbox.select().count() == queued
-    bot.drain()
-
-
-def sent_to(bot, openid: str) -> list[str]:
-    return [m["text"]["content"] for m in bot.fake_wechat.messages if m["touser"] == openid]
 
 
 def test_the_draw_dialogue_asks_winners_blessing_and_when(bot):
@@ -138,13 +120,13 @@ def test_the_draw_picks_once_among_those_who_may_win_and_tells_each_of_them(bot)
     assert share.drawn_at is not None and share.quantity == 2
     assert {e.openid for e in DrawEntry.select().where(DrawEntry.won)} == {"o_a", "o_b"}
     assert Outbox.select().where(Outbox.key.startswith("draw:")).count() == 4, "once each"
-    assert "恭喜" in sent_to(bot, "o_a")[0] and "恭喜" in sent_to(bot, "o_b")[0]
+    assert "恭喜" in chat_to(bot, "o_a")[0] and "恭喜" in chat_to(bot, "o_b")[0]
     # o_gone unfollowed: WeChat takes no customer-service message to them (43004), so the news
     # waits on their page (below), and the notice says why it went nowhere.
-    assert sent_to(bot, "o_gone") == []
+    assert chat_to(bot, "o_gone") == []
     gone = Outbox.get(Outbox.key == f"draw:lost:{share.id}:o_gone")
     assert gone.status == "skipped" and "no longer follows" in gone.last_error
-    assert "3 人参与，抽中 2 位" in sent_to(bot, "o_giver")[0]
+    assert "3 人参与，抽中 2 位" in chat_to(bot, "o_giver")[0]
 
     won = browser(bot, "o_a").get(f"{bot.url}/claim/{token}", timeout=10).text
     assert "恭喜你抽中了" in won and f"/claim/{token}/form" in won
@@ -226,7 +208,7 @@ def test_units_nobody_won_return_at_the_draw_and_unclaimed_wins_at_the_expiry(bo
         if PAID
         else "没抽出的 2 份已退回库存"
     )
-    assert told in sent_to(bot, "o_giver")[0]
+    assert told in chat_to(bot, "o_giver")[0]
     assert refunds_made(bot) == ([("unwon", 2)] if PAID else []), "paid for: refunded"
     bot.clock.offset += dt.timedelta(hours=73)
     bot.run(bot.services.sweep_once())
@@ -239,7 +221,7 @@ def test_a_draw_nobody_joined_returns_every_unit(bot):
     draw_in_chat(bot, winners="2")
     draw_now(bot)
     assert Share.get().quantity == 0 and Gift.get_by_id("tea-longjing").committed == 0
-    assert "0 人参与，抽中 0 位" in sent_to(bot, "o_giver")[0]
+    assert "0 人参与，抽中 0 位" in chat_to(bot, "o_giver")[0]
     assert shares.status(Share.get(), bot.clock()) == "expired", "over, with nothing claimed"
     assert "抽奖，0 人参与，已开奖：中奖 0 位" in say(bot, "o_giver", "我送出的")
     assert [row["status"] for row in shares.listing(bot.clock(), "expired")] == ["expired"]

@@ -16,13 +16,21 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT
-from helpers import BOTH_DATABASES, PAID, browser, claim, fill, say, share_in_chat, write_config
+from helpers import (
+    BOTH_DATABASES,
+    PAID,
+    browser,
+    chat_to,
+    claim,
+    fill,
+    say,
+    share_in_chat,
+    sms_of,
+    write_config,
+)
+from operating import Operator, ordered_in_chat
 from paying import refunds_made
 
 from bot.render import money
@@ -44,34 +52,6 @@ MOVED_FIELDS = ("status", "carrier", "tracking", "shipped_at", "delivered_at", "
 LISTED = {"placed": "待发货", "shipped": "已发货", "delivered": "已送达", "cancelled": "已取消"}
 
 
-class Operator:
-    """`python -m bot …` in a subprocess, on the live bot's config and database."""
-
-    def __init__(self, bot, folder):
-        self.bot = bot
-        self.path = write_config(folder, bot.raw_config, "operator.toml")
-
-    def __call__(self, *args: str, config=None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "bot", *args, "--config", str(config or self.path)],
-            cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=60,
-        )  # fmt: skip
-
-    def ok(self, *args: str) -> list[str]:
-        result = self(*args)
-        assert result.returncode == 0, result.stderr
-        return result.stdout.splitlines()
-
-    def json(self, *args: str):
-        return json.loads("\n".join(self.ok(*args, "--format", "json")))
-
-    def start(self, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bot", *args, "--config", str(self.path)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-        )  # fmt: skip
-
-
 @pytest.fixture
 def operator(bot, tmp_path) -> Operator:
     return Operator(bot, tmp_path)
@@ -80,28 +60,11 @@ def operator(bot, tmp_path) -> Operator:
 # -- how orders are made, and what people see ------------------------------------------
 
 
-def ordered_in_chat(bot, recipient="o_friend", giver="o_giver", number="1") -> Order:
-    """The giver shares in chat, the recipient claims in chat: both inside WeChat's window."""
-    token = share_in_chat(bot, giver=giver, number=number)
-    fill(bot, recipient, token)
-    assert "订单号" in say(bot, recipient, "确认")
-    return Order.get(Order.recipient == recipient)
-
-
 def ordered_on_web(bot, recipient="o_visitor", giver="o_giver") -> Order:
     """Claimed on the web: the recipient never wrote to the account, so no chat window."""
     token = share_in_chat(bot, giver=giver)
     assert claim(bot, browser(bot, recipient), token).status_code == 200
     return Order.get(Order.recipient == recipient)
-
-
-def chat_to(bot, openid: str) -> list[str]:
-    """The customer-service messages WeChat took for `openid`, in order."""
-    return [m["text"]["content"] for m in bot.fake_wechat.messages if m["touser"] == openid]
-
-
-def sms_of(bot, template: str) -> list[dict]:
-    return [sms for sms in bot.sms.received if sms["template"] == template]
 
 
 def my_orders(bot, openid: str) -> str:

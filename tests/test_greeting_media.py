@@ -26,6 +26,7 @@ from helpers import (
     say,
 )
 from PIL import Image
+from sandboxing import dev_send, dev_session
 
 from storage.models import GreetingMedia, Outbox, Share
 
@@ -272,18 +273,6 @@ pytestmark = pytest.mark.timeout(120)
 # -- the sandbox: a picture from a file input, a voice from the bundled sample ------------
 
 
-def sandbox_session(bot):
-    s = requests.Session()
-    s.get(f"{bot.url}/dev", timeout=10)
-    return s, {"X-XSRFToken": s.cookies["_xsrf"]}
-
-
-def dev_send(bot, s, headers, **message) -> dict:
-    answer = s.post(f"{bot.url}/dev/send", json=message, headers=headers, timeout=10)
-    assert answer.status_code == 200, answer.text
-    return answer.json()["reply"]
-
-
 def dev_upload(bot, s, headers, body: bytes, kind: str) -> str:
     answer = s.post(
         f"{bot.url}/dev/upload", data=body, headers={**headers, "Content-Type": kind}, timeout=10
@@ -296,7 +285,7 @@ def dev_upload(bot, s, headers, body: bytes, kind: str) -> str:
 @free_mode_only("the sandbox's paid story is test_pay_sandbox_and_config.py's")
 def test_the_sandbox_sends_a_picture_and_a_voice_that_the_same_job_fetches(bot_factory):
     bot = bot_factory(server={"sandbox": True})
-    s, headers = sandbox_session(bot)
+    s, headers = dev_session(bot)
     sample = s.get(f"{bot.url}/static/dev/greeting.amr", timeout=10).content
     assert sample.startswith(b"#!AMR\n")
     for text in ("1", "送", "1"):
@@ -322,7 +311,7 @@ def test_the_sandbox_sends_a_picture_and_a_voice_that_the_same_job_fetches(bot_f
 
 def test_the_sandbox_stand_in_answers_as_getmedia_does(bot_factory):
     bot = bot_factory(server={"sandbox": True})
-    s, headers = sandbox_session(bot)
+    s, headers = dev_session(bot)
     media_id = dev_upload(bot, s, headers, PHOTO, "image/jpeg")
     base = f"{bot.url}/dev/wechat/cgi-bin"
     token = requests.post(f"{base}/stable_token", json={}, timeout=10).json()["access_token"]

@@ -11,13 +11,14 @@ import sys
 import threading
 
 import pytest
-from conftest import ROOT, make_config
+from conftest import ROOT
 from helpers import BOTH_DATABASES, browser, claim, monday_morning, say, share_in_chat
+from storing import migrated
 
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.draw import DRAW_MIN_MINUTES
-from bot.gifting import catalogue, draws, fulfilment, life, orders, shares
+from bot.gifting import draws, fulfilment, life, orders, shares
 from bot.money import payments
 from storage import db as storage
 from storage.db import write_transaction
@@ -28,13 +29,9 @@ MOMENT = dt.timedelta(microseconds=1)
 
 @pytest.fixture
 def config(db_url):
-    config = make_config(db_url, "http://127.0.0.1:8080")
-    storage.connect(db_url)
-    storage.migrate()
-    catalogue.sync(config.gifts)
-    User.create(openid="o_giver")
-    yield config
-    storage.db.close()
+    with migrated(db_url) as config:
+        User.create(openid="o_giver")
+        yield config
 
 
 @BOTH_DATABASES

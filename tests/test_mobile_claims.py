@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 
 import pytest
 import requests
 from helpers import (
     BOTH_DATABASES,
-    DESKTOP_UA,
     FORM,
     browser,
     claim,
@@ -22,45 +20,14 @@ from helpers import (
     monday_morning,
     share_in_chat,
 )
+from mobile import E164, MOBILE, ask_code, code_sent, desktop, enter, xsrf_of
 
 from storage.models import DrawEntry, MobileCode, Order, Outbox
-
-MOBILE = "13912345678"
-E164 = "+8613912345678"
 
 
 @pytest.fixture(autouse=True)
 def monday(bot) -> dt.date:
     return monday_morning(bot)
-
-
-def desktop() -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = DESKTOP_UA
-    return session
-
-
-def xsrf_of(session: requests.Session) -> str:
-    return session.cookies.get("_xsrf")
-
-
-def ask_code(bot, session, token, mobile=MOBILE) -> requests.Response:
-    if not xsrf_of(session):
-        session.get(f"{bot.url}/claim/{token}", timeout=10)
-    data = {"phone": mobile, "_xsrf": xsrf_of(session)}
-    return session.post(f"{bot.url}/claim/{token}/mobile", data=data, timeout=10)
-
-
-def code_sent(bot, mobile=E164) -> str:
-    """The code in the last SMS to `mobile` (the webhook body's `text` holds it)."""
-    bot.drain()
-    texts = [m["text"] for m in bot.sms.received if m["phone"] == mobile]
-    return re.search(r"\b(\d{6})\b", texts[-1]).group(1)
-
-
-def enter(bot, session, token, code) -> requests.Response:
-    data = {"code": code, "_xsrf": xsrf_of(session)}
-    return session.post(f"{bot.url}/claim/{token}/mobile/verify", data=data, timeout=10)
 
 
 def verified(bot, token, mobile=MOBILE) -> requests.Session:

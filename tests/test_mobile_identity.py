@@ -5,7 +5,6 @@ orders and the one they verified while known by WeChat (F8)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 
 import pytest
@@ -13,7 +12,6 @@ import requests
 from conftest import COOKIE_SECRET
 from helpers import (
     BOTH_DATABASES,
-    DESKTOP_UA,
     FORM,
     browser,
     claim,
@@ -23,12 +21,11 @@ from helpers import (
     share_in_chat,
     xsrf,
 )
+from mobile import E164, MOBILE, code_sent, desktop, enter
 from tornado.web import create_signed_value
 
 from storage.models import DrawEntry, MobileCode, Order, Share
 
-MOBILE = "13912345678"
-E164 = "+8613912345678"
 OWN_MOBILE = "送礼人自己用过这个手机号"  # templates/errors/mobile_own_share.txt
 
 
@@ -43,14 +40,6 @@ def signed_ago(value: str, days: float) -> str:
     return create_signed_value(COOKIE_SECRET, "gb_openid", value, clock=lambda: then).decode()
 
 
-def desktop(cookie: str | None = None) -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = DESKTOP_UA
-    if cookie:
-        session.cookies.set("gb_openid", cookie)
-    return session
-
-
 def ask_code(bot, session, token, mobile=MOBILE) -> requests.Response:
     """The mobile's form posted (a page drawn for everyone carries no XSRF cookie: set one)."""
     session.get(f"{bot.url}/claim/{token}", timeout=10)
@@ -62,10 +51,7 @@ def ask_code(bot, session, token, mobile=MOBILE) -> requests.Response:
 
 def verify(bot, session, token, mobile=MOBILE) -> requests.Response:
     assert ask_code(bot, session, token, mobile).status_code == 200
-    bot.drain()
-    text = [m["text"] for m in bot.sms.received if m["phone"] == "+86" + mobile][-1]
-    data = {"code": re.search(r"\b(\d{6})\b", text).group(1), "_xsrf": session.cookies["_xsrf"]}
-    return session.post(f"{bot.url}/claim/{token}/mobile/verify", data=data, timeout=10)
+    return enter(bot, session, token, code_sent(bot, "+86" + mobile))
 
 
 def orders_elsewhere(bot, openid: str, phone: str) -> None:

@@ -9,12 +9,10 @@ import asyncio
 import datetime as dt
 
 import pytest
-from conftest import make_config
+from storing import migrated
 
-from bot.gifting import catalogue
 from bot.outgoing import outbox
 from bot.outgoing.outbox import Channel, Worker, enqueue
-from storage import db as storage
 from storage.models import Outbox, utcnow
 from storage.runner import Runner
 
@@ -23,12 +21,8 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=
 
 @pytest.fixture
 def database(db_url):
-    config = make_config(db_url, "http://127.0.0.1:8080")
-    storage.connect(db_url)
-    storage.migrate()
-    catalogue.sync(config.gifts)
-    yield
-    storage.db.close()
+    with migrated(db_url):
+        yield
 
 
 class VendorDown(Exception):

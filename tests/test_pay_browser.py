@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from browsing import PHONE, needs_chromium, shot
+from browsing import PHONE, needs_chromium, send, shot
 from fakes.wechatpay import eventually
 from paying import share_to_pay
 
@@ -124,12 +124,3 @@ def test_the_sandbox_story_of_a_paid_and_refunded_gift(chromium, paying_sandbox)
     assert f"{money(2 * price)} 已原路退回" in told.inner_text()
     shot(chat, "paid-story-5-refund-told", full_page=False)
     assert errors == []
-
-
-def send(page, text: str) -> None:
-    before = page.locator(".msg.bot").count()
-    page.fill("#text", text)
-    page.press("#text", "Enter")
-    page.wait_for_function(
-        "n => document.querySelectorAll('.msg.bot').length > n", arg=before, timeout=10_000
-    )

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from conftest import make_raw_config
+from drawing import draw_now
 from fakes.wechat_api import SUBSCRIBE_TEMPLATE
 from helpers import (
     BOTH_DATABASES,
@@ -26,10 +27,9 @@ from helpers import (
     say,
     share_in_chat,
 )
+from mobile import ask_code, code_sent, desktop, enter, xsrf_of
 from playhouse.migrations import Runner
 from playhouse.schema_diff import diff_models
-from test_draws import draw_now
-from test_mobile_claims import ask_code, code_sent, desktop, enter, xsrf_of
 
 from bot.config import parse
 from bot.gifting import promises

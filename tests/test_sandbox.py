@@ -7,6 +7,7 @@ import pytest
 import requests
 from conftest import AES_KEY, make_config
 from helpers import free_mode_only, outward_ip
+from sandboxing import dev_send, dev_session
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
@@ -14,29 +15,17 @@ from bot.config import ConfigError
 from storage.models import Order, Share
 
 
-def dev_session(bot) -> tuple[requests.Session, dict]:
-    s = requests.Session()
-    s.get(f"{bot.url}/dev", timeout=10)
-    return s, {"X-XSRFToken": s.cookies["_xsrf"]}
-
-
-def send(bot, session, headers, **message) -> dict:
-    r = session.post(f"{bot.url}/dev/send", json=message, headers=headers, timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()["reply"]
-
-
 @pytest.mark.parametrize("aes_key", ["", AES_KEY], ids=["plaintext", "safe-mode"])
 def test_the_sandbox_chats_through_the_real_callback(bot_factory, aes_key):
     bot = bot_factory(server={"sandbox": True}, wechat={"encoding_aes_key": aes_key})
     s, headers = dev_session(bot)
-    welcome = send(bot, s, headers, openid="dev-giver", kind="subscribe")
+    welcome = dev_send(bot, s, headers, openid="dev-giver", kind="subscribe")
     assert welcome["type"] == "text" and "礼物" in welcome["content"]
     assert (
         "明前龙井礼盒"
-        in send(bot, s, headers, openid="dev-giver", kind="click", key="GIFTS")["content"]
+        in dev_send(bot, s, headers, openid="dev-giver", kind="click", key="GIFTS")["content"]
     )
-    card = send(bot, s, headers, openid="dev-giver", kind="text", text="1")
+    card = dev_send(bot, s, headers, openid="dev-giver", kind="text", text="1")
     assert card["type"] == "card" and card["url"].endswith("/gifts/tea-longjing")
 
 
@@ -45,16 +34,16 @@ def test_the_sandbox_shows_the_sms_and_the_givers_notice(bot_factory):
     bot = bot_factory(server={"sandbox": True}, sms={"backend": "console"})
     s, headers = dev_session(bot)
     for text in ("1", "送", "1", "跳过"):
-        send(bot, s, headers, openid="dev-giver", kind="text", text=text)
-    token = send(bot, s, headers, openid="dev-giver", kind="text", text="确认")["url"].rsplit(
+        dev_send(bot, s, headers, openid="dev-giver", kind="text", text=text)
+    token = dev_send(bot, s, headers, openid="dev-giver", kind="text", text="确认")["url"].rsplit(
         "/", 1
     )[1]
-    send(bot, s, headers, openid="dev-friend-1", kind="scan", key=token)
+    dev_send(bot, s, headers, openid="dev-friend-1", kind="scan", key=token)
     for text in ("张小红", "13800138000", "广东省深圳市南山区科技园南区8栋1201", "1"):
-        send(bot, s, headers, openid="dev-friend-1", kind="text", text=text)
+        dev_send(bot, s, headers, openid="dev-friend-1", kind="text", text=text)
     assert (
         "领取成功"
-        in send(bot, s, headers, openid="dev-friend-1", kind="text", text="确认")["content"]
+        in dev_send(bot, s, headers, openid="dev-friend-1", kind="text", text="确认")["content"]
     )
     bot.drain()
     items = s.get(f"{bot.url}/dev/inbox?after=0", timeout=10).json()["items"]
@@ -114,10 +103,10 @@ def test_text_typed_in_the_sandbox_reaches_the_bot_exactly_as_typed(bot_factory,
     s, headers = dev_session(bot)
     typed = "A&B <3 ]]> 祝你&我"
     for text in ("1", "送", "1"):
-        send(bot, s, headers, openid="dev-giver", kind="text", text=text)
-    summary = send(bot, s, headers, openid="dev-giver", kind="text", text=typed)
+        dev_send(bot, s, headers, openid="dev-giver", kind="text", text=text)
+    summary = dev_send(bot, s, headers, openid="dev-giver", kind="text", text=typed)
     assert typed in summary["content"] and "dropped" not in summary
-    card = send(bot, s, headers, openid="dev-giver", kind="text", text="确认")
+    card = dev_send(bot, s, headers, openid="dev-giver", kind="text", text="确认")
     assert card["type"] == "card" and "dropped" not in card
     assert Share.get().blessing == typed
 
@@ -136,7 +125,7 @@ def test_a_reply_wechat_would_drop_is_shown_in_red_with_the_reason(bot_factory, 
         return backwards(reply, swapped, now)
 
     monkeypatch.setattr(wire, "reply_xml", addressed_backwards)
-    shown = send(bot, s, headers, openid="dev-giver", kind="text", text="礼品")
+    shown = dev_send(bot, s, headers, openid="dev-giver", kind="text", text="礼品")
     assert any("ToUserName" in problem for problem in shown["dropped"]), shown
     page = s.get(f"{bot.url}/static/dev.js", timeout=10).content.decode()
     assert "微信会丢弃这条回复" in page, "the page draws the reasons in red"

@@ -10,7 +10,7 @@ import re
 from fakes.wechatpay import eventually
 from helpers import xsrf
 from paying import share_to_pay
-from test_sandbox import dev_session, send
+from sandboxing import dev_send, dev_session
 
 from bot.outgoing import subscriptions
 from storage.models import Refund, Share, SubscriptionGrant
@@ -30,8 +30,8 @@ def test_the_sandbox_plays_wechats_subscription_page_and_shows_its_message(bot_f
     bot = bot_factory(server={"sandbox": True})
     s, headers = dev_session(bot)
     for text in ("1", "抽奖", "1", "跳过", "跳过"):
-        send(bot, s, headers, openid="dev-giver", kind="text", text=text)
-    token = send(bot, s, headers, openid="dev-giver", kind="text", text="确认")["url"]
+        dev_send(bot, s, headers, openid="dev-giver", kind="text", text=text)
+    token = dev_send(bot, s, headers, openid="dev-giver", kind="text", text="确认")["url"]
     token = token.rsplit("/", 1)[1]
     friend, page = as_user(bot, "dev-friend-1", f"/claim/{token}")
     joined = friend.post(f"{bot.url}/claim/{token}/join", data={"_xsrf": xsrf(page)}, timeout=10)
@@ -84,7 +84,7 @@ def test_the_sandbox_shows_the_paid_card_and_a_refund_end_to_end(bot_factory):
     assert card["to"] == "dev-giver" and card["card"]["url"] == f"{bot.url}/claim/{token}"
     assert "明前龙井礼盒" in card["card"]["title"]
 
-    revoked = send(bot, s, headers, openid="dev-giver", kind="text", text="撤回 1")["content"]
+    revoked = dev_send(bot, s, headers, openid="dev-giver", kind="text", text="撤回 1")["content"]
     assert "会原路退款给你" in revoked
     bot.drain()  # the refund goes to the stand-in: processing, then settled by itself
     assert Refund.get().status == "processing"

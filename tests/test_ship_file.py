@@ -17,8 +17,8 @@ import sys
 
 import pytest
 from conftest import ROOT
-from helpers import BOTH_DATABASES
-from test_fulfilment import Operator, chat_to, ordered_in_chat, sms_of
+from helpers import BOTH_DATABASES, chat_to, sms_of
+from operating import Operator, ordered_in_chat
 
 from storage.models import Order, Outbox
 

@@ -9,8 +9,8 @@ import threading
 from dataclasses import replace
 
 import pytest
-from conftest import make_config
 from playhouse.schema_diff import diff_models
+from storing import migrated
 
 from bot.forms.base import Invalid
 from bot.gifting import catalogue, shares
@@ -24,12 +24,8 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=
 
 @pytest.fixture
 def config(db_url):
-    config = make_config(db_url, "http://127.0.0.1:8080")
-    storage.connect(db_url)
-    storage.migrate()
-    catalogue.sync(config.gifts)
-    yield config
-    storage.db.close()
+    with migrated(db_url) as config:
+        yield config
 
 
 def test_migrating_an_empty_database_gives_exactly_the_models(config):

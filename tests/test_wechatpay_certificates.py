@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fakes.wechatpay import API_V3_KEY, FakeWeChatPay, MerchantKeys, NotifyReceiver
-from test_wechatpay_standin import ORDER_NO, MovableClock, order, sdk, signed_by_hand
+from paysdk import ORDER_NO, MovableClock, order, quick_stand_in, sdk, signed_by_hand
 
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
 
@@ -39,9 +39,7 @@ def shop():
 
 @pytest.fixture
 def fake(keys, clock):
-    with FakeWeChatPay(
-        keys, clock=clock, retry_scale=1e-5, answer_timeout=0.5, verification="certificates"
-    ) as running:
+    with quick_stand_in(keys, clock, "certificates") as running:
         yield running
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import secrets
 import time
 
 import pytest
@@ -25,7 +24,6 @@ from fakes.wechatpay import (
     API_V3_KEY,
     APPID,
     MCHID,
-    SERIAL_NO,
     FakeWeChatPay,
     MerchantKeys,
     NotifyReceiver,
@@ -33,22 +31,11 @@ from fakes.wechatpay import (
     new_key,
     private_pem,
 )
+from paysdk import ORDER_NO, MovableClock, order, quick_stand_in, sdk, signed_by_hand
 from urllib3.util import SKIP_HEADER
-from wechatpayv3 import WeChatPay, WeChatPayType
+from wechatpayv3 import WeChatPay
 
 from handlers.standins.wechatpay_notify import RETRY_SCHEDULE
-
-ORDER_NO = "T202612010001"
-
-
-class MovableClock:
-    """Unix seconds, `offset` ahead of the wall clock the SDK signs with."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +55,7 @@ def clock() -> MovableClock:
 
 @pytest.fixture
 def fake(keys, clock):
-    # retries 100 000 times faster than WeChat Pay's, a 0.5 s answer window instead of 5 s
-    with FakeWeChatPay(
-        keys, clock=clock, retry_scale=1e-5, answer_timeout=0.5, verification="public_key"
-    ) as running:
+    with quick_stand_in(keys, clock, "public_key") as running:
         yield running
 
 
@@ -81,37 +65,9 @@ def shop():
         yield receiver
 
 
-def sdk(fake: FakeWeChatPay, keys: MerchantKeys, notify_url: str, **overrides) -> WeChatPay:
-    options = {
-        "wechatpay_type": WeChatPayType.JSAPI,
-        "mchid": MCHID,
-        "private_key": keys.merchant_pem,
-        "cert_serial_no": SERIAL_NO,
-        "appid": APPID,
-        "apiv3_key": API_V3_KEY,
-        "notify_url": notify_url,
-        "public_key": fake.standin.platform_public_key_pem.decode(),
-        "public_key_id": fake.standin.public_key_id,
-        "timeout": (2, 5),
-    }
-    client = WeChatPay(**(options | overrides))
-    client._core._gate_way = fake.gateway  # hard-coded in wechatpayv3/core.py Core.__init__
-    return client
-
-
 @pytest.fixture
 def wxpay(fake, keys, shop) -> WeChatPay:
     return sdk(fake, keys, shop.notify_url)
-
-
-def order(wxpay: WeChatPay, no: str = ORDER_NO, total: int = 100, **extra) -> tuple[int, str]:
-    options = {"payer": {"openid": "o_giver"}} | extra
-    return wxpay.pay(
-        description="礼物卡·玫瑰",
-        out_trade_no=no,
-        amount={"total": total, "currency": "CNY"},
-        **options,
-    )
 
 
 def paid_order(wxpay: WeChatPay, fake: FakeWeChatPay, no: str = ORDER_NO, total: int = 100) -> None:
@@ -127,32 +83,6 @@ def refund(wxpay: WeChatPay, no: str, amount: int, total: int = 100, **extra) ->
 def refused(answer: tuple[int, str]) -> tuple[int, str]:
     status, text = answer
     return status, json.loads(text)["code"]
-
-
-def signed_by_hand(
-    fake, key, method: str, path: str, body: bytes = b"", **options
-) -> requests.Response:
-    """A request made from the docs alone: sign `METHOD\\nURL\\nTS\\nNONCE\\nBODY\\n` (RSA-SHA256,
-    PKCS#1 v1.5, base64) and send it with Authorization, Accept, User-Agent, Content-Type."""
-    timestamp = options.pop("timestamp", str(int(time.time())))
-    nonce = secrets.token_hex(16)
-    message = f"{method}\n{path}\n{timestamp}\n{nonce}\n".encode() + body + b"\n"
-    signature = base64.b64encode(
-        key.sign(options.pop("signed", message), padding.PKCS1v15(), hashes.SHA256())
-    )
-    authorization = (
-        f'WECHATPAY2-SHA256-RSA2048 mchid="{MCHID}",nonce_str="{nonce}",timestamp="{timestamp}",'
-        f'serial_no="{SERIAL_NO}",signature="{signature.decode()}"'
-    )
-    headers = {
-        "Authorization": authorization,
-        "Accept": "application/json",
-        "User-Agent": "gift-bot-tests",
-        "Content-Type": "application/json",
-    } | options.pop("headers", {})
-    return requests.request(
-        method, fake.gateway + path, data=options.pop("send", body), headers=headers, timeout=5
-    )
 
 
 def check_signed_by_hand(public_pem: bytes, headers, body: bytes) -> bool:
