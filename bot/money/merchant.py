@@ -104,6 +104,19 @@ class Merchant:
             f'timestamp="{timestamp}",serial_no="{self.serial_no}"'
         )
 
+    def mismatch(self, transaction: dict, total: int) -> str | None:
+        """Why a transaction WeChat Pay vouches for is not our order of `total` fen; None when
+        it is."""
+        if transaction.get("mchid") != self.mchid:
+            return "mchid is not ours"
+        if transaction.get("appid") != self.appid:
+            return "appid is not ours"
+        amount = transaction.get("amount") or {}
+        paid = amount.get("total") if isinstance(amount, dict) else amount
+        if not isinstance(amount, dict) or paid != total:
+            return f"amount {paid!r} is not the order's {total}"
+        return None
+
     # -- theirs ----------------------------------------------------------------------------
 
     def open_notification(self, body: bytes) -> tuple[str, str, dict]:

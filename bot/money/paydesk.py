@@ -4,7 +4,7 @@ the reconciliation, and the outbox's closes and refunds. The books are bot/money
 Usage::
 
     desk = PayDesk(config, merchant, notices, services.db, clock)
-    view = await desk.page(token, openid, in_wechat)   # PayView: what the pay page shows
+    view = await desk.page(token, openid, in_wechat)   # PayView (bot/money/payviews.py)
     await desk.state(token, openid)                 # {"state": "paid", …} for the waiting page
     bridge = await desk.attempt(token, openid)      # a JSAPI order; raises Invalid or PayError
     status = await desk.notify(headers, raw_body)   # 204, or raises NotifyRefused (4xx)
@@ -13,7 +13,7 @@ Usage::
     desk.channels()                                 # {"wechatpay_close": Channel, "wechatpay_refund": …}
 
 A notification is believed only when WeChat Pay's signature checks (its public key or a
-platform certificate, bot/wechatpay_keys.py), its time is less than 5 minutes from now and
+platform certificate, bot/money/wechatpay_keys.py), its time is less than 5 minutes from now and
 its resource decrypts; then its merchant, AppID, out_trade_no and amount must
 match our own records. Acting on it is one transaction that locks the order's row, so
 WeChat Pay's repeats (and two workers receiving one at once) act once.
@@ -24,51 +24,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from bot.codes import Code
 from bot.config import Config
 from bot.gifting import facts, promises, shares
 from bot.money import payments, refunds
 from bot.money.merchant import Merchant, NotifyRefused, PayError
+from bot.money.payviews import Attempt, PayView, unix
 from bot.money.wechatpay import WeChatPayClient
 from bot.money.wechatpay_keys import PlatformKeys
-from bot.outgoing.channels import Offer
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel
 from bot.outgoing.subscriptions import Page
-from storage.models import PayOrder, Share
 from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.payments")
-
-
-@dataclass
-class PayView:
-    """The pay page of a share, as this visitor sees it."""
-
-    share: Share
-    refusal: Code | None = None
-    login: bool = False
-    promise: Offer | None = None  # the giver's news of it to come (bot/gifting/promises.py)
-
-    @property
-    def gift(self):
-        return self.share.gift
-
-    @property
-    def amount(self) -> int:
-        return payments.amount_of(self.share)
-
-
-@dataclass(frozen=True)
-class Attempt:
-    out_trade_no: str
-    bridge: dict[str, str]  # WeixinJSBridge's getBrandWCPayRequest arguments, paySign made
-
-
-def unix(when: dt.datetime) -> float:
-    return when.replace(tzinfo=dt.UTC).timestamp()
 
 
 class PayDesk:
@@ -163,7 +133,7 @@ class PayDesk:
         order = await self.db.run(payments.by_trade_no, number)
         if order is None:
             raise NotifyRefused(400, "unknown out_trade_no")
-        if why := self._mismatch(transaction, order):
+        if why := self.merchant.mismatch(transaction, order.amount):
             raise NotifyRefused(400, why)
         if transaction.get("trade_state") != "SUCCESS":
             raise NotifyRefused(
@@ -180,17 +150,6 @@ class PayDesk:
         if outcome != "repeat":
             self.wake()
         return outcome
-
-    def _mismatch(self, transaction: dict, order: PayOrder) -> str | None:
-        m = self.merchant
-        if transaction.get("mchid") != m.mchid:
-            return "mchid is not ours"
-        if transaction.get("appid") != m.appid:
-            return "appid is not ours"
-        amount = transaction.get("amount") or {}
-        if not isinstance(amount, dict) or amount.get("total") != order.amount:
-            return f"amount {amount.get('total') if isinstance(amount, dict) else amount!r} is not the order's {order.amount}"
-        return None
 
     async def _refunded(self, notice: dict, now: dt.datetime) -> str:
         number = str(notice.get("out_refund_no", ""))
@@ -296,7 +255,7 @@ class PayDesk:
             transaction = {"trade_state": "CLOSED" if order.time_expire <= now else "NOTPAY"}
         state = transaction.get("trade_state")
         if state in ("SUCCESS", "REFUND"):
-            if why := self._mismatch(transaction, order):
+            if why := self.merchant.mismatch(transaction, order.amount):
                 log.error(
                     "queried order does not match ours", extra={"out_trade_no": number, "why": why}
                 )

@@ -22,7 +22,7 @@ from bot.codes import Code
 from bot.config.payments import uses_standin
 from bot.forms.base import Invalid
 from bot.money.merchant import NotifyRefused, PayError
-from bot.money.paydesk import unix
+from bot.money.payviews import unix
 from handlers.standins.wechatpay import WeChatPayStandIn
 from handlers.standins.wechatpay_wire import load_public_key
 from handlers.web.base import BaseHandler
