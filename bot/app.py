@@ -23,6 +23,7 @@ from bot.chat import pushes
 from bot.chat.chat import Chat
 from bot.config import Config
 from bot.config.payments import uses_standin
+from bot.forms import numbers
 from bot.gifting import catalogue, draws, media, mobile_claims, reminders, shares
 from bot.money.merchant import Merchant
 from bot.money.paydesk import PayDesk
@@ -72,6 +73,7 @@ class Services:
         if sync:
             catalogue.sync(config.gifts)
         clock = clock or Clock()
+        numbers.converter()  # loaded now, not in a message's time
         renderer = Renderer(config)
         notices = Notices(config, renderer)
         db = Runner.for_database(config.database.threads)

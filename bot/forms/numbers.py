@@ -16,10 +16,9 @@ raise); a list choice is neither, so the length is bounded before anything is co
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-
-import cn2an
 
 MOST = 999_999
 _DIGITS = re.compile(r"[0-9]{1,6}")
@@ -41,10 +40,20 @@ def small_number(text: str) -> int | None:
     return None
 
 
+@functools.cache
+def converter():
+    """cn2an's converter, imported on first use: cn2an builds its tables when imported (0.1 to
+    0.2 s), which a command that reads no numeral should not pay. The server calls this at
+    start-up (bot/app.py), so no message waits for it."""
+    import cn2an
+
+    return cn2an.cn2an
+
+
 def chinese(numeral: str) -> int | None:
     """两 → 2, 十二 → 12, 二零二六 → 2026 (digit by digit), 壹 → 1; None when it is not one."""
     try:
-        value = cn2an.cn2an(numeral, "normal")
+        value = converter()(numeral, "normal")
     except (ValueError, KeyError, IndexError):
         return None
     return int(value) if value == int(value) else None

@@ -31,7 +31,6 @@ import sys
 from pathlib import Path
 
 from bot import logs
-from bot.app import Services
 from bot.config import Config, ConfigError, load, port_mismatch, with_port
 from bot.config.startup import check_database
 from handlers.cli import catalogue, orders, outbox, payments, people, report
@@ -133,6 +132,7 @@ def port_number(text: str) -> int:
 
 
 def serve(config: Config, args) -> int:
+    from bot.app import Services  # the whole bot: only the commands that run it import it
     from handlers.app import CannotListen, listen
     from handlers.app import serve as run_server
 
@@ -152,6 +152,8 @@ def serve(config: Config, args) -> int:
 
 
 def worker(config: Config, args) -> int:
+    from bot.app import Services
+
     services = Services.start(config, sync=False)
     stop = asyncio.Event()
 
