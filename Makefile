@@ -21,6 +21,11 @@ PAID_TESTS ?= $(addprefix tests/test_,$(addsuffix .py,chat_share chat_order clai
 # key (GIFTBOT_TEST_WECHATPAY_VERIFY=certificates, tests/fakes/wechatpay.py): about 30 seconds.
 CERT_TESTS ?= tests/test_payments.py tests/test_pay_notify.py
 
+# Test files run side by side in two processes (pytest-xdist; a file stays in one process, so
+# its module fixtures and artifacts are its own), the longest first (tests/conftest.py's
+# LONGEST_FIRST). `make test PYTEST_JOBS=` runs them one by one.
+PYTEST_JOBS ?= -n 2 --dist loadfile --no-loadscope-reorder
+
 .PHONY: run test lint format worker bench clean lock mutate
 
 # Exactly the versions CI tested, each checked against its hash (requirements.lock), then the
@@ -50,8 +55,8 @@ worker: $(STAMP)
 # tests about free mode only are skipped there, each saying why. Then the paid story with
 # platform certificates.
 test: $(STAMP) lint
-	$(BIN)/pytest
-	GIFTBOT_TEST_PAYMENTS=wechatpay $(BIN)/pytest $(PAID_TESTS)
+	$(BIN)/pytest $(PYTEST_JOBS)
+	GIFTBOT_TEST_PAYMENTS=wechatpay $(BIN)/pytest $(PYTEST_JOBS) $(PAID_TESTS)
 	GIFTBOT_TEST_WECHATPAY_VERIFY=certificates $(BIN)/pytest $(CERT_TESTS)
 
 lint: $(STAMP)
