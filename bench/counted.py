@@ -5,12 +5,14 @@ call into the library), and its SQL holds one or more statements. The counts are
 kind of work, from the job the database runner is running: `message` (the callback's
 transaction, a page's reads) or `background` (the outbox, expiry, draws, pruning). On SIGUSR1
 the counts so far are written to FILE as JSON; bench/roundtrips.py reads them before and after
-a scenario's messages.
+a scenario's messages. With GIFTBOT_COUNT_LOG=PATH each of the message path's round trips is
+also appended to PATH (its SQL's first 160 characters), to see what they are.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -20,6 +22,7 @@ import peewee
 
 BACKGROUND = {"release_expired", "draw_due", "send_due", "prune", "sweep"}
 JOBS = {"_in_transaction", "_fresh", "_attempts"}  # storage/runner.py's frames that hold `fn`
+LOG = os.environ.get("GIFTBOT_COUNT_LOG")  # the message path's SQL, a line each, to read
 counts: Counter = Counter()
 _lock = threading.Lock()
 
@@ -49,6 +52,10 @@ class Counted:
         with _lock:
             counts[f"{kind} round trips"] += 1
             counts[f"{kind} statements"] += statements
+            if LOG and kind == "message":
+                with open(LOG, "a") as log:
+                    text = sql.decode() if isinstance(sql, bytes) else str(sql)
+                    log.write(" ".join(text.split())[:160] + "\n")
         return self._cursor.execute(sql, *args, **kwargs)
 
     def __getattr__(self, name):

@@ -68,10 +68,13 @@ def _statements(postgres: bool) -> dict[str, str]:
         "enqueue": f"INSERT INTO outbox (key, kind, payload, status, attempts, next_attempt_at, "
         f"last_error, created_at, sent_by) VALUES ({p}, {p}, {p}, 'pending', 0, {p}, '', {p}, '') "
         "ON CONFLICT DO NOTHING",
-        "giver_open_units": "SELECT COALESCE(SUM(quantity - claimed), 0) FROM share "
-        f"WHERE giver_id = {p} AND NOT released AND expires_at > {p}",
-        "giver_recent_shares": f"SELECT created_at FROM share WHERE giver_id = {p} "
-        f"AND created_at > {p} ORDER BY created_at DESC LIMIT {p}",
+        # The units a giver holds, beside each of their latest shares' time (none: one row of
+        # units and NULL): both of a giver's limits in one statement.
+        "giver_allowance": "SELECT held.units, recent.created_at FROM (SELECT "
+        "COALESCE(SUM(quantity - claimed), 0) AS units FROM share "
+        f"WHERE giver_id = {p} AND NOT released AND expires_at > {p}) AS held "
+        f"LEFT JOIN (SELECT created_at FROM share WHERE giver_id = {p} AND created_at > {p} "
+        f"ORDER BY created_at DESC LIMIT {p}) AS recent ON 1 = 1 ORDER BY recent.created_at DESC",
         "guard_push": f"INSERT INTO push_nonce (key, body_sha256, stamp) VALUES ({p}, {p}, {p}) "
         "ON CONFLICT DO NOTHING",
         "guarded_body": f"SELECT body_sha256 FROM push_nonce WHERE key = {p}",
@@ -210,8 +213,14 @@ def insert_conversation(openid: str, values: dict[str, Any]) -> None:
 
 
 def update_conversation(openid: str, version: int, values: dict[str, Any]) -> int:
-    """Compare-and-set on `version`: the number of rows changed (1, or 0 when it moved on)."""
-    return _run("update_conversation", (*_db_values(values), openid, version)).rowcount
+    """Compare-and-set on `version`: the number of rows changed (1, or 0 when it moved on).
+    On PostgreSQL the row was read FOR UPDATE in this transaction (`open_message`,
+    `conversation_row`), so its version cannot have moved: the update goes with the COMMIT."""
+    params = (*_db_values(values), openid, version)
+    if "open_message" in _bound["sql"]:
+        _defer("update_conversation", params)
+        return 1
+    return _run("update_conversation", params).rowcount
 
 
 def guard_push(key: str, body_sha256: str, stamp: int) -> str:
@@ -250,15 +259,13 @@ def enqueue(kind: str, key: str, payload: dict, now: Any) -> bool:
     return _run("enqueue", params).rowcount == 1
 
 
-def giver_open_units(giver: str, now: Any) -> int:
-    """Units the giver holds in shares neither released nor expired."""
-    return _run("giver_open_units", (giver, Share.expires_at.db_value(now))).fetchone()[0]
-
-
-def giver_recent_shares(giver: str, since: Any, limit: int) -> list:
-    """When the giver's latest shares (at most `limit`) since `since` were made, newest first."""
-    rows = _run("giver_recent_shares", (giver, Share.created_at.db_value(since), limit))
-    return [Share.created_at.python_value(row[0]) for row in rows.fetchall()]
+def giver_allowance(giver: str, now: Any, since: Any, limit: int) -> tuple[int, list]:
+    """The units the giver holds in shares neither released nor expired, and when their latest
+    shares (at most `limit`) since `since` were made, newest first."""
+    params = (giver, Share.expires_at.db_value(now), giver, Share.created_at.db_value(since), limit)
+    rows = _run("giver_allowance", params).fetchall()
+    made = [Share.created_at.python_value(row[1]) for row in rows if row[1] is not None]
+    return rows[0][0], made
 
 
 def catalogue_version() -> int:
