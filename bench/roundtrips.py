@@ -108,11 +108,11 @@ def run(db_kind: str, n: int) -> dict[str, dict[str, float]]:
             page_tokens = share_tokens(c, 2, "p")
             visitors = [f"o_rt_visit_{i}" for i in range(20)]
             cookies = [sc.Page.cookie(c, v) for v in visitors]
-            for cookie in cookies:
-                http_get(f"{bot.url}/claim/{page_tokens[0]}", headers={"Cookie": cookie})
+            for i, cookie in enumerate(cookies):  # each visitor's first visit is recorded
+                http_get(f"{bot.url}/claim/{page_tokens[i % 2]}", headers={"Cookie": cookie})
 
             def page(i: int) -> None:
-                url = f"{bot.url}/claim/{page_tokens[i % 2]}"
+                url = f"{bot.url}/claim/{page_tokens[i % 20 % 2]}"
                 status, _ = http_get(url, headers={"Cookie": cookies[i % 20]})
                 if status != 200:
                     raise RuntimeError(f"the claim page answered {status}")

@@ -188,11 +188,11 @@ def keep_reply(key: str, reply: dict) -> None:
 def touch_user(openid: str, now: Any, message: bool = False) -> None:
     """Record the user as seen now; `message`: they wrote to the account (WeChat's 48-hour
     window for customer-service messages opens again), not only opened a page."""
-    seen = User.last_seen.db_value(now)
+    seen = User.last_seen.db_value(now)  # deferred: the next statement still finds the row
     if message:
-        _run("touch_messaging_user", (openid, seen, seen, User.subscribed.db_value(False), seen))
+        _defer("touch_messaging_user", (openid, seen, seen, User.subscribed.db_value(False), seen))
     else:
-        _run("touch_user", (openid, seen, seen, User.subscribed.db_value(False)))
+        _defer("touch_user", (openid, seen, seen, User.subscribed.db_value(False)))
 
 
 def conversation_row(openid: str) -> dict[str, Any] | None:
@@ -252,10 +252,13 @@ def _instance(model, row: tuple | None):
     return instance
 
 
-def enqueue(kind: str, key: str, payload: dict, now: Any) -> bool:
-    """An outbox row, unless one with this key exists; True when added."""
+def enqueue(kind: str, key: str, payload: dict, now: Any, answer: bool = True) -> bool | None:
+    """An outbox row, unless one with this key exists; True when added (`answer` false: not
+    asked, and the insert may be deferred)."""
     at = Outbox.created_at.db_value(now)
     params = (key, kind, Outbox.payload.db_value(payload), at, at)
+    if not answer:
+        return _defer("enqueue", params)
     return _run("enqueue", params).rowcount == 1
 
 
