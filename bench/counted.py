@@ -6,7 +6,7 @@ kind of work, from the job the database runner is running: `message` (the callba
 transaction, a page's reads) or `background` (the outbox, expiry, draws, pruning). On SIGUSR1
 the counts so far are written to FILE as JSON; bench/roundtrips.py reads them before and after
 a scenario's messages. With GIFTBOT_COUNT_LOG=PATH each of the message path's round trips is
-also appended to PATH (its SQL's first 160 characters), to see what they are.
+also appended to PATH (the time it took and its SQL's first 150 characters).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections import Counter
 
 import peewee
@@ -49,14 +50,19 @@ class Counted:
     def execute(self, sql, *args, **kwargs):
         kind = _kind()
         statements = len([part for part in str(sql).split(";") if part.strip()])
-        with _lock:
-            counts[f"{kind} round trips"] += 1
-            counts[f"{kind} statements"] += statements
-            if LOG and kind == "message":
-                with open(LOG, "a") as log:
-                    text = sql.decode() if isinstance(sql, bytes) else str(sql)
-                    log.write(" ".join(text.split())[:160] + "\n")
-        return self._cursor.execute(sql, *args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return self._cursor.execute(sql, *args, **kwargs)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            with _lock:
+                counts[f"{kind} round trips"] += 1
+                counts[f"{kind} statements"] += statements
+                counts[f"{kind} ms"] += ms
+                if LOG and kind == "message":
+                    with open(LOG, "a") as log:
+                        text = sql.decode() if isinstance(sql, bytes) else str(sql)
+                        log.write(f"{ms:7.2f} ms  " + " ".join(text.split())[:150] + "\n")
 
     def __getattr__(self, name):
         return getattr(self._cursor, name)

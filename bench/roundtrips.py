@@ -21,7 +21,17 @@ import sys
 import time
 
 from bench import scenarios as sc
-from bench.server import PYTHON, BotServer, Databases, Helper, Proc, http_get, http_post
+from bench.server import (
+    PYTHON,
+    BotServer,
+    Databases,
+    Helper,
+    Proc,
+    http_get,
+    http_post,
+    pg_sessions_cpu_ms,
+    tree_cpu_ms,
+)
 from bench.wire import Wire
 
 TOKEN_RE = re.compile(r"/claim/([A-Za-z0-9_-]{20,64})")
@@ -53,12 +63,20 @@ class Counting:
 
     def measure(self, send, n: int) -> dict[str, float]:
         time.sleep(1.5)  # let the outbox settle what seeding left
-        before = self.counts()
+        before = self.counts() | self.cpu()
         for i in range(n):
             send(i)
+        busy = self.cpu()  # before the outbox's sends: the messages' own CPU
         time.sleep(2.5)  # the outbox sends what the messages queued
-        after = self.counts()
+        after = self.counts() | busy
         return {k: (after.get(k, 0) - before.get(k, 0)) / n for k in after}
+
+    def cpu(self) -> dict[str, float]:
+        """CPU ms the bot and its PostgreSQL sessions have used so far."""
+        return {
+            "bot cpu ms": tree_cpu_ms(self.bot.pid),
+            "postgres cpu ms": pg_sessions_cpu_ms(self.bot.db_url),
+        }
 
 
 def share_tokens(c: Counting, shares: int, tag: str) -> list[str]:
@@ -132,13 +150,16 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print("| scenario | db | round trips / message | statements / message "
+          "| ms in them / message | bot CPU ms / message | PostgreSQL CPU ms / message "
           "| background round trips / message |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for kind in kinds:
         for name, counts in run(kind, args.messages).items():
             print(
                 f"| {name} | {kind} | {counts.get('message round trips', 0):.2f} "
                 f"| {counts.get('message statements', 0):.2f} "
+                f"| {counts.get('message ms', 0):.2f} "
+                f"| {counts.get('bot cpu ms', 0):.2f} | {counts.get('postgres cpu ms', 0):.2f} "
                 f"| {counts.get('background round trips', 0):.2f} |",
                 flush=True,
             )
