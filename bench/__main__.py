@@ -5,6 +5,7 @@
                     [--connections 16] [--threads 1] [--users 1000] [--safe]
                     [--big [--big-scale 1]] [--memory] [--paced 0.7] [--no-record]
     python -m bench profile [catalogue|form-step|claim|page] [--db sqlite] [--duration 15]
+    python -m bench roundtrips [--db sqlite|postgres|both] [--messages 120]
 
 See bench/README.md for what each scenario sends, what is checked and how to
 read the results and profiles.
@@ -119,6 +120,10 @@ def main(argv: list[str]) -> int:
         from bench.profile import main as profile_main
 
         return profile_main(argv[1:])
+    if argv[:1] == ["roundtrips"]:
+        from bench.roundtrips import main as roundtrips_main
+
+        return roundtrips_main(argv[1:])
     args = run_parser().parse_args(argv)
     from bench.runner import Options, run
 

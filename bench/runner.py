@@ -23,7 +23,9 @@ from bench.server import (
     Databases,
     Helper,
     RssSampler,
+    pg_sessions_cpu_ms,
     serve_supports_workers,
+    tree_cpu_ms,
     tree_hwm_kib,
     tree_rss_kib,
 )
@@ -255,8 +257,10 @@ def one_run(
         offset = ctx.bot.log_offset()
         # Both targets are sampled alike, so that the harness's own work is the same for both.
         sampler = RssSampler(ctx.bot.pid if target == "bot" else ctx.bare_pid)
+        cpu = (tree_cpu_ms(ctx.bot.pid), pg_sessions_cpu_ms(ctx.bot.db_url))
         with sampler:
             result = ctx.load(target, batch.chains, opts.duration, route, scenario.cycle, aes, pace)
+        cpu = (tree_cpu_ms(ctx.bot.pid) - cpu[0], pg_sessions_cpu_ms(ctx.bot.db_url) - cpu[1])
         if result.exhausted and not scenario.cycle:
             rate = max(rate, result.rate) * 2
             say(f"    the pool of {len(batch.chains)} chains ran dry: again with twice as many")
@@ -274,6 +278,10 @@ def one_run(
         settle(ctx, wait_outbox=scenario.name == "claim")
         found, facts = scenario.check(ctx, batch, result)
         facts["slowest reply ms"] = round(result.latency_ms["max"])
+        replies = max(result.ok, 1)  # CPU per reply: the bot's process tree, its PG sessions
+        facts["bot CPU µs/reply"] = round(cpu[0] * 1000 / replies)
+        if cpu[1]:
+            facts["PostgreSQL CPU µs/reply"] = round(cpu[1] * 1000 / replies)
         problems += found
         logged = ctx.bot.log_problems(offset)
         if logged:

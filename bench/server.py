@@ -136,6 +136,36 @@ def _status_kib(pid: int, key: str) -> int:
     return 0
 
 
+def cpu_ms(pid: int) -> float:
+    """CPU time a process has used so far (user + system), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_ms(root: int) -> float:
+    return sum(cpu_ms(pid) for pid in tree_pids(root))
+
+
+def pg_sessions_cpu_ms(db_url: str) -> float:
+    """CPU time used so far by the PostgreSQL sessions named as this url names its own (on
+    this machine); 0 for SQLite."""
+    if "application_name=" not in db_url:
+        return 0.0
+    import psycopg2
+
+    name = db_url.rsplit("application_name=", 1)[1].split("&")[0]
+    conn = psycopg2.connect(**pg_connect_kwargs(PG_BASE))
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (name,))
+        return sum(cpu_ms(pid) for (pid,) in cur.fetchall())
+    finally:
+        conn.close()
+
+
 def tree_rss_kib(root: int) -> int:
     return sum(_status_kib(pid, "VmRSS") for pid in tree_pids(root))
 
@@ -217,7 +247,8 @@ class Databases:
         conn.close()
         self.schemas.append(schema)
         sep = "&" if "?" in PG_BASE else "?"
-        return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}"
+        # The sessions named after the schema: their CPU is read from /proc (cpu_ms).
+        return f"{PG_BASE}{sep}options=-csearch_path%3D{schema}&application_name={schema}"
 
     def close(self) -> None:
         if self.schemas:

@@ -26,10 +26,6 @@ log = logging.getLogger("gift_bot.wechat")
 MAX_BODY = 64 * 1024
 
 
-class Replayed(Exception):
-    """A used (timestamp, nonce) came with another body."""
-
-
 class WeChatHandler(BaseHandler):
     """WeChat's callback URL."""
 
@@ -62,9 +58,7 @@ class WeChatHandler(BaseHandler):
 
     def _handle(self, msg, guard: tuple[str, str] | None, body: bytes):
         """One transaction: the replay guard, then the chat (on the database's writer)."""
-        if guard and not pushes.first_sight(*guard, body):
-            raise Replayed
-        return self.services.chat.handle(msg)
+        return self.services.chat.handle(msg, guard and pushes.guard(*guard, body))
 
     def get(self) -> None:
         """The URL check: echo `echostr` once the signature holds."""
@@ -77,7 +71,7 @@ class WeChatHandler(BaseHandler):
         msg = self.msg
         try:
             reply = await self.services.db.write(self._handle, msg, self.guard, self.request.body)
-        except Replayed:
+        except pushes.Replayed:
             raise tornado.web.HTTPError(403, "replayed nonce with another body") from None
         except Exception:  # nothing was kept (the message's transaction rolled back)
             log.exception("message failed", extra={"user": self.hashed(msg.openid)})

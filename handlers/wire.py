@@ -5,7 +5,7 @@ The callback::
 
     check_query(token, query, now)              # WireError(403) on a bad signature or old time
     fields = open_push(body, query, crypt)      # the push's XML as a dict (decrypted, AppID checked)
-    msg = incoming(fields)                      # bot.chat.chat.Incoming: sender, account, kind, text …
+    msg = incoming(fields)                      # bot.chat.incoming.Incoming: sender, account, kind, text …
     answer = write_reply(reply, msg, crypt)     # XML To the sender From the account, or "success"
 
 The sandbox plays WeChat with this module's rules (handlers/wire_peer.py).
@@ -30,7 +30,7 @@ from defusedxml.ElementTree import fromstring as parse_without_dtd
 from werobot.crypto import MessageCrypt
 from werobot.replies import Article, ArticlesReply, TextReply, TransferCustomerServiceReply
 
-from bot.chat.chat import Incoming
+from bot.chat.incoming import Incoming
 from bot.replies import Card, Reply, Text, Transfer
 
 MAX_CLOCK_SKEW = 300  # seconds; an older signed request is a replay

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from werobot.crypto import MessageCrypt
 
-from bot.chat.chat import Incoming
+from bot.chat.incoming import Incoming
 from handlers.wire import (
     ACK,
     MAX_CLOCK_SKEW,

@@ -7,7 +7,8 @@ Usage::
 
 SQLite runs in WAL mode (readers never wait for the writer) with a busy timeout
 so that several processes can write, and `synchronous=FULL`; PostgreSQL goes
-through a connection pool (`playhouse.pool`).
+through a connection pool (`playhouse.pool`) that sends BEGIN and the writes nobody reads
+an answer of with the next statement (storage/pipeline.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from pathlib import Path
 import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
-from playhouse.pool import PooledPostgresqlDatabase
 
 from storage import hot
 from storage.models import ALL_MODELS, db
+from storage.pipeline import PipelinedPostgresqlDatabase
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,7 +49,7 @@ def connect(url: str, max_connections: int = 16) -> peewee.Database:
         database = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=10)
     else:
         params = db_url.parse(url.replace("postgres://", "postgresql://", 1))
-        database = PooledPostgresqlDatabase(
+        database = PipelinedPostgresqlDatabase(
             max_connections=max_connections, stale_timeout=300, timeout=10, **params
         )
     db.initialize(database)

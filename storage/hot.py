@@ -4,6 +4,7 @@
 Usage (inside the message's transaction)::
 
     sql = statements()                         # for the bound database, built once
+    opened = open_message(key, openid, now, guard)  # the four below in one round trip
     first = claim_message(key, openid, now)    # False: WeChat's retry of a message seen
     stored_reply(key); keep_reply(key, reply)
     touch_user(openid, now)
@@ -20,6 +21,8 @@ on every stored format; tests run both databases through it.
 from __future__ import annotations
 
 import functools
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from storage.models import Conversation, InboundMessage, Order, Outbox, Share, User, db
@@ -42,7 +45,7 @@ def _statements(postgres: bool) -> dict[str, str]:
     columns = ", ".join(CONVERSATION_COLUMNS)
     assignments = ", ".join(f"{c} = {p}" for c in CONVERSATION_COLUMNS)
     lock = " FOR UPDATE" if postgres else ""  # SQLite: the writer holds the only write lock
-    return {
+    sql = {
         "claim_message": f"INSERT INTO inbound_message (key, openid, received_at) "
         f"VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING",
         "stored_reply": f"SELECT reply FROM inbound_message WHERE key = {p}",
@@ -65,14 +68,36 @@ def _statements(postgres: bool) -> dict[str, str]:
         "enqueue": f"INSERT INTO outbox (key, kind, payload, status, attempts, next_attempt_at, "
         f"last_error, created_at, sent_by) VALUES ({p}, {p}, {p}, 'pending', 0, {p}, '', {p}, '') "
         "ON CONFLICT DO NOTHING",
-        "giver_open_units": "SELECT COALESCE(SUM(quantity - claimed), 0) FROM share "
-        f"WHERE giver_id = {p} AND NOT released AND expires_at > {p}",
-        "giver_recent_shares": f"SELECT created_at FROM share WHERE giver_id = {p} "
-        f"AND created_at > {p} ORDER BY created_at DESC LIMIT {p}",
+        # The units a giver holds, beside each of their latest shares' time (none: one row of
+        # units and NULL): both of a giver's limits in one statement.
+        "giver_allowance": "SELECT held.units, recent.created_at FROM (SELECT "
+        "COALESCE(SUM(quantity - claimed), 0) AS units FROM share "
+        f"WHERE giver_id = {p} AND NOT released AND expires_at > {p}) AS held "
+        f"LEFT JOIN (SELECT created_at FROM share WHERE giver_id = {p} AND created_at > {p} "
+        f"ORDER BY created_at DESC LIMIT {p}) AS recent ON 1 = 1 ORDER BY recent.created_at DESC",
         "guard_push": f"INSERT INTO push_nonce (key, body_sha256, stamp) VALUES ({p}, {p}, {p}) "
         "ON CONFLICT DO NOTHING",
         "guarded_body": f"SELECT body_sha256 FROM push_nonce WHERE key = {p}",
     }
+    # PostgreSQL only (SQLite has no INSERT in WITH; there each part runs on its own, in
+    # process, with no round trip to save). The guard's and the claim's inserts, the stored
+    # reply and guard as they were (a concurrent first delivery shows neither: the caller
+    # asks again), the catalogue's version and the conversation, locked.
+    if postgres:
+        sql["open_message"] = (
+            "WITH guarded AS (INSERT INTO push_nonce (key, body_sha256, stamp) "
+            "SELECT %s, %s, %s WHERE %s ON CONFLICT DO NOTHING RETURNING 1), "
+            "claimed AS (INSERT INTO inbound_message (key, openid, received_at) "
+            "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1), "
+            f"conv AS (SELECT openid, {columns} FROM conversation WHERE openid = %s FOR UPDATE) "
+            "SELECT (SELECT count(*) FROM guarded), "
+            "(SELECT body_sha256 FROM push_nonce WHERE key = %s), "
+            "(SELECT count(*) FROM claimed), (SELECT reply FROM inbound_message WHERE key = %s), "
+            "(SELECT version FROM catalogue_version WHERE id = 1), "
+            f"conv.openid IS NOT NULL, {', '.join(f'conv.{c}' for c in CONVERSATION_COLUMNS)} "
+            "FROM (VALUES (1)) AS one LEFT JOIN conv ON true"
+        )
+    return sql
 
 
 def statements() -> dict[str, str]:
@@ -91,10 +116,64 @@ def _run(name: str, params: tuple = ()):
     return db.execute_sql(_bound["sql"][name], params)
 
 
+def _defer(name: str, params: tuple = ()) -> None:
+    """A write whose answer nobody reads: on PostgreSQL it goes with the next statement or the
+    COMMIT (storage/pipeline.py); SQLite, in process, runs it now."""
+    defer = getattr(db.obj, "defer", None)
+    if defer is None:
+        _run(name, params)
+    else:
+        defer(_bound["sql"][name], params)
+
+
+@dataclass
+class Opened:
+    """What opening a message found: `replayed` (the guard's key came with another body),
+    `first` (False: a retry, whose first reply is `stored`), the conversation row (as
+    `conversation_row` gives it, locked)."""
+
+    replayed: bool
+    first: bool
+    stored: dict | None
+    conversation: dict[str, Any] | None
+
+
+def open_message(key: str, openid: str, now: Any, guard: tuple | None) -> Opened:
+    """The start of every message: the plaintext-mode replay guard (`guard`: key, body hash,
+    stamp; None in safe mode), the push's key (a retry is not first), and the user's
+    conversation. One statement on PostgreSQL, which also reads the catalogue's version for
+    this transaction (`catalogue_version`)."""
+    if "open_message" not in _bound["sql"]:
+        replayed = bool(guard) and guard_push(*guard) != guard[1]
+        first = not replayed and claim_message(key, openid, now)
+        stored = None if replayed or first else stored_reply(key)
+        row = conversation_row(openid) if first else None
+        return Opened(replayed, first, stored, row)
+    g_key, g_body, g_stamp = guard or ("", "", 0)
+    received = InboundMessage.received_at.db_value(now)
+    params = (g_key, g_body, g_stamp, bool(guard), key, openid, received, openid, g_key, key)
+    row = _run("open_message", params).fetchone()
+    guarded, kept_body, claimed, stored, version, found = row[:6]
+    _version.seen = (db.top_transaction(), version)
+    if guard and not guarded:
+        kept_body = kept_body or guarded_body(g_key)
+        if kept_body != g_body:
+            return Opened(True, False, None, None)
+    if not claimed:
+        value = InboundMessage.reply.python_value(stored) if stored else stored_reply(key)
+        return Opened(False, False, value, None)
+    return Opened(False, True, None, _conversation(row[6:]) if found else None)
+
+
 def claim_message(key: str, openid: str, now: Any) -> bool:
     """Record a push's key; False when it was there already (a retry)."""
     received = InboundMessage.received_at.db_value(now)
     return _run("claim_message", (key, openid, received)).rowcount == 1
+
+
+def guarded_body(key: str) -> str:
+    row = _run("guarded_body", (key,)).fetchone()
+    return row[0] if row else ""
 
 
 def stored_reply(key: str) -> dict | None:
@@ -103,25 +182,27 @@ def stored_reply(key: str) -> dict | None:
 
 
 def keep_reply(key: str, reply: dict) -> None:
-    _run("keep_reply", (InboundMessage.reply.db_value(reply), key))
+    _defer("keep_reply", (InboundMessage.reply.db_value(reply), key))
 
 
 def touch_user(openid: str, now: Any, message: bool = False) -> None:
     """Record the user as seen now; `message`: they wrote to the account (WeChat's 48-hour
     window for customer-service messages opens again), not only opened a page."""
-    seen = User.last_seen.db_value(now)
+    seen = User.last_seen.db_value(now)  # deferred: the next statement still finds the row
     if message:
-        _run("touch_messaging_user", (openid, seen, seen, User.subscribed.db_value(False), seen))
+        _defer("touch_messaging_user", (openid, seen, seen, User.subscribed.db_value(False), seen))
     else:
-        _run("touch_user", (openid, seen, seen, User.subscribed.db_value(False)))
+        _defer("touch_user", (openid, seen, seen, User.subscribed.db_value(False)))
 
 
 def conversation_row(openid: str) -> dict[str, Any] | None:
     """The user's conversation columns, and under "stored" the JSON columns' text as kept
     (what `JSONField.db_value` writes), to tell later whether they changed."""
     row = _run("conversation_row", (openid,)).fetchone()
-    if row is None:
-        return None
+    return None if row is None else _conversation(row)
+
+
+def _conversation(row: tuple) -> dict[str, Any]:
     values = {name: _FIELDS[name].python_value(v) for name, v in zip(_FIELDS, row, strict=True)}
     values["stored"] = {name: v for name, v in zip(_FIELDS, row, strict=True) if name in _JSON}
     return values
@@ -132,8 +213,14 @@ def insert_conversation(openid: str, values: dict[str, Any]) -> None:
 
 
 def update_conversation(openid: str, version: int, values: dict[str, Any]) -> int:
-    """Compare-and-set on `version`: the number of rows changed (1, or 0 when it moved on)."""
-    return _run("update_conversation", (*_db_values(values), openid, version)).rowcount
+    """Compare-and-set on `version`: the number of rows changed (1, or 0 when it moved on).
+    On PostgreSQL the row was read FOR UPDATE in this transaction (`open_message`,
+    `conversation_row`), so its version cannot have moved: the update goes with the COMMIT."""
+    params = (*_db_values(values), openid, version)
+    if "open_message" in _bound["sql"]:
+        _defer("update_conversation", params)
+        return 1
+    return _run("update_conversation", params).rowcount
 
 
 def guard_push(key: str, body_sha256: str, stamp: int) -> str:
@@ -141,8 +228,7 @@ def guard_push(key: str, body_sha256: str, stamp: int) -> str:
     the body hash kept under that key: this one's when new, the first one's when not."""
     if _run("guard_push", (key, body_sha256, stamp)).rowcount == 1:
         return body_sha256
-    row = _run("guarded_body", (key,)).fetchone()
-    return row[0] if row else ""
+    return guarded_body(key)
 
 
 def share_by_token(token: str) -> Share | None:
@@ -166,27 +252,42 @@ def _instance(model, row: tuple | None):
     return instance
 
 
-def enqueue(kind: str, key: str, payload: dict, now: Any) -> bool:
-    """An outbox row, unless one with this key exists; True when added."""
+def enqueue(kind: str, key: str, payload: dict, now: Any, answer: bool = True) -> bool | None:
+    """An outbox row, unless one with this key exists; True when added (`answer` false: not
+    asked, and the insert may be deferred)."""
     at = Outbox.created_at.db_value(now)
     params = (key, kind, Outbox.payload.db_value(payload), at, at)
+    if not answer:
+        return _defer("enqueue", params)
     return _run("enqueue", params).rowcount == 1
 
 
-def giver_open_units(giver: str, now: Any) -> int:
-    """Units the giver holds in shares neither released nor expired."""
-    return _run("giver_open_units", (giver, Share.expires_at.db_value(now))).fetchone()[0]
-
-
-def giver_recent_shares(giver: str, since: Any, limit: int) -> list:
-    """When the giver's latest shares (at most `limit`) since `since` were made, newest first."""
-    rows = _run("giver_recent_shares", (giver, Share.created_at.db_value(since), limit))
-    return [Share.created_at.python_value(row[0]) for row in rows.fetchall()]
+def giver_allowance(giver: str, now: Any, since: Any, limit: int) -> tuple[int, list]:
+    """The units the giver holds in shares neither released nor expired, and when their latest
+    shares (at most `limit`) since `since` were made, newest first."""
+    params = (giver, Share.expires_at.db_value(now), giver, Share.created_at.db_value(since), limit)
+    rows = _run("giver_allowance", params).fetchall()
+    made = [Share.created_at.python_value(row[1]) for row in rows if row[1] is not None]
+    return rows[0][0], made
 
 
 def catalogue_version() -> int:
+    """The catalogue's version; on PostgreSQL a message's opening statement read it already
+    (a message asks several times), until the message changes gifts itself."""
+    top = db.top_transaction()
+    seen = getattr(_version, "seen", None)
+    if top is not None and seen is not None and seen[0] is top:
+        return seen[1]
     row = _run("catalogue_version").fetchone()
     return row[0] if row else 0
+
+
+def catalogue_changed() -> None:
+    """Gifts changed in this transaction: read the version afresh when next asked."""
+    _version.seen = None
+
+
+_version = threading.local()  # (the transaction that read it, the version)
 
 
 def _db_values(values: dict[str, Any]) -> list:

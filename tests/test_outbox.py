@@ -11,7 +11,7 @@ import datetime as dt
 import pytest
 from storing import migrated
 
-from bot.outgoing import outbox
+from bot.outgoing import outbox_rows
 from bot.outgoing.outbox import Channel, Worker, enqueue
 from storage.models import Outbox, utcnow
 from storage.runner import Runner
@@ -82,15 +82,15 @@ def test_a_permanent_failure_is_dead_at_once_and_outbox_retry_puts_it_back(datab
     assert asyncio.run(worker_at(now, refused).run_once()) == 1
     row = Outbox.get()
     assert (row.status, row.attempts) == ("dead", 1)
-    assert [r["status"] for r in outbox.listing("dead")] == ["dead"]
+    assert [r["status"] for r in outbox_rows.listing("dead")] == ["dead"]
 
-    assert outbox.retry(row.id)[0] == "dead"  # what it was
+    assert outbox_rows.retry(row.id)[0] == "dead"  # what it was
     row = Outbox.get()
     assert (row.status, row.attempts, row.lease_until) == ("pending", 0, None)
     now[0] = row.next_attempt_at
     assert asyncio.run(worker_at(now, accepted).run_once()) == 1
     assert sent == [f"outbox-{row.id}"] and Outbox.get().status == "sent"
-    assert outbox.retry(row.id)[0] == "sent", "a sent row stays sent"
+    assert outbox_rows.retry(row.id)[0] == "sent", "a sent row stays sent"
     assert Outbox.get().status == "sent"
 
 
@@ -113,7 +113,7 @@ def test_operators_see_rows_by_status_and_how_long_the_oldest_waits(database):
     for n in range(3):
         enqueue("sms", f"sms:order:W{n}", {"n": n})
     now = [created + dt.timedelta(minutes=5)]
-    counts, oldest = outbox.state(now[0])
+    counts, oldest = outbox_rows.state(now[0])
     assert counts == {"pending": 3} and 299 <= oldest <= 301
     sent = []
 
@@ -123,10 +123,10 @@ def test_operators_see_rows_by_status_and_how_long_the_oldest_waits(database):
     worker = worker_at(now, accepted)
     worker.batch = 2
     assert asyncio.run(worker.run_once()) == 2
-    counts, oldest = outbox.state(now[0])
+    counts, oldest = outbox_rows.state(now[0])
     assert counts == {"pending": 1, "sent": 2} and 299 <= oldest <= 301
     assert asyncio.run(worker.run_once()) == 1
-    assert outbox.state(now[0]) == ({"sent": 3}, 0.0)
+    assert outbox_rows.state(now[0]) == ({"sent": 3}, 0.0)
     assert sent == [0, 1, 2], "oldest first"
 
 

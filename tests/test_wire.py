@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import AES_KEY
 
-from bot.chat.chat import Incoming
+from bot.chat.incoming import Incoming
 from bot.replies import Card, Text
 from handlers import wire, wire_peer
 

@@ -16,12 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from bot import users
+from bot.chat import pushes
 from bot.chat.conversation import Ended, State, load, save
 from bot.chat.engine import Engine
 from bot.chat.flows import build_flows
+from bot.chat.incoming import Incoming, media_of, subscription
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.forms.numbers import small_number
@@ -30,7 +31,6 @@ from bot.gifting import (
     catalogue,
     draws,
     facts,
-    media,
     orders,
     promises,
     reminders,
@@ -63,31 +63,6 @@ SHARE_KINDS = {Word.SHARE: ("share", "gift"), Word.SURPRISE: ("share", "surprise
                Word.DRAW: ("draw", "draw")}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Incoming:
-    """A push from WeChat, in our words: kind is text/image/voice/location/…/event."""
-
-    openid: str
-    kind: str
-    create_time: int
-    account: str = ""  # the Official Account's id (the push's ToUserName): a reply comes from it
-    msg_id: str = ""
-    text: str = ""
-    event: str = ""  # lower case: subscribe, unsubscribe, scan, click, view
-    event_key: str = ""
-    label: str = ""  # a location message's place name
-    spoken: bool = False  # text WeChat recognised in a voice message
-    media_id: str = ""  # a picture's or voice's temporary media at WeChat (kept 3 days)
-    media_format: str = ""  # a voice's: amr or speex
-    scan_result: str = ""  # what a scancode_* menu event scanned
-
-    @property
-    def dedupe_key(self) -> str:
-        if self.msg_id:
-            return f"msg:{self.msg_id}"
-        return f"evt:{self.openid}:{self.create_time}:{self.event}:{self.event_key}"[:128]
-
-
 class Chat:
     def __init__(
         self,
@@ -105,14 +80,19 @@ class Chat:
         self._touched: dict[str, dt.datetime] = {}  # openid → when this process recorded them
         self._shown_catalogue: tuple = (None, None)  # (the gift list, its rendered reply)
 
-    def handle(self, msg: Incoming) -> Reply:
+    def handle(self, msg: Incoming, guard: tuple | None = None) -> Reply:
         """Act on a push once; a retry of it gets the first reply again. Runs as a database
-        write job (`services.db.write`): one transaction, run again on Conflict."""
+        write job (`services.db.write`): one transaction, run again on Conflict. `guard`: the
+        plaintext-mode replay guard of the request (`pushes.guard`); raises `pushes.Replayed`
+        when its timestamp and nonce came with another body."""
         key, now = msg.dedupe_key, self.clock()
-        if not hot.claim_message(key, msg.openid, now):
-            return from_dict(hot.stored_reply(key))
-        self._touch(msg, now)
-        state = load(msg.openid, now, self.timeout)
+        opened = hot.open_message(key, msg.openid, now, guard)
+        if opened.replayed:
+            raise pushes.Replayed
+        if not opened.first:
+            return from_dict(opened.stored)
+        state = load(msg.openid, now, self.timeout, opened.conversation)
+        self._touch(msg, now)  # after the conversation's lock, as every message takes them
         try:
             reply = self._dispatch(msg, state, now)
         except Ended as ended:
@@ -127,7 +107,7 @@ class Chat:
     def _touch(self, msg: Incoming, now: dt.datetime) -> None:
         """Record the user; `last_seen` to within TOUCH_EVERY, which WeChat's 48-hour window
         for customer-service messages does not notice, and which spares most messages a write."""
-        subscribed = _subscription(msg)
+        subscribed = subscription(msg)
         if subscribed is not None:
             users.touch(msg.openid, now, subscribed=subscribed, message=True)
         elif now - self._touched.get(msg.openid, _NEVER) >= TOUCH_EVERY:
@@ -145,7 +125,7 @@ class Chat:
             return self._event(msg, state, now)
         if msg.kind != "text":
             if state.active:
-                return self.engine.non_text(state, msg.kind, msg.label, now, _media(msg))
+                return self.engine.non_text(state, msg.kind, msg.label, now, media_of(msg))
             return self._text("chat/not_text.txt", kind=msg.kind)
         text = msg.text.strip()  # answers are kept as typed; words are matched normalized
         word = normalize(text)
@@ -153,7 +133,7 @@ class Chat:
             return self.command(command, state, now)
         if token := claim_token(word):
             return self.start_claim(token, state, now)
-        if state.flow and (reply := self.engine.step(state, text, now, _media(msg))) is not None:
+        if state.flow and (reply := self.engine.step(state, text, now, media_of(msg))) is not None:
             return reply
         if state.timed_out:  # an answer to a form that is gone: say so, do not act on it
             return self._help(state)
@@ -307,22 +287,3 @@ class Chat:
 
     def _text(self, template: str, **context) -> Text:
         return Text(self.renderer.text(template, **context))
-
-
-def _media(msg: Incoming) -> tuple[str, dict] | None:
-    """A picture or voice the message carries, as a greeting keeps it (bot/gifting/media.py):
-    (kind, what is kept); a voice keeps the words WeChat heard in it."""
-    if not msg.media_id:
-        return None
-    if msg.kind == "image":
-        return "picture", media.sent(msg.media_id)
-    if msg.kind == "voice" or msg.spoken:
-        words = msg.text if msg.spoken else ""
-        return "voice", media.sent(msg.media_id, msg.media_format or "amr", words)
-    return None
-
-
-def _subscription(msg: Incoming) -> bool | None:
-    if msg.kind == "event" and msg.event in ("subscribe", "unsubscribe"):
-        return msg.event == "subscribe"
-    return None

@@ -83,8 +83,10 @@ class Flow:
     confirm: Callable[[State, Form], Reply]  # the effect of 确认; may raise Invalid or Ended
 
 
-def load(openid: str, now: dt.datetime, timeout: dt.timedelta) -> State:
-    row = hot.conversation_row(openid)  # locked on PostgreSQL until the message commits
+def load(openid: str, now: dt.datetime, timeout: dt.timedelta, row: Any = ...) -> State:
+    """The user's state; `row`: the conversation row read already (hot.open_message), or None."""
+    if row is ...:
+        row = hot.conversation_row(openid)  # locked on PostgreSQL until the message commits
     if row is None:
         state = State(openid)
     else:

@@ -2,8 +2,8 @@
 
 Usage::
 
-    first_sight("1790000000", "41526", body)   # True: new, or WeChat's retry of the same body
-    prune(now)                                 # drop guards and stored replies past their window
+    chat.handle(msg, guard("1790000000", "41526", body))  # Replayed: that nonce, another body
+    prune(now)    # drop guards and stored replies past their window
 
 In plaintext mode the signature covers only the token, timestamp and nonce,
 not the body: whoever saw one signed request could send another body under it
@@ -19,18 +19,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from storage import hot
 from storage.models import InboundMessage, PushNonce, utcnow
 
 GUARD_SECONDS = 300  # the callback refuses timestamps further off than this
 REPLY_KEPT = dt.timedelta(minutes=10)  # WeChat retries within ~15 s; a wide margin
 
 
-def first_sight(timestamp: str, nonce: str, body: bytes) -> bool:
-    """Remember this signed request; False when its (timestamp, nonce) came with another body."""
+class Replayed(Exception):
+    """A used (timestamp, nonce) came with another body."""
+
+
+def guard(timestamp: str, nonce: str, body: bytes) -> tuple[str, str, int]:
+    """What the replay guard keeps of a signed request: (key, body hash, stamp)."""
     key = hashlib.sha256(f"{timestamp}|{nonce}".encode()).hexdigest()
-    digest = hashlib.sha256(body).hexdigest()
-    return hot.guard_push(key, digest, int(timestamp)) == digest
+    return key, hashlib.sha256(body).hexdigest(), int(timestamp)
 
 
 def prune(now: dt.datetime | None = None) -> int:

@@ -136,7 +136,7 @@ async def page(
 ) -> ClaimView | StatusView | None:
     """The gift page; `in_wechat`: opened in WeChat's browser (a subscription can be offered)."""
     now, config = services.now(), services.config
-    view = await services.db.run(view_of, token, openid, now)
+    view = await services.db.run(_page_view, config, token, openid, in_wechat, now)
     if view and view.refusal == Code.OWN_SHARE:
         status = await services.db.run(giver_status, view.share, now)
         status.draw = view.draw
@@ -146,11 +146,6 @@ async def page(
             promises.on_giver_page, config, view.share, status.facts, openid, in_wechat, now
         )
         return status
-    if view and openid:
-        view.promise = await services.db.run(
-            promises.on_claim_page, config, view.share, view.facts, view.draw, openid,
-            in_wechat, now,
-        )  # fmt: skip
     joinable = view and view.draw is not None and view.draw.can_join
     if view and (view.login or view.refusal is None or joinable):
         view.qr_ready = await cards.qr_url(services, view.share) is not None
@@ -245,6 +240,18 @@ async def submit(
 def order_form(services: Services, share: Share, hint: str | None = None, swap=None) -> OrderForm:
     now = services.now().replace(tzinfo=dt.UTC)
     return OrderForm(FormContext(services.config, now, orders.form_subject(share, hint, swap)))
+
+
+def _page_view(
+    config: Config, token: str, openid: str | None, in_wechat: bool, now: dt.datetime
+) -> ClaimView | None:
+    """The gift page's view and, for a visitor, the promise it makes: one database job."""
+    view = view_of(token, openid, now)
+    if view and openid and view.refusal != Code.OWN_SHARE:
+        view.promise = promises.on_claim_page(
+            config, view.share, view.facts, view.draw, openid, in_wechat, now
+        )
+    return view
 
 
 def view_of(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:

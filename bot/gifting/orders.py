@@ -25,7 +25,7 @@ from bot import metrics, visitors
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
-from bot.gifting import draws, life, mobile_claims, shares, surprise, swap
+from bot.gifting import catalogue, draws, life, mobile_claims, shares, surprise, swap
 from bot.outgoing.notices import Notices
 from storage import hot
 from storage.db import after_commit, db, locked, write_transaction
@@ -122,7 +122,10 @@ def _place(notices, token, openid, answers, channel, now, swap_to=""):
     if swap_to:  # the order names both gifts; now the stock follows (the unit is the new gift's)
         share.gift = Gift.get_by_id(share.gift_id)
         order.refunded = swap.swap_into(notices.config, share, order, swap_to, now)
-    order.share, order.gift = share, Gift.get_by_id(order.gift_id)
+    gift = catalogue.get(order.gift_id)  # the catalogue's own copy: no query while it holds
+    if not swap_to:
+        share.gift = gift  # what the notices name
+    order.share, order.gift = share, gift
     notices.order_placed(order)
     after_commit(lambda: metrics.ordered(channel))
     return order, True

@@ -77,8 +77,8 @@ class LazyAllowance:
 def allowance(config: Config, giver: str, now: dt.datetime) -> Allowance:
     """Units and shares `giver` may still reserve now."""
     limit = config.shares
-    held = hot.giver_open_units(giver, now)
-    recent = hot.giver_recent_shares(giver, now - dt.timedelta(hours=1), limit.max_shares_per_hour)
+    since = now - dt.timedelta(hours=1)
+    held, recent = hot.giver_allowance(giver, now, since, limit.max_shares_per_hour)
     blocked = len(recent) >= limit.max_shares_per_hour
     next_at = recent[-1] + dt.timedelta(hours=1) if blocked else None
     return Allowance(max(limit.max_open_units_per_giver - held, 0), held, len(recent), next_at)

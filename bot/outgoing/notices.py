@@ -188,6 +188,7 @@ class Notices:
                 "template": template,
                 "params": params,
             },
+            answer=False,
         )
 
     def _tell(
@@ -216,7 +217,7 @@ class Notices:
             person, text, notice, card, share=share.id, title=title, sms=texted,
             away=away if away != text else None,
         )  # fmt: skip
-        enqueue("wechat_text", key, payload)
+        enqueue("wechat_text", key, payload, answer=False)
 
     def _claim_url(self, share: Share) -> str:
         return f"{self.config.server.public_url}/claim/{share.token}"

@@ -40,8 +40,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from peewee import fn
-
 from bot import logs, metrics
 from storage import hot
 from storage.db import is_postgres, write_transaction
@@ -56,52 +54,11 @@ Sender = Callable[[dict, str], Awaitable[object]]
 Checker = Callable[[dict, str, dt.datetime, dt.datetime], Awaitable[bool]]
 
 
-def enqueue(kind: str, key: str, payload: dict) -> bool:
-    """Add an effect unless one with this idempotency key exists; True when added."""
-    return hot.enqueue(kind, key, payload, utcnow())
-
-
-def listing(status: str | None = None) -> list[dict]:
-    """Every row (or those in `status`), oldest first, as operators read them."""
-    query = Outbox.select().order_by(Outbox.id)
-    if status:
-        query = query.where(Outbox.status == status)
-    return [
-        {
-            "id": r.id,
-            "kind": r.kind,
-            "key": r.key,
-            "status": r.status,
-            "attempts": r.attempts,
-            "next_attempt_at": r.next_attempt_at.isoformat(timespec="seconds") + "Z",
-            "last_error": r.last_error,
-            "in_doubt_since": _iso(r.in_doubt_since),
-            "sent_by": r.sent_by,
-        }
-        for r in query
-    ]
-
-
-def state(now: dt.datetime) -> tuple[dict[str, int], float]:
-    """Rows by status, and how long the oldest pending row has waited (seconds; 0: none)."""
-    rows = dict(Outbox.select(Outbox.status, fn.COUNT(Outbox.id)).group_by(Outbox.status).tuples())
-    oldest = Outbox.select(fn.MIN(Outbox.created_at)).where(Outbox.status == "pending").scalar()
-    return rows, max((now - oldest).total_seconds(), 0.0) if oldest else 0.0
-
-
-def retry(row_id: int) -> tuple[str | None, Outbox | None]:
-    """Put a dead, skipped or pending row back in line, now. Returns the row's status before
-    and the row: (None, None) when there is none, ("sent", row) when it went already (a sent
-    call is never made again)."""
-    row = Outbox.get_or_none(Outbox.id == row_id)
-    if row is None or row.status == "sent":
-        return (row and row.status), row
-    moved = (
-        Outbox.update(status="pending", next_attempt_at=utcnow(), lease_until=None, attempts=0)
-        .where((Outbox.id == row_id) & (Outbox.status != "sent"))
-        .execute()
-    )
-    return (row.status if moved else "sent"), row
+def enqueue(kind: str, key: str, payload: dict, *, answer: bool = True) -> bool | None:
+    """Add an effect unless one with this idempotency key exists; True when added. With
+    `answer` false nobody asks: inside a transaction on PostgreSQL the row then goes with the
+    transaction's next statement or its COMMIT, a round trip saved (None is returned)."""
+    return hot.enqueue(kind, key, payload, utcnow(), answer=answer)
 
 
 @dataclass(frozen=True)
@@ -242,7 +199,7 @@ class Worker:
             lease_until=None,
             attempts=row.attempts - 1,
             next_attempt_at=max(next_at, now),
-            last_error=f"in doubt since {_iso(row.in_doubt_since)}: not in the records yet; "
+            last_error=f"in doubt since {iso(row.in_doubt_since)}: not in the records yet; "
             "asking again before sending again",
         )
 
@@ -318,7 +275,7 @@ class CannotTell(Exception):
         self.retryable = getattr(exc, "retryable", True)
 
 
-def _iso(when: dt.datetime | None) -> str | None:
+def iso(when: dt.datetime | None) -> str | None:
     return when.isoformat(timespec="seconds") + "Z" if when else None
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from bot.config import Config
-from bot.outgoing import outbox
+from bot.outgoing import outbox_rows
 from handlers.cli.common import for_people, in_zone, open_db, show, stamp, zone_of
 
 STATUSES = ["pending", "sent", "dead", "skipped"]
@@ -32,13 +32,13 @@ def verbs(verb, top) -> None:
 def list_rows(config: Config, args) -> int:
     open_db(config)
     zone = zone_of(config)
-    show(in_zone(outbox.listing(args.status), zone), COLUMNS, args.format, "outbox", zone)
+    show(in_zone(outbox_rows.listing(args.status), zone), COLUMNS, args.format, "outbox", zone)
     return 0
 
 
 def retry(config: Config, args) -> int:
     open_db(config)
-    was, row = outbox.retry(args.id)
+    was, row = outbox_rows.retry(args.id)
     if was is None:
         print(f"no outbox row {args.id}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ import tornado.web
 from bot import metrics
 from bot.config import is_loopback_host
 from bot.gifting import catalogue
-from bot.outgoing import outbox
+from bot.outgoing import outbox_rows
 from handlers.web.base import BaseHandler
 from storage.db import is_alive
 
@@ -51,7 +51,7 @@ class Metrics(BaseHandler):
     async def get(self) -> None:
         if not self.services.config.server.metrics_public and not self.from_this_machine():
             raise tornado.web.HTTPError(403, "metrics are for this machine only")
-        rows, oldest = await self.db(outbox.state, self.services.now())
+        rows, oldest = await self.db(outbox_rows.state, self.services.now())
         body, content_type = metrics.exposition(rows, oldest)
         self.set_header("Content-Type", content_type)
         self.set_header("Cache-Control", "no-store")

@@ -24,6 +24,7 @@ from typing import Protocol
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.gifting.life.table import LAPSED, PAID, UNPAID, Move, S, allows, check, state_of
+from storage import hot
 from storage.models import Gift, Order, Share
 from storage.runner import Retry
 
@@ -64,10 +65,10 @@ def create(
 ) -> Share:  # fmt: skip
     """Reserve the units and make the share: open (a draw: drawing), or awaiting its payment
     until `hold_until` at `price` a unit. Raises Invalid(OUT_OF_STOCK | GIFT_RETIRED)."""
-    reserved = (
-        Gift.update(committed=Gift.committed + quantity, updated_at=now)
-        .where((Gift.id == gift_id) & Gift.active & (Gift.stock - Gift.committed >= quantity))
-        .execute()
+    reserved = _stock(
+        Gift.update(committed=Gift.committed + quantity, updated_at=now).where(
+            (Gift.id == gift_id) & Gift.active & (Gift.stock - Gift.committed >= quantity)
+        )
     )
     if reserved != 1:
         gift = Gift.get_or_none(Gift.id == gift_id)
@@ -174,16 +175,14 @@ def swap_unit(
     new gift's price; returns those fen. Raises Invalid(SWAP_GONE) when the gift is gone."""
     check(Move.SWAP, share, now)
     priced = (Gift.price == worth) if same else (Gift.price <= worth)
-    taken = (
-        Gift.update(committed=Gift.committed + 1, updated_at=now)
-        .where(
+    taken = _stock(
+        Gift.update(committed=Gift.committed + 1, updated_at=now).where(
             (Gift.id == gift_id)
             & (Gift.id != share.gift_id)
             & Gift.active
             & (Gift.stock - Gift.committed >= 1)
             & priced
         )  # fmt: skip
-        .execute()
     )
     if taken != 1:
         raise Invalid(Code.SWAP_GONE, share=share)
@@ -228,15 +227,23 @@ def settle_draw(share: Share, winners: int, now: dt.datetime) -> int:
 def return_unit(share: Share, order: Order, now: dt.datetime) -> int:
     """A cancelled order's unit goes back to stock; the share keeps the claim on record.
     Returns the fen refunded for it (0 unless it was paid for)."""
-    Gift.update(committed=Gift.committed - 1).where(Gift.id == order.gift_id).execute()
+    _stock(Gift.update(committed=Gift.committed - 1).where(Gift.id == order.gift_id))
     if share.payment != PAID:
         return 0
     return _books_of(share).unit_returned(share, order, now)
 
 
+def _stock(update) -> int:
+    """A change to gifts' units (the catalogue's version moves with it, by trigger): the
+    version this transaction read before is forgotten."""
+    changed = update.execute()
+    hot.catalogue_changed()
+    return changed
+
+
 def _release(share: Share, units: int) -> None:
     if units:
-        Gift.update(committed=Gift.committed - units).where(Gift.id == share.gift_id).execute()
+        _stock(Gift.update(committed=Gift.committed - units).where(Gift.id == share.gift_id))
 
 
 def _paid_back(share: Share, units: int, reason: str, now: dt.datetime) -> None:

@@ -1,0 +1,123 @@
+"""PostgreSQL's kept-back statements (storage/pipeline.py) keep a transaction's meaning: what was
+kept back commits with it or rolls back with it, a failure still comes from the statement that
+failed, a savepoint rolled back undoes only its own work; and a message opens with one round
+trip (storage/hot.py's open_message) that still tells a retry and a replay apart."""
+
+from __future__ import annotations
+
+import peewee
+import pytest
+from storing import migrated
+
+from storage import db as storage
+from storage import hot
+from storage.models import InboundMessage, PushNonce, User, utcnow
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture
+def config(db_url):
+    with migrated(db_url) as config:
+        yield config
+
+
+@pytest.fixture
+def sent(config):
+    """Every round trip to the server from now on, as the SQL text that went."""
+    database = storage.db.obj
+    texts: list[str] = []
+    original = database.cursor
+
+    class Cursor:
+        def __init__(self, cursor):
+            self._cursor = cursor
+
+        def execute(self, sql, *args):
+            texts.append(sql.decode() if isinstance(sql, bytes) else sql)
+            return self._cursor.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self._cursor, name)
+
+    database.cursor = lambda *a, **k: Cursor(original(*a, **k))
+    yield texts
+    database.cursor = original
+
+
+def user(openid: str) -> None:
+    storage.db.obj.defer(
+        'INSERT INTO "user" (openid, first_seen, last_seen, subscribed) VALUES (%s, %s, %s, %s)',
+        (openid, utcnow(), utcnow(), False),
+    )
+
+
+def test_begin_and_kept_back_writes_go_with_the_next_statement_and_the_commit(sent):
+    with storage.write_transaction():
+        user("o_kept")
+        assert sent == [], "BEGIN and the insert wait"
+        assert User.select().where(User.openid == "o_kept").count() == 1  # sees its own write
+        user("o_kept_2")
+    assert len(sent) == 2, sent
+    assert sent[0].startswith("BEGIN; INSERT") and sent[1].endswith("; COMMIT")
+    assert User.select().where(User.openid.startswith("o_kept")).count() == 2
+
+
+def test_an_empty_transaction_sends_nothing(sent):
+    with storage.write_transaction():
+        pass
+    assert sent == []
+
+
+def test_kept_back_writes_roll_back_with_their_transaction(sent):
+    with pytest.raises(RuntimeError), storage.write_transaction():
+        user("o_gone")
+        raise RuntimeError
+    assert sent == [], "nothing was sent, so nothing had to be undone"
+    assert not User.select().where(User.openid == "o_gone").exists()
+
+
+def test_a_failing_statement_fails_where_it_is_sent_and_a_savepoint_undoes_only_itself(sent):
+    with storage.write_transaction():
+        user("o_twice")
+        with pytest.raises(peewee.IntegrityError), storage.db.atomic():
+            storage.db.execute_sql(
+                'INSERT INTO "user" (openid, first_seen, last_seen, subscribed) '
+                "VALUES (%s, %s, %s, %s)",
+                ("o_twice", utcnow(), utcnow(), False),
+            )
+        user("o_after")
+    assert User.select().where(User.openid.in_(["o_twice", "o_after"])).count() == 2
+
+
+def test_a_savepoint_rolled_back_before_anything_went_is_forgotten(sent):
+    with storage.write_transaction():
+        user("o_before")
+        with pytest.raises(RuntimeError), storage.db.atomic():
+            user("o_undone")
+            raise RuntimeError
+        user("o_kept_on")
+    assert len(sent) == 1 and "o_undone" not in sent[0] and "ROLLBACK" not in sent[0]
+    names = {u.openid for u in User.select().where(User.openid.startswith("o_"))}
+    assert names == {"o_before", "o_kept_on"}
+
+
+def test_a_message_opens_with_one_round_trip_and_knows_retries_and_replays(sent):
+    now = utcnow()
+    guard = ("k" * 64, "b" * 64, 1790000000)
+    with storage.write_transaction():
+        opened = hot.open_message("msg:1", "o_open", now, guard)
+        assert len(sent) == 1
+        assert (opened.replayed, opened.first, opened.conversation) == (False, True, None)
+        assert hot.catalogue_version() >= 0 and len(sent) == 1, "the version came with it"
+        hot.keep_reply("msg:1", {"type": "text", "content": "hi"})
+    assert len(sent) == 2
+    with storage.write_transaction():
+        again = hot.open_message("msg:1", "o_open", now, guard)  # WeChat's retry: same body
+    assert (again.replayed, again.first, again.stored) == (False, False, {"type": "text", "content": "hi"})  # fmt: skip
+    with pytest.raises(RuntimeError), storage.write_transaction():
+        replay = hot.open_message("msg:2", "o_open", now, (guard[0], "c" * 64, guard[2]))
+        assert replay.replayed
+        raise RuntimeError  # as chat.handle does (pushes.Replayed): nothing of it is kept
+    assert not InboundMessage.select().where(InboundMessage.key == "msg:2").exists()
+    assert PushNonce.select().count() == 1
