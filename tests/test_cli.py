@@ -61,6 +61,16 @@ def test_help_lists_the_verbs(tmp_path):
         assert verb in result.stdout
 
 
+def test_every_command_keeps_the_books_of_a_bought_share(tmp_path):
+    """The command line imports only what its commands need, and a command that cancels an
+    order of a paid share moves money: money's side of a share's moves must be kept there."""
+    probe = "import handlers.cli; from bot.gifting.life import moves; print(len(moves._books))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "1"
+
+
 # -- catalogue ------------------------------------------------------------------------
 
 

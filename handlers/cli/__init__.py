@@ -30,6 +30,7 @@ import signal
 import sys
 from pathlib import Path
 
+import bot.money.payments  # noqa: F401  money's side of a share's moves (life.keep_books)
 from bot import logs
 from bot.config import Config, ConfigError, load, port_mismatch, with_port
 from bot.config.startup import check_database
