@@ -157,3 +157,19 @@ def test_bot_imports_run_one_way_down_and_in_no_circle():
     for m in sorted(graph):
         if m not in state:
             visit(m, [])
+
+
+LONGEST = 300  # lines: past this a module is two subjects, and is split by them
+
+
+def test_no_module_of_the_house_is_longer_than_one_subject():
+    """bot/, handlers/ and storage/ keep each module to one subject (the schema's migrations,
+    a history, aside): none is longer than LONGEST lines."""
+    long = {
+        str(path.relative_to(ROOT)): lines
+        for folder in ("bot", "handlers", "storage")
+        for path in (ROOT / folder).rglob("*.py")
+        if "migrations" not in path.parts
+        and (lines := len(path.read_text(encoding="utf-8").splitlines())) > LONGEST
+    }
+    assert long == {}
