@@ -62,7 +62,7 @@ class Counted:
                 if LOG and kind == "message":
                     with open(LOG, "a") as log:
                         text = sql.decode() if isinstance(sql, bytes) else str(sql)
-                        log.write(f"{ms:7.2f} ms  " + " ".join(text.split())[:150] + "\n")
+                        log.write(f"{ms:7.2f} ms  " + " ".join(text.split())[:int(os.environ.get("GIFTBOT_COUNT_LOG_WIDTH", "150"))] + "\n")
 
     def __getattr__(self, name):
         return getattr(self._cursor, name)

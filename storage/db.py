@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from playhouse import db_url
 from playhouse.migrations import Runner
 
 from storage import hot
+from storage.loop import Local
 from storage.models import ALL_MODELS, db
 from storage.pipeline import PipelinedPostgresqlDatabase
 
@@ -102,24 +102,24 @@ def write_transaction():
             yield
     except BaseException:
         if outermost:
-            _after_commit.__dict__.pop("work", None)
+            _after_commit.vars().pop("work", None)
         raise
     if outermost:
-        for work in _after_commit.__dict__.pop("work", []):
+        for work in _after_commit.vars().pop("work", []):
             work()
 
 
-_after_commit = threading.local()
+_after_commit = Local()  # per thread, and per job on the loop
 
 
 def after_commit_mark() -> int:
     """Where the work registered so far ends (see after_commit_drop)."""
-    return len(_after_commit.__dict__.get("work", []))
+    return len(_after_commit.vars().get("work", []))
 
 
 def after_commit_drop(mark: int) -> None:
     """Forget the work registered since `mark`: its savepoint was rolled back."""
-    del _after_commit.__dict__.get("work", [])[mark:]
+    del _after_commit.vars().get("work", [])[mark:]
 
 
 def after_commit(work: Callable[[], None]) -> None:
@@ -127,7 +127,7 @@ def after_commit(work: Callable[[], None]) -> None:
     if not db.in_transaction():
         work()
         return
-    _after_commit.__dict__.setdefault("work", []).append(work)
+    _after_commit.vars().setdefault("work", []).append(work)
 
 
 def locked(query):

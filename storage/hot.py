@@ -21,10 +21,10 @@ on every stored format; tests run both databases through it.
 from __future__ import annotations
 
 import functools
-import threading
 from dataclasses import dataclass
 from typing import Any
 
+from storage.loop import Local
 from storage.models import Conversation, InboundMessage, Order, Outbox, Share, User, db
 
 CONVERSATION_COLUMNS = (
@@ -113,17 +113,21 @@ _bound: dict[str, dict[str, str]] = {"sql": _statements(False)}
 
 
 def _run(name: str, params: tuple = ()):
-    return db.execute_sql(_bound["sql"][name], params)
+    """On PostgreSQL a prepared statement, where the connection allows (storage/pipeline.py)."""
+    named = getattr(db.obj, "execute_named", None)
+    if named is None:
+        return db.execute_sql(_bound["sql"][name], params)
+    return named(name, _bound["sql"][name], params)
 
 
 def _defer(name: str, params: tuple = ()) -> None:
     """A write whose answer nobody reads: on PostgreSQL it goes with the next statement or the
     COMMIT (storage/pipeline.py); SQLite, in process, runs it now."""
-    defer = getattr(db.obj, "defer", None)
+    defer = getattr(db.obj, "defer_named", None)
     if defer is None:
         _run(name, params)
     else:
-        defer(_bound["sql"][name], params)
+        defer(name, _bound["sql"][name], params)
 
 
 @dataclass
@@ -287,7 +291,7 @@ def catalogue_changed() -> None:
     _version.seen = None
 
 
-_version = threading.local()  # (the transaction that read it, the version)
+_version = Local()  # (the transaction that read it, the version)
 
 
 def _db_values(values: dict[str, Any]) -> list:

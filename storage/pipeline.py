@@ -24,22 +24,106 @@ from __future__ import annotations
 import threading
 
 import peewee
+from greenlet import getcurrent
 from playhouse.pool import PooledPostgresqlDatabase
+
+from storage.loop import Job, LoopConnection, LoopPool, await_, drive, pg
 
 _BEGIN = b"BEGIN"
 _SAVEPOINTS = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT ")
 
 
+class _State(peewee._ConnectionState):
+    """peewee's connection state, and the statements kept back in its transaction."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.pending: list[bytes] = []
+
+    def set_connection(self, conn) -> None:
+        super().set_connection(conn)
+        self.pending = []
+
+
+class _ThreadState(_State, threading.local):
+    pass
+
+
 class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._kept = threading.local()  # per thread, like peewee's connection state
+        self._thread_state = _ThreadState()
+        self._jobs_pool: LoopPool | None = None
+
+    # -- whose connection: a job's on the loop (storage/loop.py), else the thread's ---------
+
+    @property
+    def _state(self) -> _State:
+        task = getcurrent()
+        if type(task) is Job and task.database is self:
+            return task.db_state
+        return self._thread_state
+
+    @_state.setter
+    def _state(self, state) -> None:  # peewee's __init__ sets a thread-local one: ours instead
+        self._thread_state = state
+
+    async def run_job(self, fn, *args):
+        """fn(*args) on the loop, in a greenlet of its own holding a connection of the loop's
+        pool; returns or raises what fn did."""
+        pool = self._loop_pool()
+        state = _State()
+        state.set_connection(await pool.acquire())
+        try:
+            return await drive(Job(fn, self, state), *args)
+        finally:
+            if not state.closed:  # closed: the job gave it up as broken
+                pool.release(state.conn, broken=bool(state.transactions))
+
+    def close_loop_connections(self) -> None:
+        """Close the loop's idle connections (those in use close when their job ends)."""
+        if self._jobs_pool is not None:
+            self._jobs_pool.close_idle()
+
+    def connect(self, reuse_if_open=False):
+        task = getcurrent()
+        if type(task) is not Job or task.database is not self:
+            return super().connect(reuse_if_open)
+        if not task.db_state.closed:
+            if reuse_if_open:
+                return False
+            raise peewee.OperationalError("Connection already opened.")
+        task.db_state.set_connection(await_(self._loop_pool().acquire()))
+        return True
+
+    def _close(self, conn) -> None:
+        if isinstance(conn, LoopConnection):  # a job closing its connection: it is broken
+            self._loop_pool().release(conn, broken=True)
+            return
+        super()._close(conn)
+
+    def _loop_pool(self) -> LoopPool:
+        if self._jobs_pool is None:
+            self._jobs_pool = LoopPool(self._loop_params(), self._max_connections, self._opened)
+        return self._jobs_pool
+
+    def _loop_params(self) -> dict:
+        params = dict(self.connect_params)
+        if self.database.startswith("postgresql://"):
+            params.setdefault("dsn", self.database)
+        else:
+            params.setdefault("dbname", self.database)
+        return params
+
+    def _opened(self, raw) -> None:
+        """A new connection of the loop's pool: set up as peewee sets up its own."""
+        if self._register_unicode:
+            pg.register_type(pg.UNICODE, raw)
+        if self.server_version is None:
+            self._set_server_version(raw)
 
     def _pending(self) -> list[bytes]:
-        pending = getattr(self._kept, "pending", None)
-        if pending is None:
-            pending = self._kept.pending = []
-        return pending
+        return self._state.pending
 
     def begin(self, isolation_level=None) -> None:
         if isolation_level or self._isolation_level:
@@ -58,6 +142,27 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
             return
         self._pending().append(self.cursor().mogrify(sql, params or ()))
 
+    def execute_named(self, name: str, sql: str, params: tuple | list = ()):
+        """A prebuilt statement (storage/hot.py) called `name`: on a job's connection prepared
+        once and then executed by name; elsewhere sent as text, as execute_sql does."""
+        conn = None if self.is_closed() else self._state.conn
+        if not isinstance(conn, LoopConnection):
+            return self.execute_sql(sql, params)
+        cursor = self.cursor()
+        statement = conn.named(cursor, name, sql, params)
+        pending = self._pending()
+        text = b"; ".join([*pending, statement])
+        pending.clear()
+        self._send(cursor, text)
+        return cursor
+
+    def defer_named(self, name: str, sql: str, params: tuple | list = ()) -> None:
+        """`defer` for a prebuilt statement: prepared on a job's connection (execute_named)."""
+        conn = None if self.is_closed() else self._state.conn
+        if not isinstance(conn, LoopConnection) or not self.in_transaction():
+            return self.defer(sql, params)
+        self._pending().append(conn.named(self.cursor(), name, sql, params))
+
     def execute_sql(self, sql, params=None):
         pending = self._pending()
         savepoint = isinstance(sql, str) and sql.startswith(_SAVEPOINTS) and self.in_transaction()
@@ -68,9 +173,7 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
         cursor = self.cursor()
         text = b"; ".join([*pending, cursor.mogrify(sql, params or ())])
         pending.clear()
-        self._log_query(text, ())
-        with peewee.__exception_wrapper__:
-            cursor.execute(text)
+        self._send(cursor, text)
         return cursor
 
     def commit(self) -> None:
@@ -82,24 +185,44 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
             return super().commit()
         text = b"; ".join([*pending, b"COMMIT"])
         pending.clear()
-        with peewee.__exception_wrapper__:
-            self.cursor().execute(text)
+        self._send(self.cursor(), text)
 
     def rollback(self) -> None:
         pending = self._pending()
         started = not pending or pending[0] != _BEGIN
+        if pending:
+            self._lost()
         pending.clear()  # what was kept back is undone by never being sent
         if started:
             super().rollback()
 
-    @staticmethod
-    def _kept_back(sql: str, pending: list[bytes]) -> bool:
+    def _send(self, cursor, text: bytes) -> None:
+        """Several statements in one round trip (the simple query protocol runs them in turn
+        and stops at the first that fails)."""
+        self._log_query(text, ())
+        try:
+            with peewee.__exception_wrapper__:
+                cursor.execute(text)
+        except Exception:
+            self._lost()
+            raise
+        conn = self._state.conn
+        if isinstance(conn, LoopConnection):
+            conn.sent()
+
+    def _lost(self) -> None:
+        conn = None if self.is_closed() else self._state.conn
+        if isinstance(conn, LoopConnection):
+            conn.lost()
+
+    def _kept_back(self, sql: str, pending: list[bytes]) -> bool:
         """SAVEPOINT and RELEASE wait for the next statement; a ROLLBACK TO a savepoint that
         was never sent drops it and everything kept back after it. False: send it now."""
         if sql.startswith("ROLLBACK TO SAVEPOINT "):
             opened = ("SAVEPOINT " + sql.removeprefix("ROLLBACK TO SAVEPOINT ")).encode()
             if opened not in pending:
                 return False
+            self._lost()
             del pending[pending.index(opened) :]
             pending.append(opened)  # the savepoint stands again, as after ROLLBACK TO
             return True

@@ -1,5 +1,5 @@
-"""The one way from async code to the database: reads on a bounded pool of threads, writes
-on the path that suits the database, never on the event loop.
+"""The one way from async code to the database: every job on the path that suits the
+database, never blocking the event loop.
 
 Usage::
 
@@ -15,9 +15,10 @@ them all; only then are their results handed back. Nothing waits on SQLite's loc
 backoff, and durability costs one fsync per batch instead of one per message. Reads run on
 the pool beside it: in WAL mode a reader never waits for the writer.
 
-PostgreSQL takes concurrent writers itself: reads and writes share the pool (connections from
-`playhouse.pool`), each write in its own transaction; a read there may wait on a row or
-table lock, so it never runs on the loop. On SQLite it does: a WAL reader never waits.
+PostgreSQL takes concurrent writers itself: each job, read or write, runs on the loop's thread
+in a greenlet of its own with a connection of its own (storage/loop.py), each write in its own
+transaction; where a statement waits for the server (a row lock included), the job waits and
+the loop goes on. No thread, so no hand-over and no GIL passed back and forth per statement.
 
 `storage.db.after_commit(fn)` work registered by a job runs after the COMMIT that made the
 job durable, and never for a job that failed.
@@ -39,6 +40,7 @@ from storage.models import db
 
 T = TypeVar("T")
 MAX_BATCH = 64  # jobs in one group commit
+CLOSE_WAIT_SECONDS = 30  # close() waits this long at most for the jobs on the loop
 ATTEMPTS = 3  # a job that raises Retry is run again from its start, this many times in all
 
 
@@ -52,6 +54,9 @@ class Runner:
         self.threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="db")
         self._writer = _Writer() if group_commit else None
+        self._closed = False
+        self._on_loop = 0  # jobs under way on the loop (PostgreSQL)
+        self._idle = threading.Condition()
 
     @classmethod
     def for_database(cls, threads: int) -> Runner:
@@ -59,24 +64,52 @@ class Runner:
         return cls(threads, group_commit=not storage.is_postgres())
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """A read: fn(*args) on a database thread. On SQLite, on the loop itself: in WAL mode
-        a reader never waits for a writer or a lock, so the hop would only cost time."""
+        """A read: fn(*args) as a job (below). On SQLite, on the loop itself: in WAL mode a
+        reader never waits for a writer or a lock, so the hop would only cost time."""
         if self._writer is not None:
             return _fresh(fn, args)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, _fresh, fn, args)
+        return await self._job(_fresh, fn, args)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) in a transaction; returns once that transaction has committed."""
         if self._writer is None:
-            return await self.run(_in_transaction, fn, args)
+            return await self._job(_fresh, _in_transaction, (fn, args))
         future = asyncio.get_running_loop().create_future()
         self._writer.submit(fn, args, future)
         return await future
 
+    async def _job(self, fn: Callable[..., T], *args: Any) -> T:
+        """PostgreSQL: a greenlet on the loop with a connection of its own (storage/loop.py);
+        another database: a thread of the pool."""
+        if self._closed:
+            raise RuntimeError("the database runner is closed")
+        on_loop = getattr(db.obj, "run_job", None)
+        if on_loop is None:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        with self._idle:
+            self._on_loop += 1
+        try:
+            return await on_loop(fn, *args)
+        finally:
+            with self._idle:
+                self._on_loop -= 1
+                if not self._on_loop:
+                    self._idle.notify_all()
+
     def close(self) -> None:
+        """Refuse new jobs, finish those under way, let go of the connections. Jobs on the loop
+        are waited for from another thread; on the loop's own thread (a server's shutdown, its
+        requests drained first) they could not advance while close() waited, so it does not."""
+        self._closed = True
         if self._writer is not None:
             self._writer.stop()
         self._pool.shutdown(wait=True)
+        if not _on_a_loop():
+            with self._idle:
+                self._idle.wait_for(lambda: not self._on_loop, timeout=CLOSE_WAIT_SECONDS)
+        close_idle = getattr(db.obj, "close_loop_connections", None)
+        if close_idle is not None:
+            close_idle()
 
 
 class _Writer:
@@ -169,6 +202,14 @@ def _in_transaction(fn: Callable[..., T], args: tuple) -> T:
             if attempt == ATTEMPTS:
                 raise
     raise AssertionError("unreachable")
+
+
+def _on_a_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _fresh(fn: Callable[..., T], args: tuple) -> T:

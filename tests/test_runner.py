@@ -179,12 +179,17 @@ def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner
 
 @BOTH_DATABASES
 def test_close_waits_for_the_writes_in_flight(runner):
-    """Shutdown while a write is under way: close() returns only once it is committed."""
-    release = threading.Event()
+    """Shutdown while a write is under way: close() returns only once it is committed. The
+    write is slow in the database (PostgreSQL: its jobs run on the loop, where only a statement
+    may wait; SQLite: on the writer's thread)."""
+    postgres = storage.is_postgres()
 
     def slow_write():
         add_user("o_during")
-        release.wait(5)
+        if postgres:
+            storage.db.execute_sql("SELECT pg_sleep(0.6)")
+        else:
+            time.sleep(0.6)
         return "done"
 
     async def main():
@@ -192,9 +197,8 @@ def test_close_waits_for_the_writes_in_flight(runner):
         await asyncio.sleep(0.1)
         closing = threading.Thread(target=runner.close, daemon=True)
         closing.start()
-        closing.join(0.3)
+        await asyncio.sleep(0.3)
         waited = closing.is_alive()
-        release.set()
         result = await asyncio.wait_for(writing, 5)
         await asyncio.get_running_loop().run_in_executor(None, closing.join, 5)
         return waited, result, closing.is_alive()

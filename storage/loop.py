@@ -1,0 +1,275 @@
+"""PostgreSQL jobs on the event loop: each job's synchronous peewee code runs in a greenlet of
+its own, and where it would wait for the server it hands the wait to the loop instead.
+
+Usage (storage.runner does this for a PostgreSQL database; the code of a job is unchanged)::
+
+    value = await database.run_job(fn, *args)   # fn(*args) on the loop, with a connection
+    local = Local()                             # like threading.local, but per job too
+    local.seen = 1
+
+Why: a job on a pool thread costs the hand-over to the thread and back, and the GIL passed
+between the loop and the thread at every statement; under load a thread that got its answer
+waits for the loop to let go of the GIL, and the loop's thread loses it in the middle of its
+work (issue 27's profile: on PostgreSQL the loop's own CPU per message was twice SQLite's).
+Here nothing leaves the loop's thread: psycopg2's asynchronous connections send a statement
+and return, the job's greenlet yields to the loop until the socket is readable, and the loop
+serves other requests meanwhile. A job holds one connection of the loop's pool from its start
+to its end (its transaction); at most `size` jobs run at once, the others wait for a free one.
+
+Each job has its own peewee connection state (storage/pipeline.py reads `Job.db_state`), so
+jobs interleave on one thread without sharing a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from greenlet import getcurrent, greenlet
+
+try:
+    import psycopg2
+    import psycopg2.extensions as pg
+except ImportError:  # SQLite only: nothing here is used
+    psycopg2 = pg = None
+
+STALE_SECONDS = 300  # an idle connection older than this is closed, not reused
+
+
+class Job(greenlet):
+    """A database job running on the loop: its greenlet, the database and the connection
+    state it uses."""
+
+    def __init__(self, fn: Callable, database, state):
+        super().__init__(fn, parent=getcurrent())
+        self.database, self.db_state = database, state
+
+
+def await_(awaitable) -> Any:
+    """From a job's synchronous code: wait for `awaitable` on the loop and return its result."""
+    job = getcurrent()
+    if not isinstance(job, Job):
+        raise RuntimeError("await_() outside a database job on the loop")
+    return job.parent.switch(awaitable)
+
+
+async def drive(job: Job, *args) -> Any:
+    """Run `job` to its end, awaiting on its behalf whatever it hands over."""
+    value = job.switch(*args)
+    while not job.dead:
+        try:
+            result = await value
+        except BaseException as exc:  # the job decides (a rollback, a failed statement)
+            value = job.throw(exc)
+        else:
+            value = job.switch(result)
+    return value
+
+
+class Local:
+    """Like `threading.local`, for tasks: each thread and each job on the loop sees its own
+    attributes."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self):
+        object.__setattr__(self, "_key", f"local-{id(self)}")
+
+    def vars(self) -> dict:
+        own = getcurrent().__dict__
+        found = own.get(self._key)
+        if found is None:
+            found = own[self._key] = {}
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.vars()[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.vars()[name] = value
+
+
+# -- the connections -------------------------------------------------------------------------
+
+
+def _ready(fd: int, write: bool) -> asyncio.Future:
+    """A future done once `fd` can be read (or written)."""
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+    if write:
+        loop.add_writer(fd, _wake, future)
+        future.add_done_callback(lambda _: loop.remove_writer(fd))
+    else:
+        loop.add_reader(fd, _wake, future)
+        future.add_done_callback(lambda _: loop.remove_reader(fd))
+    return future
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wait(conn) -> None:
+    """In a job: until the statement sent on `conn` has its answer (its error raised here)."""
+    while (state := conn.poll()) != pg.POLL_OK:
+        await_(_ready(conn.fileno(), state == pg.POLL_WRITE))
+
+
+class LoopCursor:
+    """A psycopg2 cursor whose `execute` waits on the loop; everything else is the cursor's."""
+
+    __slots__ = ("_cursor", "_conn")
+
+    def __init__(self, cursor, conn):
+        self._cursor, self._conn = cursor, conn
+
+    def execute(self, sql, params=None) -> None:
+        self._cursor.execute(sql, params)
+        _wait(self._conn)
+
+    def __iter__(self):
+        return iter(self._cursor)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class LoopConnection:
+    """An asynchronous psycopg2 connection, as peewee uses a connection, and the prebuilt
+    statements (storage/hot.py) it has prepared on the server: PostgreSQL parses and plans
+    those once per connection instead of at every message (half the server's CPU for a
+    message's opening statement, issue 27)."""
+
+    __slots__ = ("raw", "idle_since", "prepared", "unsure", "stale")
+
+    def __init__(self, raw):
+        self.raw, self.idle_since = raw, 0.0
+        self.prepared: set[str] = set()
+        self.unsure = False  # a PREPARE is on its way: not known to have run yet
+        self.stale = False  # what the server holds is unknown: DEALLOCATE ALL before the next
+
+    def cursor(self) -> LoopCursor:
+        return LoopCursor(self.raw.cursor(), self.raw)
+
+    def named(self, cursor, name: str, sql: str, params) -> bytes:
+        """The text that runs the prebuilt statement `name` (`sql`, %s placeholders) with
+        `params`: EXECUTE, preceded the first time by its PREPARE. Call `sent` once the text
+        ran, `lost` if it failed or was never sent."""
+        parts = []
+        if self.stale:
+            parts.append(b"DEALLOCATE ALL")
+            self.prepared.clear()
+            self.stale, self.unsure = False, True
+        if name not in self.prepared:
+            parts.append(_prepare_text(name, sql))
+            self.prepared.add(name)
+            self.unsure = True
+        parts.append(cursor.mogrify(_execute_text(name, len(params)), params))
+        return b"; ".join(parts)
+
+    def sent(self) -> None:
+        self.unsure = False
+
+    def lost(self) -> None:
+        """A text failed, or kept-back statements were dropped: a PREPARE among them may or
+        may not have run (a PREPARE outlives its transaction), so start afresh."""
+        if self.unsure:
+            self.prepared.clear()
+            self.stale, self.unsure = True, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+@functools.cache
+def _prepare_text(name: str, sql: str) -> bytes:
+    numbered = iter(range(1, sql.count("%s") + 1))
+    body = re.sub(r"%%|%s", lambda m: "%" if m[0] == "%%" else f"${next(numbered)}", sql)
+    return f"PREPARE {name} AS {body}".encode()
+
+
+@functools.cache
+def _execute_text(name: str, count: int) -> str:
+    return f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
+
+
+class LoopPool:
+    """At most `size` asynchronous connections, opened when needed, each lent to one job."""
+
+    def __init__(self, params: dict, size: int, on_open: Callable[[Any], None]):
+        self.params, self.size, self._on_open = params, size, on_open
+        self._idle: list[LoopConnection] = []
+        self._open = 0
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()
+
+    async def acquire(self) -> LoopConnection:
+        while True:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.raw.closed and time.monotonic() - conn.idle_since < STALE_SECONDS:
+                    return conn
+                self._discard(conn)
+            if self._open < self.size:
+                self._open += 1
+                try:
+                    return await self._connect()
+                except BaseException:
+                    self._open -= 1
+                    raise
+            turn = asyncio.get_running_loop().create_future()
+            self._waiting.append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._next()  # a turn given to a waiter that left goes to the next one
+                raise
+
+    def release(self, conn: LoopConnection, broken: bool = False) -> None:
+        """Back to the pool; `broken` (or not idle between transactions): closed instead."""
+        if (
+            broken
+            or conn.raw.closed
+            or conn.raw.get_transaction_status() != pg.TRANSACTION_STATUS_IDLE
+        ):
+            self._discard(conn)
+        else:
+            conn.idle_since = time.monotonic()
+            self._idle.append(conn)
+        self._next()
+
+    def close_idle(self) -> None:
+        while self._idle:
+            self._discard(self._idle.pop())
+
+    def _discard(self, conn: LoopConnection) -> None:
+        self._open -= 1
+        if not conn.raw.closed:
+            conn.raw.close()
+
+    def _next(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+
+    async def _connect(self) -> LoopConnection:
+        raw = psycopg2.connect(async_=1, **self.params)
+        try:
+            while (state := raw.poll()) != pg.POLL_OK:
+                await _ready(raw.fileno(), state == pg.POLL_WRITE)
+        except BaseException:
+            raw.close()
+            raise
+        self._on_open(raw)
+        return LoopConnection(raw)
