@@ -6,7 +6,7 @@ kind of work, from the job the database runner is running: `message` (the callba
 transaction, a page's reads) or `background` (the outbox, expiry, draws, pruning). On SIGUSR1
 the counts so far are written to FILE as JSON; bench/roundtrips.py reads them before and after
 a scenario's messages. With GIFTBOT_COUNT_LOG=PATH each of the message path's round trips is
-also appended to PATH (the time it took and its SQL's first 150 characters).
+also appended to PATH (the time it took and its SQL's first 150 characters; GIFTBOT_COUNT_LOG_WIDTH=N keeps N).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import peewee
 BACKGROUND = {"release_expired", "draw_due", "send_due", "prune", "sweep"}
 JOBS = {"_in_transaction", "_fresh", "_attempts"}  # storage/runner.py's frames that hold `fn`
 LOG = os.environ.get("GIFTBOT_COUNT_LOG")  # the message path's SQL, a line each, to read
+WIDTH = int(os.environ.get("GIFTBOT_COUNT_LOG_WIDTH", "150"))  # characters of each kept
 counts: Counter = Counter()
 _lock = threading.Lock()
 
@@ -62,7 +63,7 @@ class Counted:
                 if LOG and kind == "message":
                     with open(LOG, "a") as log:
                         text = sql.decode() if isinstance(sql, bytes) else str(sql)
-                        log.write(f"{ms:7.2f} ms  " + " ".join(text.split())[:int(os.environ.get("GIFTBOT_COUNT_LOG_WIDTH", "150"))] + "\n")
+                        log.write(f"{ms:7.2f} ms  " + " ".join(text.split())[:WIDTH] + "\n")
 
     def __getattr__(self, name):
         return getattr(self._cursor, name)

@@ -22,7 +22,7 @@ import peewee
 from playhouse import db_url
 from playhouse.migrations import Runner
 
-from storage import hot
+from storage import prebuilt
 from storage.loop import Local
 from storage.models import ALL_MODELS, db
 from storage.pipeline import PipelinedPostgresqlDatabase
@@ -53,7 +53,7 @@ def connect(url: str, max_connections: int = 16) -> peewee.Database:
             max_connections=max_connections, stale_timeout=300, timeout=10, **params
         )
     db.initialize(database)
-    hot.use(postgres=isinstance(database, peewee.PostgresqlDatabase))
+    prebuilt.use(postgres=isinstance(database, peewee.PostgresqlDatabase))
     return database
 
 

@@ -1,9 +1,8 @@
-"""The statements every WeChat message runs, written once as SQL and run through peewee's
-`execute_sql`: building them with peewee's query builder cost more than running them.
+"""The statements every WeChat message runs, written once as SQL (storage/prebuilt.py):
+building them with peewee's query builder cost more than running them.
 
 Usage (inside the message's transaction)::
 
-    sql = statements()                         # for the bound database, built once
     opened = open_message(key, openid, now, guard)  # the four below in one round trip
     first = claim_message(key, openid, now)    # False: WeChat's retry of a message seen
     stored_reply(key); keep_reply(key, reply)
@@ -24,8 +23,9 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from storage import prebuilt
 from storage.loop import Local
-from storage.models import Conversation, InboundMessage, Order, Outbox, Share, User, db
+from storage.models import Conversation, InboundMessage, Outbox, Share, User, db
 
 CONVERSATION_COLUMNS = (
     "flow", "step", "answers", "context", "editing", "hints", "paused", "version",
@@ -35,10 +35,7 @@ _FIELDS = {name: Conversation._meta.fields[name] for name in CONVERSATION_COLUMN
 _JSON = ("answers", "context", "hints")
 
 
-def _columns(model) -> str:
-    return ", ".join(f'"{f.column_name}"' for f in model._meta.sorted_fields)
-
-
+@prebuilt.statements
 @functools.cache
 def _statements(postgres: bool) -> dict[str, str]:
     p = "%s" if postgres else "?"
@@ -62,9 +59,6 @@ def _statements(postgres: bool) -> dict[str, str]:
         "update_conversation": f"UPDATE conversation SET {assignments} "
         f"WHERE openid = {p} AND version = {p}",
         "catalogue_version": "SELECT version FROM catalogue_version WHERE id = 1",
-        "share_by_token": f"SELECT {_columns(Share)} FROM share WHERE token = {p}",
-        "order_of": f'SELECT {_columns(Order)} FROM "order" WHERE share_id = {p} '
-        f"AND recipient_id = {p}",
         "enqueue": f"INSERT INTO outbox (key, kind, payload, status, attempts, next_attempt_at, "
         f"last_error, created_at, sent_by) VALUES ({p}, {p}, {p}, 'pending', 0, {p}, '', {p}, '') "
         "ON CONFLICT DO NOTHING",
@@ -100,34 +94,7 @@ def _statements(postgres: bool) -> dict[str, str]:
     return sql
 
 
-def statements() -> dict[str, str]:
-    """The statements for the database bound now (storage.db.connect calls `use`)."""
-    return _bound["sql"]
-
-
-def use(postgres: bool) -> None:
-    _bound["sql"] = _statements(postgres)
-
-
-_bound: dict[str, dict[str, str]] = {"sql": _statements(False)}
-
-
-def _run(name: str, params: tuple = ()):
-    """On PostgreSQL a prepared statement, where the connection allows (storage/pipeline.py)."""
-    named = getattr(db.obj, "execute_named", None)
-    if named is None:
-        return db.execute_sql(_bound["sql"][name], params)
-    return named(name, _bound["sql"][name], params)
-
-
-def _defer(name: str, params: tuple = ()) -> None:
-    """A write whose answer nobody reads: on PostgreSQL it goes with the next statement or the
-    COMMIT (storage/pipeline.py); SQLite, in process, runs it now."""
-    defer = getattr(db.obj, "defer_named", None)
-    if defer is None:
-        _run(name, params)
-    else:
-        defer(name, _bound["sql"][name], params)
+_run, _defer = prebuilt.run, prebuilt.defer
 
 
 @dataclass
@@ -147,7 +114,7 @@ def open_message(key: str, openid: str, now: Any, guard: tuple | None) -> Opened
     stamp; None in safe mode), the push's key (a retry is not first), and the user's
     conversation. One statement on PostgreSQL, which also reads the catalogue's version for
     this transaction (`catalogue_version`)."""
-    if "open_message" not in _bound["sql"]:
+    if not prebuilt.has("open_message"):
         replayed = bool(guard) and guard_push(*guard) != guard[1]
         first = not replayed and claim_message(key, openid, now)
         stored = None if replayed or first else stored_reply(key)
@@ -221,7 +188,7 @@ def update_conversation(openid: str, version: int, values: dict[str, Any]) -> in
     On PostgreSQL the row was read FOR UPDATE in this transaction (`open_message`,
     `conversation_row`), so its version cannot have moved: the update goes with the COMMIT."""
     params = (*_db_values(values), openid, version)
-    if "open_message" in _bound["sql"]:
+    if prebuilt.has("open_message"):
         _defer("update_conversation", params)
         return 1
     return _run("update_conversation", params).rowcount
@@ -233,27 +200,6 @@ def guard_push(key: str, body_sha256: str, stamp: int) -> str:
     if _run("guard_push", (key, body_sha256, stamp)).rowcount == 1:
         return body_sha256
     return guarded_body(key)
-
-
-def share_by_token(token: str) -> Share | None:
-    """The share with this claim token (its gift not loaded)."""
-    return _instance(Share, _run("share_by_token", (token,)).fetchone())
-
-
-def order_of(share_id: int, openid: str) -> Order | None:
-    """The order `openid` made from this share, if any."""
-    return _instance(Order, _run("order_of", (share_id, openid)).fetchone())
-
-
-def _instance(model, row: tuple | None):
-    """A model instance from a row of all its columns, as peewee would have made it."""
-    if row is None:
-        return None
-    instance = model()
-    fields = model._meta.sorted_fields
-    instance.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
-    instance._dirty.clear()
-    return instance
 
 
 def enqueue(kind: str, key: str, payload: dict, now: Any, answer: bool = True) -> bool | None:

@@ -5,6 +5,8 @@ gift page, whoever came first."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from helpers import browser, claim, say, share_in_chat
 
@@ -43,7 +45,9 @@ def test_each_claim_shows_when_and_its_status_and_note_but_no_contact_data(bot):
     assert "已发货" in text and "待发货" in text
     assert "收到啦，好喜欢" in text
     assert "还剩 1 份" in text
-    assert not [c for c in CONTACT if c in text], "the giver never sees a recipient's details"
+    shown = re.sub(r"<[^>]*>", " ", text).replace(bot.url, "").replace(token, "")  # no markup,
+    # links or token: random ports and tokens may hold "138" too
+    assert not [c for c in CONTACT if c in shown], "the giver never sees a recipient's details"
 
 
 def test_a_used_up_or_withdrawn_share_says_so_without_the_forwarding_box(bot):

@@ -92,12 +92,13 @@ def _sync(gifts: list[cfg.Gift], report: SyncReport, dry_run: bool) -> None:
             raise _DryRun
 
 
-def active() -> list[Gift]:
+def active(version: int | None = None) -> list[Gift]:
     """The gifts on offer, in catalogue order: the same list object until the catalogue
     changes (the database's catalogue version moves), so callers may cache what they make of
-    it by its identity. Treat the gifts as read-only."""
+    it by its identity. Treat the gifts as read-only. `version`: the catalogue's version, read
+    already by the caller's statement."""
     global _active
-    key = (id(db.obj), hot.catalogue_version())
+    key = (id(db.obj), hot.catalogue_version() if version is None else version)
     cached_key, cached = _active  # one tuple, swapped whole: threads never see half of it
     if cached_key != key:
         cached = list(Gift.select().where(Gift.active).order_by(Gift.position, Gift.id))
@@ -113,9 +114,9 @@ def gift_by_number(number: int) -> Gift | None:
     return gifts[number - 1] if 1 <= number <= len(gifts) else None
 
 
-def get(gift_id: str) -> Gift | None:
+def get(gift_id: str, version: int | None = None) -> Gift | None:
     """A gift on offer from the cached catalogue; one retired since is read afresh."""
-    gift = next((g for g in active() if g.id == gift_id), None)
+    gift = next((g for g in active(version) if g.id == gift_id), None)
     return gift or Gift.get_or_none(Gift.id == gift_id)
 
 

@@ -255,14 +255,15 @@ def _page_view(
 
 
 def view_of(token: str, openid: str | None, now: dt.datetime) -> ClaimView | None:
-    share = shares.by_token(token)
-    if share is None:
+    page = shares.page(token, openid)
+    if page is None:
         return None
-    seen, greeting = facts.of(share, now), media.of(share)
+    share = page.share
+    seen, greeting = facts.of(share, now), media.greeting(page.greeting)
     if not openid:
         draw = draws.seen_by(share, None, now) if draws.is_draw(share) else None
         return ClaimView(share, login=True, draw=draw, facts=seen, greeting=greeting)
-    order = orders.existing_order(share, openid)
+    order = page.order
     refusal = Code.ALREADY_CLAIMED if order else orders.open_refusal(share, openid, now)
     draw = draws.seen_by(share, openid, now) if draws.is_draw(share) else None
     return ClaimView(share, refusal, order, draw=draw, facts=seen, greeting=greeting)

@@ -30,6 +30,7 @@ from bot.config import Config
 from bot.gifting import life
 from bot.outgoing import media_fetch
 from bot.outgoing.outbox import enqueue
+from storage import share_reads
 from storage.db import after_commit
 from storage.models import GreetingMedia, Share
 
@@ -81,7 +82,11 @@ NONE = Greeting()
 
 def of(share: Share) -> Greeting:
     """The share's greeting media as its pages show them: one indexed query."""
-    rows = list(GreetingMedia.select().where(GreetingMedia.share == share.id))
+    return greeting(share_reads.greeting_rows(share.id))
+
+
+def greeting(rows: list[share_reads.GreetingRow]) -> Greeting:
+    """What the pages show of a share's greeting rows."""
     if not rows:
         return NONE
     ready = {r.kind: r for r in rows if r.status == "ready"}

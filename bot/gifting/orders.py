@@ -27,7 +27,7 @@ from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
 from bot.gifting import catalogue, draws, life, mobile_claims, shares, surprise, swap
 from bot.outgoing.notices import Notices
-from storage import hot
+from storage import hot, share_reads
 from storage.db import after_commit, db, locked, write_transaction
 from storage.models import Gift, Order, Share
 
@@ -71,7 +71,7 @@ def form_subject(
 
 
 def existing_order(share: Share, openid: str) -> Order | None:
-    return hot.order_of(share.id, openid)
+    return share_reads.order_of(share.id, openid)
 
 
 def place(

@@ -22,6 +22,7 @@ import datetime as dt
 from bot.config import Config
 from bot.gifting import catalogue, life, surprise
 from bot.outgoing.notices import Notices
+from storage import share_reads
 from storage.db import write_transaction
 from storage.models import Order, Share, ShareVisit
 
@@ -30,7 +31,7 @@ def record_visit(share: Share, openid: str, now: dt.datetime) -> None:
     """Remember that `openid` opened this share (once; the giver does not count)."""
     if openid == share.giver_id:
         return
-    ShareVisit.insert(share=share.id, openid=openid, first_seen=now).on_conflict_ignore().execute()
+    share_reads.record_visit(share.id, openid, now)
 
 
 def send_due(config: Config, notices: Notices, now: dt.datetime) -> int:

@@ -29,7 +29,7 @@ from bot.codes import Code
 from bot.config import Config
 from bot.forms.base import Invalid
 from bot.gifting import catalogue, life
-from storage import hot
+from storage import hot, share_reads
 from storage.db import locked, write_transaction
 from storage.models import Gift, Share, User, utc_text, utcnow
 
@@ -132,10 +132,21 @@ def by_token(token: str) -> Share | None:
     alike."""
     if not TOKEN_RE.match(token or ""):
         return None
-    share = hot.share_by_token(token)
+    share = share_reads.share_by_token(token)
     if share is not None:
         share.gift = catalogue.get(share.gift_id)
     return share
+
+
+def page(token: str, openid: str | None) -> share_reads.PageRows | None:
+    """What the share's gift page shows, read at once: the share (its gift with it), the
+    visitor's order, the greeting's rows; None for unknown or malformed tokens alike."""
+    if not TOKEN_RE.match(token or ""):
+        return None
+    rows = share_reads.page_rows(token, openid)
+    if rows is not None:
+        rows.share.gift = catalogue.get(rows.share.gift_id, rows.catalogue_version)
+    return rows
 
 
 def refusal(share: Share, now: dt.datetime) -> Code | None:

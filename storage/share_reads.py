@@ -1,0 +1,98 @@
+"""What a share's pages read, written once as SQL (storage/prebuilt.py): the gift page is the
+most opened page of all, and its reads were four queries built by peewee each time.
+
+Usage::
+
+    page = page_rows(token, openid)   # PageRows(share, catalogue version, their order, greeting)
+    share_by_token(token); order_of(share_id, openid)
+    greeting_rows(share_id)           # [GreetingRow(kind, status, file, words, seconds, reason)]
+    record_visit(share_id, openid, now)   # once per visitor; a write nobody reads
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, NamedTuple
+
+from storage import prebuilt
+from storage.models import GreetingMedia, Order, Share, ShareVisit
+
+_GREETING = ("kind", "status", "file", "words", "seconds", "reason")
+_GREETING_FIELDS = [GreetingMedia._meta.fields[name] for name in _GREETING]
+_SHARE_WIDTH, _ORDER_WIDTH = len(Share._meta.sorted_fields), len(Order._meta.sorted_fields)
+
+
+class GreetingRow(NamedTuple):
+    kind: str
+    status: str
+    file: str
+    words: str
+    seconds: float
+    reason: str
+
+
+class PageRows(NamedTuple):
+    share: Share
+    catalogue_version: int
+    order: Order | None  # the visitor's order from this share
+    greeting: list[GreetingRow]
+
+
+@prebuilt.statements
+@functools.cache
+def _statements(postgres: bool) -> dict[str, str]:
+    p = "%s" if postgres else "?"
+    greeting = ", ".join(f"g.{c}" for c in _GREETING)
+    return {
+        "share_by_token": f"SELECT {prebuilt.columns(Share)} FROM share WHERE token = {p}",
+        "order_of": f'SELECT {prebuilt.columns(Order)} FROM "order" WHERE share_id = {p} '
+        f"AND recipient_id = {p}",
+        "greeting_rows": f"SELECT {', '.join(_GREETING)} FROM greeting_media WHERE share_id = {p}",
+        # One row per greeting medium (at most one per kind), at least one: the share, the
+        # catalogue's version, the visitor's order.
+        "page_rows": f"SELECT {prebuilt.columns(Share, 's')}, "
+        "(SELECT version FROM catalogue_version WHERE id = 1), "
+        f"{prebuilt.columns(Order, 'o')}, {greeting} FROM share AS s "
+        f'LEFT JOIN "order" AS o ON o.share_id = s.id AND o.recipient_id = {p} '
+        f"LEFT JOIN greeting_media AS g ON g.share_id = s.id WHERE s.token = {p}",
+        "record_visit": f"INSERT INTO share_visit (share_id, openid, first_seen) "
+        f"VALUES ({p}, {p}, {p}) ON CONFLICT DO NOTHING",
+    }
+
+
+def share_by_token(token: str) -> Share | None:
+    """The share with this claim token (its gift not loaded)."""
+    return prebuilt.instance(Share, prebuilt.run("share_by_token", (token,)).fetchone())
+
+
+def order_of(share_id: int, openid: str) -> Order | None:
+    """The order `openid` made from this share, if any."""
+    return prebuilt.instance(Order, prebuilt.run("order_of", (share_id, openid)).fetchone())
+
+
+def greeting_rows(share_id: int) -> list[GreetingRow]:
+    return [_greeting(row) for row in prebuilt.run("greeting_rows", (share_id,)).fetchall()]
+
+
+def page_rows(token: str, openid: str | None) -> PageRows | None:
+    """Everything the gift page reads, in one statement; None for no such share."""
+    rows = prebuilt.run("page_rows", (openid, token)).fetchall()
+    if not rows:
+        return None
+    first = rows[0]
+    share = prebuilt.instance(Share, first[:_SHARE_WIDTH])
+    at = _SHARE_WIDTH + 1
+    order_row = first[at : at + _ORDER_WIDTH]
+    order = prebuilt.instance(Order, order_row) if order_row[0] is not None else None
+    greeting = [_greeting(row[at + _ORDER_WIDTH :]) for row in rows]
+    return PageRows(share, first[_SHARE_WIDTH] or 0, order, [g for g in greeting if g.kind])
+
+
+def record_visit(share_id: int, openid: str, now: Any) -> None:
+    """Remember that `openid` opened the share (the first time only)."""
+    seen = ShareVisit.first_seen.db_value(now)
+    prebuilt.defer("record_visit", (share_id, openid, seen))
+
+
+def _greeting(row: tuple) -> GreetingRow:
+    return GreetingRow(*(f.python_value(v) for f, v in zip(_GREETING_FIELDS, row, strict=True)))

@@ -1,0 +1,245 @@
+"""PostgreSQL jobs on the event loop (storage/loop.py): each job a greenlet with a connection of
+its own. They interleave without sharing a transaction, a job waiting on the server (a row
+lock, a slow statement) leaves the loop free, a broken connection is dropped, at most the
+pool's size run at once; prebuilt statements are prepared once per connection, and a text
+that failed with a PREPARE in it is never trusted (DEALLOCATE ALL before the next)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import peewee
+import psycopg2
+import pytest
+from storing import migrated
+
+from storage import db as storage
+from storage import hot, loop, prebuilt, share_reads
+from storage.loop import Local, await_
+from storage.models import User, utcnow
+from storage.runner import Runner
+
+pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
+
+
+@pytest.fixture
+def config(db_url):
+    with migrated(db_url) as config:
+        yield config
+
+
+@pytest.fixture
+def runner(config):
+    runner = Runner.for_database(4)
+    yield runner
+    runner.close()
+
+
+def add_user(openid: str) -> str:
+    User.create(openid=openid, first_seen=utcnow(), last_seen=utcnow())
+    return openid
+
+
+def sleep_in_database(seconds: float) -> None:
+    storage.db.execute_sql("SELECT pg_sleep(%s)", (seconds,))
+
+
+@pytest.fixture
+def sent(config, monkeypatch):
+    """From now on, the text of each round trip of the jobs on the loop."""
+    texts: list[str] = []
+    original = loop.LoopCursor.execute
+
+    def execute(self, sql, params=None):
+        texts.append(sql.decode() if isinstance(sql, bytes) else sql)
+        return original(self, sql, params)
+
+    monkeypatch.setattr(loop.LoopCursor, "execute", execute)
+    return texts
+
+
+def test_jobs_interleave_each_in_its_own_transaction(runner):
+    """A job held up in the database does not hold up another; neither sees the other's
+    transaction, and both commit."""
+
+    def slow():
+        add_user("o_slow")
+        sleep_in_database(0.5)
+        return storage.db.in_transaction(), User.select().where(User.openid == "o_fast").count()
+
+    def fast():
+        add_user("o_fast")
+        return storage.db.in_transaction()
+
+    async def main():
+        slow_job = asyncio.ensure_future(runner.write(slow))
+        await asyncio.sleep(0.1)
+        fast_result = await asyncio.wait_for(runner.write(fast), 0.3)  # while slow() sleeps
+        return fast_result, slow_job.done(), await slow_job
+
+    fast_in_txn, slow_was_done, (slow_in_txn, seen) = asyncio.run(main())
+    assert fast_in_txn and slow_in_txn and not slow_was_done
+    assert seen == 1, "the fast job committed while the slow one ran (READ COMMITTED sees it)"
+    assert sorted(u.openid for u in User.select()) == ["o_fast", "o_slow"]
+
+
+def test_a_job_waiting_on_a_row_lock_leaves_the_loop_free(runner, db_url):
+    """Another session holds the row; the job waits on the server, the loop keeps serving."""
+    add_user("o_locked")
+    holder = psycopg2.connect(**storage.db.obj.connect_params, dbname=storage.db.obj.database)
+    cur = holder.cursor()
+    cur.execute("SELECT 1 FROM \"user\" WHERE openid = 'o_locked' FOR UPDATE")
+
+    def touch():
+        User.update(last_seen=utcnow()).where(User.openid == "o_locked").execute()
+        return "done"
+
+    async def main():
+        job = asyncio.ensure_future(runner.write(touch))
+        ticks = 0
+        for _ in range(20):  # 0.2 s of the loop's own work while the job waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        waiting = not job.done()
+        await asyncio.get_running_loop().run_in_executor(None, holder.commit)
+        return ticks, waiting, await asyncio.wait_for(job, 5)
+
+    try:
+        ticks, waiting, result = asyncio.run(main())
+    finally:
+        holder.close()
+    assert ticks == 20 and waiting and result == "done"
+
+
+def test_no_more_jobs_run_at_once_than_the_pool_has_connections(runner):
+    database = storage.db.obj
+    database._jobs_pool, database._max_connections = None, 2
+    running = [0, 0]  # now, most
+
+    def job(n):
+        running[0] += 1
+        running[1] = max(running)
+        sleep_in_database(0.05)
+        running[0] -= 1
+        return n
+
+    async def main():
+        return await asyncio.gather(*(runner.run(job, n) for n in range(7)))
+
+    assert asyncio.run(main()) == list(range(7))
+    assert running[1] == 2
+    assert database._jobs_pool._open <= 2
+
+
+def test_a_broken_connection_is_dropped_and_the_next_job_has_a_new_one(runner):
+    def backend():
+        return storage.db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+
+    async def main():
+        first = await runner.run(backend)
+        killer = psycopg2.connect(**storage.db.obj.connect_params, dbname=storage.db.obj.database)
+        killer.autocommit = True
+        killer.cursor().execute("SELECT pg_terminate_backend(%s)", (first,))
+        killer.close()
+        with pytest.raises((peewee.OperationalError, peewee.InterfaceError)):
+            await runner.run(backend)
+        return first, await runner.run(backend)
+
+    first, second = asyncio.run(main())
+    assert second != first
+
+
+def test_task_locals_and_after_commit_work_belong_to_their_own_job(runner):
+    local = Local()
+    done: list[str] = []
+
+    def job(name, fail):
+        local.name = name
+        storage.after_commit(lambda: done.append(name))
+        sleep_in_database(0.05)  # the other job runs meanwhile
+        assert local.name == name
+        if fail:
+            raise RuntimeError("undone")
+        return name
+
+    async def main():
+        return await asyncio.gather(
+            runner.write(job, "kept", False), runner.write(job, "failed", True),
+            return_exceptions=True,
+        )  # fmt: skip
+
+    kept, failed = asyncio.run(main())
+    assert kept == "kept" and isinstance(failed, RuntimeError)
+    assert done == ["kept"]
+
+
+def test_await_outside_a_job_is_refused(config):
+    with pytest.raises(RuntimeError, match="outside a database job"):
+        await_(object())
+
+
+def test_a_prebuilt_statement_is_prepared_once_per_connection(runner, sent):
+    database = storage.db.obj
+    database._jobs_pool, database._max_connections = None, 1  # one connection: one PREPARE
+
+    async def main():
+        for _ in range(3):
+            await runner.run(hot.catalogue_version)
+
+    asyncio.run(main())
+    texts = sent
+    assert texts[0].startswith("PREPARE catalogue_version AS SELECT version")
+    assert texts[0].endswith("EXECUTE catalogue_version")
+    assert texts[1:] == ["EXECUTE catalogue_version"] * 2
+
+
+def test_after_a_failed_text_with_a_prepare_the_next_starts_afresh(runner, sent):
+    """The PREPARE may or may not have run before the failure (and outlives the rollback):
+    the connection's prepared statements are dropped and prepared again."""
+    database = storage.db.obj
+    database._jobs_pool, database._max_connections = None, 1
+    texts = sent
+
+    def failing():
+        prebuilt.defer("keep_reply", ("not json at all", "msg:none"))  # fine: no such row
+        storage.db.obj.defer("SELECT 1 / 0")  # fails when it goes
+        return share_reads.share_by_token("no-such-token")
+
+    def reading():
+        return share_reads.share_by_token("no-such-token"), hot.catalogue_version()
+
+    async def main():
+        with pytest.raises(peewee.DataError):
+            await runner.write(failing)
+        return await runner.run(reading)
+
+    share, version = asyncio.run(main())
+    assert share is None and version >= 0
+    failed = next(t for t in texts if "1 / 0" in t)
+    assert "PREPARE keep_reply" in failed and "PREPARE share_by_token" in failed
+    after = [t for t in texts[texts.index(failed) + 1 :] if t != "ROLLBACK"]
+    assert after[0].startswith("DEALLOCATE ALL; PREPARE share_by_token")
+    assert after[1].startswith("PREPARE catalogue_version")
+
+
+def test_close_from_another_thread_waits_for_the_jobs_on_the_loop(config):
+    runner = Runner.for_database(2)
+
+    async def main():
+        job = asyncio.ensure_future(
+            runner.write(lambda: (add_user("o_last"), sleep_in_database(0.4)))
+        )
+        await asyncio.sleep(0.1)
+        closing = threading.Thread(target=runner.close)
+        closing.start()
+        await asyncio.sleep(0.15)
+        still = closing.is_alive()
+        await job
+        await asyncio.get_running_loop().run_in_executor(None, closing.join, 5)
+        with pytest.raises(RuntimeError, match="closed"):
+            await runner.run(hot.catalogue_version)
+        return still
+
+    assert asyncio.run(main()), "close() waited for the job"
+    assert [u.openid for u in User.select()] == ["o_last"]
