@@ -100,7 +100,7 @@ class Local:
 # -- the connections -------------------------------------------------------------------------
 
 
-def _ready(fd: int, write: bool) -> asyncio.Future:
+def _ready(fd: int, write: bool = False) -> asyncio.Future:
     """A future done once `fd` can be read (or written)."""
     loop = asyncio.get_running_loop()
     future = loop.create_future()
@@ -118,23 +118,17 @@ def _wake(future: asyncio.Future) -> None:
         future.set_result(None)
 
 
-def _wait(conn) -> None:
-    """In a job: until the statement sent on `conn` has its answer (its error raised here)."""
-    while (state := conn.poll()) != pg.POLL_OK:
-        await_(_ready(conn.fileno(), state == pg.POLL_WRITE))
-
-
 class LoopCursor:
     """A psycopg2 cursor whose `execute` waits on the loop; everything else is the cursor's."""
 
     __slots__ = ("_cursor", "_conn")
 
-    def __init__(self, cursor, conn):
+    def __init__(self, cursor, conn: LoopConnection):
         self._cursor, self._conn = cursor, conn
 
     def execute(self, sql, params=None) -> None:
         self._cursor.execute(sql, params)
-        _wait(self._conn)
+        self._conn.wait()
 
     def __iter__(self):
         return iter(self._cursor)
@@ -149,16 +143,62 @@ class LoopConnection:
     those once per connection instead of at every message (half the server's CPU for a
     message's opening statement, issue 27)."""
 
-    __slots__ = ("raw", "idle_since", "prepared", "unsure", "stale")
+    __slots__ = (
+        "raw", "idle_since", "prepared", "unsure", "stale", "_loop", "_fd", "_waiter", "_busy",
+    )  # fmt: skip
 
     def __init__(self, raw):
         self.raw, self.idle_since = raw, 0.0
         self.prepared: set[str] = set()
         self.unsure = False  # a PREPARE is on its way: not known to have run yet
         self.stale = False  # what the server holds is unknown: DEALLOCATE ALL before the next
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop watching its socket
+        self._fd = raw.fileno()  # kept: a connection that broke has none to ask for
+        self._waiter: asyncio.Future | None = None
+        self._busy = False  # a statement is out: its answer is the job's to read
 
     def cursor(self) -> LoopCursor:
-        return LoopCursor(self.raw.cursor(), self.raw)
+        return LoopCursor(self.raw.cursor(), self)
+
+    def wait(self) -> None:
+        """In a job: until the statement sent has its answer (its error raised here). The
+        socket stays watched by the loop for the connection's life (one registration, not two
+        system calls a statement)."""
+        self._busy = True
+        try:
+            while (state := self.raw.poll()) != pg.POLL_OK:
+                if state == pg.POLL_WRITE:
+                    await_(_ready(self.raw.fileno(), write=True))
+                else:
+                    await_(self._readable_soon())
+        finally:
+            self._busy = False
+
+    def _readable_soon(self) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self.unwatch()
+            loop.add_reader(self._fd, self._on_readable)
+            self._loop = loop
+        self._waiter = loop.create_future()
+        return self._waiter
+
+    def _on_readable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        elif not self._busy:  # between statements: a notice, or the server hung up
+            try:
+                self.raw.poll()
+            except psycopg2.Error:
+                self.unwatch()
+
+    def unwatch(self) -> None:
+        """Stop watching the socket (before its descriptor is reused: a closed one was already
+        dropped by epoll, and the loop's selector forgets it quietly)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._fd)
+        self._loop = None
 
     def named(self, cursor, name: str, sql: str, params) -> bytes:
         """The text that runs the prebuilt statement `name` (`sql`, %s placeholders) with
@@ -253,6 +293,7 @@ class LoopPool:
 
     def _discard(self, conn: LoopConnection) -> None:
         self._open -= 1
+        conn.unwatch()
         if not conn.raw.closed:
             conn.raw.close()
 

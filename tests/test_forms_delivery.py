@@ -8,6 +8,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.config import Delivery
 from bot.forms.base import Invalid
@@ -294,3 +296,27 @@ def test_the_short_list_is_the_first_three_days_and_keeps_the_numbers():
     short = first_days(slots)
     assert short == slots[: len(short)]
     assert sorted({s.date for s in short}) == sorted({s.date for s in slots})[:3]
+
+
+# -- the offer kept between messages ------------------------------------------
+
+
+@given(
+    steps=st.lists(st.integers(min_value=-3 * 3600, max_value=9 * 3600), min_size=1, max_size=30),
+    lead=st.sampled_from([0, 2, 24]),
+)
+@settings(max_examples=60, deadline=None)
+def test_the_kept_offer_is_always_what_working_it_out_afresh_gives(steps, lead):
+    """The clock moving by minutes or hours, forwards or back, across windows' starts, their
+    lead times and midnight: what is served from the kept offer equals the offer worked out for
+    that very moment, examples included."""
+    from bot.forms import delivery as module
+
+    table = Delivery(closed_dates=["2026-12-03"], lead_hours=lead)
+    now = NOW
+    for seconds in steps:
+        now = now + dt.timedelta(seconds=seconds)
+        kept, kept_examples = delivery_slots(table, now), examples(table, now)
+        module._OFFERED.clear()
+        assert kept == delivery_slots(table, now)
+        assert kept_examples == examples(table, now)

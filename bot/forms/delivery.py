@@ -75,19 +75,42 @@ class Slot:
 def delivery_slots(delivery: Delivery, now: dt.datetime) -> list[Slot]:
     """Every window of the next `days_ahead` days starting `lead_hours` or more after now.
 
-    Exact for `now`, and remembered for it: one message asks for the offer several times
-    (the prompt, its examples, the answer), always at the same `now`."""
-    key = (id(delivery), now)
-    offered = _OFFERED.get(key)
-    if offered is None:
-        offered = [s for s in _all_slots(delivery, now) if _refusal(s, delivery, now) is None]
-        if len(_OFFERED) > 64:
-            _OFFERED.clear()
-        _OFFERED[key] = offered
-    return list(offered)
+    Exact for `now`, and kept until the offer can next change (a window's start, or its start
+    less the lead time, or midnight where deliveries are): a claim's every message asks for
+    it, and at thousands of messages a second working it out each time was a message's cost."""
+    return list(_offer(delivery, now).slots)
 
 
-_OFFERED: dict[tuple, list[Slot]] = {}  # (the config's delivery table, now) → its offer
+@dataclass(frozen=True)
+class _Offer:
+    delivery: Delivery
+    since: dt.datetime
+    last: dt.datetime  # the offer holds until this moment included (a window is offered at
+    # its start less the lead time, refused just after)
+    midnight: dt.datetime  # and before this one, where today changes
+    slots: tuple[Slot, ...]
+    examples: list[str]  # filled in when first asked (`examples`)
+
+
+def _offer(delivery: Delivery, now: dt.datetime) -> _Offer:
+    kept = _OFFERED.get(id(delivery))
+    if kept is not None and kept.delivery is delivery:
+        if kept.since <= now <= kept.last and now < kept.midnight:
+            return kept
+    every = _all_slots(delivery, now)
+    lead = dt.timedelta(hours=delivery.lead_hours)
+    local = _local(now, delivery)
+    midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), local.tzinfo)
+    changes = [moment for s in every for moment in (s.start - lead, s.start) if moment >= now]
+    offered = tuple(s for s in every if _refusal(s, delivery, now) is None)
+    kept = _Offer(delivery, now, min([midnight, *changes]), midnight, offered, [])
+    if len(_OFFERED) > 64:
+        _OFFERED.clear()
+    _OFFERED[id(delivery)] = kept
+    return kept
+
+
+_OFFERED: dict[int, _Offer] = {}  # the config's delivery table → its offer, while it holds
 
 
 def first_days(slots: list[Slot], days: int = SHORT_LIST_DAYS) -> list[Slot]:
@@ -99,8 +122,15 @@ def first_days(slots: list[Slot], days: int = SHORT_LIST_DAYS) -> list[Slot]:
 
 def examples(delivery: Delivery, now: dt.datetime) -> list[str]:
     """Two things a person could type for slots offered now (明天下午, 12月5日 15点):
-    computed from the offer and read back, so an example is never in the past or refused."""
-    offered = delivery_slots(delivery, now)
+    computed from the offer and read back, so an example is never in the past or refused
+    (kept with the offer: words like 明天 only change with it)."""
+    offer = _offer(delivery, now)
+    if not offer.examples:
+        offer.examples[:] = _examples(delivery, now, list(offer.slots)) or [""]
+    return [words for words in offer.examples if words]
+
+
+def _examples(delivery: Delivery, now: dt.datetime, offered: list[Slot]) -> list[str]:
     today = _local(now, delivery).date()
     candidates = []
     for slot in offered[:1] + offered[-1:] + offered[:1]:

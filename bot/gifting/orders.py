@@ -27,8 +27,8 @@ from bot.forms.base import Invalid
 from bot.forms.order import OrderAnswers
 from bot.gifting import catalogue, draws, life, mobile_claims, shares, surprise, swap
 from bot.outgoing.notices import Notices
-from storage import hot, share_reads
-from storage.db import after_commit, db, locked, write_transaction
+from storage import hot, orders_sql, share_reads
+from storage.db import after_commit, write_transaction
 from storage.models import Gift, Order, Share
 
 ORDER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud on the phone
@@ -100,7 +100,7 @@ def place(
 
 def _place(notices, token, openid, answers, channel, now, swap_to=""):
     hot.touch_user(openid, now)  # a visitor known only by cookie is recorded before ordering
-    share = locked(Share.select().where(Share.token == token)).first()
+    share = orders_sql.share_locked(token)
     if share is None:
         raise Invalid(Code.SHARE_UNKNOWN)
     if order := existing_order(share, openid):
@@ -132,14 +132,14 @@ def _place(notices, token, openid, answers, channel, now, swap_to=""):
 
 
 def _create_with_unique_number(**fields) -> Order:
+    """The order, under a number of its own (a clash of numbers draws again); IntegrityError
+    when this person has an order from this share already (a concurrent claim won)."""
     for _ in range(5):
-        number = new_order_no(fields["created_at"])
-        try:
-            with db.atomic():  # a savepoint: a clash must not spoil the outer transaction
-                return Order.create(order_no=number, **fields)
-        except peewee.IntegrityError:
-            if Order.get_or_none(Order.order_no == number) is None:
-                raise  # not our number that clashed: the share+recipient index
+        order = Order(order_no=new_order_no(fields["created_at"]), **fields)
+        if orders_sql.insert_order(order) is not None:
+            return order
+        if share_reads.order_of(fields["share"], fields["recipient"]) is not None:
+            raise peewee.IntegrityError("an order of this person from this share exists")
     raise RuntimeError("could not find a free order number")
 
 

@@ -24,7 +24,7 @@ from typing import Protocol
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.gifting.life.table import LAPSED, PAID, UNPAID, Move, S, allows, check, state_of
-from storage import hot
+from storage import hot, orders_sql
 from storage.models import Gift, Order, Share
 from storage.runner import Retry
 
@@ -155,12 +155,7 @@ def expire(share: Share, now: dt.datetime) -> int:
 def take_unit(share: Share, now: dt.datetime) -> None:
     """One unit claimed: a guarded UPDATE, so racing claims never take more than there is."""
     check(Move.CLAIM, share, now)
-    took = (
-        Share.update(claimed=Share.claimed + 1)
-        .where((Share.id == share.id) & (Share.claimed < Share.quantity) & ~Share.released)
-        .execute()
-    )
-    if took != 1:
+    if not orders_sql.take_unit(share.id):
         raise Invalid(Code.SHARE_USED_UP, share=share)
     share.claimed += 1
 
