@@ -84,8 +84,7 @@ def instance(model, row: tuple | None) -> Any:
     """A model instance from a row of all its columns, as peewee would have made it."""
     if row is None:
         return None
-    made = model()
+    made = model(__no_default__=True)  # as peewee's own rows: no defaults worked out first
     fields = model._meta.sorted_fields
     made.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
-    made._dirty.clear()
     return made

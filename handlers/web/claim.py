@@ -66,7 +66,7 @@ class ShareHandler(BaseHandler):
                 "pages/claim.html", status=status, view=view, sandbox=sandbox
             )
         order = view.order.order_no if view.order else None
-        key = (repr(sorted(view.share.__data__.items())), id(view.gift), view.refusal, order,
+        key = (tuple(view.share.__data__.items()), id(view.gift), view.refusal, order,
                view.qr_ready, view.draw.key() if view.draw else None, view.facts,
                view.greeting)  # fmt: skip
         html = _drawn.get(key)
