@@ -68,7 +68,8 @@ class Services:
 
     @classmethod
     def start(cls, config: Config, clock: Clock | None = None, sync: bool = True) -> Services:
-        storage.connect(config.database.url, max_connections=config.database.threads + 4)
+        threads = config.database.threads  # PostgreSQL: jobs at once on the loop, a connection each
+        storage.connect(config.database.url, max_connections=threads + 4, jobs=threads)
         storage.migrate()
         if sync:
             catalogue.sync(config.gifts)

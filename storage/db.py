@@ -39,9 +39,10 @@ SQLITE_PRAGMAS = {
 }
 
 
-def connect(url: str, max_connections: int = 16) -> peewee.Database:
-    """Open the database at `url` and bind every model to it (PostgreSQL: a connection pool
-    of at most `max_connections`, one per database thread in use)."""
+def connect(url: str, max_connections: int = 16, jobs: int | None = None) -> peewee.Database:
+    """Open the database at `url` and bind every model to it. PostgreSQL: at most `jobs`
+    (default `max_connections`) connections for the jobs on the event loop (storage/loop.py),
+    and a pool of at most `max_connections` for work outside a loop (the CLI, migrations)."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) != ":memory:":
@@ -50,7 +51,7 @@ def connect(url: str, max_connections: int = 16) -> peewee.Database:
     else:
         params = db_url.parse(url.replace("postgres://", "postgresql://", 1))
         database = PipelinedPostgresqlDatabase(
-            max_connections=max_connections, stale_timeout=300, timeout=10, **params
+            max_connections=max_connections, jobs=jobs, stale_timeout=300, timeout=10, **params
         )
     db.initialize(database)
     prebuilt.use(postgres=isinstance(database, peewee.PostgresqlDatabase))

@@ -17,16 +17,15 @@ serves other requests meanwhile. A job holds one connection of the loop's pool f
 to its end (its transaction); at most `size` jobs run at once, the others wait for a free one.
 
 Each job has its own peewee connection state (storage/pipeline.py reads `Job.db_state`), so
-jobs interleave on one thread without sharing a transaction.
+jobs interleave on one thread without sharing a transaction. The connections' pool is
+storage/loop_pool.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -37,8 +36,6 @@ try:
     import psycopg2.extensions as pg
 except ImportError:  # SQLite only: nothing here is used
     psycopg2 = pg = None
-
-STALE_SECONDS = 300  # an idle connection older than this is closed, not reused
 
 
 class Job(greenlet):
@@ -240,77 +237,3 @@ def _prepare_text(name: str, sql: str) -> bytes:
 @functools.cache
 def _execute_text(name: str, count: int) -> str:
     return f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
-
-
-class LoopPool:
-    """At most `size` asynchronous connections, opened when needed, each lent to one job."""
-
-    def __init__(self, params: dict, size: int, on_open: Callable[[Any], None]):
-        self.params, self.size, self._on_open = params, size, on_open
-        self._idle: list[LoopConnection] = []
-        self._open = 0
-        self._waiting: collections.deque[asyncio.Future] = collections.deque()
-
-    async def acquire(self) -> LoopConnection:
-        while True:
-            while self._idle:
-                conn = self._idle.pop()
-                if not conn.raw.closed and time.monotonic() - conn.idle_since < STALE_SECONDS:
-                    return conn
-                self._discard(conn)
-            if self._open < self.size:
-                self._open += 1
-                try:
-                    return await self._connect()
-                except BaseException:
-                    self._open -= 1
-                    raise
-            turn = asyncio.get_running_loop().create_future()
-            self._waiting.append(turn)
-            try:
-                await turn
-            except asyncio.CancelledError:
-                if turn.done() and not turn.cancelled():
-                    self._next()  # a turn given to a waiter that left goes to the next one
-                raise
-
-    def release(self, conn: LoopConnection, broken: bool = False) -> None:
-        """Back to the pool; `broken` (or not idle between transactions): closed instead."""
-        if (
-            broken
-            or conn.raw.closed
-            or conn.raw.get_transaction_status() != pg.TRANSACTION_STATUS_IDLE
-        ):
-            self._discard(conn)
-        else:
-            conn.idle_since = time.monotonic()
-            self._idle.append(conn)
-        self._next()
-
-    def close_idle(self) -> None:
-        while self._idle:
-            self._discard(self._idle.pop())
-
-    def _discard(self, conn: LoopConnection) -> None:
-        self._open -= 1
-        conn.unwatch()
-        if not conn.raw.closed:
-            conn.raw.close()
-
-    def _next(self) -> None:
-        while self._waiting:
-            turn = self._waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-
-    async def _connect(self) -> LoopConnection:
-        raw = psycopg2.connect(async_=1, **self.params)
-        try:
-            while (state := raw.poll()) != pg.POLL_OK:
-                await _ready(raw.fileno(), state == pg.POLL_WRITE)
-        except BaseException:
-            raw.close()
-            raise
-        self._on_open(raw)
-        return LoopConnection(raw)

@@ -4,7 +4,6 @@ queries built by peewee, which cost more than the claim's every other step.
 Usage (in the claim's transaction)::
 
     share = share_locked(token)         # FOR UPDATE on PostgreSQL (SQLite: the writer's lock)
-    took = take_unit(share.id)          # False: nothing left, or released
     order_id = insert_order(Order(order_no=…, share=…, …))   # None: a unique key was taken
 """
 
@@ -26,8 +25,6 @@ def _statements(postgres: bool) -> dict[str, str]:
     names = ", ".join(f'"{f.column_name}"' for f in _ORDER_FIELDS)
     return {
         "share_locked": f"SELECT {prebuilt.columns(Share)} FROM share WHERE token = {p}{lock}",
-        "take_unit": "UPDATE share SET claimed = claimed + 1 "
-        f"WHERE id = {p} AND claimed < quantity AND NOT released",
         # Either unique key taken (the number, or this share's order of this person) adds
         # nothing and returns no row: the caller tells which.
         "insert_order": f'INSERT INTO "order" ({names}) '
@@ -38,11 +35,6 @@ def _statements(postgres: bool) -> dict[str, str]:
 def share_locked(token: str) -> Share | None:
     """The share with this token, locked until the transaction ends (its gift not loaded)."""
     return prebuilt.instance(Share, prebuilt.run("share_locked", (token,)).fetchone())
-
-
-def take_unit(share_id: int) -> bool:
-    """One more unit of the share claimed, if one is left and the share is not released."""
-    return prebuilt.run("take_unit", (share_id,)).rowcount == 1
 
 
 def insert_order(order: Order) -> int | None:

@@ -27,7 +27,8 @@ import peewee
 from greenlet import getcurrent
 from playhouse.pool import PooledPostgresqlDatabase
 
-from storage.loop import Job, LoopConnection, LoopPool, await_, drive, pg
+from storage.loop import Job, LoopConnection, await_, drive, pg
+from storage.loop_pool import LoopPool
 
 _BEGIN = b"BEGIN"
 _SAVEPOINTS = ("SAVEPOINT ", "RELEASE SAVEPOINT ", "ROLLBACK TO SAVEPOINT ")
@@ -50,8 +51,9 @@ class _ThreadState(_State, threading.local):
 
 
 class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, jobs: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self._jobs = jobs  # connections for jobs on the loop (default: max_connections)
         self._thread_state = _ThreadState()
         self._jobs_pool: LoopPool | None = None
 
@@ -104,7 +106,8 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
 
     def _loop_pool(self) -> LoopPool:
         if self._jobs_pool is None:
-            self._jobs_pool = LoopPool(self._loop_params(), self._max_connections, self._opened)
+            size = self._jobs or self._max_connections
+            self._jobs_pool = LoopPool(self._loop_params(), size, self._opened)
         return self._jobs_pool
 
     def _loop_params(self) -> dict:

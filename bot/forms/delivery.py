@@ -94,9 +94,9 @@ class _Offer:
 
 def _offer(delivery: Delivery, now: dt.datetime) -> _Offer:
     kept = _OFFERED.get(id(delivery))
-    if kept is not None and kept.delivery is delivery:
-        if kept.since <= now <= kept.last and now < kept.midnight:
-            return kept
+    fresh = kept is not None and kept.delivery is delivery
+    if fresh and kept.since <= now <= kept.last and now < kept.midnight:
+        return kept
     every = _all_slots(delivery, now)
     lead = dt.timedelta(hours=delivery.lead_hours)
     local = _local(now, delivery)

@@ -24,7 +24,7 @@ from typing import Protocol
 from bot.codes import Code
 from bot.forms.base import Invalid
 from bot.gifting.life.table import LAPSED, PAID, UNPAID, Move, S, allows, check, state_of
-from storage import hot, orders_sql
+from storage import hot, prebuilt
 from storage.models import Gift, Order, Share
 from storage.runner import Retry
 
@@ -152,10 +152,20 @@ def expire(share: Share, now: dt.datetime) -> int:
     return left
 
 
+@prebuilt.statements
+def _statements(postgres: bool) -> dict[str, str]:
+    """The claim's write, prebuilt (storage/prebuilt.py): a claim's last message runs it."""
+    p = "%s" if postgres else "?"
+    return {
+        "take_unit": "UPDATE share SET claimed = claimed + 1 "
+        f"WHERE id = {p} AND claimed < quantity AND NOT released",
+    }
+
+
 def take_unit(share: Share, now: dt.datetime) -> None:
     """One unit claimed: a guarded UPDATE, so racing claims never take more than there is."""
     check(Move.CLAIM, share, now)
-    if not orders_sql.take_unit(share.id):
+    if prebuilt.run("take_unit", (share.id,)).rowcount != 1:
         raise Invalid(Code.SHARE_USED_UP, share=share)
     share.claimed += 1
 
