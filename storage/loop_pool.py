@@ -23,36 +23,39 @@ STALE_SECONDS = 300  # an idle connection older than this is closed, not reused
 
 
 class LoopPool:
-    """At most `size` asynchronous connections, opened when needed, each lent to one job."""
+    """At most `size` asynchronous connections, opened when needed, each lent to one job.
+    Jobs that find none free wait in turn: a connection given back goes straight to the
+    longest waiting (a newcomer never takes it first, so no wait grows without end)."""
 
     def __init__(self, params: dict, size: int, on_open: Callable[[Any], None]):
         self.params, self.size, self._on_open = params, size, on_open
         self._idle: list[LoopConnection] = []
         self._open = 0
+        # Each waiter's future: done with a connection lent to it, or None when it may open one.
         self._waiting: collections.deque[asyncio.Future] = collections.deque()
 
     async def acquire(self) -> LoopConnection:
-        while True:
+        if not self._waiting:  # nobody before this job: an idle one, or a new one if there is room
             while self._idle:
                 conn = self._idle.pop()
                 if not conn.raw.closed and time.monotonic() - conn.idle_since < STALE_SECONDS:
                     return conn
                 self._discard(conn)
             if self._open < self.size:
-                self._open += 1
-                try:
-                    return await self._connect()
-                except BaseException:
-                    self._open -= 1
-                    raise
-            turn = asyncio.get_running_loop().create_future()
-            self._waiting.append(turn)
-            try:
-                await turn
-            except asyncio.CancelledError:
-                if turn.done() and not turn.cancelled():
-                    self._next()  # a turn given to a waiter that left goes to the next one
-                raise
+                return await self._open_one(reserved=False)
+        turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            lent = await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # what it was given goes to the next
+                if turn.result() is not None:
+                    self.release(turn.result())
+                else:
+                    self._open -= 1  # the room kept for it
+                    self._next()
+            raise
+        return lent if lent is not None else await self._open_one(reserved=True)
 
     def release(self, conn: LoopConnection, broken: bool = False) -> None:
         """Back to the pool; `broken` (or not idle between transactions): closed instead."""
@@ -62,10 +65,15 @@ class LoopPool:
             or conn.raw.get_transaction_status() != pg.TRANSACTION_STATUS_IDLE
         ):
             self._discard(conn)
-        else:
-            conn.idle_since = time.monotonic()
-            self._idle.append(conn)
-        self._next()
+            self._next()
+            return
+        conn.idle_since = time.monotonic()
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(conn)
+                return
+        self._idle.append(conn)
 
     def close_idle(self) -> None:
         while self._idle:
@@ -78,11 +86,23 @@ class LoopPool:
             conn.raw.close()
 
     def _next(self) -> None:
-        while self._waiting:
+        """A connection was closed: the longest waiter may open one in its place."""
+        while self._waiting and self._open < self.size:
             turn = self._waiting.popleft()
             if not turn.done():
+                self._open += 1  # the room is kept for it (`_open_one(reserved=True)`)
                 turn.set_result(None)
                 return
+
+    async def _open_one(self, reserved: bool) -> LoopConnection:
+        if not reserved:
+            self._open += 1
+        try:
+            return await self._connect()
+        except BaseException:
+            self._open -= 1
+            self._next()
+            raise
 
     async def _connect(self) -> LoopConnection:
         raw = psycopg2.connect(async_=1, **self.params)

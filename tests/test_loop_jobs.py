@@ -15,7 +15,7 @@ import pytest
 from storing import migrated
 
 from storage import db as storage
-from storage import hot, loop, prebuilt, share_reads
+from storage import hot, loop, loop_pool, prebuilt, share_reads
 from storage.loop import Local, await_
 from storage.models import User, utcnow
 from storage.runner import Runner
@@ -243,3 +243,25 @@ def test_close_from_another_thread_waits_for_the_jobs_on_the_loop(config):
 
     assert asyncio.run(main()), "close() waited for the job"
     assert [u.openid for u in User.select()] == ["o_last"]
+
+
+def test_a_connection_given_back_goes_to_the_longest_waiting_job(config):
+    """A job that came later never takes the connection a waiting one was promised (it waits
+    behind it): otherwise, at full load, one unlucky job waits again and again."""
+    pool = loop_pool.LoopPool(storage.db.obj._loop_params(), 1, lambda raw: None)
+
+    async def main():
+        held = await pool.acquire()
+        waiting = asyncio.ensure_future(pool.acquire())
+        await asyncio.sleep(0)  # it waits for the only connection
+        newcomer = asyncio.ensure_future(pool.acquire())  # runs before the waiter wakes
+        pool.release(held)
+        await asyncio.sleep(0.05)
+        first = waiting.done() and waiting.result() is held and not newcomer.done()
+        pool.release(await waiting)
+        second = await asyncio.wait_for(newcomer, 1) is held
+        pool.release(held)
+        pool.close_idle()
+        return first, second
+
+    assert asyncio.run(main()) == (True, True)
