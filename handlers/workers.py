@@ -7,7 +7,7 @@ Usage::
 
 The parent migrates and syncs the catalogue once, holds the listening socket, then forks N
 workers (pre-fork: the kernel hands each connection to one of them). Each worker has its own
-event loop, database threads and connections, and runs the background work too: the outbox
+event loop and database connections, and runs the background work too: the outbox
 and the sweeps claim their rows with row locks, so no two workers send or release the same
 thing. A worker that dies unasked is started again (after a pause, so a crash at start does
 not spin); SIGTERM or SIGINT to the parent goes to every worker, and the parent returns when

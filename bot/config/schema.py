@@ -53,7 +53,7 @@ class Server:
 @dataclass(frozen=True)
 class Database:
     url: str = "sqlite:///data/gift-bot.db"
-    threads: int = 8  # database threads (and connections) per process
+    threads: int = 8  # PostgreSQL: database jobs (and connections) at once per process
 
 
 @dataclass(frozen=True)
