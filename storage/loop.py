@@ -97,7 +97,7 @@ class Local:
 # -- the connections -------------------------------------------------------------------------
 
 
-def _ready(fd: int, write: bool = False) -> asyncio.Future:
+def io_ready(fd: int, write: bool = False) -> asyncio.Future:
     """A future done once `fd` can be read (or written)."""
     loop = asyncio.get_running_loop()
     future = loop.create_future()
@@ -165,7 +165,7 @@ class LoopConnection:
         try:
             while (state := self.raw.poll()) != pg.POLL_OK:
                 if state == pg.POLL_WRITE:
-                    await_(_ready(self.raw.fileno(), write=True))
+                    await_(io_ready(self.raw.fileno(), write=True))
                 else:
                     await_(self._readable_soon())
         finally:

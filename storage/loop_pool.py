@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from storage.loop import LoopConnection, _ready, pg, psycopg2
+from storage.loop import LoopConnection, io_ready, pg, psycopg2
 
 STALE_SECONDS = 300  # an idle connection older than this is closed, not reused
 
@@ -108,7 +108,7 @@ class LoopPool:
         raw = psycopg2.connect(async_=1, **self.params)
         try:
             while (state := raw.poll()) != pg.POLL_OK:
-                await _ready(raw.fileno(), state == pg.POLL_WRITE)
+                await io_ready(raw.fileno(), state == pg.POLL_WRITE)
         except BaseException:
             raw.close()
             raise
