@@ -136,7 +136,7 @@ class LoopCursor:
 
 class LoopConnection:
     """An asynchronous psycopg2 connection, as peewee uses a connection, and the prebuilt
-    statements (storage/hot.py) it has prepared on the server: PostgreSQL parses and plans
+    statements (storage/prebuilt.py) it has prepared on the server: PostgreSQL parses and plans
     those once per connection instead of at every message (half the server's CPU for a
     message's opening statement, issue 27)."""
 
@@ -165,7 +165,7 @@ class LoopConnection:
         try:
             while (state := self.raw.poll()) != pg.POLL_OK:
                 if state == pg.POLL_WRITE:
-                    await_(io_ready(self.raw.fileno(), write=True))
+                    await_(io_ready(self._fd, write=True))
                 else:
                     await_(self._readable_soon())
         finally:

@@ -146,10 +146,10 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
         self._pending().append(self.cursor().mogrify(sql, params or ()))
 
     def execute_named(self, name: str, sql: str, params: tuple | list = ()):
-        """A prebuilt statement (storage/hot.py) called `name`: on a job's connection prepared
-        once and then executed by name; elsewhere sent as text, as execute_sql does."""
-        conn = None if self.is_closed() else self._state.conn
-        if not isinstance(conn, LoopConnection):
+        """A prebuilt statement (storage/prebuilt.py) called `name`: on a job's connection
+        prepared once and then executed by name; elsewhere sent as text, as execute_sql does."""
+        conn = self._job_connection()
+        if conn is None:
             return self.execute_sql(sql, params)
         cursor = self.cursor()
         statement = conn.named(cursor, name, sql, params)
@@ -161,8 +161,8 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
 
     def defer_named(self, name: str, sql: str, params: tuple | list = ()) -> None:
         """`defer` for a prebuilt statement: prepared on a job's connection (execute_named)."""
-        conn = None if self.is_closed() else self._state.conn
-        if not isinstance(conn, LoopConnection) or not self.in_transaction():
+        conn = self._job_connection()
+        if conn is None or not self.in_transaction():
             return self.defer(sql, params)
         self._pending().append(conn.named(self.cursor(), name, sql, params))
 
@@ -209,14 +209,17 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
         except Exception:
             self._lost()
             raise
-        conn = self._state.conn
-        if isinstance(conn, LoopConnection):
+        if conn := self._job_connection():
             conn.sent()
 
     def _lost(self) -> None:
-        conn = None if self.is_closed() else self._state.conn
-        if isinstance(conn, LoopConnection):
+        if conn := self._job_connection():
             conn.lost()
+
+    def _job_connection(self) -> LoopConnection | None:
+        """The connection of the job on the loop running now; None on a thread's own."""
+        conn = None if self.is_closed() else self._state.conn
+        return conn if isinstance(conn, LoopConnection) else None
 
     def _kept_back(self, sql: str, pending: list[bytes]) -> bool:
         """SAVEPOINT and RELEASE wait for the next statement; a ROLLBACK TO a savepoint that

@@ -13,7 +13,7 @@ the jobs waiting when it is free run in one transaction, each in a savepoint of 
 job's failure undoes only that job), and one durable COMMIT (`synchronous=FULL`) covers
 them all; only then are their results handed back. Nothing waits on SQLite's lock-retry
 backoff, and durability costs one fsync per batch instead of one per message. Reads run on
-the pool beside it: in WAL mode a reader never waits for the writer.
+the loop itself: in WAL mode a reader never waits for the writer.
 
 PostgreSQL takes concurrent writers itself: each job, read or write, runs on the loop's thread
 in a greenlet of its own with a connection of its own (storage/loop.py), each write in its own
