@@ -222,14 +222,18 @@ def giver_allowance(giver: str, now: Any, since: Any, limit: int) -> tuple[int, 
 
 
 def catalogue_version() -> int:
-    """The catalogue's version; on PostgreSQL a message's opening statement read it already
-    (a message asks several times), until the message changes gifts itself."""
+    """The catalogue's version, read once per transaction (a claim's message asks two or three
+    times; on PostgreSQL its opening statement read it already), until the transaction
+    changes gifts itself."""
     top = db.top_transaction()
     seen = getattr(_version, "seen", None)
     if top is not None and seen is not None and seen[0] is top:
         return seen[1]
     row = _run("catalogue_version").fetchone()
-    return row[0] if row else 0
+    version = row[0] if row else 0
+    if top is not None:
+        _version.seen = (top, version)
+    return version
 
 
 def catalogue_changed() -> None:

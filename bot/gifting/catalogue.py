@@ -88,6 +88,7 @@ def _sync(gifts: list[cfg.Gift], report: SyncReport, dry_run: bool) -> None:
             if row.active:
                 Gift.update(active=False, updated_at=utcnow()).where(Gift.id == gid).execute()
                 report.retired.append(gid)
+        hot.catalogue_changed()  # the version this transaction may have read moved (trigger)
         if dry_run:
             raise _DryRun
 
