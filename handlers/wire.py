@@ -25,8 +25,6 @@ import hmac
 import re
 from xml.etree import ElementTree
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring as parse_without_dtd
 from werobot.crypto import MessageCrypt
 from werobot.replies import Article, ArticlesReply, TextReply, TransferCustomerServiceReply
 
@@ -199,19 +197,34 @@ def parse(raw: bytes | str) -> dict:
     A leaf is its text (stripped, as WeChat's pushes are read by everyone), an element with
     children a dict, a repeated child a list; nesting deeper than MAX_DEPTH is no push.
     WeChat writes UTF-8 and never a DTD: a body in another encoding is refused, and the parser
-    itself (defusedxml, `forbid_dtd`) refuses any DTD, whatever the bytes look like, since
-    entity definitions are how XML bombs and external entities come in.
+    itself refuses any DTD where it starts, before its first declaration is read, whatever the
+    bytes look like: entity definitions are how XML bombs and external entities come in, and
+    only a DTD defines them (an undefined entity is malformed XML).
     """
     text = _utf8(raw)
+    parser = ElementTree.XMLParser(target=_NoDTD())  # ElementTree's C parser and tree builder
     try:
-        root = parse_without_dtd(text, forbid_dtd=True)  # text, so expat reads it as UTF-8
-    except DefusedXmlException:
+        parser.feed(text)  # text, so expat reads it as UTF-8
+        root = parser.close()
+    except _DTD:
         raise WireError(400, "a DTD in a push") from None
     except ElementTree.ParseError:
         raise WireError(400, "malformed XML") from None
     if root.tag != "xml" or not len(root):
         raise WireError(400, "malformed XML")
     return _element(root, 0)
+
+
+class _DTD(Exception):
+    """A document type declaration met in a push."""
+
+
+class _NoDTD(ElementTree.TreeBuilder):
+    """ElementTree's tree builder, stopping the parse at `<!DOCTYPE` (what defusedxml's
+    `forbid_dtd` does, in C: a quarter of the time of its pure-Python parser, issue 27)."""
+
+    def doctype(self, name, pubid, system):
+        raise _DTD
 
 
 def _utf8(raw: bytes | str) -> str:

@@ -95,14 +95,34 @@ DTD = '<!DOCTYPE xml [<!ENTITY w "礼品">]>'
 @pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
 def test_a_dtd_is_refused_in_any_encoding(encoding, declared):
     """Review 2, F4: a byte search for `<!DOCTYPE` missed it in UTF-16, and ElementTree
-    expanded the entity. Now a body not in UTF-8 is refused, and the parser (defusedxml)
-    refuses any DTD in one that is."""
+    expanded the entity. Now a body not in UTF-8 is refused, and the parser refuses any DTD
+    in one that is."""
     head = f'<?xml version="1.0" encoding="{encoding.upper()}"?>' if declared else ""
     body = (head + DTD + PUSH.format("&w;")).encode(encoding)
     reason = "a DTD" if encoding == "utf-8" else "not UTF-8"
     with pytest.raises(wire.WireError, match=reason) as refused:
         wire.parse(body)
     assert refused.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "dtd",
+    [
+        '<!DOCTYPE xml [<!ENTITY e SYSTEM "file:///etc/passwd">]>',  # an external entity
+        '<!DOCTYPE xml SYSTEM "http://127.0.0.1:9/push.dtd">',  # an external subset
+        '<!DOCTYPE xml [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p.dtd"> %p;]>',  # a parameter one
+        '<!DOCTYPE xml [<!ENTITY a "' + "礼" * 10_000 + '">'  # a bomb: 10^6 characters
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>',
+    ],
+    ids=["external-entity", "external-subset", "parameter-entity", "bomb"],
+)
+def test_a_dtd_is_refused_where_it_starts_before_any_declaration_is_read(dtd):
+    """The parser stops at `<!DOCTYPE`: nothing it declares is read, fetched or expanded
+    (the file's entity would read as its text, the bomb's as a megabyte)."""
+    for use in ("&e;", "&c;", "礼品"):
+        with pytest.raises(wire.WireError, match="a DTD") as refused:
+            wire.parse((dtd + PUSH.format(use)).encode("utf-8"))
+        assert refused.value.status == 400
 
 
 @pytest.mark.parametrize(
