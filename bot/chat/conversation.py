@@ -112,7 +112,8 @@ def save(state: State, now: dt.datetime) -> None:
     (a message that only browsed leaves no form and no change behind)."""
     if state.flow is None and not state.exists and _untouched(state):
         return  # a first message that started nothing: no row needed yet
-    if state.flow is None and _kept(state) == (state.loaded or _EMPTY):
+    kept = _kept(state)
+    if state.flow is None and kept == (state.loaded or _EMPTY):
         return
     values = {name: getattr(state, name) for name in _KEPT} | {"updated_at": now}
     values["version"] = state.version + 1
@@ -126,7 +127,7 @@ def save(state: State, now: dt.datetime) -> None:
     elif hot.update_conversation(state.openid, state.version, values) != 1:
         raise Conflict(state.openid)
     state.version += 1
-    state.loaded = _kept(state)
+    state.loaded = kept
 
 
 _KEPT = ("flow", "step", "answers", "context", "editing", "hints", "paused", "expires_at")
