@@ -23,7 +23,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from storage import prebuilt
+from storage import prebuilt, share_reads
 from storage.loop import Local
 from storage.models import Conversation, InboundMessage, Outbox, Share, User, db
 
@@ -76,7 +76,8 @@ def _statements(postgres: bool) -> dict[str, str]:
     # PostgreSQL only (SQLite has no INSERT in WITH; there each part runs on its own, in
     # process, with no round trip to save). The guard's and the claim's inserts, the stored
     # reply and guard as they were (a concurrent first delivery shows neither: the caller
-    # asks again), the catalogue's version and the conversation, locked.
+    # asks again), the catalogue's version, the conversation, locked, and the share its
+    # context names (`share_reads.share_by_token` takes it instead of asking again).
     if postgres:
         sql["open_message"] = (
             "WITH guarded AS (INSERT INTO push_nonce (key, body_sha256, stamp) "
@@ -88,8 +89,11 @@ def _statements(postgres: bool) -> dict[str, str]:
             "(SELECT body_sha256 FROM push_nonce WHERE key = %s), "
             "(SELECT count(*) FROM claimed), (SELECT reply FROM inbound_message WHERE key = %s), "
             "(SELECT version FROM catalogue_version WHERE id = 1), "
-            f"conv.openid IS NOT NULL, {', '.join(f'conv.{c}' for c in CONVERSATION_COLUMNS)} "
-            "FROM (VALUES (1)) AS one LEFT JOIN conv ON true"
+            f"conv.openid IS NOT NULL, {', '.join(f'conv.{c}' for c in CONVERSATION_COLUMNS)}, "
+            f"{prebuilt.columns(Share, 's')} "
+            "FROM (VALUES (1)) AS one LEFT JOIN conv ON true "
+            # The share a claim's form is about (its context names it): its next read.
+            "LEFT JOIN share AS s ON s.token = conv.context::json ->> 'token'"
         )
     return sql
 
@@ -133,7 +137,9 @@ def open_message(key: str, openid: str, now: Any, guard: tuple | None) -> Opened
     if not claimed:
         value = InboundMessage.reply.python_value(stored) if stored else stored_reply(key)
         return Opened(False, False, value, None)
-    return Opened(False, True, None, _conversation(row[6:]) if found else None)
+    end = 6 + len(CONVERSATION_COLUMNS)
+    share_reads.opened(row[end:])
+    return Opened(False, True, None, _conversation(row[6:end]) if found else None)
 
 
 def claim_message(key: str, openid: str, now: Any) -> bool:

@@ -9,9 +9,11 @@ import peewee
 import pytest
 from storing import migrated
 
+from bot import users
+from bot.gifting import shares
 from storage import db as storage
-from storage import hot
-from storage.models import InboundMessage, PushNonce, User, utcnow
+from storage import hot, share_reads
+from storage.models import InboundMessage, PushNonce, Share, User, utcnow
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
@@ -121,3 +123,36 @@ def test_a_message_opens_with_one_round_trip_and_knows_retries_and_replays(sent)
         raise RuntimeError  # as chat.handle does (pushes.Replayed): nothing of it is kept
     assert not InboundMessage.select().where(InboundMessage.key == "msg:2").exists()
     assert PushNonce.select().count() == 1
+
+
+def test_a_claim_step_opens_with_its_share_read_once_and_only_in_its_own_transaction(config, sent):
+    """The conversation's context names the share a claim's form is about: the opening statement
+    reads it, and the transaction's first read of that share takes it (one round trip fewer
+    at every step). Only once: a later read asks the server, and sees the transaction's own
+    writes; another token, or another transaction, asks too."""
+    now = utcnow()
+    users.touch("o_giver", now, message=True)
+    share = shares.create(config, "o_giver", config.gifts[0].id, 2, "", now)
+    context = {"token": share.token}
+    with storage.write_transaction():
+        hot.insert_conversation("o_friend", {
+            "flow": "order", "step": "name", "answers": {}, "context": context, "editing": False,
+            "hints": {}, "paused": False, "version": 1, "expires_at": now, "updated_at": now,
+        })  # fmt: skip
+    sent.clear()
+    with storage.write_transaction():
+        hot.open_message("msg:claim-1", "o_friend", now, None)
+        assert len(sent) == 1
+        assert share_reads.share_by_token("wrong" + share.token[5:]) is None  # asked: not it
+        assert len(sent) == 2
+    with storage.write_transaction():
+        hot.open_message("msg:claim-2", "o_friend", now, None)
+        opening = len(sent)
+        first = share_reads.share_by_token(share.token)
+        assert (first.id, first.claimed) == (share.id, 0)
+        assert len(sent) == opening, "it came with the opening statement"
+        Share.update(claimed=1).where(Share.id == share.id).execute()
+        assert share_reads.share_by_token(share.token).claimed == 1, "asked again: its own write"
+    sent.clear()
+    with storage.write_transaction():
+        assert share_reads.share_by_token(share.token).claimed == 1 and len(sent) == 1
