@@ -90,7 +90,12 @@ def _statements(postgres: bool) -> dict[str, str]:
             "(SELECT count(*) FROM claimed), (SELECT reply FROM inbound_message WHERE key = %s), "
             "(SELECT version FROM catalogue_version WHERE id = 1), "
             f"conv.openid IS NOT NULL, {', '.join(f'conv.{c}' for c in CONVERSATION_COLUMNS)}, "
-            f"{prebuilt.columns(Share, 's')} "
+            # In a giving dialogue (flows named by the caller), the giver's allowance.
+            "CASE WHEN conv.flow = ANY(%s) THEN (SELECT COALESCE(SUM(quantity - claimed), 0) "
+            "FROM share WHERE giver_id = conv.openid AND NOT released AND expires_at > %s) END, "
+            "CASE WHEN conv.flow = ANY(%s) THEN ARRAY(SELECT created_at FROM share "
+            "WHERE giver_id = conv.openid AND created_at > %s ORDER BY created_at DESC LIMIT %s) "
+            f"END, {prebuilt.columns(Share, 's')} "
             "FROM (VALUES (1)) AS one LEFT JOIN conv ON true "
             # The share a claim's form is about (its context names it): its next read.
             "LEFT JOIN share AS s ON s.token = conv.context::json ->> 'token'"
@@ -113,11 +118,15 @@ class Opened:
     conversation: dict[str, Any] | None
 
 
-def open_message(key: str, openid: str, now: Any, guard: tuple | None) -> Opened:
+def open_message(
+    key: str, openid: str, now: Any, guard: tuple | None, giving: tuple | None = None
+) -> Opened:
     """The start of every message: the plaintext-mode replay guard (`guard`: key, body hash,
     stamp; None in safe mode), the push's key (a retry is not first), and the user's
     conversation. One statement on PostgreSQL, which also reads the catalogue's version for
-    this transaction (`catalogue_version`)."""
+    this transaction (`catalogue_version`), the share a claim is about (`share_reads`) and,
+    in one of `giving`'s flows, the giver's allowance (`giver_allowance(…, opened=True)`;
+    `giving`: the giving dialogues' flows, the hour's start, the shares an hour allows)."""
     if not prebuilt.has("open_message"):
         replayed = bool(guard) and guard_push(*guard) != guard[1]
         first = not replayed and claim_message(key, openid, now)
@@ -126,7 +135,10 @@ def open_message(key: str, openid: str, now: Any, guard: tuple | None) -> Opened
         return Opened(replayed, first, stored, row)
     g_key, g_body, g_stamp = guard or ("", "", 0)
     received = InboundMessage.received_at.db_value(now)
-    params = (g_key, g_body, g_stamp, bool(guard), key, openid, received, openid, g_key, key)
+    flows, since, limit = giving or ([""], now, 0)
+    window = (Share.expires_at.db_value(now), Share.created_at.db_value(since), limit)
+    params = (g_key, g_body, g_stamp, bool(guard), key, openid, received, openid, g_key, key,
+              list(flows), window[0], list(flows), window[1], limit)  # fmt: skip
     row = _run("open_message", params).fetchone()
     guarded, kept_body, claimed, stored, version, found = row[:6]
     _version.seen = (db.top_transaction(), version)
@@ -138,7 +150,10 @@ def open_message(key: str, openid: str, now: Any, guard: tuple | None) -> Opened
         value = InboundMessage.reply.python_value(stored) if stored else stored_reply(key)
         return Opened(False, False, value, None)
     end = 6 + len(CONVERSATION_COLUMNS)
-    share_reads.opened(row[end:])
+    held, made = row[end : end + 2]
+    top = db.top_transaction()
+    _giving.seen = None if held is None else (top, (openid, *window), (held, _times(made)))
+    share_reads.opened(row[end + 2 :])
     return Opened(False, True, None, _conversation(row[6:end]) if found else None)
 
 
@@ -218,13 +233,26 @@ def enqueue(kind: str, key: str, payload: dict, now: Any, answer: bool = True) -
     return _run("enqueue", params).rowcount == 1
 
 
-def giver_allowance(giver: str, now: Any, since: Any, limit: int) -> tuple[int, list]:
+def giver_allowance(
+    giver: str, now: Any, since: Any, limit: int, opened: bool = False
+) -> tuple[int, list]:
     """The units the giver holds in shares neither released nor expired, and when their latest
-    shares (at most `limit`) since `since` were made, newest first."""
-    params = (giver, Share.expires_at.db_value(now), giver, Share.created_at.db_value(since), limit)
-    rows = _run("giver_allowance", params).fetchall()
-    made = [Share.created_at.python_value(row[1]) for row in rows if row[1] is not None]
-    return rows[0][0], made
+    shares (at most `limit`) since `since` were made, newest first. `opened`: the message's
+    opening statement may have read them (a giving dialogue's steps), before anything in the
+    transaction wrote: taken once, never where a share is about to be made."""
+    window = (Share.expires_at.db_value(now), Share.created_at.db_value(since), limit)
+    kept, _giving.seen = getattr(_giving, "seen", None), None
+    if opened and kept and kept[0] is db.top_transaction() and kept[1] == (giver, *window):
+        return kept[2]
+    rows = _run("giver_allowance", (giver, window[0], giver, window[1], limit)).fetchall()
+    return rows[0][0], _times(row[1] for row in rows if row[1] is not None)
+
+
+def _times(values) -> list:
+    return [Share.created_at.python_value(value) for value in values]
+
+
+_giving = Local()  # (the transaction, the allowance's arguments, what they came to)
 
 
 def catalogue_version() -> int:

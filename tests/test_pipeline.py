@@ -156,3 +156,35 @@ def test_a_claim_step_opens_with_its_share_read_once_and_only_in_its_own_transac
     sent.clear()
     with storage.write_transaction():
         assert share_reads.share_by_token(share.token).claimed == 1 and len(sent) == 1
+
+
+def test_a_giving_step_opens_with_the_givers_allowance_and_making_the_share_asks_again(
+    config, sent
+):
+    """In a giving dialogue the opening statement reads the giver's limits (units held, shares
+    this hour) for the step's first look at them; making the share, after the giver's lock,
+    asks the server again, as does a second look or another transaction."""
+    now = utcnow()
+    users.touch("o_giver", now, message=True)
+    shares.create(config, "o_giver", config.gifts[0].id, 2, "", now)
+    with storage.write_transaction():
+        hot.insert_conversation("o_giver", {
+            "flow": "share", "step": "quantity", "answers": {}, "context": {}, "editing": False,
+            "hints": {}, "paused": False, "version": 1, "expires_at": now, "updated_at": now,
+        })  # fmt: skip
+    since, per_hour = shares.allowance_window(config, now)
+    asked = ("o_giver", now, since, per_hour)
+    with storage.write_transaction():
+        hot.open_message("msg:give-1", "o_giver", now, None, (["share", "draw"], since, per_hour))
+        opening = len(sent)
+        held, made = hot.giver_allowance(*asked, opened=True)
+        assert (held, len(made), len(sent)) == (2, 1, opening), "it came with the opening"
+        assert hot.giver_allowance(*asked, opened=True) == (held, made) and len(sent) > opening
+    with storage.write_transaction():
+        hot.open_message("msg:give-2", "o_giver", now, None, (["share", "draw"], since, per_hour))
+        opening = len(sent)
+        assert hot.giver_allowance(*asked) == (held, made) and len(sent) > opening, "not opened"
+    with storage.write_transaction():
+        hot.open_message("msg:give-3", "o_giver", now, None, (["draw"], since, per_hour))
+        opening = len(sent)
+        assert hot.giver_allowance(*asked, opened=True) == (held, made) and len(sent) > opening

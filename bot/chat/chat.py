@@ -61,6 +61,7 @@ _NEVER = dt.datetime.min
 # The words that share a picked gift: the flow each starts, and the share's kind.
 SHARE_KINDS = {Word.SHARE: ("share", "gift"), Word.SURPRISE: ("share", "surprise"),
                Word.DRAW: ("draw", "draw")}  # fmt: skip
+GIVING_FLOWS = sorted({flow for flow, _ in SHARE_KINDS.values()})  # their steps ask the limits
 
 
 class Chat:
@@ -86,7 +87,8 @@ class Chat:
         plaintext-mode replay guard of the request (`pushes.guard`); raises `pushes.Replayed`
         when its timestamp and nonce came with another body."""
         key, now = msg.dedupe_key, self.clock()
-        opened = hot.open_message(key, msg.openid, now, guard)
+        giving = (GIVING_FLOWS, *shares.allowance_window(self.config, now))
+        opened = hot.open_message(key, msg.openid, now, guard, giving)
         if opened.replayed:
             raise pushes.Replayed
         if not opened.first:

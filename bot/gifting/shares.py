@@ -64,7 +64,7 @@ class LazyAllowance:
 
     @functools.cached_property
     def counted(self) -> Allowance:
-        return allowance(*self._args)
+        return allowance(*self._args, opened=True)  # the message's opening may have read it
 
     @property
     def units(self) -> int:
@@ -74,14 +74,20 @@ class LazyAllowance:
         return self.counted.refusal(quantity)
 
 
-def allowance(config: Config, giver: str, now: dt.datetime) -> Allowance:
-    """Units and shares `giver` may still reserve now."""
+def allowance(config: Config, giver: str, now: dt.datetime, opened: bool = False) -> Allowance:
+    """Units and shares `giver` may still reserve now (`opened`: as a giving dialogue's message
+    opened, storage/hot.py; never where the share is made, after the giver's lock)."""
     limit = config.shares
-    since = now - dt.timedelta(hours=1)
-    held, recent = hot.giver_allowance(giver, now, since, limit.max_shares_per_hour)
+    since, per_hour = allowance_window(config, now)
+    held, recent = hot.giver_allowance(giver, now, since, per_hour, opened=opened)
     blocked = len(recent) >= limit.max_shares_per_hour
     next_at = recent[-1] + dt.timedelta(hours=1) if blocked else None
     return Allowance(max(limit.max_open_units_per_giver - held, 0), held, len(recent), next_at)
+
+
+def allowance_window(config: Config, now: dt.datetime) -> tuple[dt.datetime, int]:
+    """Since when shares count against the hourly limit, and that limit."""
+    return now - dt.timedelta(hours=1), config.shares.max_shares_per_hour
 
 
 def _open_of(giver: str, now: dt.datetime):
