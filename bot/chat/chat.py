@@ -249,6 +249,7 @@ class Chat:
                 reply = Text(reply.content + "\n\n" + self.renderer.text("flow/still_active.txt"))
             return reply
         reminders.record_visit(share, state.openid, now)
+        state.read["share"] = share  # the form's subject: not read twice
         return self.engine.start(state, "order", {"token": share.token}, now)
 
     def join_draw(self, share, state: State, now: dt.datetime) -> Reply:

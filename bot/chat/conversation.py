@@ -64,6 +64,7 @@ class State:
     timed_out: bool = False  # the last form expired just now: say so once
     exists: bool = False
     loaded: tuple | None = None  # what the row held (None: no row)
+    read: dict[str, Any] = field(default_factory=dict)  # what this message read (never kept)
 
     @property
     def active(self) -> bool:

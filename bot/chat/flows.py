@@ -74,7 +74,10 @@ def build_flows(config: Config, renderer: Renderer, notices: Notices) -> list[Fl
         return cards.share_card(config, renderer, share)
 
     def share_subject(state: State, now: dt.datetime) -> dict:
-        share = shares.by_token(state.context["token"])
+        token = state.context["token"]
+        share = state.read.pop("share", None)  # the claim's first message read it already
+        if share is None or share.token != token:
+            share = shares.by_token(token)
         if share is None:
             raise Ended(Code.SHARE_UNKNOWN)
         offered = swap.choices(config, share)  # the cached catalogue: no query
