@@ -90,13 +90,14 @@ def _statements(postgres: bool) -> dict[str, str]:
             "(SELECT count(*) FROM claimed), (SELECT reply FROM inbound_message WHERE key = %s), "
             "(SELECT version FROM catalogue_version WHERE id = 1), "
             f"conv.openid IS NOT NULL, {', '.join(f'conv.{c}' for c in CONVERSATION_COLUMNS)}, "
-            # In a giving dialogue (flows named by the caller), the giver's allowance.
-            "CASE WHEN conv.flow = ANY(%s) THEN (SELECT COALESCE(SUM(quantity - claimed), 0) "
-            "FROM share WHERE giver_id = conv.openid AND NOT released AND expires_at > %s) END, "
-            "CASE WHEN conv.flow = ANY(%s) THEN ARRAY(SELECT created_at FROM share "
-            "WHERE giver_id = conv.openid AND created_at > %s ORDER BY created_at DESC LIMIT %s) "
-            f"END, {prebuilt.columns(Share, 's')} "
+            f"giving.held, giving.made, {prebuilt.columns(Share, 's')} "
             "FROM (VALUES (1)) AS one LEFT JOIN conv ON true "
+            # In a giving dialogue (the flows the caller names), the giver's allowance.
+            "LEFT JOIN LATERAL (SELECT (SELECT COALESCE(SUM(quantity - claimed), 0) FROM share "
+            "WHERE giver_id = conv.openid AND NOT released AND expires_at > %s) AS held, "
+            "ARRAY(SELECT created_at FROM share WHERE giver_id = conv.openid AND created_at > %s "
+            "ORDER BY created_at DESC LIMIT %s) AS made WHERE conv.flow = ANY(%s::text[])) "
+            "AS giving ON true "
             # The share a claim's form is about (its context names it): its next read.
             "LEFT JOIN share AS s ON s.token = conv.context::json ->> 'token'"
         )
@@ -135,10 +136,10 @@ def open_message(
         return Opened(replayed, first, stored, row)
     g_key, g_body, g_stamp = guard or ("", "", 0)
     received = InboundMessage.received_at.db_value(now)
-    flows, since, limit = giving or ([""], now, 0)
+    flows, since, limit = giving or ((), now, 0)
     window = (Share.expires_at.db_value(now), Share.created_at.db_value(since), limit)
     params = (g_key, g_body, g_stamp, bool(guard), key, openid, received, openid, g_key, key,
-              list(flows), window[0], list(flows), window[1], limit)  # fmt: skip
+              *window, _text_array(flows))  # fmt: skip
     row = _run("open_message", params).fetchone()
     guarded, kept_body, claimed, stored, version, found = row[:6]
     _version.seen = (db.top_transaction(), version)
@@ -246,6 +247,13 @@ def giver_allowance(
         return kept[2]
     rows = _run("giver_allowance", (giver, window[0], giver, window[1], limit)).fetchall()
     return rows[0][0], _times(row[1] for row in rows if row[1] is not None)
+
+
+@functools.cache
+def _text_array(words: tuple[str, ...]) -> str:
+    """PostgreSQL's literal of a text array (plain words only): a list costs psycopg2 more."""
+    assert all(w.isidentifier() for w in words), words
+    return "{" + ",".join(words) + "}"
 
 
 def _times(values) -> list:

@@ -175,16 +175,16 @@ def test_a_giving_step_opens_with_the_givers_allowance_and_making_the_share_asks
     since, per_hour = shares.allowance_window(config, now)
     asked = ("o_giver", now, since, per_hour)
     with storage.write_transaction():
-        hot.open_message("msg:give-1", "o_giver", now, None, (["share", "draw"], since, per_hour))
+        hot.open_message("msg:give-1", "o_giver", now, None, (("draw", "share"), since, per_hour))
         opening = len(sent)
         held, made = hot.giver_allowance(*asked, opened=True)
         assert (held, len(made), len(sent)) == (2, 1, opening), "it came with the opening"
         assert hot.giver_allowance(*asked, opened=True) == (held, made) and len(sent) > opening
     with storage.write_transaction():
-        hot.open_message("msg:give-2", "o_giver", now, None, (["share", "draw"], since, per_hour))
+        hot.open_message("msg:give-2", "o_giver", now, None, (("draw", "share"), since, per_hour))
         opening = len(sent)
         assert hot.giver_allowance(*asked) == (held, made) and len(sent) > opening, "not opened"
     with storage.write_transaction():
-        hot.open_message("msg:give-3", "o_giver", now, None, (["draw"], since, per_hour))
+        hot.open_message("msg:give-3", "o_giver", now, None, (("draw",), since, per_hour))
         opening = len(sent)
         assert hot.giver_allowance(*asked, opened=True) == (held, made) and len(sent) > opening

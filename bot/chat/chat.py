@@ -61,7 +61,7 @@ _NEVER = dt.datetime.min
 # The words that share a picked gift: the flow each starts, and the share's kind.
 SHARE_KINDS = {Word.SHARE: ("share", "gift"), Word.SURPRISE: ("share", "surprise"),
                Word.DRAW: ("draw", "draw")}  # fmt: skip
-GIVING_FLOWS = sorted({flow for flow, _ in SHARE_KINDS.values()})  # their steps ask the limits
+GIVING_FLOWS = tuple(sorted({flow for flow, _ in SHARE_KINDS.values()}))  # steps ask the limits
 
 
 class Chat:
