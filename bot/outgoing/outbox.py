@@ -12,9 +12,9 @@ Usage::
 A row is claimed with a lease (so a worker killed mid-send is retried by
 another once the lease runs out): `SELECT … FOR UPDATE SKIP LOCKED` on
 PostgreSQL, and on SQLite an `UPDATE … WHERE` the row is still free that must
-change exactly one row. The lease is per row and renewed before its send once
-half of it is gone (a send waits 10 s at most by default), so a slow batch never
-sends a row whose lease ran out; and every later update is fenced with the
+change exactly one row. The lease is per row and renewed right before its send
+(unless the row was claimed a second ago), so a slow batch never sends a row
+whose lease ran out; and every later update is fenced with the
 lease this worker holds (`WHERE id = ? AND lease_until = <mine> AND status =
 'pending'`), so a worker that lost its lease can neither mark a row sent twice
 nor put a sent row back to pending.
@@ -48,6 +48,7 @@ from storage.models import Outbox, utcnow
 from storage.runner import Runner
 
 log = logging.getLogger("gift_bot.outbox")
+FRESH = dt.timedelta(seconds=1)  # a lease this young goes to its send without a renewal
 
 # (payload, the row's reference outbox-<id>); a sender may return how it went (outbox.sent_by)
 Sender = Callable[[dict, str], Awaitable[object]]
@@ -110,13 +111,13 @@ class Worker:
         """Send every due row once; returns how many were tried."""
         rows = await self.db.write(self.claim)  # database work off the event loop
         for row in rows:
-            if self._lease_left(row) or await self.db.write(self.renew, row):
+            if self._just_claimed(row) or await self.db.write(self.renew, row):
                 await self.deliver(row)
         return len(rows)
 
-    def _lease_left(self, row: Outbox) -> bool:
-        """Half the lease or more left (30 s of 60): a row claimed a moment ago needs no renewal."""
-        return row.lease_until - self.clock() >= self.lease / 2
+    def _just_claimed(self, row: Outbox) -> bool:
+        """Claimed in the last FRESH_SECONDS: its lease is as long as a renewal would make it."""
+        return row.lease_until - self.clock() >= self.lease - FRESH
 
     def claim(self) -> list[Outbox]:
         """Lease up to `batch` due rows; each row carries the lease it was given."""
