@@ -152,8 +152,10 @@ def open_message(
         return Opened(False, False, value, None)
     end = 6 + len(CONVERSATION_COLUMNS)
     held, made = row[end : end + 2]
-    top = db.top_transaction()
-    _giving.seen = None if held is None else (top, (openid, *window), (held, _times(made)))
+    if held is None:
+        _giving.keep(None, None)
+    else:
+        _giving.keep((openid, *window), (held, _times(made)))
     share_reads.opened(row[end + 2 :])
     return Opened(False, True, None, _conversation(row[6:end]) if found else None)
 
@@ -242,9 +244,9 @@ def giver_allowance(
     opening statement may have read them (a giving dialogue's steps), before anything in the
     transaction wrote: taken once, never where a share is about to be made."""
     window = (Share.expires_at.db_value(now), Share.created_at.db_value(since), limit)
-    kept, _giving.seen = getattr(_giving, "seen", None), None
-    if opened and kept and kept[0] is db.top_transaction() and kept[1] == (giver, *window):
-        return kept[2]
+    kept = _giving.take((giver, *window))  # taken either way: a later look asks anew
+    if opened and kept is not None:
+        return kept
     rows = _run("giver_allowance", (giver, window[0], giver, window[1], limit)).fetchall()
     return rows[0][0], _times(row[1] for row in rows if row[1] is not None)
 
@@ -260,7 +262,7 @@ def _times(values) -> list:
     return [Share.created_at.python_value(value) for value in values]
 
 
-_giving = Local()  # (the transaction, the allowance's arguments, what they came to)
+_giving = prebuilt.Ahead()  # (units held, latest shares' times), by the allowance's arguments
 
 
 def catalogue_version() -> int:

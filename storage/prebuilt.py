@@ -13,6 +13,8 @@ Usage::
     defer("keep_reply", (reply, key))           # a write nobody reads an answer of
     share = instance(Share, row)                # a model from a row of all its columns
     has("open_message")                         # a statement this database has (PostgreSQL only)
+    ahead = Ahead(); ahead.keep(key, value)     # read ahead by a statement, for one later read
+    ahead.take(key)                             # … in the same transaction, once (else None)
 
 `storage.db.connect` calls `use` with the database it binds. On PostgreSQL, within a job on
 the loop, each statement is prepared once per connection and executed by name
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from storage.loop import Local
 from storage.models import db
 
 _builders: list[Callable[[bool], dict[str, str]]] = []
@@ -88,3 +91,22 @@ def instance(model, row: tuple | None) -> Any:
     fields = model._meta.sorted_fields
     made.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
     return made
+
+
+class Ahead:
+    """What a statement read ahead for one later read in the same transaction (a message's
+    opening statement reads what its step will ask for, a round trip saved): `take` gives it
+    once, when the transaction and the key are the same, else None. Once only: a later read
+    may follow the transaction's own writes. Each job or thread keeps its own."""
+
+    def __init__(self):
+        self._kept = Local()
+
+    def keep(self, key: Any, value: Any) -> None:
+        self._kept.value = (db.top_transaction(), key, value)
+
+    def take(self, key: Any) -> Any:
+        kept, self._kept.value = getattr(self._kept, "value", None), None
+        if kept is not None and kept[0] is db.top_transaction() and kept[1] == key:
+            return kept[2]
+        return None

@@ -15,8 +15,7 @@ import functools
 from typing import Any, NamedTuple
 
 from storage import prebuilt
-from storage.loop import Local
-from storage.models import GreetingMedia, Order, Share, ShareVisit, db
+from storage.models import GreetingMedia, Order, Share, ShareVisit
 
 _GREETING = ("kind", "status", "file", "words", "seconds", "reason")
 _GREETING_FIELDS = [GreetingMedia._meta.fields[name] for name in _GREETING]
@@ -65,12 +64,10 @@ def _statements(postgres: bool) -> dict[str, str]:
 def share_by_token(token: str) -> Share | None:
     """The share with this claim token (its gift not loaded): the one the message's opening
     statement read, the first time it is asked for in that transaction, else read now."""
-    kept = getattr(_opened, "share", None)
-    if kept is not None:
-        _opened.share = None  # once: a later read may follow the transaction's own writes
-        if kept[0] is db.top_transaction() and kept[1][_TOKEN] == token:
-            return prebuilt.instance(Share, kept[1])
-    return prebuilt.instance(Share, prebuilt.run("share_by_token", (token,)).fetchone())
+    row = _opened.take(token)
+    if row is None:
+        row = prebuilt.run("share_by_token", (token,)).fetchone()
+    return prebuilt.instance(Share, row)
 
 
 def opened(row: tuple) -> None:
@@ -78,10 +75,10 @@ def opened(row: tuple) -> None:
     its conversation's context names, all NULL for none. Kept for this transaction's first
     `share_by_token` of it, which comes before the message writes anything: the claim form
     reads it at every step."""
-    _opened.share = (db.top_transaction(), row) if row and row[0] is not None else None
+    _opened.keep(row[_TOKEN] if row and row[0] is not None else None, row)
 
 
-_opened = Local()  # (the transaction, the share's row)
+_opened = prebuilt.Ahead()  # the share's row, by its token
 
 
 def order_of(share_id: int, openid: str) -> Order | None:

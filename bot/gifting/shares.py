@@ -36,6 +36,7 @@ from storage.models import Gift, Share, User, utc_text, utcnow
 log = logging.getLogger("gift_bot.shares")
 
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+HOUR = dt.timedelta(hours=1)  # the window of the hourly share limit
 
 
 @dataclass(frozen=True)
@@ -80,14 +81,14 @@ def allowance(config: Config, giver: str, now: dt.datetime, opened: bool = False
     limit = config.shares
     since, per_hour = allowance_window(config, now)
     held, recent = hot.giver_allowance(giver, now, since, per_hour, opened=opened)
-    blocked = len(recent) >= limit.max_shares_per_hour
-    next_at = recent[-1] + dt.timedelta(hours=1) if blocked else None
+    blocked = len(recent) >= per_hour
+    next_at = recent[-1] + HOUR if blocked else None
     return Allowance(max(limit.max_open_units_per_giver - held, 0), held, len(recent), next_at)
 
 
 def allowance_window(config: Config, now: dt.datetime) -> tuple[dt.datetime, int]:
     """Since when shares count against the hourly limit, and that limit."""
-    return now - dt.timedelta(hours=1), config.shares.max_shares_per_hour
+    return now - HOUR, config.shares.max_shares_per_hour
 
 
 def _open_of(giver: str, now: dt.datetime):

@@ -116,7 +116,7 @@ class Worker:
         return len(rows)
 
     def _just_claimed(self, row: Outbox) -> bool:
-        """Claimed in the last FRESH_SECONDS: its lease is as long as a renewal would make it."""
+        """Claimed within FRESH: its lease is about as long as a renewal would make it."""
         return row.lease_until - self.clock() >= self.lease - FRESH
 
     def claim(self) -> list[Outbox]:
