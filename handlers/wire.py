@@ -221,7 +221,7 @@ class _DTD(Exception):
 
 class _NoDTD(ElementTree.TreeBuilder):
     """ElementTree's tree builder, stopping the parse at `<!DOCTYPE` (what defusedxml's
-    `forbid_dtd` does, in C: a quarter of the time of its pure-Python parser, issue 27)."""
+    `forbid_dtd` does, in C: half the time of its pure-Python parser, issue 27)."""
 
     def doctype(self, name, pubid, system):
         raise _DTD
