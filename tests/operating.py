@@ -1,4 +1,4 @@
-"""The operator's command line run for real (`python -m bot …` in a subprocess) against a live
+"""The operator's command line run for real (`python -m bot …` in a process of its own) against a live
 bot's config and database, and an order to run it on.
 
 Usage in a test module::
@@ -24,6 +24,7 @@ import json
 import subprocess
 import sys
 
+import launcher
 from conftest import ROOT
 from helpers import fill, say, share_in_chat, write_config
 
@@ -31,17 +32,15 @@ from storage.models import Order
 
 
 class Operator:
-    """`python -m bot …` in a subprocess, on the live bot's config and database."""
+    """`python -m bot …` in a process of its own (forked by tests/launcher.py, or started anew
+    for `start`), on the live bot's config and database."""
 
     def __init__(self, bot, folder):
         self.bot = bot
         self.path = write_config(folder, bot.raw_config, "operator.toml")
 
     def __call__(self, *args: str, config=None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "bot", *args, "--config", str(config or self.path)],
-            cwd=ROOT, capture_output=True, text=True, encoding="utf-8", timeout=60,
-        )  # fmt: skip
+        return launcher.run([*args, "--config", str(config or self.path)], cwd=ROOT)
 
     def ok(self, *args: str) -> list[str]:
         result = self(*args)

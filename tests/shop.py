@@ -1,6 +1,6 @@
 """A shop for command-line tests: config.example.toml on its own SQLite file, shares and
 orders made in-process (as the chat and the web form make them), the CLI run for real in a
-subprocess on the same file.
+process of its own on the same file (forked by tests/launcher.py).
 
 Usage::
 
@@ -16,9 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+import launcher
 from conftest import example_config, merge
 from helpers import write_config
 
@@ -70,13 +70,7 @@ class Shop:
         return next(g for g in self.raw["gifts"] if g["id"] == gift_id)
 
     def cli(self, *args: str, binary: bool = False) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "bot", *args, "--config", str(self.path)],
-            cwd=self.folder,
-            capture_output=True,
-            timeout=60,
-            **({} if binary else {"text": True, "encoding": "utf-8"}),
-        )
+        return launcher.run([*args, "--config", str(self.path)], cwd=self.folder, text=not binary)
 
     def cli_json(self, *args: str):
         result = self.cli(*args, "--format", "json")
