@@ -469,6 +469,26 @@ def test_serve_warns_when_a_loopback_public_url_names_another_port(shop):
     )
 
 
+def test_a_started_process_keeps_the_collector_off_its_start_up_heap():
+    """`serve` and `worker` settle the heap once started (handlers/app.py, settle_heap): what
+    start-up made is frozen out of the collector's walks, and young objects are collected
+    after YOUNG_THRESHOLD allocations, not Python's 700. Run in a process of its own: the
+    test process keeps Python's defaults."""
+    probe = (
+        "import gc, json; from handlers.app import settle_heap, YOUNG_THRESHOLD, OLDER_THRESHOLDS\n"
+        "before = gc.get_threshold(); settle_heap()\n"
+        "print(json.dumps([before, gc.get_threshold(), [YOUNG_THRESHOLD, *OLDER_THRESHOLDS],"
+        " gc.get_freeze_count()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    before, after, chosen, frozen = json.loads(out)
+    assert before == [700, 10, 10]  # Python's own
+    assert after == chosen and chosen[0] >= 10_000
+    assert frozen > 10_000  # modules, templates, the URL table: out of the collector's walks
+
+
 def test_serve_help_names_every_option(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bot", "serve", "--help"],

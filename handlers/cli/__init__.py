@@ -154,8 +154,10 @@ def serve(config: Config, args) -> int:
 
 def worker(config: Config, args) -> int:
     from bot.app import Services
+    from handlers.app import settle_heap
 
     services = Services.start(config, sync=False)
+    settle_heap()
     stop = asyncio.Event()
 
     async def run() -> None:
