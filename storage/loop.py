@@ -24,6 +24,7 @@ storage/loop_pool.py.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import re
 from collections.abc import Callable
@@ -197,7 +198,7 @@ class LoopConnection:
             self._loop.remove_reader(self._fd)
         self._loop = None
 
-    def named(self, cursor, name: str, sql: str, params) -> bytes:
+    def named(self, name: str, sql: str, params) -> bytes:
         """The text that runs the prebuilt statement `name` (`sql`, %s placeholders) with
         `params`: EXECUTE, preceded the first time by its PREPARE. Call `sent` once the text
         ran, `lost` if it failed or was never sent."""
@@ -210,7 +211,10 @@ class LoopConnection:
             parts.append(_prepare_text(name, sql))
             self.prepared.add(name)
             self.unsure = True
-        parts.append(cursor.mogrify(_execute_text(name, len(params)), params))
+        values = b", ".join([_literal(value, self.raw) for value in params])
+        parts.append(
+            b"EXECUTE %s(%s)" % (_ascii(name), values) if params else b"EXECUTE " + _ascii(name)
+        )
         return b"; ".join(parts)
 
     def sent(self) -> None:
@@ -235,5 +239,30 @@ def _prepare_text(name: str, sql: str) -> bytes:
 
 
 @functools.cache
-def _execute_text(name: str, count: int) -> str:
-    return f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}"
+def _ascii(name: str) -> bytes:
+    return name.encode("ascii")
+
+
+def _literal(value: Any, connection) -> bytes:
+    """`value` as psycopg2's `mogrify` writes it, byte for byte (tests/test_loop_jobs.py holds
+    them equal), in a third of its time (issue 27: 15 → 5 µs for a message's opening
+    statement, psycopg2 spending ~1–2 µs a parameter): the plain cases written directly —
+    text that needs no escaping (ASCII, no quote, no backslash, no NUL), whole numbers,
+    booleans, NULL, naive timestamps — and everything else through psycopg2's own adapters,
+    as `mogrify` would (text with a quote or beyond ASCII among them)."""
+    kind = type(value)
+    if kind is str:
+        if value.isascii() and "'" not in value and "\\" not in value and "\x00" not in value:
+            return b"'%s'" % value.encode("ascii")
+    elif kind is int:
+        return b"%d" % value if value >= 0 else b" %d" % value  # " -1": never "--", a comment
+    elif value is None:
+        return b"NULL"
+    elif kind is bool:
+        return b"true" if value else b"false"
+    elif kind is dt.datetime and value.tzinfo is None:
+        return b"'%s'::timestamp" % value.isoformat().encode("ascii")
+    adapted = pg.adapt(value)
+    if hasattr(adapted, "prepare"):
+        adapted.prepare(connection)
+    return adapted.getquoted()

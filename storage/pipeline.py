@@ -151,8 +151,8 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
         conn = self._job_connection()
         if conn is None:
             return self.execute_sql(sql, params)
+        statement = conn.named(name, sql, params)
         cursor = self.cursor()
-        statement = conn.named(cursor, name, sql, params)
         pending = self._pending()
         text = b"; ".join([*pending, statement])
         pending.clear()
@@ -164,7 +164,7 @@ class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
         conn = self._job_connection()
         if conn is None or not self.in_transaction():
             return self.defer(sql, params)
-        self._pending().append(conn.named(self.cursor(), name, sql, params))
+        self._pending().append(conn.named(name, sql, params))
 
     def execute_sql(self, sql, params=None):
         pending = self._pending()

@@ -7,11 +7,14 @@ that failed with a PREPARE in it is never trusted (DEALLOCATE ALL before the nex
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 
 import peewee
 import psycopg2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from storing import migrated
 
 from storage import db as storage
@@ -221,6 +224,46 @@ def test_after_a_failed_text_with_a_prepare_the_next_starts_afresh(runner, sent)
     after = [t for t in texts[texts.index(failed) + 1 :] if t != "ROLLBACK"]
     assert after[0].startswith("DEALLOCATE ALL; PREPARE share_by_token")
     assert after[1].startswith("PREPARE catalogue_version")
+
+
+# What prebuilt statements are given: text (any, quotes, backslashes and CJK among it), whole
+# numbers of any size, booleans, NULL, naive and aware timestamps, dates, and what falls through
+# to psycopg2's adapters (numbers with a point, lists).
+VALUES = st.one_of(
+    st.text(),
+    st.text(alphabet=st.sampled_from("ab'\\\n%s;-中")),
+    st.integers(),
+    st.booleans(),
+    st.none(),
+    st.datetimes(),
+    st.datetimes(timezones=st.just(dt.UTC)),
+    st.dates(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(), max_size=3),
+)
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(values=st.lists(VALUES, max_size=6))
+def test_parameters_are_written_as_psycopg2_writes_them_and_read_back_as_given(config, values):
+    """storage/loop.py writes an EXECUTE's parameters itself (the plain cases) or through
+    psycopg2's adapters: byte for byte what `mogrify` writes, and PostgreSQL reads each back
+    as it was given. (`config` only binds the database: nothing here writes.)"""
+    connection = storage.db.connection()
+    cursor = connection.cursor()
+    written = [loop._literal(value, connection) for value in values]
+    assert written == [cursor.mogrify("%s", (value,)) for value in values]
+    for value, literal in zip(values, written, strict=True):
+        if isinstance(value, str | int | dt.date) or value is None:
+            cursor.execute(b"SELECT " + literal)
+            assert cursor.fetchone()[0] == value
+
+
+def test_text_with_a_nul_is_refused_as_psycopg2_refuses_it(config):
+    with pytest.raises(ValueError, match="NUL"):
+        loop._literal("a\x00b", storage.db.connection())
 
 
 def test_close_from_another_thread_waits_for_the_jobs_on_the_loop(config):
