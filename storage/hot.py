@@ -288,5 +288,11 @@ def catalogue_changed() -> None:
 _version = Local()  # (the transaction that read it, the version)
 
 
+class Encoded(str):
+    """A JSON column's value as its text already (what `JSONField.db_value` writes): a
+    conversation's save wrote it to compare with the row, and it is not written again."""
+
+
 def _db_values(values: dict[str, Any]) -> list:
-    return [field.db_value(values[name]) for name, field in _FIELDS.items()]
+    pairs = ((field, values[name]) for name, field in _FIELDS.items())
+    return [value if type(value) is Encoded else field.db_value(value) for field, value in pairs]

@@ -116,8 +116,9 @@ def save(state: State, now: dt.datetime) -> None:
     kept = _kept(state)
     if state.flow is None and kept == (state.loaded or _EMPTY):
         return
-    values = {name: getattr(state, name) for name in _KEPT} | {"updated_at": now}
-    values["version"] = state.version + 1
+    # The JSON columns as _kept wrote them already (hot.Encoded): not written a second time.
+    values = dict(zip(_KEPT, kept, strict=True))
+    values |= {"expires_at": state.expires_at, "updated_at": now, "version": state.version + 1}
     if not state.exists:
         try:
             with db.atomic():  # a savepoint, so PostgreSQL's transaction survives a clash
@@ -143,9 +144,10 @@ def _kept(state: State) -> tuple:
     )  # fmt: skip
 
 
-def _frozen(value: dict) -> str:
-    """A dict as a JSON column keeps it (storage.models.JSONField), to compare with the row."""
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+def _frozen(value: dict) -> hot.Encoded:
+    """A dict as a JSON column keeps it (storage.models.JSONField), to compare with the row
+    and to write."""
+    return hot.Encoded(json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
 def _untouched(state: State) -> bool:
