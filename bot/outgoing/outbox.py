@@ -42,8 +42,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot import logs, metrics
-from storage import hot
-from storage.db import is_postgres, write_transaction
+from storage import hot, outbox_sql
+from storage.db import write_transaction
 from storage.models import Outbox, utcnow
 from storage.runner import Runner
 
@@ -122,24 +122,11 @@ class Worker:
     def claim(self) -> list[Outbox]:
         """Lease up to `batch` due rows; each row carries the lease it was given."""
         now = self.clock()
-        due = (
-            (Outbox.status == "pending")
-            & (Outbox.next_attempt_at <= now)
-            & (Outbox.lease_until.is_null() | (Outbox.lease_until < now))
-        )
+        lease = now + self.lease
         taken = []
         with write_transaction():
-            query = Outbox.select().where(due).order_by(Outbox.id).limit(self.batch)
-            if is_postgres():
-                query = query.for_update(skip_locked=True)
-            for row in query:
-                lease = now + self.lease
-                changed = (
-                    Outbox.update(lease_until=lease, attempts=Outbox.attempts + 1)
-                    .where((Outbox.id == row.id) & due)
-                    .execute()
-                )
-                if changed == 1:
+            for row in outbox_sql.due(now, self.batch):  # PostgreSQL: locked rows skipped
+                if outbox_sql.lease(row.id, lease, now):
                     row.attempts += 1
                     row.lease_until = lease
                     taken.append(row)
@@ -255,20 +242,10 @@ class Worker:
 
     def _fenced(self, row: Outbox, **values) -> bool:
         """Update the row only while this worker's lease on it holds; True when it did."""
-        changed = (
-            Outbox.update(**values)
-            .where(
-                (Outbox.id == row.id)
-                & (Outbox.lease_until == row.lease_until)
-                & (Outbox.status == "pending")
-            )
-            .execute()
-        )
-        if changed != 1:
-            log.warning(
-                "outbox lease lost; the row is another worker's", extra={"outbox_id": row.id}
-            )
-        return changed == 1
+        if outbox_sql.fenced(row.id, row.lease_until, values):
+            return True
+        log.warning("outbox lease lost; the row is another worker's", extra={"outbox_id": row.id})
+        return False
 
 
 class CannotTell(Exception):

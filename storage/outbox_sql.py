@@ -1,0 +1,75 @@
+"""The outbox worker's statements, written once as SQL (storage/prebuilt.py): every SMS and
+notice a claim makes is leased, marked and recorded by the worker, and building those queries
+with peewee cost more than running them (issue 27: a fifth of a claim's background work).
+
+Usage (inside the worker's write transaction; bot/outgoing/outbox.py)::
+
+    rows = due(now, 20)                       # free due rows, oldest first (locked on PostgreSQL)
+    lease(row.id, until, now)                 # True: it was still free; leased, an attempt counted
+    fenced(row.id, row.lease_until, {"status": "sent", …})   # True: the lease was still ours
+
+`fenced` sets one of MOVES' column sets (the worker's moves), and only while the row is
+pending under the lease the worker holds: a worker that lost its lease changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+from storage import prebuilt
+from storage.models import Outbox
+
+# The columns each of the worker's moves sets (bot/outgoing/outbox.py).
+MOVES = {
+    "renew": ("lease_until",),
+    "sending": ("in_doubt_since",),
+    "waiting": ("lease_until", "attempts", "next_attempt_at", "last_error"),
+    "sent": ("status", "sent_at", "lease_until", "last_error", "in_doubt_since", "sent_by"),
+    "failed": ("status", "lease_until", "next_attempt_at", "last_error", "in_doubt_since"),
+}
+_MOVE_OF = {frozenset(columns): move for move, columns in MOVES.items()}
+_FIELDS = Outbox._meta.fields
+
+
+@prebuilt.statements
+@functools.cache
+def _statements(postgres: bool) -> dict[str, str]:
+    p = "%s" if postgres else "?"
+    free = f"status = 'pending' AND next_attempt_at <= {p} AND (lease_until IS NULL OR lease_until < {p})"
+    skip = " FOR UPDATE SKIP LOCKED" if postgres else ""  # SQLite: the writer's lock
+    held = f"lease_until IS NOT DISTINCT FROM {p}" if postgres else f"lease_until IS {p}"
+    sql = {
+        "outbox_due": f"SELECT {prebuilt.columns(Outbox)} FROM outbox WHERE {free} "
+        f"ORDER BY id LIMIT {p}{skip}",
+        "outbox_lease": f"UPDATE outbox SET lease_until = {p}, attempts = attempts + 1 "
+        f"WHERE id = {p} AND {free}",
+    }
+    for move, columns in MOVES.items():
+        sets = ", ".join(f"{column} = {p}" for column in columns)
+        sql[f"outbox_{move}"] = (
+            f"UPDATE outbox SET {sets} WHERE id = {p} AND {held} AND status = 'pending'"
+        )
+    return sql
+
+
+def due(now: dt.datetime, limit: int) -> list[Outbox]:
+    at = _FIELDS["next_attempt_at"].db_value(now)
+    rows = prebuilt.run("outbox_due", (at, at, limit)).fetchall()
+    return [prebuilt.instance(Outbox, row) for row in rows]
+
+
+def lease(row_id: int, until: dt.datetime, now: dt.datetime) -> bool:
+    at = _FIELDS["next_attempt_at"].db_value(now)
+    until_ = _FIELDS["lease_until"].db_value(until)
+    return prebuilt.run("outbox_lease", (until_, row_id, at, at)).rowcount == 1
+
+
+def fenced(row_id: int, held: dt.datetime | None, values: dict[str, Any]) -> bool:
+    """Set `values` (exactly one move's columns) while the row is pending and its lease is
+    still `held`; True when it was."""
+    move = _MOVE_OF[frozenset(values)]
+    params = [_FIELDS[column].db_value(values[column]) for column in MOVES[move]]
+    params += [row_id, _FIELDS["lease_until"].db_value(held)]
+    return prebuilt.run(f"outbox_{move}", params).rowcount == 1
