@@ -230,7 +230,7 @@ def test_after_a_failed_text_with_a_prepare_the_next_starts_afresh(runner, sent)
 # numbers of any size, booleans, NULL, naive and aware timestamps, dates, and what falls through
 # to psycopg2's adapters (numbers with a point, lists).
 VALUES = st.one_of(
-    st.text(),
+    st.text(st.characters(exclude_characters="\x00")),  # NUL: refused, the test below
     st.text(alphabet=st.sampled_from("ab'\\\n%s;-中")),
     st.integers(),
     st.booleans(),
@@ -261,9 +261,17 @@ def test_parameters_are_written_as_psycopg2_writes_them_and_read_back_as_given(c
             assert cursor.fetchone()[0] == value
 
 
-def test_text_with_a_nul_is_refused_as_psycopg2_refuses_it(config):
-    with pytest.raises(ValueError, match="NUL"):
-        loop._literal("a\x00b", storage.db.connection())
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(before=st.text(), after=st.text())
+def test_text_with_a_nul_is_refused_as_psycopg2_refuses_it(config, before, after):
+    connection = storage.db.connection()
+    for text in (f"{before}\x00{after}", f"{before.encode('ascii', 'ignore').decode()}\x00"):
+        with pytest.raises(ValueError, match="NUL"):
+            connection.cursor().mogrify("%s", (text,))
+        with pytest.raises(ValueError, match="NUL"):
+            loop._literal(text, connection)
 
 
 def test_close_from_another_thread_waits_for_the_jobs_on_the_loop(config):
