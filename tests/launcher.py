@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -69,8 +70,8 @@ def _address() -> str:
     if not _server:
         folder = tempfile.mkdtemp(prefix="giftbot-launcher-")
         address = os.path.join(folder, "socket")
-        server = subprocess.Popen(
-            [sys.executable, __file__, address], cwd=ROOT, stdin=subprocess.DEVNULL,
+        server = subprocess.Popen(  # its stdin ends with this process, however it ends
+            [sys.executable, __file__, address], cwd=ROOT, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         if server.stdout.readline().strip() != "ready":
@@ -92,6 +93,9 @@ def serve(address: str) -> None:
         listener.listen(16)
         print("ready", flush=True)
         while True:
+            ready, _, _ = select.select([listener, sys.stdin], [], [])
+            if sys.stdin in ready:  # the test process is gone (its end of the pipe closed)
+                return
             conn, _ = listener.accept()
             if os.fork() == 0:
                 listener.close()
