@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import gc
 import logging
 import os
 import shlex
@@ -28,7 +27,7 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from bot.app import Services
+from bot.app import Services, settle_heap
 from bot.config import Config
 from handlers.standins import wechat_media
 from handlers.web import claim, dev, draw, media, mobile, oauth, pages, pay, subscribed, themes
@@ -183,24 +182,6 @@ def log_request(handler: tornado.web.RequestHandler) -> None:
             "ms": round(request.request_time() * 1000, 2),
         },
     )
-
-
-# Collect young objects after this many allocations (Python's default: 700). A message makes
-# thousands of short-lived objects, nearly all freed by their reference counts; at the
-# default, the cyclic collector ran several times a message and its older generations walked
-# the whole heap, which is what made the slowest replies slow (issue 27: SQLite catalogue p99
-# 33–41 → 15 ms under full load; bench/PROFILE.md).
-YOUNG_THRESHOLD = 50_000
-OLDER_THRESHOLDS = (50, 100)
-
-
-def settle_heap() -> None:
-    """Once started: what start-up made (modules, templates, config, the URL table) lives as
-    long as the process, so the collector stops walking it (`gc.freeze`), and collects less
-    often. Memory stays bounded: cycles are still collected, later."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
 
 
 async def serve(

@@ -470,12 +470,12 @@ def test_serve_warns_when_a_loopback_public_url_names_another_port(shop):
 
 
 def test_a_started_process_keeps_the_collector_off_its_start_up_heap():
-    """`serve` and `worker` settle the heap once started (handlers/app.py, settle_heap): what
+    """`serve` and `worker` settle the heap once started (bot/app.py, settle_heap): what
     start-up made is frozen out of the collector's walks, and young objects are collected
     after YOUNG_THRESHOLD allocations, not Python's 700. Run in a process of its own: the
     test process keeps Python's defaults."""
     probe = (
-        "import gc, json; from handlers.app import settle_heap, YOUNG_THRESHOLD, OLDER_THRESHOLDS\n"
+        "import gc, json; from bot.app import settle_heap, YOUNG_THRESHOLD, OLDER_THRESHOLDS\n"
         "before = gc.get_threshold(); settle_heap()\n"
         "print(json.dumps([before, gc.get_threshold(), [YOUNG_THRESHOLD, *OLDER_THRESHOLDS],"
         " gc.get_freeze_count()]))"

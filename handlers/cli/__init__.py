@@ -153,8 +153,7 @@ def serve(config: Config, args) -> int:
 
 
 def worker(config: Config, args) -> int:
-    from bot.app import Services
-    from handlers.app import settle_heap
+    from bot.app import Services, settle_heap
 
     services = Services.start(config, sync=False)
     settle_heap()
