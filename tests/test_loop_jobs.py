@@ -230,7 +230,8 @@ def test_after_a_failed_text_with_a_prepare_the_next_starts_afresh(runner, sent)
 # numbers of any size, booleans, NULL, naive and aware timestamps, dates, and what falls through
 # to psycopg2's adapters (numbers with a point, lists).
 VALUES = st.one_of(
-    st.text(st.characters(exclude_characters="\x00")),  # NUL: refused, the test below
+    # NUL and lone surrogates (no UTF-8 has them): refused, the tests below
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
     st.text(alphabet=st.sampled_from("ab'\\\n%s;-中")),
     st.integers(),
     st.booleans(),
@@ -272,6 +273,19 @@ def test_text_with_a_nul_is_refused_as_psycopg2_refuses_it(config, before, after
             connection.cursor().mogrify("%s", (text,))
         with pytest.raises(ValueError, match="NUL"):
             loop._literal(text, connection)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(st.characters(categories=["Cs"]), min_size=1).map(lambda t: f"a{t}b"))
+def test_text_with_a_lone_surrogate_is_refused_as_psycopg2_refuses_it(config, text):
+    """A lone surrogate (what `json.loads('"\\ud800"')` makes) is no text UTF-8 can carry."""
+    connection = storage.db.connection()
+    with pytest.raises(UnicodeEncodeError):
+        connection.cursor().mogrify("%s", (text,))
+    with pytest.raises(UnicodeEncodeError):
+        loop._literal(text, connection)
 
 
 def test_close_from_another_thread_waits_for_the_jobs_on_the_loop(config):
