@@ -26,6 +26,7 @@ from storage import prebuilt
 from storage.loop import Local
 from storage.models import ALL_MODELS, db
 from storage.pipeline import PipelinedPostgresqlDatabase
+from storage.sqlite import LoopSqliteDatabase
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,7 +48,7 @@ def connect(url: str, max_connections: int = 16, jobs: int | None = None) -> pee
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
-        database = peewee.SqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=10)
+        database = LoopSqliteDatabase(str(path), pragmas=SQLITE_PRAGMAS, timeout=10)
     else:
         params = db_url.parse(url.replace("postgres://", "postgresql://", 1))
         database = PipelinedPostgresqlDatabase(

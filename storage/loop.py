@@ -48,6 +48,22 @@ class Job(greenlet):
         self.database, self.db_state = database, state
 
 
+class JobStates:
+    """For a peewee database: a job's own connection state while a job of this database runs
+    (`Job.db_state`), else the thread's (peewee's thread-local one)."""
+
+    @property
+    def _state(self):
+        task = getcurrent()
+        if type(task) is Job and task.database is self:
+            return task.db_state
+        return self._thread_state
+
+    @_state.setter
+    def _state(self, state) -> None:  # peewee's __init__ sets its thread-local one here
+        self._thread_state = state
+
+
 def await_(awaitable) -> Any:
     """From a job's synchronous code: wait for `awaitable` on the loop and return its result."""
     job = getcurrent()

@@ -27,7 +27,7 @@ import peewee
 from greenlet import getcurrent
 from playhouse.pool import PooledPostgresqlDatabase
 
-from storage.loop import Job, LoopConnection, await_, drive, pg
+from storage.loop import Job, JobStates, LoopConnection, await_, drive, pg
 from storage.loop_pool import LoopPool
 
 _BEGIN = b"BEGIN"
@@ -50,25 +50,14 @@ class _ThreadState(_State, threading.local):
     pass
 
 
-class PipelinedPostgresqlDatabase(PooledPostgresqlDatabase):
+class PipelinedPostgresqlDatabase(JobStates, PooledPostgresqlDatabase):
+    """Whose connection: a job's on the loop (storage/loop.py), else the thread's."""
+
     def __init__(self, *args, jobs: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self._jobs = jobs  # connections for jobs on the loop (default: max_connections)
         self._thread_state = _ThreadState()
         self._jobs_pool: LoopPool | None = None
-
-    # -- whose connection: a job's on the loop (storage/loop.py), else the thread's ---------
-
-    @property
-    def _state(self) -> _State:
-        task = getcurrent()
-        if type(task) is Job and task.database is self:
-            return task.db_state
-        return self._thread_state
-
-    @_state.setter
-    def _state(self, state) -> None:  # peewee's __init__ sets a thread-local one: ours instead
-        self._thread_state = state
 
     async def run_job(self, fn, *args):
         """fn(*args) on the loop, in a greenlet of its own holding a connection of the loop's

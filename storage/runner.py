@@ -8,12 +8,15 @@ Usage::
     reply = await db.write(chat.handle, msg)        # work that writes: durable when it returns
     db.close()                                      # at shutdown: finishes what was queued
 
-SQLite serialises writers anyway, so writes go to one writer thread that **group-commits**:
-the jobs waiting when it is free run in one transaction, each in a savepoint of its own (one
+SQLite serialises writers anyway, so writes go to one writer that **group-commits**: the
+jobs waiting when it is free run in one transaction, each in a savepoint of its own (one
 job's failure undoes only that job), and one durable COMMIT (`synchronous=FULL`) covers
-them all; only then are their results handed back. Nothing waits on SQLite's lock-retry
-backoff, and durability costs one fsync per batch instead of one per message. Reads run on
-the loop itself: in WAL mode a reader never waits for the writer.
+them all; only then are their results handed back. Durability costs one fsync per batch
+instead of one per message. The jobs' Python runs on the loop's thread, in a greenlet with
+the writer's connection; BEGIN IMMEDIATE (which may wait for another process's lock) and
+COMMIT (the fsync) wait in the writer's thread, and the loop serves requests meanwhile, new
+writes queueing for the next batch (storage/sqlite.py). Reads run on the loop itself, each
+thread with a connection of its own: in WAL mode a reader never waits for the writer.
 
 PostgreSQL takes concurrent writers itself: each job, read or write, runs on the loop's thread
 in a greenlet of its own with a connection of its own (storage/loop.py), each write in its own
@@ -27,7 +30,7 @@ job durable, and never for a job that failed.
 from __future__ import annotations
 
 import asyncio
-import queue
+import collections
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +39,9 @@ from typing import Any, TypeVar
 import peewee
 
 from storage import db as storage
+from storage.loop import Job, drive
 from storage.models import db
+from storage.sqlite import WriterState
 
 T = TypeVar("T")
 MAX_BATCH = 64  # jobs in one group commit
@@ -74,9 +79,7 @@ class Runner:
         """fn(*args) in a transaction; returns once that transaction has committed."""
         if self._writer is None:
             return await self._job(_fresh, _in_transaction, (fn, args))
-        future = asyncio.get_running_loop().create_future()
-        self._writer.submit(fn, args, future)
-        return await future
+        return await self._writer.write(fn, args)
 
     async def _job(self, fn: Callable[..., T], *args: Any) -> T:
         """PostgreSQL: a greenlet on the loop with a connection of its own (storage/loop.py);
@@ -104,7 +107,7 @@ class Runner:
         if self._writer is not None:
             self._writer.stop()
         self._pool.shutdown(wait=True)
-        if not _on_a_loop():
+        if _running_loop() is None:
             with self._idle:
                 self._idle.wait_for(lambda: not self._on_loop, timeout=CLOSE_WAIT_SECONDS)
         close_idle = getattr(db.obj, "close_loop_connections", None)
@@ -113,36 +116,53 @@ class Runner:
 
 
 class _Writer:
-    """One thread, one connection, every write: batches of jobs share one COMMIT."""
+    """One connection, every write: the jobs waiting when it is free run on the loop in one
+    transaction, and share its COMMIT; BEGIN and COMMIT wait in a thread (storage/sqlite.py)."""
 
     def __init__(self):
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name="db-writer", daemon=True)
-        self._thread.start()
+        self._jobs: collections.deque = collections.deque()
+        self._lock = threading.Lock()  # jobs may come from the loops of several threads
+        self._drainer: asyncio.Task | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closed = False
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
+        self._state: WriterState | None = None
+        self._database = None
 
-    def submit(self, fn: Callable, args: tuple, future: asyncio.Future) -> None:
-        self._jobs.put((fn, args, future))
+    async def write(self, fn: Callable[..., T], args: tuple) -> T:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the database runner is closed")
+            self._jobs.append((fn, args, future))
+            if self._drainer is None or self._drainer.get_loop().is_closed():
+                self._idle.clear()
+                self._drainer = loop.create_task(self._drain())
+        return await future
 
-    def stop(self) -> None:
-        self._jobs.put(None)
-        self._thread.join()
+    async def _drain(self) -> None:
+        """Batch after batch on this loop, until none is waiting."""
+        try:
+            while True:
+                with self._lock:
+                    batch = [self._jobs.popleft() for _ in range(min(MAX_BATCH, len(self._jobs)))]
+                    if not batch:
+                        self._drainer = None
+                        self._idle.set()
+                        return
+                await drive(Job(self._commit, *self._connection()), batch)
+        except BaseException:
+            with self._lock:
+                self._drainer = None
+                self._idle.set()
+            raise
 
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            batch = [job]
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._jobs.put(None)  # stop after this batch
-                    break
-                batch.append(more)
-            self._commit(batch)
+    def _connection(self) -> tuple[peewee.Database, WriterState]:
+        if self._database is not db.obj:  # bound anew (tests): a connection of the new one
+            self._database, self._state = db.obj, WriterState(self._disk)
+        return self._database, self._state
 
     def _commit(self, batch: list) -> None:
         outcomes = []
@@ -154,10 +174,40 @@ class _Writer:
         except Exception as exc:  # BEGIN or COMMIT itself failed: nothing was kept
             db.close()
             outcomes = [(future, None, exc) for _, _, future in batch]
-        loops: dict[asyncio.AbstractEventLoop, list] = {}
-        for outcome in outcomes:
-            loops.setdefault(outcome[0].get_loop(), []).append(outcome)
-        for loop, settled in loops.items():  # one wake-up of each loop per batch
+        _hand_back(outcomes)
+
+    def stop(self) -> None:
+        """Refuse new jobs; wait for those queued (unless called on the loop that runs them,
+        which cannot run them while this waits); fail what is left; close the connection."""
+        with self._lock:
+            self._closed = True
+            drainer = self._drainer
+        if drainer is None or not _on_loop(drainer.get_loop()):
+            self._idle.wait(CLOSE_WAIT_SECONDS)
+        self._disk.shutdown(wait=True)
+        with self._lock:
+            left = [
+                (future, None, RuntimeError("the database runner closed"))
+                for *_, future in self._jobs
+            ]
+            self._jobs.clear()
+        _hand_back(left)
+        if self._idle.is_set() and self._state is not None and not self._state.closed:
+            self._state.conn.close()
+            self._state.reset()
+
+
+def _hand_back(outcomes: list) -> None:
+    """Each job's result or error to its waiter, on the waiter's loop: at once on this one,
+    with one wake-up for each other."""
+    here = _running_loop()
+    loops: dict[asyncio.AbstractEventLoop, list] = {}
+    for outcome in outcomes:
+        loops.setdefault(outcome[0].get_loop(), []).append(outcome)
+    for loop, settled in loops.items():
+        if loop is here:
+            _settle(settled)
+        elif not loop.is_closed():
             loop.call_soon_threadsafe(_settle, settled)
 
 
@@ -204,12 +254,15 @@ def _in_transaction(fn: Callable[..., T], args: tuple) -> T:
     raise AssertionError("unreachable")
 
 
-def _on_a_loop() -> bool:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        asyncio.get_running_loop()
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
-    return True
+        return None
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    return _running_loop() is loop
 
 
 def _fresh(fn: Callable[..., T], args: tuple) -> T:

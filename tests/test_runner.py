@@ -6,6 +6,7 @@ a lock never holds the event loop (the 1.7 s /healthz stall of issue 14)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 import time
@@ -17,6 +18,7 @@ import requests
 from helpers import BOTH_DATABASES, share_in_chat
 
 from storage import db as storage
+from storage.loop import await_
 from storage.models import User, utcnow
 from storage.runner import Retry, Runner
 
@@ -44,6 +46,12 @@ def runner(db_url):
     storage.db.close()
 
 
+def hold(release: asyncio.Event) -> None:
+    """In a write job: wait (5 s at most) until `release` is set, the job's transaction open and
+    the loop going on meanwhile (storage.loop.await_): the writer stays busy with this job."""
+    await_(asyncio.wait_for(release.wait(), 5))
+
+
 def add_user(openid: str) -> str:
     User.insert(openid=openid, first_seen=utcnow(), last_seen=utcnow()).execute()
     return openid
@@ -51,11 +59,7 @@ def add_user(openid: str) -> str:
 
 def test_jobs_sharing_one_commit_are_undone_one_by_one(sqlite_runner):
     runner, path = sqlite_runner
-    release = threading.Event()
     seen_after_commit: list[bool] = []
-
-    def hold():  # keeps the writer busy, so the next jobs queue up and share one batch
-        release.wait(5)
 
     def kept(openid):
         add_user(openid)
@@ -74,7 +78,8 @@ def test_jobs_sharing_one_commit_are_undone_one_by_one(sqlite_runner):
         raise ValueError("this job fails")
 
     async def main():
-        held = asyncio.ensure_future(runner.write(hold))
+        release = asyncio.Event()  # the writer busy with a batch, the next jobs queue up
+        held = asyncio.ensure_future(runner.write(hold, release))
         await asyncio.sleep(0.05)
         jobs = [runner.write(kept, "o_a"), runner.write(failing, "o_b"), runner.write(kept, "o_c")]
         gathered = asyncio.gather(*jobs, return_exceptions=True)
@@ -105,7 +110,6 @@ def test_a_job_that_meets_a_concurrent_change_runs_again_from_its_start(runner):
 
 @BOTH_DATABASES
 def test_a_job_that_always_meets_a_change_fails_alone_and_its_batch_commits(runner):
-    release = threading.Event()
     tries = []
 
     def always_changed():
@@ -113,7 +117,8 @@ def test_a_job_that_always_meets_a_change_fails_alone_and_its_batch_commits(runn
         raise Retry("the share changed again")
 
     async def main():
-        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        release = asyncio.Event()
+        held = asyncio.ensure_future(runner.write(hold, release))
         await asyncio.sleep(0.05)
         jobs = [runner.write(add_user, "o_a"), runner.write(always_changed),
                 runner.write(add_user, "o_b")]  # fmt: skip
@@ -133,10 +138,10 @@ def test_a_job_that_always_meets_a_change_fails_alone_and_its_batch_commits(runn
 def test_a_write_whose_waiter_gave_up_leaves_the_others_settled(runner):
     """A request cancelled while its write waits in a batch (a client gone): every other job
     of that batch gets its answer."""
-    release = threading.Event()
 
     async def main():
-        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        release = asyncio.Event()
+        held = asyncio.ensure_future(runner.write(hold, release))
         await asyncio.sleep(0.05)
         first = asyncio.ensure_future(runner.write(add_user, "o_first"))
         given_up = asyncio.ensure_future(runner.write(add_user, "o_gone"))
@@ -156,10 +161,10 @@ def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner
     """Shutdown while writes are queued behind a busy writer: they are done, then close()
     returns (the stop mark met inside a batch is kept for the loop)."""
     runner, _ = sqlite_runner
-    release = threading.Event()
 
     async def main():
-        held = asyncio.ensure_future(runner.write(release.wait, 5))
+        release = asyncio.Event()
+        held = asyncio.ensure_future(runner.write(hold, release))
         await asyncio.sleep(0.05)
         queued = [asyncio.ensure_future(runner.write(add_user, f"o_{n}")) for n in range(3)]
         await asyncio.sleep(0.05)
@@ -180,8 +185,8 @@ def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner
 @BOTH_DATABASES
 def test_close_waits_for_the_writes_in_flight(runner):
     """Shutdown while a write is under way: close() returns only once it is committed. The
-    write is slow in the database (PostgreSQL: its jobs run on the loop, where only a statement
-    may wait; SQLite: on the writer's thread)."""
+    write is slow (its jobs run on the loop, where only a wait for the database, or one handed
+    to the loop, lets the loop go on)."""
     postgres = storage.is_postgres()
 
     def slow_write():
@@ -189,7 +194,7 @@ def test_close_waits_for_the_writes_in_flight(runner):
         if postgres:
             storage.db.execute_sql("SELECT pg_sleep(0.6)")
         else:
-            time.sleep(0.6)
+            await_(asyncio.sleep(0.6))
         return "done"
 
     async def main():
@@ -213,16 +218,15 @@ def test_writes_waiting_together_share_one_commit_of_at_most_64(sqlite_runner):
     """Group commit: the writes queued while the writer was busy are made durable by one
     COMMIT (one fsync), not one each; a longer queue by one COMMIT per 64."""
     runner, _ = sqlite_runner
-    release = threading.Event()
     statements: list[str] = []
 
-    def watch_and_hold():  # on the writer's own connection: every statement it runs from now
+    def watch_and_hold(release: asyncio.Event):  # the writer's connection: its statements now
         storage.db.connection().set_trace_callback(statements.append)
-        release.wait(5)
+        hold(release)
 
     async def main(count: int):
-        release.clear()
-        held = asyncio.ensure_future(runner.write(watch_and_hold))
+        release = asyncio.Event()
+        held = asyncio.ensure_future(runner.write(watch_and_hold, release))
         await asyncio.sleep(0.05)
         gathered = asyncio.gather(*[runner.write(add_user, f"o_{count}_{n}") for n in range(count)])
         await asyncio.sleep(0.05)
@@ -309,15 +313,16 @@ def test_a_read_runs_beside_a_write_in_progress(sqlite_runner):
     """WAL: a reader on the loop never waits for the writer's open transaction."""
     runner, _ = sqlite_runner
     add_user("o_before")
-    inside, release = threading.Event(), threading.Event()
+    inside = threading.Event()
 
-    def slow_write():
+    def slow_write(release: asyncio.Event):
         add_user("o_during")
         inside.set()
-        release.wait(5)
+        hold(release)
 
     async def main():
-        writing = asyncio.ensure_future(runner.write(slow_write))
+        release = asyncio.Event()
+        writing = asyncio.ensure_future(runner.write(slow_write, release))
         while not inside.is_set():
             await asyncio.sleep(0.01)
         started = time.monotonic()
@@ -356,3 +361,81 @@ def test_a_page_waiting_on_a_lock_does_not_hold_the_server(bot, db_url):
             assert page.result().status_code == 200
     finally:
         locker.close()
+
+
+@contextlib.contextmanager
+def write_lock_held_elsewhere(path):
+    """Another process's write transaction (an operator's command, a second worker): SQLite's
+    one write lock taken by another connection until the block ends."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield other
+    finally:
+        other.execute("COMMIT")
+        other.close()
+
+
+def test_a_write_waiting_for_another_process_s_lock_leaves_the_loop_free(sqlite_runner):
+    """The writer's BEGIN IMMEDIATE waits for the lock in its thread: reads and the loop's
+    other work go on meanwhile, and the write commits once the lock is let go."""
+    runner, path = sqlite_runner
+    add_user("o_before")
+
+    async def main():
+        with write_lock_held_elsewhere(path):
+            writing = asyncio.ensure_future(runner.write(add_user, "o_waiting"))
+            ticks = 0
+            for _ in range(20):  # the loop turns while the write waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            users = await runner.run(lambda: [u.openid for u in User.select()])
+            assert not writing.done(), "the write waits for the lock"
+        return ticks, users, await asyncio.wait_for(writing, 5)
+
+    ticks, users, written = asyncio.run(main())
+    assert ticks == 20 and users == ["o_before"] and written == "o_waiting"
+    assert sorted(u.openid for u in User.select()) == ["o_before", "o_waiting"]
+
+
+def test_a_loop_that_stops_while_its_write_waits_still_finishes_the_write(sqlite_runner):
+    """asyncio.run ending (a shutdown) cancels the writer's task while its BEGIN waits in the
+    thread: the wait is waited out, the batch commits, and the next loop writes as before."""
+    runner, path = sqlite_runner
+    holder = write_lock_held_elsewhere(path)
+    holder.__enter__()
+    threading.Timer(0.3, holder.__exit__, (None, None, None)).start()
+
+    async def leave_early():
+        asyncio.ensure_future(runner.write(add_user, "o_left_behind"))
+        await asyncio.sleep(0.05)  # the batch is waiting for the lock; the loop ends
+
+    asyncio.run(leave_early())
+    assert [u.openid for u in User.select()] == ["o_left_behind"], "committed, not lost"
+    assert asyncio.run(runner.write(add_user, "o_next")) == "o_next"
+
+
+def test_writes_from_the_loops_of_two_threads_are_all_committed_each_answered_on_its_own(
+    sqlite_runner,
+):
+    """One writer for every loop of the process (a test's server thread and its own loop):
+    each job runs once and its answer reaches the loop that waits for it."""
+    runner, _ = sqlite_runner
+
+    def one_thread(name: str) -> list:
+        async def main():
+            loop = asyncio.get_running_loop()
+
+            async def write(n: int):
+                openid = await runner.write(add_user, f"o_{name}_{n}")
+                assert asyncio.get_running_loop() is loop
+                return openid
+
+            return await asyncio.gather(*[write(n) for n in range(40)])
+
+        return asyncio.run(main())
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(one_thread, ["a", "b"]))
+    assert answers == [[f"o_{name}_{n}" for n in range(40)] for name in "ab"]
+    assert User.select().count() == 80
