@@ -139,7 +139,8 @@ class Services:
         if reminded:
             self.worker.wake.set()
             log.info("reminders queued", extra={"count": reminded})
-        await self.db.write(pushes.prune, now)
+        while await self.db.write(pushes.prune, now):  # a job per 2 000 rows: others between
+            pass
         await self.db.write(media.sweep, self.config, now)
         if self.config.server.sandbox:
             await asyncio.to_thread(sandbox.forget_uploads, self.config.media.dir)

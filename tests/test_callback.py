@@ -275,6 +275,30 @@ def test_replay_guards_and_stored_replies_are_pruned_after_their_window(bot):
     assert PushNonce.select().count() == 0 and InboundMessage.select().count() == 0
 
 
+def test_pruning_goes_a_bounded_job_at_a_time_until_nothing_is_left(bot):
+    """A campaign leaves tens of thousands of rows at each sweep: each prune job deletes at
+    most `limit` of each kind, the newest stay, and the sweep calls it until it finds none."""
+    from bot.chat import pushes
+    from storage.models import PushNonce
+
+    now = bot.clock()
+    stamp = int(now.replace(tzinfo=dt.UTC).timestamp())
+    for n in range(5):
+        old = now - dt.timedelta(minutes=20, seconds=n)
+        PushNonce.create(key=f"old{n}", body_sha256="0" * 64, stamp=stamp - 1200 - n)
+        InboundMessage.create(key=f"old{n}", openid="o_a", received_at=old, reply=None)
+    PushNonce.create(key="new", body_sha256="0" * 64, stamp=stamp)
+    InboundMessage.create(key="new", openid="o_a", received_at=now, reply=None)
+
+    assert [pushes.prune(now, limit=2) for _ in range(4)] == [4, 4, 2, 0]
+    assert [p.key for p in PushNonce.select()] == ["new"]
+    assert [m.key for m in InboundMessage.select()] == ["new"]
+
+    PushNonce.create(key="old", body_sha256="0" * 64, stamp=stamp - 1200)
+    bot.run(bot.services.sweep_once())
+    assert [p.key for p in PushNonce.select()] == ["new"]
+
+
 @pytest.mark.parametrize("signature", ["é", "０" * 40, "\x00", "a" * 5000])
 def test_an_odd_signature_is_403_not_a_crash(bot, signature):
     query = bot.wx.signed_query() | {"signature": signature}
