@@ -12,8 +12,8 @@ Tornado for the one core).
 
 pwasyncio runs every statement through aiosqlite, which hands each one to its connection's
 thread and back (a hop per statement) and commits per transaction; our runner reads on the
-loop (a WAL reader never waits) and sends each transaction, whole, to one writer thread that
-group-commits whatever is waiting.
+loop (a WAL reader never waits) and runs the writes waiting when its writer is free, on the
+loop too, in one transaction whose COMMIT (the fsync) waits in a thread: a group commit.
 """
 
 from __future__ import annotations

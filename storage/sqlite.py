@@ -9,9 +9,12 @@ Usage (storage.db.connect binds it for a `sqlite:///` url; storage.runner's writ
     await drive(Job(work, database, state))        # work's BEGIN and COMMIT wait off the loop
 
 Why: the writer was a thread of its own, and under load it and the loop's thread passed the
-GIL back and forth at every statement and every socket call; a whole claim message cost the
-process about 1 050 µs of CPU with the writer on its thread and 730 µs with its jobs on the
-loop (issue 27, side by side). Outside a writer's job (reads on the loop, the command line,
+GIL back and forth at every statement and every socket call. Side by side (issue 27, four
+rounds of each, alternating), the process's CPU per message of the claim scenario was
+870–1 180 µs with the writer on its thread and 820–870 with its jobs on the loop; per form
+step 630–890 against 615–660. The price: a write job's own statements now hold the loop
+while they run, as a PostgreSQL job's Python does, so no job may be long (the sweep prunes
+push records 2 000 rows a job). Outside a writer's job (reads on the loop, the command line,
 tests' threads) this is peewee's SqliteDatabase: each thread its own connection.
 """
 
