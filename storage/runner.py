@@ -129,6 +129,7 @@ class _Writer:
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
         self._state: WriterState | None = None
         self._database = None
+        self._abandoned: list[asyncio.Task] = []
 
     async def write(self, fn: Callable[..., T], args: tuple) -> T:
         loop = asyncio.get_running_loop()
@@ -137,7 +138,9 @@ class _Writer:
             if self._closed:
                 raise RuntimeError("the database runner is closed")
             self._jobs.append((fn, args, future))
-            if self._drainer is None or self._drainer.get_loop().is_closed():
+            if self._drainer is not None and self._drainer.get_loop().is_closed():
+                self._abandon()
+            if self._drainer is None:
                 self._idle.clear()
                 self._drainer = loop.create_task(self._drain())
         return await future
@@ -155,9 +158,25 @@ class _Writer:
                 await drive(Job(self._commit, *self._connection()), batch)
         except BaseException:
             with self._lock:
-                self._drainer = None
-                self._idle.set()
+                if self._drainer is asyncio.current_task():  # not one abandoned since
+                    self._drainer = None
+                    self._idle.set()
             raise
+
+    def _abandon(self) -> None:
+        """The drainer's loop was closed with its batch unfinished (asyncio.run would have run it
+        to its end): that batch's connection is closed in its thread once the thread is done
+        with it, which rolls its transaction back and lets go of the lock. The next batches
+        get a connection and a thread of their own: the old thread may still be waiting for
+        the lock they are about to take."""
+        if self._state is not None and self._state.conn is not None:
+            self._disk.submit(self._state.conn.close)
+        self._disk.shutdown(wait=False)
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
+        # Kept, never resumed nor finalized: collected, the task and its batch's greenlet would
+        # run their clean-up at whatever moment and thread the collector chose.
+        self._abandoned.append(self._drainer)
+        self._database = self._state = self._drainer = None
 
     def _connection(self) -> tuple[peewee.Database, WriterState]:
         if self._database is not db.obj:  # bound anew (tests): a connection of the new one

@@ -439,3 +439,21 @@ def test_writes_from_the_loops_of_two_threads_are_all_committed_each_answered_on
         answers = list(pool.map(one_thread, ["a", "b"]))
     assert answers == [[f"o_{name}_{n}" for n in range(40)] for name in "ab"]
     assert User.select().count() == 80
+
+
+def test_a_loop_closed_with_its_write_unfinished_leaves_the_writer_working(sqlite_runner):
+    """A loop closed without running its tasks to their end (not what asyncio.run does) while a
+    write waited for another process's lock: that write never finishes, and is not kept; its
+    transaction is rolled back rather than left open under the next writes, which commit."""
+    runner, path = sqlite_runner
+    holder = write_lock_held_elsewhere(path)
+    holder.__enter__()
+    loop = asyncio.new_event_loop()
+    loop.create_task(runner.write(add_user, "o_abandoned"))
+    loop.run_until_complete(asyncio.sleep(0.1))  # the batch waits for the lock in the thread
+    loop.close()
+    holder.__exit__(None, None, None)  # its BEGIN now takes the lock, for a batch never resumed
+
+    assert asyncio.run(asyncio.wait_for(runner.write(add_user, "o_next"), 5)) == "o_next"
+    with sqlite3.connect(path) as other:  # what another process sees: committed, and alone
+        assert other.execute('SELECT openid FROM "user"').fetchall() == [("o_next",)]
