@@ -201,7 +201,7 @@ class _Writer:
         with self._lock:
             self._closed = True
             drainer = self._drainer
-        if drainer is None or not _on_loop(drainer.get_loop()):
+        if drainer is None or drainer.get_loop() is not _running_loop():
             self._idle.wait(CLOSE_WAIT_SECONDS)
         self._disk.shutdown(wait=True)
         with self._lock:
@@ -278,10 +278,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
-    return _running_loop() is loop
 
 
 def _fresh(fn: Callable[..., T], args: tuple) -> T:

@@ -62,6 +62,7 @@ class LoopSqliteDatabase(JobStates, peewee.SqliteDatabase):
         if not isinstance(state, WriterState):
             return super().begin(lock_type)
         conn = self.connection()
+        lock_type = lock_type or self._lock_type  # as peewee's own begin()
         statement = f"BEGIN {lock_type}" if lock_type else "BEGIN"
         with _wrapped:
             try:

@@ -158,8 +158,8 @@ def test_a_write_whose_waiter_gave_up_leaves_the_others_settled(runner):
 
 
 def test_closing_while_a_batch_is_gathered_finishes_it_and_returns(sqlite_runner):
-    """Shutdown while writes are queued behind a busy writer: they are done, then close()
-    returns (the stop mark met inside a batch is kept for the loop)."""
+    """Shutdown while writes are queued behind a busy writer: close(), from another thread,
+    waits for the writer to run them all, then returns."""
     runner, _ = sqlite_runner
 
     async def main():

@@ -45,11 +45,11 @@ def prune(now: dt.datetime | None = None, limit: int = PRUNED_PER_JOB) -> int:
     replies past WeChat's retries; returns how many. Call again until it returns 0."""
     now = now or utcnow()
     stale = int(now.replace(tzinfo=dt.UTC).timestamp()) - 2 * GUARD_SECONDS
-    guards = PushNonce.select(PushNonce.key).where(PushNonce.stamp < stale).limit(limit)
+    guards = PushNonce.select(PushNonce.key).where(PushNonce.stamp < stale)
     replies = InboundMessage.select(InboundMessage.key).where(
         InboundMessage.received_at < now - REPLY_KEPT
     )
     return (
-        PushNonce.delete().where(PushNonce.key.in_(guards)).execute()
+        PushNonce.delete().where(PushNonce.key.in_(guards.limit(limit))).execute()
         + InboundMessage.delete().where(InboundMessage.key.in_(replies.limit(limit))).execute()
     )
