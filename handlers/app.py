@@ -31,8 +31,8 @@ from bot.app import Services, settle_heap
 from bot.config import Config
 from handlers.standins import wechat_media
 from handlers.web import claim, dev, draw, media, mobile, oauth, pages, pay, subscribed, themes
-from handlers.web.base import BaseHandler
-from handlers.wechat import WeChatHandler
+from handlers.web.base import BaseHandler, request_failed
+from handlers.wechat import Front, WeChatHandler
 from handlers.wire import make_crypt
 
 log = logging.getLogger("gift_bot.server")
@@ -102,14 +102,18 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         static_path=str(STATIC),
         default_handler_class=NotFound,
         log_function=log_request,
-        inflight=[0],  # requests being handled now (see BaseHandler._execute)
+        inflight=[0],  # requests being handled now (BaseHandler._execute, wechat.Front)
     )
 
 
 def make_server(app: tornado.web.Application, config: Config) -> HTTPServer:
-    """The HTTP server for `app`: bodies capped before they are read, proxy headers if trusted."""
+    """The HTTP server for `app`: WeChat's pushes answered ahead of it (handlers/wechat.py),
+    bodies capped before they are read, proxy headers if trusted."""
     return HTTPServer(
-        app, xheaders=config.server.xheaders, max_body_size=MAX_BODY, max_buffer_size=MAX_BODY
+        Front(app),
+        xheaders=config.server.xheaders,
+        max_body_size=MAX_BODY,
+        max_buffer_size=MAX_BODY,
     )
 
 
@@ -165,23 +169,12 @@ def _spare_port(host: str, busy: int) -> int:
 
 
 def log_request(handler: tornado.web.RequestHandler) -> None:
-    """Failed requests only, and their path only: a query may hold a signature, an OpenID or an
-    OAuth code, none of which belongs in a log."""
+    """Failed requests only (`request_failed`)."""
     status = handler.get_status()
-    if status < 400:
-        return
-    request = handler.request
-    log.log(
-        logging.WARNING if status < 500 else logging.ERROR,
-        "request failed",
-        extra={
-            "status": status,
-            "method": request.method,
-            "path": request.path,
-            "reason": getattr(handler, "refusal", ""),
-            "ms": round(request.request_time() * 1000, 2),
-        },
-    )
+    if status >= 400:
+        request = handler.request
+        reason = getattr(handler, "refusal", "")
+        request_failed(status, request.method, request.path, reason, request.request_time())
 
 
 async def serve(

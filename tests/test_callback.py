@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import email.utils
+import http.client
 import json
 import logging
 import re
+import socket
 import time
 import urllib.parse
 import urllib.request
@@ -355,4 +358,71 @@ def test_a_signed_push_nested_6000_deep_is_400_not_a_crash(bot, log_lines):
     status, text = bot.wx.post_raw(body, bot.wx.signed_query())
     assert status == 400 and "Traceback" not in text
     assert not [line for line in log_lines() if line.get("event") == "request crashed"]
+    assert User.select().count() == 0
+
+
+def test_one_connection_carries_pushes_and_pages_in_turn(bot):
+    """The pushes are answered ahead of the web application (handlers/wechat.py, Front); on one
+    kept-alive connection, as WeChat's servers and browsers keep theirs, each request still gets
+    its own answer, in order, whoever answers it."""
+    connection = http.client.HTTPConnection("127.0.0.1", bot.port, timeout=10)
+    try:
+        for path, body in [
+            ("/wechat", bot.wx.text_xml("o_kept", "礼品")),
+            ("/healthz", None),
+            ("/wechat", bot.wx.text_xml("o_kept", "1")),
+            ("/gifts/tea-longjing", None),
+        ]:
+            if body is None:
+                connection.request("GET", path)
+            else:
+                query = urllib.parse.urlencode(bot.wx.signed_query(nonce=f"n{time.monotonic_ns()}"))
+                connection.request("POST", f"{path}?{query}", body.encode())
+            response = connection.getresponse()
+            text = response.read().decode()
+            assert response.status == 200, (path, text)
+            if body is not None:
+                reply = bot.wx.read_reply(text, Push.of(body, encrypted=False))
+                assert reply["ToUserName"] == "o_kept"
+                assert response.getheader("Content-Type") == "application/xml; charset=utf-8"
+                assert response.getheader("Cache-Control") == "private, no-store"
+                assert response.getheader("X-Content-Type-Options") == "nosniff"
+                assert int(response.getheader("Content-Length")) == len(text.encode())
+                sent = email.utils.parsedate_to_datetime(response.getheader("Date"))
+                assert abs(sent.timestamp() - time.time()) < 5
+    finally:
+        connection.close()
+    assert InboundMessage.select().where(InboundMessage.openid == "o_kept").count() == 2
+
+
+def test_a_push_whose_sender_hung_up_is_handled_once_and_the_server_lives_on(bot):
+    """WeChat gives up after 5 s and asks again: the message ran once, the retry gets its reply."""
+    xml = bot.wx.text_xml("o_gone", "礼品", msg_id=777001)
+    query = urllib.parse.urlencode(bot.wx.signed_query())
+    body = xml.encode()
+    with socket.create_connection(("127.0.0.1", bot.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /wechat?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+    deadline = time.monotonic() + 5
+    while InboundMessage.select().where(InboundMessage.openid == "o_gone").count() == 0:
+        assert time.monotonic() < deadline, "the push was never handled"
+        time.sleep(0.02)
+    assert bot.wx.post_raw(xml, bot.wx.signed_query())[0] == 200
+    assert InboundMessage.select().where(InboundMessage.openid == "o_gone").count() == 1
+    assert bot.wx.text("o_alive", "礼品")["MsgType"] == "text"
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
+def test_other_methods_on_the_callback_are_refused(bot, method):
+    query = bot.wx.signed_query()
+    r = requests.request(method, f"{bot.url}/wechat", params=query, data=b"<xml/>", timeout=10)
+    assert r.status_code == 405
+    assert User.select().count() == 0
+
+
+def test_a_push_with_a_crowd_of_query_fields_is_400_and_changes_nothing(bot):
+    query = bot.wx.signed_query() | {f"x{i}": "1" for i in range(40)}
+    assert bot.wx.post_raw(bot.wx.text_xml("o_crowd", "礼品"), query)[0] == 400
     assert User.select().count() == 0

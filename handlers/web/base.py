@@ -26,6 +26,7 @@ from bot.app import Services
 from handlers.web.sandbox import acting_field, stale_page
 
 log = logging.getLogger("gift_bot.web")
+server_log = logging.getLogger("gift_bot.server")
 
 T = TypeVar("T")
 OPENID_COOKIE = "gb_openid"
@@ -35,6 +36,22 @@ PAGE_MAX_BODY = 16 * 1024  # the order form is a few hundred bytes
 VISITORS_SECONDS = 60  # a Cookie header checked is trusted this long (get_current_user)
 VISITORS_KEPT = 10_000
 _visitors: dict[tuple, tuple[str, float]] = {}  # (secret, Cookie header) → (visitor, until)
+
+
+def request_failed(status: int, method: str, path: str, reason: str, seconds: float) -> None:
+    """The log line of a refused or failed request: its path, never its query (a signature, an
+    OpenID or an OAuth code, none of which belongs in a log)."""
+    server_log.log(
+        logging.WARNING if status < 500 else logging.ERROR,
+        "request failed",
+        extra={
+            "status": status,
+            "method": method,
+            "path": path,
+            "reason": reason,
+            "ms": round(seconds * 1000, 2),
+        },
+    )
 
 
 class BaseHandler(tornado.web.RequestHandler):
