@@ -134,8 +134,8 @@ class _Request(httputil.HTTPMessageDelegate):
         headers["Date"] = _http_date()
         reason = httputil.responses.get(status, "Unknown")
         try:
-            self.conn.write_headers(httputil.ResponseStartLine("HTTP/1.1", status, reason), headers)
-            self.conn.write(body)
+            start = httputil.ResponseStartLine("HTTP/1.1", status, reason)
+            self.conn.write_headers(start, headers, body)  # one send: head and body together
             self.conn.finish()
         except StreamClosedError:  # WeChat hung up first (its 5 s are up): it will ask again
             pass
