@@ -114,14 +114,18 @@ class _Request(httputil.HTTPMessageDelegate):
     async def _answer(self, inflight: list[int]) -> None:
         settings = self.app.settings
         try:
-            status, refusal, body = await _push(
-                settings["services"], settings["crypt"], self.query, b"".join(self.chunks)
-            )
-        except Exception:
-            log.error("request crashed", extra={"method": "POST", "path": PATH}, exc_info=True)
-            status, refusal, body = 500, "", b""
+            try:
+                status, refusal, body = await _push(
+                    settings["services"], settings["crypt"], self.query, b"".join(self.chunks)
+                )
+            except Exception:
+                log.error("request crashed", extra={"method": "POST", "path": PATH}, exc_info=True)
+                status, refusal, body = 500, "", b""
+            self._respond(status, refusal, body)
         finally:
-            inflight[0] -= 1
+            inflight[0] -= 1  # answered: a stopping server may close the connection now
+
+    def _respond(self, status: int, refusal: str, body: bytes) -> None:
         headers = httputil.HTTPHeaders()
         _private(headers.__setitem__)
         if status == 200:
