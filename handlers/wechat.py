@@ -6,8 +6,8 @@ part of one (routing, a RequestHandler with its default headers, the query copie
 coroutine wrapped twice) was a quarter of a catalogue reply's own time (issue 27). Every other
 request, GET /wechat included, goes on to the Application as before.
 
-The signature (and in safe mode `msg_signature`, then decryption) is checked before anything
-reads the body: a forged request is refused with 403 and touches nothing. In plaintext mode the
+The signature (and in safe mode `msg_signature`, then decryption) is checked before the body
+is parsed: a forged request is refused with 403 and touches nothing. In plaintext mode the
 signature does not cover the body, so a used (timestamp, nonce) with another body is a replay:
 403. Malformed XML, a wrong AppID, a DTD or a body not in UTF-8 is a 400. The wire format both
 ways is `handlers/wire.py`'s; the meaning of a message is `bot.chat.chat`'s business.

@@ -426,3 +426,27 @@ def test_a_push_with_a_crowd_of_query_fields_is_400_and_changes_nothing(bot):
     query = bot.wx.signed_query() | {f"x{i}": "1" for i in range(40)}
     assert bot.wx.post_raw(bot.wx.text_xml("o_crowd", "礼品"), query)[0] == 400
     assert User.select().count() == 0
+
+
+def test_a_crash_writing_the_answer_is_a_500_logged_by_path_and_the_server_lives_on(
+    bot, log_lines, monkeypatch
+):
+    from handlers import wire
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the reply could not be written")
+
+    monkeypatch.setattr(wire, "write_reply", broken)
+    status, text = bot.wx.post_raw(bot.wx.text_xml("o_crash", "礼品"), bot.wx.signed_query())
+    monkeypatch.undo()
+    assert (status, text) == (500, "500")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = {line.get("event"): line for line in log_lines()}
+        if "request failed" in lines:
+            break
+        time.sleep(0.02)
+    assert lines["request crashed"]["path"] == "/wechat"
+    assert (lines["request failed"]["status"], lines["request failed"]["level"]) == (500, "error")
+    assert "o_crash" not in json.dumps(log_lines(), ensure_ascii=False)
+    assert bot.wx.text("o_crash", "礼品")["MsgType"] == "text"
