@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -144,3 +145,26 @@ def test_sigterm_lets_a_request_in_flight_finish(cluster):
         answer = page.result()
     assert answer.status_code == 200 and "领取礼物" in answer.text
     assert server.process.wait(15) == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sigterm_lets_a_push_in_flight_finish(cluster):
+    """A push waiting for the database's write lock when SIGTERM comes still gets its reply:
+    the callback answers pushes ahead of tornado.web (handlers/wechat.py) and counts them in
+    flight as the pages are counted."""
+    server = cluster.start("one")
+    path = cluster.db_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            reply = pool.submit(server.wx.text, "o_late", "礼品")
+            time.sleep(0.5)  # the push is waiting for the lock now
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            other.execute("ROLLBACK")
+            assert "礼物清单" in reply.result()["Content"]
+    finally:
+        other.close()
+    assert server.process.wait(15) == 0
+    assert InboundMessage.select().where(InboundMessage.openid == "o_late").count() == 1
