@@ -20,7 +20,6 @@ Usage (handlers/app.py)::
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import time
 
@@ -212,5 +211,5 @@ _date: list = [0, ""]  # (the second, its HTTP date): one format a second, not o
 def _http_date() -> str:
     second = int(time.time())
     if _date[0] != second:
-        _date[:] = second, email.utils.formatdate(second, usegmt=True)
+        _date[:] = second, httputil.format_timestamp(second)  # as a RequestHandler writes it
     return _date[1]
