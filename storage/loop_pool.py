@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from storage.loop import LoopConnection, io_ready, pg, psycopg2
+from storage.loop_connection import LoopConnection, io_ready, pg, psycopg2
 
 STALE_SECONDS = 300  # an idle connection older than this is closed, not reused
 

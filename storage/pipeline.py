@@ -27,7 +27,8 @@ import peewee
 from greenlet import getcurrent
 from playhouse.pool import PooledPostgresqlDatabase
 
-from storage.loop import Job, JobStates, LoopConnection, await_, drive, pg
+from storage.loop import Job, JobStates, await_, drive
+from storage.loop_connection import LoopConnection, pg
 from storage.loop_pool import LoopPool
 
 _BEGIN = b"BEGIN"
@@ -185,6 +186,9 @@ class PipelinedPostgresqlDatabase(JobStates, PooledPostgresqlDatabase):
         if pending:
             self._lost()
         pending.clear()  # what was kept back is undone by never being sent
+        conn = self._job_connection()
+        if conn is not None and conn.raw.closed:
+            return  # abandoned (LoopConnection.abandon): the server undid the transaction
         if started:
             super().rollback()
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from storing import migrated
 
 from storage import db as storage
-from storage import hot, loop, loop_pool, prebuilt, share_reads
+from storage import hot, loop_connection, loop_pool, prebuilt, share_reads
 from storage.loop import Local, await_
 from storage.models import User, utcnow
 from storage.runner import Runner
@@ -52,13 +52,13 @@ def sleep_in_database(seconds: float) -> None:
 def sent(config, monkeypatch):
     """From now on, the text of each round trip of the jobs on the loop."""
     texts: list[str] = []
-    original = loop.LoopCursor.execute
+    original = loop_connection.LoopCursor.execute
 
     def execute(self, sql, params=None):
         texts.append(sql.decode() if isinstance(sql, bytes) else sql)
         return original(self, sql, params)
 
-    monkeypatch.setattr(loop.LoopCursor, "execute", execute)
+    monkeypatch.setattr(loop_connection.LoopCursor, "execute", execute)
     return texts
 
 
@@ -113,6 +113,88 @@ def test_a_job_waiting_on_a_row_lock_leaves_the_loop_free(runner, db_url):
     finally:
         holder.close()
     assert ticks == 20 and waiting and result == "done"
+
+
+def test_a_job_cancelled_while_it_waits_for_its_answer_changes_nothing(runner):
+    """A job waiting on the server parks, and the loop's socket callback runs it on: a
+    request cancelled meanwhile (its client gone, a shutdown) reaches the job where it waits,
+    its transaction is undone, and the next jobs have working connections."""
+    add_user("o_locked")
+    holder = psycopg2.connect(**storage.db.obj.connect_params, dbname=storage.db.obj.database)
+    holder.cursor().execute("SELECT 1 FROM \"user\" WHERE openid = 'o_locked' FOR UPDATE")
+
+    def touch(seen):
+        User.update(last_seen=seen).where(User.openid == "o_locked").execute()
+        return "done"
+
+    later = utcnow() + dt.timedelta(days=1)
+
+    async def main():
+        waiting = asyncio.ensure_future(runner.write(touch, later))
+        await asyncio.sleep(0.1)  # the job parked, its UPDATE waiting for the row
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await asyncio.get_running_loop().run_in_executor(None, holder.commit)
+        others = [runner.write(add_user, f"o_after_{i}") for i in range(6)]
+        return await asyncio.wait_for(asyncio.gather(*others), 5)
+
+    try:
+        assert asyncio.run(main()) == [f"o_after_{i}" for i in range(6)]
+    finally:
+        holder.close()
+    assert User.get(User.openid == "o_locked").last_seen < later
+
+
+def test_a_job_cancelled_as_its_answer_comes_is_cancelled_where_it_awaits_next(runner, monkeypatch):
+    """The cancellation lands between the socket callback running the job on and `drive`
+    hearing of it: the job is cancelled at what it awaits next, as if the answer came first."""
+    reached: list[str] = []
+    tasks: list[asyncio.Task] = []
+    original = loop_connection.resume
+
+    def resume_then_cancel(job):
+        original(job)
+        if tasks and not tasks[0].done():
+            tasks[0].cancel()
+
+    monkeypatch.setattr(loop_connection, "resume", resume_then_cancel)
+
+    def job():
+        storage.db.execute_sql("SELECT pg_sleep(0.05)")
+        reached.append("answered")
+        try:
+            await_(asyncio.sleep(5))
+        except asyncio.CancelledError:
+            reached.append("cancelled awaiting")
+            raise
+        reached.append("slept")
+
+    async def main():
+        tasks.append(asyncio.ensure_future(runner.run(job)))
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(tasks[0], 5)
+        monkeypatch.setattr(loop_connection, "resume", original)
+        return await runner.run(add_user, "o_next")
+
+    assert asyncio.run(main()) == "o_next"
+    assert reached == ["answered", "cancelled awaiting"]
+
+
+def test_an_error_raised_after_a_park_is_the_job_s_own(runner):
+    """A job that parked and then failed raises its own error from `runner.run`, not one
+    about parking; the loop goes on."""
+
+    def fails():
+        sleep_in_database(0.01)
+        storage.db.execute_sql("SELECT 1 / 0")
+
+    async def main():
+        with pytest.raises(peewee.DataError):
+            await runner.run(fails)
+        return await runner.run(add_user, "o_after_error")
+
+    assert asyncio.run(main()) == "o_after_error"
 
 
 def test_no_more_jobs_run_at_once_than_the_pool_has_connections(runner):
@@ -249,12 +331,12 @@ VALUES = st.one_of(
 )
 @given(values=st.lists(VALUES, max_size=6))
 def test_parameters_are_written_as_psycopg2_writes_them_and_read_back_as_given(config, values):
-    """storage/loop.py writes an EXECUTE's parameters itself (the plain cases) or through
-    psycopg2's adapters: byte for byte what `mogrify` writes, and PostgreSQL reads each back
-    as it was given. (`config` only binds the database: nothing here writes.)"""
+    """storage/loop_connection.py writes an EXECUTE's parameters itself (the plain cases) or
+    through psycopg2's adapters: byte for byte what `mogrify` writes, and PostgreSQL reads
+    each back as it was given. (`config` only binds the database: nothing here writes.)"""
     connection = storage.db.connection()
     cursor = connection.cursor()
-    written = [loop._literal(value, connection) for value in values]
+    written = [loop_connection._literal(value, connection) for value in values]
     assert written == [cursor.mogrify("%s", (value,)) for value in values]
     for value, literal in zip(values, written, strict=True):
         if isinstance(value, str | int | dt.date) or value is None:
@@ -272,7 +354,7 @@ def test_text_with_a_nul_is_refused_as_psycopg2_refuses_it(config, before, after
         with pytest.raises(ValueError, match="NUL"):
             connection.cursor().mogrify("%s", (text,))
         with pytest.raises(ValueError, match="NUL"):
-            loop._literal(text, connection)
+            loop_connection._literal(text, connection)
 
 
 @settings(
@@ -285,7 +367,7 @@ def test_text_with_a_lone_surrogate_is_refused_as_psycopg2_refuses_it(config, te
     with pytest.raises(UnicodeEncodeError):
         connection.cursor().mogrify("%s", (text,))
     with pytest.raises(UnicodeEncodeError):
-        loop._literal(text, connection)
+        loop_connection._literal(text, connection)
 
 
 def test_close_from_another_thread_waits_for_the_jobs_on_the_loop(config):
