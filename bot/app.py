@@ -32,7 +32,7 @@ from bot.outgoing import media_fetch
 from bot.outgoing.messaging import Messenger
 from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel, Worker
-from bot.outgoing.sms import SmsMessage, make_sender
+from bot.outgoing.sms import Sender, SmsMessage, make_sender
 from bot.outgoing.wechat_api import WeChatApi
 from bot.render import Renderer
 from bot.sandbox import Inbox
@@ -66,6 +66,7 @@ class Services:
     inbox: Inbox | None = None  # the /dev sandbox's view of SMS and WeChat messages
     pay: PayDesk | None = None  # [payments] mode "wechatpay": WeChat Pay's side of sharing
     media_source: WeChatApi | None = None  # the sandbox's client of its own media stand-in
+    sms: Sender | None = None  # the outbox's SMS backend
 
     @classmethod
     def start(cls, config: Config, clock: Clock | None = None, sync: bool = True) -> Services:
@@ -119,7 +120,9 @@ class Services:
             pay.wake = worker.wake.set
         chat = Chat(config, renderer, notices, clock=clock)
         local = source if source is not wechat else None
-        return cls(config, clock, renderer, notices, chat, wechat, worker, db, inbox, pay, local)
+        return cls(
+            config, clock, renderer, notices, chat, wechat, worker, db, inbox, pay, local, sms
+        )
 
     def now(self) -> dt.datetime:
         return self.clock()
@@ -151,6 +154,8 @@ class Services:
         """After the server and the background work stopped: finish database work, let go."""
         self.db.close()
         self.wechat.close()
+        if self.sms is not None:
+            self.sms.close()
         if self.media_source is not None:
             self.media_source.close()
         if self.pay is not None:

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from tornado.httpclient import HTTPClientError, HTTPRequest
-
 from bot.config import Menu, MenuButton, WeChat
 from bot.outgoing import wechat_tokens as tokens
+from bot.outgoing.http import Unanswered, Unreached
 from bot.outgoing.wechat_client import (
     TOKEN_ERRORS,
     WeChatClient,
@@ -167,15 +166,14 @@ class WeChatApi(WeChatClient):
             if len(kept) <= most:
                 kept.extend(chunk[: most + 1 - len(kept)])
 
-        request = HTTPRequest(url, method="GET", streaming_callback=arrived)
         try:
-            response = await self._http().fetch(request, raise_error=False)
-        except (OSError, HTTPClientError) as exc:
+            answer = await self.http.request("GET", url, on_chunk=arrived)
+        except (Unreached, Unanswered) as exc:
             log.warning("GET %s: %s", path, exc)
             raise WeChatError(None, f"network error: {exc}", retryable=True) from exc
-        kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if response.code != 200 or kind in ("application/json", "text/plain", ""):
-            parse_answer(path, response.code, bytes(kept))  # WeChat's errors come as JSON
+        kind = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if answer.status != 200 or kind in ("application/json", "text/plain", ""):
+            parse_answer(path, answer.status, bytes(kept))  # WeChat's errors come as JSON
             raise WeChatError(None, f"{path} sent no file ({kind or 'no type'})", retryable=False)
         return Media(kind, bytes(kept), seen[0])
 

@@ -22,10 +22,9 @@ import logging
 from typing import Any
 from urllib.parse import urlencode
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
 from bot.config import WeChat
 from bot.outgoing import wechat_tokens as tokens
+from bot.outgoing.http import Http, Unanswered, Unreached
 from storage.models import utcnow
 from storage.runner import Runner
 
@@ -60,14 +59,14 @@ class WeChatClient:
         self.api_base = config.api_base.rstrip("/")
         self.oauth_base = config.oauth_base.rstrip("/")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._client: AsyncHTTPClient | None = None
         self._token_lock: asyncio.Lock | None = None
+        timeout = config.timeout_seconds
+        self.http = Http(connect_timeout=timeout, timeout=timeout, most=MAX_CLIENTS)
 
     def close(self) -> None:
-        """Release the HTTP client's sockets; the next call makes a new one."""
-        if self._client is not None:
-            self._client.close()
-        self._loop = self._client = self._token_lock = None
+        """Release the HTTP client's sockets; the next call opens anew."""
+        self.http.close()
+        self._loop = self._token_lock = None
 
     # -- access_token ---------------------------------------------------------
 
@@ -145,38 +144,19 @@ class WeChatClient:
         if json_body is not None:
             # WeChat rejects \u escapes of Chinese with 40033: send the UTF-8 itself.
             body = json.dumps(json_body, ensure_ascii=False).encode("utf-8")
-        request = HTTPRequest(
-            url,
-            method=method,
-            body=body,
-            headers={"Content-Type": "application/json; charset=utf-8"} if body else None,
-        )
+        headers = {"Content-Type": "application/json; charset=utf-8"} if body else None
         try:
-            response = await self._http().fetch(request, raise_error=False)
-        except (OSError, HTTPClientError) as exc:  # refused, reset, DNS, TLS, timeout
+            answer = await self.http.request(method, url, body, headers)
+        except (Unreached, Unanswered) as exc:  # refused, reset, DNS, TLS, timeout
             log.warning("%s %s: %s", method, path, exc)
             raise WeChatError(None, f"network error: {exc}", retryable=True) from exc
-        return parse_answer(path, response.code, response.body)
-
-    def _http(self) -> AsyncHTTPClient:
-        """This loop's HTTP client; made lazily because `asyncio.run` brings a new loop."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self.close()  # the previous loop's client, if any, is no use in this one
-            self._loop, self._token_lock = loop, asyncio.Lock()
-            self._client = AsyncHTTPClient(
-                force_instance=True,
-                max_clients=MAX_CLIENTS,
-                defaults={
-                    "connect_timeout": self.config.timeout_seconds,
-                    "request_timeout": self.config.timeout_seconds,
-                },
-            )
-        return self._client
+        return parse_answer(path, answer.status, answer.body)
 
     def _lock(self) -> asyncio.Lock:
-        self._http()  # a Lock belongs to one loop: renew it with the client
-        assert self._token_lock is not None
+        """The token's lock, for this loop's tasks (a Lock belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._token_lock is None or self._loop is not loop:
+            self._loop, self._token_lock = loop, asyncio.Lock()
         return self._token_lock
 
 

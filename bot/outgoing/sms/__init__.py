@@ -28,10 +28,9 @@ import json
 import logging
 import sys
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
 from bot.config import Sms
 from bot.forms.person import mask_phone
+from bot.outgoing.http import Http, Unanswered, Unreached
 from bot.outgoing.sms.base import (
     CONNECT_TIMEOUT as CONNECT_TIMEOUT,
 )
@@ -95,29 +94,28 @@ class WebhookSender(Sender):
 
     def __init__(self, url: str, timeout: float):
         self.url, self.timeout = url, timeout
+        self.http = Http(connect_timeout=min(CONNECT_TIMEOUT, timeout), timeout=timeout)
 
     async def _deliver(self, msg: SmsMessage) -> str:
         body = {"phone": msg.phone, "text": msg.text, "template": msg.template}
         body |= {"params": msg.params, "key": msg.key}
-        request = HTTPRequest(
-            self.url,
-            method="POST",
-            body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            connect_timeout=min(CONNECT_TIMEOUT, self.timeout),
-            request_timeout=self.timeout,
-        )
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json; charset=utf-8"}
         try:
-            response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except (HTTPClientError, OSError) as exc:  # timeouts (599), refused, DNS
+            answer = await self.http.request("POST", self.url, data, headers)
+        except (Unreached, Unanswered) as exc:  # refused, DNS, timeouts, reset
             # The receiver dedupes on `key`: the webhook has no records to ask.
-            raise network_failure(repr(exc), msg.phone) from None
-        if response.code >= 300:
+            reached = isinstance(exc, Unanswered)
+            raise network_failure(repr(exc), msg.phone, reached=reached) from None
+        if answer.status >= 300:
             # 408 and 429 are "not now", not "never".
-            retryable = response.code >= 500 or response.code in (408, 429)
-            detail = response.body[:200].decode("utf-8", "replace")
-            raise failure(f"HTTP{response.code}", detail, msg.phone, retryable)
+            retryable = answer.status >= 500 or answer.status in (408, 429)
+            detail = answer.body[:200].decode("utf-8", "replace")
+            raise failure(f"HTTP{answer.status}", detail, msg.phone, retryable)
         return f"webhook-{msg.key}"
+
+    def close(self) -> None:
+        self.http.close()
 
 
 def make_sender(sms: Sms) -> Sender:

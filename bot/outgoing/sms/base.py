@@ -66,6 +66,9 @@ class Sender(abc.ABC):
     async def _deliver(self, msg: SmsMessage) -> str:
         """Hand the message to the backend; its message id, or SmsError."""
 
+    def close(self) -> None:  # noqa: B027 -- most backends hold nothing open
+        """Let go of what the backend holds open (the webhook's connections)."""
+
     async def went(self, phone: str, key: str, since: dt.datetime, now: dt.datetime) -> bool:
         """Whether the vendor's records show the SMS `key` to `phone`, sent since `since`
         (naive UTC on the bot's clock, as `now`); SmsError when they cannot be read."""

@@ -95,10 +95,14 @@ def failure(
     return SmsError(code, _scrub(str(message), phone), retryable=retryable, in_doubt=in_doubt)
 
 
-def network_failure(detail: str, phone: str, code: str = "NetworkError") -> SmsError:
-    """No answer: retryable, and in doubt unless the request never left (refused, no host)."""
-    never_reached = bool(_NEVER_REACHED.search(detail))
-    return failure(code, detail, phone, retryable=True, in_doubt=not never_reached)
+def network_failure(
+    detail: str, phone: str, code: str = "NetworkError", reached: bool | None = None
+) -> SmsError:
+    """No answer: retryable, and in doubt unless the request never left (refused, no host).
+    `reached`: whether it may have arrived, when the caller knows; else read from `detail`."""
+    if reached is None:
+        reached = not _NEVER_REACHED.search(detail)
+    return failure(code, detail, phone, retryable=True, in_doubt=reached)
 
 
 def _scrub(text: str, phone: str) -> str:

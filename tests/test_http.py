@@ -1,0 +1,216 @@
+"""The outbox's HTTP client (bot/outgoing/http.py), against real servers on local sockets: its
+requests share kept-alive connections; one idle too long, or dropped by the server, is not
+used again; what never left is Unreached and what may have arrived is Unanswered; close()
+closes the sockets; and the SMS webhook tells in-doubt sends from ones that never left."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import socket
+import threading
+import time
+
+import pytest
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application, RequestHandler
+
+from bot.config import Sms
+from bot.outgoing import http as http_module
+from bot.outgoing.http import Http, Unanswered, Unreached
+from bot.outgoing.sms import SmsError, SmsMessage, make_sender
+
+
+class Server:
+    """A Tornado app in a thread of its own; `peers` lists each request's client port and
+    `streams` each request's connection, to see which were kept and which were closed."""
+
+    def __init__(self, idle_timeout: float | None = None):
+        self.peers: list[int] = []
+        self.streams: list = []
+        server = self
+
+        class Echo(RequestHandler):
+            def post(self):
+                stream = self.request.connection.stream
+                server.peers.append(stream.socket.getpeername()[1])
+                server.streams.append(stream)
+                self.write({"got": json.loads(self.request.body or b"null")})
+
+            async def get(self):
+                await asyncio.sleep(3)  # longer than any client here waits
+                self.write("late")
+
+        ready = threading.Event()
+
+        def run() -> None:
+            async def main() -> None:
+                self.loop = asyncio.get_running_loop()
+                sockets = bind_sockets(0, "127.0.0.1")
+                HTTPServer(
+                    Application([("/x", Echo)]), idle_connection_timeout=idle_timeout
+                ).add_sockets(sockets)
+                self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/x"
+                self.stop = asyncio.Event()
+                ready.set()
+                await self.stop.wait()
+
+            asyncio.run(main())
+
+        threading.Thread(target=run, daemon=True).start()
+        assert ready.wait(5)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop.set)
+
+
+@pytest.fixture
+def server():
+    running = Server()
+    yield running
+    running.close()
+
+
+def post(http: Http, url: str, n: int = 1) -> list[dict]:
+    async def main() -> list[dict]:
+        answers = []
+        for i in range(n):
+            answer = await http.request("POST", url, json.dumps({"i": i}).encode())
+            assert answer.status == 200
+            answers.append(json.loads(answer.body))
+        return answers
+
+    return asyncio.run(main())
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_requests_one_after_another_share_one_connection(server):
+    http = Http(connect_timeout=2, timeout=5)
+    assert post(http, server.url, 20) == [{"got": {"i": i}} for i in range(20)]
+    assert len(server.peers) == 20 and len(set(server.peers)) == 1
+
+
+def test_a_connection_idle_past_keepalive_is_closed_and_not_used_again(server, monkeypatch):
+    monkeypatch.setattr(http_module, "KEEPALIVE", 0.2)
+    http = Http(connect_timeout=2, timeout=5)
+
+    async def main() -> None:
+        await http.request("POST", server.url, b"1")
+        await asyncio.sleep(1.5)  # aiohttp looks for idle connections about once a second
+        await http.request("POST", server.url, b"2")
+
+    asyncio.run(main())
+    first, second = server.streams
+    assert server.peers[0] != server.peers[1]
+    assert first.closed(), "the idle connection was closed by us, not left open"
+
+
+def test_a_connection_the_server_dropped_is_not_reused():
+    server = Server(idle_timeout=0.2)
+    try:
+        http = Http(connect_timeout=2, timeout=5)
+
+        async def main() -> list[int]:
+            statuses = [(await http.request("POST", server.url, b"1")).status]
+            await asyncio.sleep(0.6)  # the server closed its side meanwhile
+            statuses.append((await http.request("POST", server.url, b"2")).status)
+            return statuses
+
+        assert asyncio.run(main()) == [200, 200]
+        assert server.peers[0] != server.peers[1]
+    finally:
+        server.close()
+
+
+def test_nobody_listening_and_no_such_host_are_unreached():
+    http = Http(connect_timeout=2, timeout=5)
+    for url in (f"http://127.0.0.1:{closed_port()}/x", "http://no-such-host.invalid/x"):
+        with pytest.raises(Unreached):
+            post(http, url)
+
+
+def test_an_answer_that_never_comes_is_unanswered_after_the_timeout(server):
+    http = Http(connect_timeout=2, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(Unanswered):
+        asyncio.run(http.request("GET", server.url))
+    assert time.monotonic() - started < 2
+
+
+def test_a_server_that_hangs_up_after_reading_the_request_is_unanswered():
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)  # the request arrived: it may have been acted on
+        conn.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/x"
+    try:
+        with pytest.raises(Unanswered):
+            post(Http(connect_timeout=2, timeout=5), url)
+    finally:
+        listener.close()
+
+
+def test_close_closes_the_kept_connections_at_once(server):
+    http = Http(connect_timeout=2, timeout=5)
+
+    async def main() -> None:
+        await http.request("POST", server.url, b"1")
+        http.close()
+        await asyncio.sleep(0.3)
+
+    asyncio.run(main())
+    (stream,) = server.streams
+    assert stream.closed()
+    assert post(http, server.url) == [{"got": {"i": 0}}], "the next request opens anew"
+
+
+MSG = SmsMessage(
+    phone="+8613800138000", text="【礼物】您的订单 A1 已下单", template="order_placed",
+    key="outbox-7", params={"order_no": "A1"},
+)  # fmt: skip
+
+
+def sms_error(url: str, timeout: float = 5) -> SmsError:
+    sender = make_sender(Sms(backend="webhook", webhook_url=url, timeout_seconds=timeout))
+    with pytest.raises(SmsError) as info:
+        asyncio.run(sender.send(MSG))
+    return info.value
+
+
+def test_a_webhook_nobody_listens_on_never_got_the_sms():
+    error = sms_error(f"http://127.0.0.1:{closed_port()}/")
+    assert error.retryable and not error.in_doubt, "nothing left: send again freely"
+
+
+def test_a_webhook_that_never_answers_may_have_sent_it(server):
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    try:
+        error = sms_error(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=0.5)
+    finally:
+        listener.close()
+    assert error.retryable and error.in_doubt, "the request arrived: it may have gone"
+
+
+def test_the_webhook_sends_one_after_another_over_one_connection(server):
+    sender = make_sender(Sms(backend="webhook", webhook_url=server.url))
+
+    async def main() -> None:
+        for i in range(5):
+            await sender.send(dataclasses.replace(MSG, key=f"outbox-{i}"))
+        sender.close()
+
+    asyncio.run(main())
+    assert len(server.peers) == 5 and len(set(server.peers)) == 1
