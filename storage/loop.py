@@ -27,12 +27,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from greenlet import getcurrent, greenlet
 
-if TYPE_CHECKING:
-    from storage.loop_connection import LoopConnection
+
+class Parking(Protocol):
+    """What a job parks on (storage/loop_connection.py's LoopConnection)."""
+
+    def unpark(self) -> None: ...
 
 
 class Job(greenlet):
@@ -42,7 +45,7 @@ class Job(greenlet):
     def __init__(self, fn: Callable, database, state):
         super().__init__(fn, parent=getcurrent())
         self.database, self.db_state = database, state
-        self.parked_on: LoopConnection | None = None  # waiting for this connection's answer
+        self.parked_on: Parking | None = None  # waiting for this connection's answer
         self.handover: asyncio.Future | None = None  # drive's, while the job is parked
 
 
