@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 import time
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
@@ -134,6 +141,52 @@ def test_nobody_listening_and_no_such_host_are_unreached():
     for url in (f"http://127.0.0.1:{closed_port()}/x", "http://no-such-host.invalid/x"):
         with pytest.raises(Unreached):
             post(http, url)
+
+
+def test_a_server_whose_certificate_nobody_vouches_for_is_unreached(tmp_path):
+    """TLS is checked as before (Python's own, the system's certificates): a self-signed
+    server gets nothing from us, and nothing was sent."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )  # fmt: skip
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    heard: list[bytes] = []
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                heard.append(tls.recv(65536))
+        except (ssl.SSLError, OSError):
+            pass  # the client refused the handshake
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    try:
+        with pytest.raises(Unreached, match="certificate"):
+            post(
+                Http(connect_timeout=2, timeout=5),
+                f"https://127.0.0.1:{listener.getsockname()[1]}/x",
+            )
+    finally:
+        listener.close()
+    assert not heard, "no byte of the request reached the server"
 
 
 def test_an_answer_that_never_comes_is_unanswered_after_the_timeout(server):
