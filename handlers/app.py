@@ -32,16 +32,15 @@ from bot.config import Config
 from handlers.standins import wechat_media
 from handlers.web import claim, dev, draw, media, mobile, oauth, pages, pay, subscribed, themes
 from handlers.web.base import BaseHandler, request_failed
-from handlers.wechat import Front, WeChatHandler
+from handlers.wechat import MAX_BODY, Front, WeChatHandler
 from handlers.wire import make_crypt
 
 log = logging.getLogger("gift_bot.server")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 TOKEN = r"([^/]{1,128})"
-# The largest body any request needs: a WeChat push is a few KB (the callback refuses over
-# 64 KB), a form a few hundred bytes. Tornado refuses more before reading it into memory.
-MAX_BODY = 64 * 1024
+# The largest body any request needs is a WeChat push's (a few KB; the callback refuses over
+# its MAX_BODY), a form a few hundred bytes. Tornado refuses more before reading it into memory.
 DRAIN_SECONDS = 10.0  # how long a stopping server waits for requests it is answering
 
 

@@ -52,9 +52,9 @@ class WeChatHandler(BaseHandler):
         _private(self.set_header)
 
     def prepare(self) -> None:
-        now = time.time() + self.services.clock.offset.total_seconds()  # tests move it
         try:
-            wire.check_query(self.services.config.wechat.token, _query(self.request.query), now)
+            query = _query(self.request.query)
+            wire.check_query(self.services.config.wechat.token, query, _now(self.services))
         except wire.WireError as refused:
             raise tornado.web.HTTPError(refused.status, refused.reason) from None
 
@@ -146,7 +146,7 @@ class _Request(httputil.HTTPMessageDelegate):
 
 async def _push(services: Services, crypt, query_text: str, body: bytes) -> tuple[int, str, bytes]:
     """A push's answer: (status, why it was refused, the reply's bytes)."""
-    now = time.time() + services.clock.offset.total_seconds()  # tests move it
+    now = _now(services)
     try:
         query = _query(query_text)
         wire.check_query(services.config.wechat.token, query, now)
@@ -187,6 +187,11 @@ async def _push(services: Services, crypt, query_text: str, body: bytes) -> tupl
 def _handle(services: Services, msg, guard: tuple[str, str] | None, body: bytes):
     """One transaction: the replay guard, then the chat (on the database's writer)."""
     return services.chat.handle(msg, guard and pushes.guard(*guard, body))
+
+
+def _now(services: Services) -> float:
+    """Unix time on the bot's clock, which tests move forward."""
+    return time.time() + services.clock.offset.total_seconds()
 
 
 def _query(text: str) -> dict[str, str]:
