@@ -1,12 +1,11 @@
 """The outbox's HTTP client (bot/outgoing/http.py), against real servers on local sockets: its
 requests share kept-alive connections; one idle too long, or dropped by the server, is not
 used again; what never left is Unreached and what may have arrived is Unanswered; close()
-closes the sockets; and the SMS webhook tells in-doubt sends from ones that never left."""
+closes the sockets. (The SMS webhook's own: tests/test_sms.py.)"""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import ipaddress
 import json
@@ -20,64 +19,46 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
-from tornado.web import Application, RequestHandler
+from fakes.sms_vendors import FakeServer, closed_port
+from tornado.web import RequestHandler
 
-from bot.config import Sms
 from bot.outgoing import http as http_module
 from bot.outgoing.http import Http, Unanswered, Unreached
-from bot.outgoing.sms import SmsError, SmsMessage, make_sender
 
 
-class Server:
-    """A Tornado app in a thread of its own; `peers` lists each request's client port and
-    `streams` each request's connection, to see which were kept and which were closed."""
+class Echo(FakeServer):
+    """Echoes a POST's JSON; `streams` holds each request's connection, to see which were
+    closed. A GET is answered only after any client here has given up."""
 
     def __init__(self, idle_timeout: float | None = None):
-        self.peers: list[int] = []
+        super().__init__()
         self.streams: list = []
-        server = self
+        if idle_timeout is not None:
+            self.server_options = {"idle_connection_timeout": idle_timeout}
 
-        class Echo(RequestHandler):
-            def post(self):
-                stream = self.request.connection.stream
-                server.peers.append(stream.socket.getpeername()[1])
-                server.streams.append(stream)
-                self.write({"got": json.loads(self.request.body or b"null")})
+    def handler(self) -> type[RequestHandler]:
+        return _Echo
 
-            async def get(self):
-                await asyncio.sleep(3)  # longer than any client here waits
-                self.write("late")
 
-        ready = threading.Event()
+class _Echo(RequestHandler):
+    def initialize(self, fake: Echo) -> None:
+        self.fake = fake
 
-        def run() -> None:
-            async def main() -> None:
-                self.loop = asyncio.get_running_loop()
-                sockets = bind_sockets(0, "127.0.0.1")
-                HTTPServer(
-                    Application([("/x", Echo)]), idle_connection_timeout=idle_timeout
-                ).add_sockets(sockets)
-                self.url = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/x"
-                self.stop = asyncio.Event()
-                ready.set()
-                await self.stop.wait()
+    def post(self) -> None:
+        stream = self.request.connection.stream
+        self.fake.peers.append(stream.socket.getpeername()[1])
+        self.fake.streams.append(stream)
+        self.write({"got": json.loads(self.request.body or b"null")})
 
-            asyncio.run(main())
-
-        threading.Thread(target=run, daemon=True).start()
-        assert ready.wait(5)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.stop.set)
+    async def get(self) -> None:
+        await asyncio.sleep(3)
+        self.write("late")
 
 
 @pytest.fixture
 def server():
-    running = Server()
-    yield running
-    running.close()
+    with Echo() as running:
+        yield running
 
 
 def post(http: Http, url: str, n: int = 1) -> list[dict]:
@@ -90,12 +71,6 @@ def post(http: Http, url: str, n: int = 1) -> list[dict]:
         return answers
 
     return asyncio.run(main())
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_requests_one_after_another_share_one_connection(server):
@@ -120,9 +95,8 @@ def test_a_connection_idle_past_keepalive_is_closed_and_not_used_again(server, m
 
 
 def test_a_connection_the_server_dropped_is_not_reused():
-    server = Server(idle_timeout=0.2)
-    try:
-        http = Http(connect_timeout=2, timeout=5)
+    http = Http(connect_timeout=2, timeout=5)
+    with Echo(idle_timeout=0.2) as server:
 
         async def main() -> list[int]:
             statuses = [(await http.request("POST", server.url, b"1")).status]
@@ -131,9 +105,7 @@ def test_a_connection_the_server_dropped_is_not_reused():
             return statuses
 
         assert asyncio.run(main()) == [200, 200]
-        assert server.peers[0] != server.peers[1]
-    finally:
-        server.close()
+    assert server.peers[0] != server.peers[1]
 
 
 def test_nobody_listening_and_no_such_host_are_unreached():
@@ -226,44 +198,3 @@ def test_close_closes_the_kept_connections_at_once(server):
     (stream,) = server.streams
     assert stream.closed()
     assert post(http, server.url) == [{"got": {"i": 0}}], "the next request opens anew"
-
-
-MSG = SmsMessage(
-    phone="+8613800138000", text="【礼物】您的订单 A1 已下单", template="order_placed",
-    key="outbox-7", params={"order_no": "A1"},
-)  # fmt: skip
-
-
-def sms_error(url: str, timeout: float = 5) -> SmsError:
-    sender = make_sender(Sms(backend="webhook", webhook_url=url, timeout_seconds=timeout))
-    with pytest.raises(SmsError) as info:
-        asyncio.run(sender.send(MSG))
-    return info.value
-
-
-def test_a_webhook_nobody_listens_on_never_got_the_sms():
-    error = sms_error(f"http://127.0.0.1:{closed_port()}/")
-    assert error.retryable and not error.in_doubt, "nothing left: send again freely"
-
-
-def test_a_webhook_that_never_answers_may_have_sent_it(server):
-    listener = socket.create_server(("127.0.0.1", 0))
-    held = []
-    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
-    try:
-        error = sms_error(f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout=0.5)
-    finally:
-        listener.close()
-    assert error.retryable and error.in_doubt, "the request arrived: it may have gone"
-
-
-def test_the_webhook_sends_one_after_another_over_one_connection(server):
-    sender = make_sender(Sms(backend="webhook", webhook_url=server.url))
-
-    async def main() -> None:
-        for i in range(5):
-            await sender.send(dataclasses.replace(MSG, key=f"outbox-{i}"))
-        sender.close()
-
-    asyncio.run(main())
-    assert len(server.peers) == 5 and len(set(server.peers)) == 1

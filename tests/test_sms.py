@@ -7,6 +7,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import socket
+import threading
 import time
 
 import pytest
@@ -138,6 +140,31 @@ def test_webhook_nobody_listening_is_retryable():
     url = f"http://127.0.0.1:{closed_port()}/"
     error = send_error(Sms(backend="webhook", webhook_url=url))
     assert error.retryable and error.code == "NetworkError"
+    assert not error.in_doubt, "nothing left: send again freely"
+
+
+def test_a_webhook_that_never_answers_may_have_sent_it():
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    try:
+        error = send_error(Sms(backend="webhook", webhook_url=url, timeout_seconds=0.5))
+    finally:
+        listener.close()
+    assert error.retryable and error.in_doubt, "the request arrived: it may have gone"
+
+
+def test_the_webhook_sends_one_after_another_over_one_connection(webhook):
+    sender = make_sender(Sms(backend="webhook", webhook_url=webhook.url))
+
+    async def main() -> None:
+        for i in range(5):
+            await sender.send(dataclasses.replace(MSG, key=f"outbox-{i}"))
+        sender.close()
+
+    asyncio.run(main())
+    assert len(webhook.received) == 5 and len(set(webhook.peers)) == 1
 
 
 # -- Aliyun -------------------------------------------------------------------

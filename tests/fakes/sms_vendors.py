@@ -36,10 +36,14 @@ def closed_port() -> int:
 
 
 class FakeServer:
-    """A Tornado app on a free loopback port, in a background thread; use as `with`."""
+    """A Tornado app on a free loopback port, in a background thread; use as `with`.
+    `server_options`: HTTPServer's (an `idle_connection_timeout`, say)."""
+
+    server_options: dict[str, Any] = {}
 
     def __init__(self) -> None:
         self.received: list[dict[str, Any]] = []
+        self.peers: list[int] = []  # each request's client port: which connections were kept
         self._sockets = bind_sockets(0, "127.0.0.1")
         self.port: int = self._sockets[0].getsockname()[1]
         self.endpoint = f"127.0.0.1:{self.port}"
@@ -63,7 +67,7 @@ class FakeServer:
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         app = Application([(r"/.*", self.handler(), {"fake": self})])
-        server = HTTPServer(app)
+        server = HTTPServer(app, **self.server_options)
         server.add_sockets(self._sockets)
         self._ready.set()
         self._loop.run_forever()
@@ -75,6 +79,9 @@ class FakeServer:
 class _FakeHandler(RequestHandler):
     def initialize(self, fake: FakeServer) -> None:
         self.fake = fake
+
+    def prepare(self) -> None:
+        self.fake.peers.append(self.request.connection.stream.socket.getpeername()[1])
 
     def reply(self, status: int, body: dict, content_type: str = "application/json") -> None:
         self.set_status(status)
