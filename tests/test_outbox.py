@@ -316,3 +316,105 @@ def test_a_failing_pass_is_logged_and_waits_before_the_next(database, caplog):
     idle_for(worker, 0.5, idle=0.1)
     failed = [r for r in caplog.records if r.getMessage() == "outbox pass failed"]
     assert 1 <= len(failed) <= 10
+
+
+class CountedRunner(Runner):
+    """A runner that counts its write transactions and can be told to fail the next one."""
+
+    def __init__(self):
+        super().__init__(1)
+        self.writes = 0
+        self.fail_next = False
+
+    async def write(self, fn, *args):
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError("the database went away for a moment")
+        self.writes += 1
+        return await super().write(fn, *args)
+
+
+def run_until(worker: Worker, done, idle: float = 30) -> None:
+    async def main():
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(worker.run(stop, idle_seconds=idle))
+        for _ in range(200):
+            if done():
+                break
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.wait_for(running, 5)
+
+    asyncio.run(main())
+
+
+def test_each_sends_record_goes_with_the_next_write_and_never_waits_behind_a_send(database):
+    """Two SMS (asked about before a second try) and two WeChat texts (not): the worker writes
+    a lease for the pass, an in-doubt mark before each SMS, and a record before each text —
+    each send's record with the next of these — then the next pass's claim carries the last.
+    Six transactions where each record had its own: eight."""
+    events = []
+
+    async def send(payload, ref):
+        events.append(("send", payload["n"]))
+
+    async def check(payload, ref, since, at):
+        return False
+
+    runner = CountedRunner()
+    worker = Worker(
+        {"sms": Channel(send, 10, 4, check=check), "wechat_text": Channel(send, 10, 4)}, runner
+    )
+    recorded = worker.sent
+
+    def sent(row, by=""):
+        events.append(("record", row.payload["n"]))
+        recorded(row, by)
+
+    worker.sent = sent
+    for n, kind in enumerate(("sms", "sms", "wechat_text", "wechat_text"), 1):
+        enqueue(kind, f"{kind}:order:W{n}", {"n": n})
+    run_until(worker, lambda: len(events) == 8)
+    assert events == [
+        ("send", 1), ("record", 1), ("send", 2), ("record", 2),
+        ("send", 3), ("record", 3), ("send", 4), ("record", 4),
+    ]  # fmt: skip
+    assert runner.writes == 6  # claim, mark 1, mark 2 (+1), write (+2), write (+3), claim (+4)
+    assert [r.status for r in Outbox.select().order_by(Outbox.id)] == ["sent"] * 4
+    assert all(r.lease_until is None and r.in_doubt_since is None for r in Outbox.select())
+
+
+def test_a_record_still_waiting_at_the_stop_is_written_before_the_worker_returns(database):
+    stop = asyncio.Event()
+
+    async def send(payload, ref):
+        stop.set()  # asked to stop while the send is out
+
+    worker = Worker({"sms": Channel(send, 10, 4)}, Runner(1))
+    enqueue("sms", "sms:order:S1", {"n": 1})
+
+    async def main():
+        await asyncio.wait_for(worker.run(stop, idle_seconds=30), 5)
+
+    asyncio.run(main())
+    row = Outbox.get()
+    assert (row.status, row.lease_until) == ("sent", None)
+
+
+def test_a_write_that_fails_keeps_the_records_for_the_next_and_sends_nothing_twice(
+    database, caplog
+):
+    caplog.set_level("ERROR", logger="gift_bot.outbox")
+    sends = []
+    runner = CountedRunner()
+
+    async def send(payload, ref):
+        sends.append(payload["n"])
+        runner.fail_next = True  # the write that would carry this send's record fails
+
+    worker = Worker({"sms": Channel(send, 10, 4)}, runner)
+    enqueue("sms", "sms:order:F1", {"n": 1})
+    run_until(worker, lambda: Outbox.get().status == "sent", idle=0.05)
+    assert sends == [1], "sent once: its record waited for a write that went through"
+    assert [r.getMessage() for r in caplog.records] == ["outbox pass failed"]
+    assert Outbox.get().lease_until is None

@@ -42,6 +42,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot import logs, metrics
+from bot.outgoing.outbox_records import Records
 from storage import hot, outbox_sql
 from storage.db import write_transaction
 from storage.models import Outbox, utcnow
@@ -90,12 +91,15 @@ class Worker:
         self.batch = batch
         self.clock = clock
         self.wake = asyncio.Event()
+        self.records = Records(db)  # each send's outcome goes with the next write
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
-        """Work the outbox until `stop` is set; `wake` cuts an idle wait short."""
+        """Work the outbox until `stop` is set; `wake` cuts an idle wait short. A pass's last
+        record goes with the next pass's claim, which follows at once (bot/outgoing/
+        outbox_records.py); any left at the stop are written before it returns."""
         while not stop.is_set():
             try:
-                done = await self.run_once()
+                done = await self.run_once(record=False)
             except Exception:
                 log.exception("outbox pass failed")
                 done = 0
@@ -106,13 +110,17 @@ class Worker:
             await asyncio.wait(waits, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
                 w.cancel()
+        await self.records.flush()
 
-    async def run_once(self) -> int:
-        """Send every due row once; returns how many were tried."""
-        rows = await self.db.write(self.claim)  # database work off the event loop
+    async def run_once(self, record: bool = True) -> int:
+        """Send every due row once; returns how many were tried. With `record` false the last
+        send's record may still wait for the worker's next write."""
+        rows = await self.records.write(self.claim)
         for row in rows:
-            if self._just_claimed(row) or await self.db.write(self.renew, row):
+            if self._just_claimed(row) or await self.records.write(self.renew, row):
                 await self.deliver(row)
+        if record:
+            await self.records.flush()
         return len(rows)
 
     def _just_claimed(self, row: Outbox) -> bool:
@@ -149,15 +157,17 @@ class Worker:
                 if row.in_doubt_since is not None:
                     went = await self._ask(channel, row)
                     if went or self._too_soon(channel, row):
-                        await self.db.write(self.sent if went else self.waiting, row)
+                        self.records.later(self.sent if went else self.waiting, row)
                         return
-                if not await self.db.write(self.sending, row):
+                if not await self.records.write(self.sending, row):
                     return
+            else:
+                await self.records.flush()  # before a call nobody can ask about afterwards
             went = await channel.send(row.payload, reference(row.id))
         except Exception as exc:  # each failure is recorded on the row, never lost
-            await self.db.write(self.failed, row, exc)
+            self.records.later(self.failed, row, exc)
         else:
-            await self.db.write(self.sent, row, went if isinstance(went, str) else "")
+            self.records.later(self.sent, row, went if isinstance(went, str) else "")
 
     async def _ask(self, channel: Channel, row: Outbox) -> bool:
         try:
