@@ -15,8 +15,9 @@ from tornado.httpclient import AsyncHTTPClient
 
 import storage.db
 from bot.config import Menu, MenuButton
+from bot.outgoing import wechat_tokens as tokens
 from bot.outgoing.wechat_api import WeChatApi, WeChatError
-from storage.models import ApiToken, utcnow
+from storage.models import ApiToken
 from storage.runner import Runner
 
 RUNNER = Runner(2)  # the database threads of these tests' clients
@@ -74,11 +75,40 @@ def test_token_is_fetched_with_stable_token_and_no_force(api, fake):
     }
 
 
-def test_token_expiring_within_five_minutes_is_fetched_again(api, fake):
+def test_token_expiring_within_five_minutes_is_fetched_again(api, fake, monkeypatch):
     run(api.access_token())
-    ApiToken.update(expires_at=utcnow() + dt.timedelta(minutes=4)).execute()
+    expires = ApiToken.get().expires_at
+    # Four minutes before it expires, in this process's copy and in the row alike.
+    monkeypatch.setattr(tokens, "utcnow", lambda: expires - dt.timedelta(minutes=4))
     run(api.access_token())
     assert fake.token_fetches == 2
+
+
+def test_a_process_keeps_its_copy_of_the_token_and_reads_the_row_once(api, fake, monkeypatch):
+    reads = []
+    stored = tokens.stored
+    monkeypatch.setattr(tokens, "stored", lambda *row: reads.append(row) or stored(*row))
+    token = run(api.access_token())
+    assert len(reads) == 2  # none yet, before and after waiting for the lock: fetched
+    for i in range(5):
+        run(api.send_text(f"o_{i}", "hi"))
+    assert len(reads) == 2
+    assert {query["access_token"] for path, query, _ in fake.calls if path == SEND} == {token}
+    fresh = WeChatApi(fake.config(), RUNNER)  # another process: reads the row, fetches nothing
+    assert run(fresh.access_token()) == token and len(reads) == 3
+    assert fake.token_fetches == 1
+
+
+def test_a_copy_another_process_made_stale_is_refused_once_then_the_rows_is_used(api, fake):
+    old = run(api.access_token())
+    other = WeChatApi(fake.config(), RUNNER)
+    run(other._renew_token(old))  # WeChat refused it there: stable_token, then force_refresh
+    new = ApiToken.get().value
+    assert new != old
+    run(api.send_text("o_alice", "hi"))  # this process's copy is refused (40001): the row's
+    tokens_sent = [query["access_token"] for path, query, _ in fake.calls if path == SEND]
+    assert tokens_sent == [old, new]
+    assert len(fake.messages) == 1 and ApiToken.get().value == new
 
 
 def test_stale_token_is_refreshed_and_the_call_retried_once(api, fake):

@@ -10,7 +10,9 @@ Usage::
 The access_token lives in the `ApiToken` row named "wechat", shared by every worker and
 process. It is fetched through `/cgi-bin/stable_token`, which hands back the same token while
 it is valid, so two workers refreshing at once do not invalidate each other (the plain
-`/cgi-bin/token` would).
+`/cgi-bin/token` would). Each process keeps a copy of the row, and reads the row again only
+when its copy comes within five minutes of its expiry or WeChat refuses it (another process
+forced a new one): a call reads no row.
 """
 
 from __future__ import annotations
@@ -60,32 +62,36 @@ class WeChatClient:
         self.oauth_base = config.oauth_base.rstrip("/")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._token_lock: asyncio.Lock | None = None
+        self._copy: tuple[str, dt.datetime] | None = None  # the token row as last seen
         timeout = config.timeout_seconds
         self.http = Http(connect_timeout=timeout, timeout=timeout, most=MAX_CLIENTS)
 
     def close(self) -> None:
         """Release the HTTP client's sockets; the next call opens anew."""
         self.http.close()
-        self._loop = self._token_lock = None
+        self._loop = self._token_lock = self._copy = None
 
     # -- access_token ---------------------------------------------------------
 
     async def access_token(self) -> str:
-        """The shared token, fetched through stable_token when missing or expiring."""
-        token = await self.db.run(tokens.stored, self.token_row)  # off the event loop
-        if token:
-            return token
+        """The shared token: this process's copy while it is good (no read a call), else the
+        row's, else fetched through stable_token."""
+        if self._copy is not None and tokens.good(*self._copy):
+            return self._copy[0]
+        if found := await self.db.run(tokens.stored, self.token_row):
+            return self._keep(found)
         async with self._lock():
             # Another task of this process may have fetched it while we waited.
-            stored = await self.db.run(tokens.stored, self.token_row)
-            return stored or await self._fetch_token(force_refresh=False)
+            found = await self.db.run(tokens.stored, self.token_row)
+            return self._keep(found) if found else await self._fetch_token(force_refresh=False)
 
     async def _renew_token(self, failed: str) -> str:
         """Replace a token WeChat just refused; force a new one only if asked for."""
         async with self._lock():
-            token = await self.db.run(tokens.stored, self.token_row)
-            if token and token != failed:
-                return token  # someone renewed it while this call was failing
+            self._copy = None
+            found = await self.db.run(tokens.stored, self.token_row)
+            if found and found[0] != failed:
+                return self._keep(found)  # someone renewed it while this call was failing
             await self.db.write(tokens.drop, failed, self.token_row)
             token = await self._fetch_token(force_refresh=False)
             if token == failed:
@@ -93,6 +99,12 @@ class WeChatClient:
                 # force_refresh (20 a day) gets past that.
                 token = await self._fetch_token(force_refresh=True)
             return token
+
+    def _keep(self, found: tuple[str, dt.datetime]) -> str:
+        """Keep this copy of the row until it is no longer good (or WeChat refuses it: another
+        process forced a new one, and `_renew_token` reads the row again)."""
+        self._copy = found
+        return found[0]
 
     async def _fetch_token(self, force_refresh: bool) -> str:
         body = {
@@ -105,6 +117,7 @@ class WeChatClient:
         token, expires_in = data["access_token"], int(data["expires_in"])
         expires = utcnow() + dt.timedelta(seconds=expires_in)
         await self.db.write(tokens.store, token, expires, self.token_row)
+        self._keep((token, expires))
         # Not a character of the token: its first six were enough to narrow a guess, and the
         # database row is where it is kept.
         log.info("new access_token, valid %d s, force=%s", expires_in, force_refresh)

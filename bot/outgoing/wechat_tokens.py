@@ -2,7 +2,8 @@
 
 Usage::
 
-    token = stored()              # None when missing or about to expire: fetch a new one
+    token, expires_at = stored()  # None when missing or about to expire: fetch a new one
+    good(token, expires_at)       # whether a token (a process's copy of the row) is still good
     store(token, expires_at)
     drop(refused_token)           # only that one: another worker may have stored a fresher
     stored("sandbox")             # another row: the /dev sandbox's stand-in of WeChat's API
@@ -21,12 +22,17 @@ ROW = "wechat"
 MARGIN = dt.timedelta(minutes=5)  # a token this close to its expiry counts as gone
 
 
-def stored(row_name: str = ROW) -> str | None:
-    """The shared token, unless missing or within MARGIN of expiry."""
+def stored(row_name: str = ROW) -> tuple[str, dt.datetime] | None:
+    """The shared token and its expiry, unless missing or within MARGIN of expiry."""
     row = ApiToken.get_or_none(ApiToken.name == row_name)
-    if row is None or row.expires_at - utcnow() < MARGIN:
+    if row is None or not good(row.value, row.expires_at):
         return None
-    return row.value
+    return row.value, row.expires_at
+
+
+def good(token: str, expires_at: dt.datetime) -> bool:
+    """Not within MARGIN of its expiry."""
+    return expires_at - utcnow() >= MARGIN
 
 
 def store(token: str, expires_at: dt.datetime, row_name: str = ROW) -> None:
