@@ -7,6 +7,7 @@ Usage (inside the worker's write transaction; bot/outgoing/outbox.py)::
     rows = due(now, 20)                       # free due rows, oldest first (locked on PostgreSQL)
     lease(row.id, until, now)                 # True: it was still free; leased, an attempt counted
     fenced(row.id, row.lease_until, {"status": "sent", …})   # True: the lease was still ours
+    person("o_abc")                           # the User a notice goes to, or None (its sender)
 
 `fenced` sets one of MOVES' column sets (the worker's moves), and only while the row is
 pending under the lease the worker holds: a worker that lost its lease changes nothing.
@@ -19,7 +20,7 @@ import functools
 from typing import Any
 
 from storage import prebuilt
-from storage.models import Outbox
+from storage.models import Outbox, User
 
 # The columns each of the worker's moves sets (bot/outgoing/outbox.py).
 MOVES = {
@@ -45,6 +46,7 @@ def _statements(postgres: bool) -> dict[str, str]:
         f"ORDER BY id LIMIT {p}{skip}",
         "outbox_lease": f"UPDATE outbox SET lease_until = {p}, attempts = attempts + 1 "
         f"WHERE id = {p} AND {free}",
+        "outbox_person": f'SELECT {prebuilt.columns(User)} FROM "user" WHERE openid = {p}',
     }
     for move, columns in MOVES.items():
         sets = ", ".join(f"{column} = {p}" for column in columns)
@@ -73,3 +75,8 @@ def fenced(row_id: int, held: dt.datetime | None, values: dict[str, Any]) -> boo
     params = [_FIELDS[column].db_value(values[column]) for column in MOVES[move]]
     params += [row_id, _FIELDS["lease_until"].db_value(held)]
     return prebuilt.run(f"outbox_{move}", params).rowcount == 1
+
+
+def person(openid: str) -> User | None:
+    """The user a notice is for (bot/outgoing/channels.py asks at every WeChat notice)."""
+    return prebuilt.instance(User, prebuilt.run("outbox_person", (openid,)).fetchone())

@@ -38,6 +38,7 @@ from bot.config import Config
 from bot.outgoing import subscriptions
 from bot.outgoing.sms import has_template as has_template
 from bot.outgoing.subscriptions import Page
+from storage import outbox_sql
 from storage.models import MobileCode, Order, Share, SubscriptionGrant, User
 
 WINDOW = dt.timedelta(hours=48)  # WeChat's, for customer-service messages
@@ -77,7 +78,7 @@ def reach(
     if visitors.is_mobile(person):
         reasons.append("known by a verified mobile only: no WeChat")
     else:
-        user = User.get_or_none(User.openid == person)
+        user = outbox_sql.person(person)
         if follows(user) and in_window(user, now):
             ways.append(Way.CHAT)
         else:
