@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.forms import address
 from bot.forms.address import check_address, parse_address, show_address
-from bot.forms.base import Invalid
+from bot.forms.base import Given, Invalid
 
 NANSHAN = {
     "region": "广东省深圳市南山区",
@@ -170,6 +171,29 @@ def test_stored_address_with_a_stale_code_is_refused():
     with pytest.raises(Invalid) as caught:
         check_address({**NANSHAN, "code": "440304"})
     assert caught.value.code == "address_no_region"
+
+
+def test_an_address_this_process_gave_is_checked_without_the_table_and_any_other_with_it(
+    monkeypatch,
+):
+    monkeypatch.setattr(address, "_GIVEN", Given())  # what other tests parsed is not counted
+    given = parse_address("深圳南山 科技园南区8栋1201")
+
+    def no_table():
+        raise AssertionError("read the region table")
+
+    monkeypatch.setattr(address, "_table", no_table)
+    assert check_address(json.loads(json.dumps(given))) == given  # as stored, through JSON
+    for stored in ({**given, "code": "440304"}, {**given, "detail": "科技园南区8栋1202"}):
+        with pytest.raises(AssertionError, match="region table"):
+            check_address(stored)  # not what a parse gave here: parsed again
+
+
+def test_given_keeps_the_newest_values_only():
+    given = Given(most=2)
+    for key in ("a", "b", "a", "c"):  # a parse of "a" again makes it the newest
+        assert given.add(key.upper(), key) == key.upper()
+    assert ("a" in given, "b" in given, "c" in given) == (True, False, True)
 
 
 @pytest.mark.parametrize("value", [None, "广东省深圳市", {}, {"region": "广东省深圳市南山区"}])

@@ -8,10 +8,11 @@ import pytest
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.config import Delivery
+from bot.forms import person
 from bot.forms.address import parse_address
-from bot.forms.base import Invalid
+from bot.forms.base import Given, Invalid
 from bot.forms.delivery import check_slot, parse_slot
-from bot.forms.person import mask_phone, parse_name, parse_phone, show_phone
+from bot.forms.person import check_phone, mask_phone, parse_name, parse_phone, show_phone
 
 
 def code_of(parse, text):
@@ -220,3 +221,22 @@ def test_every_error_code_has_a_one_line_template_that_renders_with_its_params()
         assert len(line) <= 100, (error.code, line)  # fits beside a web field and in one bubble
         seen.add(error.code)
     assert seen == ERROR_CODES
+
+
+def test_a_number_this_process_gave_is_checked_without_phonenumbers_and_any_other_with_it(
+    monkeypatch,
+):
+    monkeypatch.setattr(person, "_GIVEN", Given())  # what other tests parsed is not counted
+    given = parse_phone("139 0013 9000")
+
+    def no_parse(*args):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(person.phonenumbers, "parse", no_parse)
+    assert check_phone(given) == given
+    with pytest.raises(AssertionError, match="parsed again"):
+        check_phone("+8613900139001")  # stored, but not given here: parsed again
+    monkeypatch.undo()
+    with pytest.raises(Invalid) as caught:
+        check_phone("+861390013900")  # a digit short: refused as it would be typed
+    assert caught.value.code == "phone_invalid"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.codes import Code
-from bot.forms.base import Invalid
+from bot.forms.base import Given, Invalid
 from bot.forms.safety import free_text
 from bot.words import normalize
 
@@ -34,6 +34,7 @@ MAX_LENGTH = 120
 MIN_DETAIL = 5
 
 _DATA = Path(__file__).with_name("data") / "regions.json"
+_GIVEN = Given()  # the addresses parse_address gave in this process, by _key
 _SEPARATORS = " ,;/|、。-"
 # A short form followed by one of these is the start of a longer name we do not
 # know (朝阳 in 朝阳区 is not 朝阳市), so it must not match on its own.
@@ -72,7 +73,7 @@ def parse_address(text: str) -> dict[str, str]:
     detail = text[end:].strip(_SEPARATORS)
     if len(detail.replace(" ", "")) < MIN_DETAIL or not _DELIVERABLE.search(detail):
         raise Invalid(Code.ADDRESS_TOO_SHORT, detail=detail, min=MIN_DETAIL, region=region)
-    return {
+    value = {
         "region": region,
         "detail": detail,
         "province": province.name,
@@ -80,6 +81,7 @@ def parse_address(text: str) -> dict[str, str]:
         "district": district.name if district else "",
         "code": (district or city).code.ljust(6, "0"),
     }
+    return _GIVEN.add(value, _key(value))
 
 
 def show_address(value: dict[str, Any]) -> str:
@@ -88,13 +90,20 @@ def show_address(value: dict[str, Any]) -> str:
 
 
 def check_address(value: Any) -> dict[str, str]:
-    """Re-validate a stored address; the table may have changed since it was typed."""
+    """Re-validate a stored address; the table may have changed since it was typed (not
+    while this process runs: an address its `parse_address` gave is good as it is)."""
     if not isinstance(value, dict) or not value.get("region") or "detail" not in value:
         raise Invalid(Code.ADDRESS_NO_REGION, text="")
+    if _key(value) in _GIVEN:
+        return value
     fresh = parse_address(show_address(value))
     if fresh["code"] != value.get("code"):
         raise Invalid(Code.ADDRESS_NO_REGION, text=show_address(value))
     return fresh
+
+
+def _key(value: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, v) for k, v in value.items() if isinstance(v, str)))
 
 
 # -- the region table ---------------------------------------------------------

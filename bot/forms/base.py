@@ -42,6 +42,34 @@ class FormContext:
     subject: dict[str, Any] = field(default_factory=dict)  # e.g. {"gift": Gift, "variants": [...]}
 
 
+class Given:
+    """The values a pure parse gave in this process (the newest `most`), so that its check of
+    a stored value may skip the parse: a value the rules gave, rules that are code and data
+    loaded at start, holds until the process ends. A stored value from before (a restart, an
+    upgrade, another worker) is parsed again.
+
+    Usage::
+
+        _GIVEN = Given()
+        return _GIVEN.add(value, key)        # in the parse: the value, remembered by key
+        if key in _GIVEN: return value       # in the check
+    """
+
+    def __init__(self, most: int = 10_000):
+        self.most = most
+        self._keys: dict[Any, None] = {}
+
+    def add(self, value: Any, key: Any) -> Any:
+        self._keys.pop(key, None)
+        self._keys[key] = None
+        if len(self._keys) > self.most:
+            del self._keys[next(iter(self._keys))]
+        return value
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self._keys
+
+
 def _always(ctx: FormContext) -> bool:
     return True
 

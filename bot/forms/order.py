@@ -22,7 +22,7 @@ from bot.forms.address import check_address, parse_address, show_address
 from bot.forms.base import Field, Form, FormContext, Invalid
 from bot.forms.delivery import Slot, check_slot, parse_slot, show_slot
 from bot.forms.numbers import small_number
-from bot.forms.person import parse_name, parse_phone, show_phone
+from bot.forms.person import check_phone, parse_name, parse_phone, show_phone
 
 
 def parse_variant(text: str, ctx: FormContext) -> str:
@@ -120,7 +120,7 @@ class OrderForm(Form):
             "phone",
             "手机",
             parse=lambda text, ctx: parse_phone(text),
-            check=lambda value, ctx: parse_phone(value),
+            check=lambda value, ctx: check_phone(value),
             show=lambda value, ctx: show_phone(value),
             example="13800138000",
             aliases=("电话", "手机号", "号码", "手机号码"),

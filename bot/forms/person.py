@@ -4,6 +4,7 @@ Usage::
 
     parse_name("  张  三 ")              # "张 三"            or raises Invalid
     parse_phone("+86 138-0013-8000")     # "+8613800138000"  or raises Invalid
+    check_phone("+8613800138000")        # a stored number again (no parse if this process gave it)
     mask_phone("+8613800138000")         # "138****8000"   (logs, lists)
     show_phone("+8613800138000")         # "138 0013 8000" (the confirm step)
 
@@ -21,7 +22,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 
 from bot.codes import Code
-from bot.forms.base import Invalid
+from bot.forms.base import Given, Invalid
 from bot.forms.safety import has_markup, refuse_hidden
 from bot.words import normalize
 
@@ -29,6 +30,7 @@ NAME_MAX = 20
 
 _PHONE_PUNCTUATION = re.compile(r"[\s\-().·/]")
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+_GIVEN = Given()  # the numbers parse_phone gave in this process
 
 
 def parse_name(text: str) -> str:
@@ -67,7 +69,14 @@ def parse_phone(text: str) -> str:
         raise Invalid(Code.PHONE_INVALID, text=shown)
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
         raise Invalid(Code.PHONE_NOT_MOBILE, text=shown)
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return _GIVEN.add(e164, e164)
+
+
+def check_phone(value: str) -> str:
+    """A stored number, still a mainland mobile: parsed again unless this process's
+    `parse_phone` gave it (phonenumbers' rules do not change while it runs)."""
+    return value if isinstance(value, str) and value in _GIVEN else parse_phone(value)
 
 
 def mask_phone(e164: str) -> str:
