@@ -17,7 +17,6 @@ any worker's /metrics shows the whole server.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import logging
@@ -29,7 +28,7 @@ import tempfile
 import time
 
 from bot import metrics
-from bot.app import Services
+from bot.app import Services, run_loop
 from bot.config import Config
 from bot.gifting import catalogue
 from storage import db as storage
@@ -63,7 +62,7 @@ def serve_workers(config: Config, workers: int, sockets: list[socket.socket]) ->
             _die_with(parent)
             code = 0
             try:
-                asyncio.run(serve(Services.start(config, sync=False), sockets=sockets))
+                run_loop(serve(Services.start(config, sync=False), sockets=sockets))
             except BaseException:
                 log.exception("worker %d failed", number)
                 code = 1

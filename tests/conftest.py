@@ -16,6 +16,8 @@ on its own port (`bot.pay`); the share helpers (helpers.confirm_card) then pay a
 giver would (tests/paying.py, Payer). Tests about free mode only are marked
 @free_mode_only("why"); a test that passes its own [payments] keeps them.
 
+Every event loop here is uvloop's, as in `serve` and `worker` (bot/app.py, run_loop).
+
 PostgreSQL: GIFTBOT_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test);
 each test gets its own schema, dropped afterwards. When the server is not
 reachable those tests are skipped, and the run says so in its summary.
@@ -43,9 +45,11 @@ import peewee
 import pytest
 import requests
 import tomli_w
+import uvloop
 from tornado.netutil import bind_sockets
 
 ROOT = Path(__file__).resolve().parent.parent
+asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # what serve and worker run on
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fakes.sms_vendors import FakeWebhook  # noqa: E402

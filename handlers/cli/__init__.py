@@ -133,7 +133,7 @@ def port_number(text: str) -> int:
 
 
 def serve(config: Config, args) -> int:
-    from bot.app import Services  # the whole bot: only the commands that run it import it
+    from bot.app import Services, run_loop  # the whole bot: only the commands that run it import it
     from handlers.app import CannotListen, listen
     from handlers.app import serve as run_server
 
@@ -148,12 +148,12 @@ def serve(config: Config, args) -> int:
         from handlers.workers import serve_workers
 
         return serve_workers(config, args.workers, sockets)
-    asyncio.run(run_server(Services.start(config), sockets=sockets))
+    run_loop(run_server(Services.start(config), sockets=sockets))
     return 0
 
 
 def worker(config: Config, args) -> int:
-    from bot.app import Services, settle_heap
+    from bot.app import Services, run_loop, settle_heap
 
     services = Services.start(config, sync=False)
     settle_heap()
@@ -166,5 +166,5 @@ def worker(config: Config, args) -> int:
         await services.background(stop)
         services.close()
 
-    asyncio.run(run())
+    run_loop(run())
     return 0
