@@ -17,7 +17,6 @@ second gets Conflict and handles its message again from the new state.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from bot.forms.base import Form
 from bot.replies import Reply
 from storage import hot
 from storage.db import db
+from storage.models.base import to_json
 from storage.runner import Retry
 
 SUMMARY = "summary"
@@ -147,7 +147,7 @@ def _kept(state: State) -> tuple:
 def _frozen(value: dict) -> hot.Encoded:
     """A dict as a JSON column keeps it (storage.models.JSONField), to compare with the row
     and to write."""
-    return hot.Encoded(json.dumps(value, ensure_ascii=False, sort_keys=True))
+    return hot.Encoded(to_json(value))
 
 
 def _untouched(state: State) -> bool:

@@ -4,13 +4,15 @@ column that works alike on SQLite and PostgreSQL, and the base model.
 Usage::
 
     from storage.models import BaseModel, JSONField, db, utcnow
+    to_json({"b": 1, "a": "礼"})   # '{"a":"礼","b":1}': a JSON column's text (keys sorted)
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+from typing import Any
 
+import orjson
 import peewee as pw
 
 db = pw.DatabaseProxy()
@@ -26,14 +28,24 @@ def utc_text(when: dt.datetime | None) -> str:
     return when.isoformat(timespec="seconds") + "+00:00" if when else ""
 
 
+_JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS  # keys as json.dumps writes them
+
+
+def to_json(value: Any) -> str:
+    """A JSON column's text: keys sorted (the same value, the same text), characters as they
+    are (no \\u escapes), no spaces. orjson, in a fifth of the standard library's time: a
+    message saves its conversation's three dicts and reads them back (issue 27)."""
+    return orjson.dumps(value, option=_JSON_OPTIONS).decode()
+
+
 class JSONField(pw.TextField):
     """A JSON document kept as text, so it works the same on SQLite and PostgreSQL."""
 
     def db_value(self, value):
-        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return None if value is None else to_json(value)
 
     def python_value(self, value):
-        return None if value is None else json.loads(value)
+        return None if value is None else orjson.loads(value)
 
 
 class BaseModel(pw.Model):
