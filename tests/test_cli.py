@@ -9,6 +9,7 @@ test starts instead from a gift shared in chat and claimed on the web of the rea
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -23,6 +24,7 @@ import time
 
 import pytest
 import requests
+import uvloop
 from conftest import ROOT, merge
 from fakes.wechat_api import APP_ID, APP_SECRET, FakeWeChat
 from helpers import (
@@ -35,6 +37,7 @@ from helpers import (
 )
 from shop import XIAOHONG, lines, stock_by_id
 
+from bot.app import run_loop
 from bot.gifting import shares
 from bot.words import MENU_KEYS
 from storage.models import Gift, Outbox, Share, utcnow
@@ -519,3 +522,22 @@ def test_make_run_passes_port_to_serve():
     assert "-m bot serve --config config.example.toml --port 8093" in said
     plain = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True).stdout
     assert "--port" not in plain
+
+
+def test_serve_and_worker_run_on_uvloop_and_close_their_async_generators():
+    closed = []
+
+    async def ticking():
+        try:
+            while True:
+                yield
+        finally:
+            closed.append(True)  # what bot/outgoing/http.py's sessions rely on at the end
+
+    async def main():
+        ticks = ticking()
+        await ticks.__anext__()
+        return type(asyncio.get_running_loop())
+
+    assert run_loop(main()) is uvloop.Loop
+    assert closed == [True]
