@@ -205,7 +205,9 @@ class FormStep(Scenario):
         moved = db_counts(
             ctx.bot.db_url,
             {"moved": ('SELECT COUNT(*) FROM "conversation" WHERE "openid" LIKE ? '
-                       "AND \"answers\" LIKE ?", [batch.users_prefix + "%", '%"quantity": 1%'])},
+                       "AND (\"answers\" LIKE ? OR \"answers\" LIKE ?)",
+                       # JSON as orjson writes it (storage/models/base.py), or json.dumps did
+                       [batch.users_prefix + "%", '%"quantity":1%', '%"quantity": 1%'])},
         )["moved"]  # fmt: skip
         facts["forms moved on"] = moved
         if moved < result.ok:
