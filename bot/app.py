@@ -202,9 +202,9 @@ def settle_heap() -> None:
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run a long-running process's `main` (`serve`, `worker`) on uvloop's event loop, which
-    is libuv's, in C: the loop's own work per message (polling, callbacks, the sockets' reads
-    and writes) is a fifth of the CPU of a catalogue reply on asyncio's (issue 27). Tornado,
-    aiohttp and the database jobs run on it as on asyncio's; the tests run on it too."""
+    is libuv's, in C: 6–7 % less of the bot's CPU per catalogue and claim reply than on
+    asyncio's, measured side by side (issue 27, bench/PROFILE.md). Tornado, aiohttp and the
+    database jobs run on it as on asyncio's; the tests run on it too."""
     return uvloop.run(main)
 
 

@@ -11,7 +11,8 @@ Usage (bot/outgoing/outbox.py)::
 Before each send the worker writes anyway — the lease, its renewal, the in-doubt mark — or,
 when it would not, it flushes: so no record waits behind another send, and a worker killed
 mid-send leaves at most that one row unrecorded, as before. Issue 27 measured a send's own
-transactions as most of its cost; this makes them one a send instead of two or three.
+transactions as most of its cost when nothing else is written: an SMS the vendor can be
+asked about now takes one (its in-doubt mark, with the record before it) instead of two.
 """
 
 from __future__ import annotations
