@@ -76,7 +76,7 @@ class WeChatClient:
     async def access_token(self) -> str:
         """The shared token: this process's copy while it is good (no read a call), else the
         row's, else fetched through stable_token."""
-        if self._copy is not None and tokens.good(*self._copy):
+        if self._copy is not None and tokens.good(self._copy[1]):
             return self._copy[0]
         if found := await self.db.run(tokens.stored, self.token_row):
             return self._keep(found)

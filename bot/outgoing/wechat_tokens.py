@@ -3,7 +3,7 @@
 Usage::
 
     token, expires_at = stored()  # None when missing or about to expire: fetch a new one
-    good(token, expires_at)       # whether a token (a process's copy of the row) is still good
+    good(expires_at)              # whether a token (a process's copy of the row) is still good
     store(token, expires_at)
     drop(refused_token)           # only that one: another worker may have stored a fresher
     stored("sandbox")             # another row: the /dev sandbox's stand-in of WeChat's API
@@ -25,13 +25,13 @@ MARGIN = dt.timedelta(minutes=5)  # a token this close to its expiry counts as g
 def stored(row_name: str = ROW) -> tuple[str, dt.datetime] | None:
     """The shared token and its expiry, unless missing or within MARGIN of expiry."""
     row = ApiToken.get_or_none(ApiToken.name == row_name)
-    if row is None or not good(row.value, row.expires_at):
+    if row is None or not good(row.expires_at):
         return None
     return row.value, row.expires_at
 
 
-def good(token: str, expires_at: dt.datetime) -> bool:
-    """Not within MARGIN of its expiry."""
+def good(expires_at: dt.datetime) -> bool:
+    """Whether a token expiring then is not yet within MARGIN of it."""
     return expires_at - utcnow() >= MARGIN
 
 
