@@ -78,5 +78,6 @@ def fenced(row_id: int, held: dt.datetime | None, values: dict[str, Any]) -> boo
 
 
 def person(openid: str) -> User | None:
-    """The user a notice is for (bot/outgoing/channels.py asks at every WeChat notice)."""
+    """The user a notice is for, or None: bot/outgoing/channels.py reads them this one way for
+    what reaches them (at every WeChat notice) and for what a page promises them."""
     return prebuilt.instance(User, prebuilt.run("outbox_person", (openid,)).fetchone())

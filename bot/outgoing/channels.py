@@ -130,7 +130,7 @@ def unfollowed(user: User | None) -> bool:
 
 
 def follows_person(person: str) -> bool:
-    return follows(User.get_or_none(User.openid == person))
+    return follows(outbox_sql.person(person))
 
 
 def in_window(user: User | None, now: dt.datetime, until: dt.datetime | None = None) -> bool:
@@ -199,7 +199,7 @@ def promise(
     sms = sms_kind is not None and has_template(config.sms, sms_kind)
     if visitors.is_mobile(visitor):
         return Offer(Promise.SMS if sms else Promise.COME_BACK)
-    user = User.get_or_none(User.openid == visitor)
+    user = outbox_sql.person(visitor)
     if by is not None and follows(user) and in_window(user, now, until=by):
         return Offer(Promise.CHAT)
     template = subscriptions.template_of(config)
