@@ -279,6 +279,21 @@ def test_a_prebuilt_statement_is_prepared_once_per_connection(runner, sent):
     assert texts[1:] == ["EXECUTE catalogue_version"] * 2
 
 
+def test_a_jobs_connection_writes_any_text_as_quoted_utf8(runner, sent):
+    """The pool's connections are UTF-8 with standard strings (PostgreSQL's defaults), so text
+    beyond ASCII, quotes and backslashes among it, is written directly, and read back whole."""
+    text = "送你'一份'\\礼物 🎁"
+
+    def job():
+        assert storage.db.obj._state.conn.plain
+        prebuilt.defer("keep_reply", (text, "msg:plain"))  # no such row: nothing is written
+        return share_reads.share_by_token(text)
+
+    assert asyncio.run(runner.write(job)) is None
+    assert "EXECUTE keep_reply('送你''一份''\\礼物 🎁', 'msg:plain')" in sent[0]
+    assert "EXECUTE share_by_token('送你''一份''\\礼物 🎁')" in sent[0]
+
+
 def test_after_a_failed_text_with_a_prepare_the_next_starts_afresh(runner, sent):
     """The PREPARE may or may not have run before the failure (and outlives the rollback):
     the connection's prepared statements are dropped and prepared again."""
@@ -336,8 +351,11 @@ def test_parameters_are_written_as_psycopg2_writes_them_and_read_back_as_given(c
     each back as it was given. (`config` only binds the database: nothing here writes.)"""
     connection = storage.db.connection()
     cursor = connection.cursor()
-    written = [loop_connection._literal(value, connection) for value in values]
-    assert written == [cursor.mogrify("%s", (value,)) for value in values]
+    assert loop_connection.plain_text(connection)  # PostgreSQL's defaults, this suite's server
+    mogrified = [cursor.mogrify("%s", (value,)) for value in values]
+    for plain in (True, False):  # any text as UTF-8, or psycopg2's adapters for all but ASCII
+        written = [loop_connection._literal(value, connection, plain) for value in values]
+        assert written == mogrified
     for value, literal in zip(values, written, strict=True):
         if isinstance(value, str | int | dt.date) or value is None:
             cursor.execute(b"SELECT " + literal)
@@ -353,8 +371,9 @@ def test_text_with_a_nul_is_refused_as_psycopg2_refuses_it(config, before, after
     for text in (f"{before}\x00{after}", f"{before.encode('ascii', 'ignore').decode()}\x00"):
         with pytest.raises(ValueError, match="NUL"):
             connection.cursor().mogrify("%s", (text,))
-        with pytest.raises(ValueError, match="NUL"):
-            loop_connection._literal(text, connection)
+        for plain in (True, False):
+            with pytest.raises(ValueError, match="NUL"):
+                loop_connection._literal(text, connection, plain)
 
 
 @settings(
@@ -366,8 +385,9 @@ def test_text_with_a_lone_surrogate_is_refused_as_psycopg2_refuses_it(config, te
     connection = storage.db.connection()
     with pytest.raises(UnicodeEncodeError):
         connection.cursor().mogrify("%s", (text,))
-    with pytest.raises(UnicodeEncodeError):
-        loop_connection._literal(text, connection)
+    for plain in (True, False):
+        with pytest.raises(UnicodeEncodeError):
+            loop_connection._literal(text, connection, plain)
 
 
 def test_close_from_another_thread_waits_for_the_jobs_on_the_loop(config):
