@@ -4,8 +4,7 @@ with peewee cost more than running them (issue 27: a fifth of a claim's backgrou
 
 Usage (inside the worker's write transaction; bot/outgoing/outbox.py)::
 
-    rows = due(now, 20)                       # free due rows, oldest first (locked on PostgreSQL)
-    lease(row.id, until, now)                 # True: it was still free; leased, an attempt counted
+    rows = claim(now, until, 20)              # free due rows leased, oldest first, an attempt counted
     fenced(row.id, row.lease_until, {"status": "sent", …})   # True: the lease was still ours
     person("o_abc")                           # the User a notice goes to, or None (its sender)
 
@@ -41,11 +40,18 @@ def _statements(postgres: bool) -> dict[str, str]:
     free = f"status = 'pending' AND next_attempt_at <= {p} AND (lease_until IS NULL OR lease_until < {p})"
     skip = " FOR UPDATE SKIP LOCKED" if postgres else ""  # SQLite: the writer's lock
     held = f"lease_until IS NOT DISTINCT FROM {p}" if postgres else f"lease_until IS {p}"
+    leased = f"lease_until = {p}, attempts = attempts + 1"
+    picked = f"SELECT id FROM outbox WHERE {free} ORDER BY id LIMIT {p}{skip}"
     sql = {
-        "outbox_due": f"SELECT {prebuilt.columns(Outbox)} FROM outbox WHERE {free} "
-        f"ORDER BY id LIMIT {p}{skip}",
-        "outbox_lease": f"UPDATE outbox SET lease_until = {p}, attempts = attempts + 1 "
-        f"WHERE id = {p} AND {free}",
+        # One statement leases a pass's rows (a statement each, and one to find them, before).
+        # PostgreSQL: the rows are picked and locked once, skipping those another worker holds.
+        "outbox_claim": (
+            f"WITH picked AS MATERIALIZED ({picked}) UPDATE outbox AS o SET {leased} "
+            f"FROM picked WHERE o.id = picked.id RETURNING {prebuilt.columns(Outbox, 'o')}"
+            if postgres
+            else f"WITH picked AS ({picked}) UPDATE outbox SET {leased} "
+            f"WHERE id IN (SELECT id FROM picked) RETURNING {prebuilt.columns(Outbox)}"
+        ),
         "outbox_person": f'SELECT {prebuilt.columns(User)} FROM "user" WHERE openid = {p}',
     }
     for move, columns in MOVES.items():
@@ -56,16 +62,13 @@ def _statements(postgres: bool) -> dict[str, str]:
     return sql
 
 
-def due(now: dt.datetime, limit: int) -> list[Outbox]:
-    at = _FIELDS["next_attempt_at"].db_value(now)
-    rows = prebuilt.run("outbox_due", (at, at, limit)).fetchall()
-    return [prebuilt.instance(Outbox, row) for row in rows]
-
-
-def lease(row_id: int, until: dt.datetime, now: dt.datetime) -> bool:
+def claim(now: dt.datetime, until: dt.datetime, limit: int) -> list[Outbox]:
+    """Lease up to `limit` rows due at `now` and free (no lease, or one run out) until `until`,
+    an attempt counted on each; the rows as they are now, oldest first."""
     at = _FIELDS["next_attempt_at"].db_value(now)
     until_ = _FIELDS["lease_until"].db_value(until)
-    return prebuilt.run("outbox_lease", (until_, row_id, at, at)).rowcount == 1
+    rows = prebuilt.run("outbox_claim", (at, at, limit, until_)).fetchall()
+    return sorted((prebuilt.instance(Outbox, row) for row in rows), key=lambda row: row.id)
 
 
 def fenced(row_id: int, held: dt.datetime | None, values: dict[str, Any]) -> bool:

@@ -130,15 +130,8 @@ class Worker:
     def claim(self) -> list[Outbox]:
         """Lease up to `batch` due rows; each row carries the lease it was given."""
         now = self.clock()
-        lease = now + self.lease
-        taken = []
-        with write_transaction():
-            for row in outbox_sql.due(now, self.batch):  # PostgreSQL: locked rows skipped
-                if outbox_sql.lease(row.id, lease, now):
-                    row.attempts += 1
-                    row.lease_until = lease
-                    taken.append(row)
-        return taken
+        with write_transaction():  # PostgreSQL: rows another worker has locked are skipped
+            return outbox_sql.claim(now, now + self.lease, self.batch)
 
     def renew(self, row: Outbox) -> bool:
         """Extend this row's lease right before its send; False when another worker has it."""
