@@ -327,11 +327,18 @@ class CountedRunner(Runner):
         self.fail_next = False
 
     async def write(self, fn, *args):
+        self._count()
+        return await super().write(fn, *args)
+
+    async def write_alone(self, fn, *args):
+        self._count()
+        return await super().write_alone(fn, *args)
+
+    def _count(self) -> None:
         if self.fail_next:
             self.fail_next = False
             raise OSError("the database went away for a moment")
         self.writes += 1
-        return await super().write(fn, *args)
 
 
 def run_until(worker: Worker, done, idle: float = 30) -> None:
@@ -382,6 +389,45 @@ def test_each_sends_record_goes_with_the_next_write_and_never_waits_behind_a_sen
     assert runner.writes == 6  # claim, mark 1, mark 2 (+1), write (+2), write (+3), claim (+4)
     assert [r.status for r in Outbox.select().order_by(Outbox.id)] == ["sent"] * 4
     assert all(r.lease_until is None and r.in_doubt_since is None for r in Outbox.select())
+
+
+def test_a_pass_leases_in_one_statement_and_a_lone_record_commits_as_it_runs(
+    database, db_url, monkeypatch
+):
+    """On PostgreSQL, the round trips of a pass sending three WeChat texts: the claim of all
+    three (one statement) and its COMMIT, then before each later send the record of the one
+    before, alone (no BEGIN or COMMIT around it); the last record goes with the next claim."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("PostgreSQL's round trips (SQLite's writer commits in batches)")
+    from storage import loop_connection
+
+    texts: list[str] = []
+    original = loop_connection.LoopCursor.execute
+
+    def execute(self, sql, params=None):
+        texts.append(sql.decode() if isinstance(sql, bytes) else sql)
+        return original(self, sql, params)
+
+    monkeypatch.setattr(loop_connection.LoopCursor, "execute", execute)
+
+    async def send(payload, ref):
+        texts.append(f"send {payload['n']}")
+
+    worker = Worker({"wechat_text": Channel(send, 10, 4)}, Runner(1))
+    for n in (1, 2, 3):
+        enqueue("wechat_text", f"wechat_text:order:R{n}", {"n": n})
+    run_until(worker, lambda: Outbox.select().where(Outbox.status == "sent").count() == 3)
+    kinds = [
+        "claim" if "EXECUTE outbox_claim" in t else
+        "record" if "EXECUTE outbox_sent" in t and "BEGIN" not in t and "COMMIT" not in t else
+        "COMMIT" if t.endswith("COMMIT") else t
+        for t in texts
+    ]  # fmt: skip
+    first = kinds.index("claim")
+    assert kinds[first : first + 7] == [
+        "claim", "COMMIT", "send 1", "record", "send 2", "record", "send 3",
+    ], texts  # fmt: skip
+    assert [r.attempts for r in Outbox.select()] == [1, 1, 1]
 
 
 def test_a_record_still_waiting_at_the_stop_is_written_before_the_worker_returns(database):
