@@ -26,6 +26,7 @@ from typing import Any
 from storage import prebuilt, share_reads
 from storage.loop import Local
 from storage.models import Conversation, InboundMessage, Outbox, Share, User, db
+from storage.models.base import Encoded
 
 CONVERSATION_COLUMNS = (
     "flow", "step", "answers", "context", "editing", "hints", "paused", "version",
@@ -286,11 +287,6 @@ def catalogue_changed() -> None:
 
 
 _version = Local()  # (the transaction that read it, the version)
-
-
-class Encoded(str):
-    """A JSON column's value as its text already (what `JSONField.db_value` writes): a
-    conversation's save wrote it to compare with the row, and it is not written again."""
 
 
 def _db_values(values: dict[str, Any]) -> list:

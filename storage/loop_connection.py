@@ -21,6 +21,7 @@ from typing import Any
 from greenlet import getcurrent
 
 from storage.loop import PARKED, Job, await_, resume
+from storage.models.base import Encoded
 
 try:
     import psycopg2
@@ -210,7 +211,7 @@ def plain_text(connection) -> bool:
     )
 
 
-_stamp: tuple[Any, bytes] = (None, b"")  # the last timestamp written: a message repeats its now
+_stamps: dict[dt.datetime, bytes] = {}  # timestamps written lately: a message repeats its now
 
 
 def _literal(value: Any, connection, plain: bool = False) -> bytes:
@@ -220,9 +221,8 @@ def _literal(value: Any, connection, plain: bool = False) -> bytes:
     with no quote, backslash or NUL), whole numbers, booleans, NULL, naive timestamps and
     dates — and everything else through psycopg2's own adapters, as `mogrify` would (text
     with a NUL among them, which they refuse)."""
-    global _stamp
     kind = type(value)
-    if kind is str:
+    if kind is str or kind is Encoded:  # Encoded: a JSON column's text, written already
         if plain:
             if "\x00" not in value:  # a lone surrogate raises here, as in psycopg2
                 return b"'%s'" % value.encode().replace(b"'", b"''")
@@ -235,10 +235,12 @@ def _literal(value: Any, connection, plain: bool = False) -> bytes:
     elif kind is bool:
         return b"true" if value else b"false"
     elif kind is dt.datetime and value.tzinfo is None:
-        stamp = _stamp  # one read: another thread may put its own meanwhile
-        if stamp[0] != value:
-            stamp = _stamp = (value, b"'%s'::timestamp" % value.isoformat().encode("ascii"))
-        return stamp[1]
+        written = _stamps.get(value)
+        if written is None:
+            if len(_stamps) >= 64:
+                _stamps.clear()
+            written = _stamps[value] = b"'%s'::timestamp" % value.isoformat().encode("ascii")
+        return written
     elif kind is dt.date:
         return b"'%s'::date" % value.isoformat().encode("ascii")
     adapted = pg.adapt(value)

@@ -21,6 +21,7 @@ from storage import db as storage
 from storage import hot, loop_connection, loop_pool, prebuilt, share_reads
 from storage.loop import Local, await_
 from storage.models import User, utcnow
+from storage.models.base import Encoded
 from storage.runner import Runner
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
@@ -330,6 +331,7 @@ VALUES = st.one_of(
     # NUL and lone surrogates (no UTF-8 has them): refused, the tests below
     st.text(st.characters(codec="utf-8", exclude_characters="\x00")),
     st.text(alphabet=st.sampled_from("ab'\\\n%s;-中")),
+    st.text(alphabet=st.sampled_from("{}\":'\\a中")).map(Encoded),  # a JSON column's text
     st.integers(),
     st.booleans(),
     st.none(),

@@ -31,6 +31,11 @@ def utc_text(when: dt.datetime | None) -> str:
 _JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS  # keys as json.dumps writes them
 
 
+class Encoded(str):
+    """A JSON column's value as its text already (what `JSONField.db_value` writes): a
+    conversation's save wrote it to compare with the row, and it is not written again."""
+
+
 def to_json(value: Any) -> str:
     """A JSON column's text: keys sorted (the same value, the same text), characters as they
     are (no \\u escapes), no spaces. orjson, in a fifth of the standard library's time: a
