@@ -6,7 +6,7 @@ Usage::
     db = Runner.for_database(threads=4)             # once, in bot.app.Services
     share = await db.run(shares.by_token, token)    # a read
     reply = await db.write(chat.handle, msg)        # work that writes: durable when it returns
-    await db.write_alone(worker.sent, row)          # one statement that stands alone: the same
+    await db.write_alone(worker.sent, row)          # statements that each stand alone: the same
     db.close()                                      # at shutdown: finishes what was queued
 
 SQLite serialises writers anyway, so writes go to one writer that **group-commits**: the
@@ -82,10 +82,15 @@ class Runner:
             return await self._job(_fresh, _in_transaction, (fn, args))
         return await self._writer.write(fn, args)
 
+    @property
+    def commits_alone(self) -> bool:
+        """Whether `write_alone`'s statements commit as they run (PostgreSQL)."""
+        return self._writer is None
+
     async def write_alone(self, fn: Callable[..., T], *args: Any) -> T:
-        """`write` for work of one statement: on PostgreSQL it commits as it runs, with no
-        BEGIN before it or COMMIT after it to wait for (a round trip, not two); on SQLite its
-        writer runs it as any write."""
+        """`write` for work whose statements each stand alone: on PostgreSQL each commits as
+        it runs, with no BEGIN before it or COMMIT after it to wait for (a round trip, not
+        two, for one statement); on SQLite its writer runs it as any write."""
         if self._writer is None:
             return await self._job(_fresh, fn, args)
         return await self._writer.write(fn, args)

@@ -13,7 +13,8 @@ from storing import migrated
 
 from bot.outgoing import outbox_rows
 from bot.outgoing.outbox import Channel, Worker, enqueue
-from storage.models import Outbox, utcnow
+from bot.outgoing.outbox_records import Records
+from storage.models import Outbox, User, utcnow
 from storage.runner import Runner
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -359,7 +360,7 @@ def test_each_sends_record_goes_with_the_next_write_and_never_waits_behind_a_sen
     """Two SMS (asked about before a second try) and two WeChat texts (not): the worker writes
     a lease for the pass, an in-doubt mark before each SMS, and a record before each text —
     each send's record with the next of these — then the next pass's claim carries the last.
-    Six transactions where each record had its own: eight."""
+    Six writes where each record had its own: eight."""
     events = []
 
     async def send(payload, ref):
@@ -391,14 +392,14 @@ def test_each_sends_record_goes_with_the_next_write_and_never_waits_behind_a_sen
     assert all(r.lease_until is None and r.in_doubt_since is None for r in Outbox.select())
 
 
-def test_a_pass_leases_in_one_statement_and_a_lone_record_commits_as_it_runs(
+def test_on_postgresql_each_of_the_workers_statements_is_a_round_trip_of_its_own(
     database, db_url, monkeypatch
 ):
-    """On PostgreSQL, the round trips of a pass sending three WeChat texts: the claim of all
-    three (one statement) and its COMMIT, then before each later send the record of the one
-    before, alone (no BEGIN or COMMIT around it); the last record goes with the next claim."""
+    """The round trips of a pass sending three WeChat texts: one statement leases all three,
+    then before each later send the record of the one before; the last record goes with the
+    next pass's claim. Each commits as it runs: no BEGIN, no COMMIT."""
     if not db_url.startswith("postgres"):
-        pytest.skip("PostgreSQL's round trips (SQLite's writer commits in batches)")
+        pytest.skip("PostgreSQL's round trips (SQLite's writer commits them in one transaction)")
     from storage import loop_connection
 
     texts: list[str] = []
@@ -418,16 +419,50 @@ def test_a_pass_leases_in_one_statement_and_a_lone_record_commits_as_it_runs(
         enqueue("wechat_text", f"wechat_text:order:R{n}", {"n": n})
     run_until(worker, lambda: Outbox.select().where(Outbox.status == "sent").count() == 3)
     kinds = [
-        "claim" if "EXECUTE outbox_claim" in t else
-        "record" if "EXECUTE outbox_sent" in t and "BEGIN" not in t and "COMMIT" not in t else
-        "COMMIT" if t.endswith("COMMIT") else t
+        "claim" if "EXECUTE outbox_claim" in t else "record" if "EXECUTE outbox_sent" in t else t
         for t in texts
-    ]  # fmt: skip
+    ]
     first = kinds.index("claim")
-    assert kinds[first : first + 7] == [
-        "claim", "COMMIT", "send 1", "record", "send 2", "record", "send 3",
+    assert kinds[first : first + 8] == [
+        "claim", "send 1", "record", "send 2", "record", "send 3", "record", "claim",
     ], texts  # fmt: skip
+    assert not [t for t in texts if "BEGIN" in t or "COMMIT" in t], texts
     assert [r.attempts for r in Outbox.select()] == [1, 1, 1]
+
+
+def test_a_record_is_kept_until_it_has_committed_and_never_written_twice(database, db_url):
+    """Two records wait; the second fails. On PostgreSQL the first committed as it ran and is
+    gone from the waiting; on SQLite the transaction undid it and both wait. Either way the
+    next write writes each once."""
+    failures = [RuntimeError("the second record failed")]
+
+    def first():
+        User.insert(openid="o_first").execute()
+
+    def second():
+        if failures:
+            raise failures.pop()
+        User.insert(openid="o_second").execute()
+
+    records = Records(Runner.for_database(1))  # SQLite: its group-committing writer
+    records.later(first)
+    records.later(second)
+
+    async def main():
+        with pytest.raises(RuntimeError, match="second record"):
+            await records.flush()
+        kept = [fn.__name__ for fn, _ in records._waiting]
+        written = sorted(u.openid for u in User.select())
+        await records.flush()
+        return kept, written
+
+    kept, written = asyncio.run(main())
+    if db_url.startswith("postgres"):
+        assert (kept, written) == (["second"], ["o_first"])
+    else:
+        assert (kept, written) == (["first", "second"], [])
+    assert sorted(u.openid for u in User.select()) == ["o_first", "o_second"]
+    assert records._waiting == []
 
 
 def test_a_record_still_waiting_at_the_stop_is_written_before_the_worker_returns(database):

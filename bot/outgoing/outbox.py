@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from bot import logs, metrics
 from bot.outgoing.outbox_records import Records
 from storage import hot, outbox_sql
-from storage.db import write_transaction
 from storage.models import Outbox, utcnow
 from storage.runner import Runner
 
@@ -129,9 +128,8 @@ class Worker:
 
     def claim(self) -> list[Outbox]:
         """Lease up to `batch` due rows; each row carries the lease it was given."""
-        now = self.clock()
-        with write_transaction():  # PostgreSQL: rows another worker has locked are skipped
-            return outbox_sql.claim(now, now + self.lease, self.batch)
+        now = self.clock()  # one statement; PostgreSQL skips the rows another worker has locked
+        return outbox_sql.claim(now, now + self.lease, self.batch)
 
     def renew(self, row: Outbox) -> bool:
         """Extend this row's lease right before its send; False when another worker has it."""
