@@ -5,6 +5,7 @@ Usage::
 
     page = page_rows(token, openid)   # PageRows(share, catalogue version, their order, greeting)
     share_by_token(token); order_of(share_id, openid)
+    share_by_token(token, openid)     # … and the order of openid, kept for its order_of
     greeting_rows(share_id)           # [GreetingRow(kind, status, file, words, seconds, reason)]
     record_visit(share_id, openid, now)   # once per visitor; a write nobody reads
 """
@@ -39,6 +40,16 @@ class PageRows(NamedTuple):
     greeting: list[GreetingRow]
 
 
+def with_order(share: str, order: str, p: str) -> str:
+    """The columns of a share and of one person's order from it (the first parameter), and
+    the join between them: what `share_row_and_order` reads."""
+    return (
+        f"{prebuilt.columns(Share, share)}, {prebuilt.columns(Order, order)} FROM share AS "
+        f'{share} LEFT JOIN "order" AS {order} ON {order}.share_id = {share}.id '
+        f"AND {order}.recipient_id = {p}"
+    )
+
+
 @prebuilt.statements
 @functools.cache
 def _statements(postgres: bool) -> dict[str, str]:
@@ -48,6 +59,7 @@ def _statements(postgres: bool) -> dict[str, str]:
         "share_by_token": f"SELECT {prebuilt.columns(Share)} FROM share WHERE token = {p}",
         "order_of": f'SELECT {prebuilt.columns(Order)} FROM "order" WHERE share_id = {p} '
         f"AND recipient_id = {p}",
+        "share_and_order": f"SELECT {with_order('s', 'o', p)} WHERE s.token = {p}",
         "greeting_rows": f"SELECT {', '.join(_GREETING)} FROM greeting_media WHERE share_id = {p}",
         # One row per greeting medium (at most one per kind), at least one: the share, the
         # catalogue's version, the visitor's order.
@@ -61,13 +73,32 @@ def _statements(postgres: bool) -> dict[str, str]:
     }
 
 
-def share_by_token(token: str) -> Share | None:
+def share_by_token(token: str, openid: str | None = None) -> Share | None:
     """The share with this claim token (its gift not loaded): the one the message's opening
-    statement read, the first time it is asked for in that transaction, else read now."""
+    statement read, the first time it is asked for in that transaction, else read now. With
+    `openid`, that person's order from it is read in the same statement, for the next
+    `order_of` of it in this transaction (a claim asks for it next: a round trip saved)."""
     row = _opened.take(token)
+    if row is None and openid is not None:
+        return share_row_and_order(prebuilt.run("share_and_order", (openid, token)), openid)
     if row is None:
         row = prebuilt.run("share_by_token", (token,)).fetchone()
     return prebuilt.instance(Share, row)
+
+
+def share_row_and_order(cursor, openid: str) -> Share | None:
+    """The share of a `with_order` statement's row, its order kept for `order_of`."""
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    share = prebuilt.instance(Share, row[:_SHARE_WIDTH])
+    order_row = row[_SHARE_WIDTH:]
+    order = prebuilt.instance(Order, order_row) if order_row[0] is not None else None
+    _orders.keep((share.id, openid), (order,))
+    return share
+
+
+_orders = prebuilt.Ahead()  # (the order or None,), by (share id, openid): read with the share
 
 
 def opened(row: tuple) -> None:
@@ -82,7 +113,11 @@ _opened = prebuilt.Ahead()  # the share's row, by its token
 
 
 def order_of(share_id: int, openid: str) -> Order | None:
-    """The order `openid` made from this share, if any."""
+    """The order `openid` made from this share, if any (as read with the share, the first
+    time it is asked for after that read, in the same transaction)."""
+    kept = _orders.take((share_id, openid))
+    if kept is not None:
+        return kept[0]
     return prebuilt.instance(Order, prebuilt.run("order_of", (share_id, openid)).fetchone())
 
 

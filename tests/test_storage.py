@@ -6,17 +6,24 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+import time
 from dataclasses import replace
 
 import pytest
 from playhouse.schema_diff import diff_models
+from shop import XIAOHONG
 from storing import migrated
 
 from bot.forms.base import Invalid
-from bot.gifting import catalogue, shares
+from bot.forms.delivery import delivery_slots
+from bot.forms.order import OrderAnswers
+from bot.gifting import catalogue, orders, shares
+from bot.outgoing.notices import Notices
 from bot.outgoing.outbox import Channel, Worker, enqueue
+from bot.render import Renderer
 from storage import db as storage
-from storage.models import ALL_MODELS, Gift, Outbox, Share, User, utcnow
+from storage import orders_sql, prebuilt
+from storage.models import ALL_MODELS, Gift, Order, Outbox, Share, User, utcnow
 from storage.runner import Runner
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite", "postgres"], indirect=True)
@@ -234,3 +241,66 @@ def test_one_giver_racing_with_themself_never_holds_more_than_the_limit(config):
     made, refused = share_at_once(config, "o_hoarder", "coffee", 4)
     assert len(made) == 5 and set(refused) == {"giver_limit"}
     assert Gift.get_by_id("coffee").committed == 20
+
+
+def test_one_person_ordering_twice_at_once_gets_one_order_and_takes_one_unit(config):
+    """The second `place` starts while the first, its order made, has not committed: it waits
+    (for the person's row, which `_place` touches first, and the share's lock), then reads the
+    first's order with the share, or, had it read before, the unique key on (share, recipient)
+    refuses a second. One order, one unit, and the second is told the first."""
+    Gift.update(stock=10, committed=0).where(Gift.id == "scarf").execute()
+    User.create(openid="o_giver")
+    User.create(openid="o_friend")
+    share = shares.create(config, "o_giver", "scarf", 2, "", utcnow())
+    inside, results = threading.Event(), {}
+
+    class Slow(Notices):
+        def order_placed(self, order):
+            super().order_placed(order)
+            if threading.current_thread().name == "first":
+                inside.set()
+                time.sleep(0.5)  # the share stays locked, the order not yet committed
+
+    notices = Slow(config, Renderer(config))
+    now = utcnow()
+    slot = delivery_slots(config.delivery, now.replace(tzinfo=dt.UTC))[0]
+    answers = OrderAnswers.from_answers({**XIAOHONG, "delivery": slot.key}, "Asia/Shanghai")
+
+    def place(name):
+        try:
+            results[name] = orders.place(notices, share.token, "o_friend", answers, "web", now)
+        finally:
+            storage.db.close()
+
+    first = threading.Thread(target=place, args=("first",), name="first")
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=place, args=("second",), name="second")
+    second.start()
+    first.join()
+    second.join()
+    (order, created), (again, created_again) = results["first"], results["second"]
+    assert (created, created_again) == (True, False) and again.order_no == order.order_no
+    assert Order.select().count() == 1 and Share.get_by_id(share.id).claimed == 1
+    assert Gift.get_by_id("scarf").committed == 2  # the share's two units, reserved once
+
+
+def test_a_claims_share_and_its_order_are_read_in_one_statement(config, monkeypatch):
+    """领取 and 确认 read the share with the person's order from it: the order is not asked for
+    again in that transaction (a second time it is, as it may have changed)."""
+    User.create(openid="o_giver")
+    share = shares.create(config, "o_giver", "scarf", 2, "", utcnow())
+    ran = []
+    run = prebuilt.run
+    monkeypatch.setattr(
+        prebuilt, "run", lambda name, params=(): ran.append(name) or run(name, params)
+    )
+    with storage.write_transaction():
+        assert shares.by_token(share.token, "o_friend").id == share.id
+        assert orders.existing_order(share, "o_friend") is None
+        assert orders.existing_order(share, "o_friend") is None
+        assert orders_sql.share_locked(share.token, "o_friend").id == share.id
+        assert orders.existing_order(share, "o_friend") is None
+    assert ran == ["share_and_order", "order_of", "share_locked"]
+    with storage.write_transaction():
+        assert shares.by_token("AAAAAAAAAAAAAAAAAAAAAA", "o_friend") is None

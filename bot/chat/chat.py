@@ -238,7 +238,7 @@ class Chat:
         return self.engine.start(state, flow, context, now)  # may refuse: Ended
 
     def start_claim(self, token: str, state: State, now: dt.datetime) -> Reply:
-        share = shares.by_token(token)
+        share = shares.by_token(token, state.openid)  # and their order: claim_refusal asks
         if share and draws.is_draw(share) and share.drawn_at is None:
             return self.join_draw(share, state, now)
         refusal = orders.claim_refusal(share, state.openid, now)

@@ -100,7 +100,7 @@ def place(
 
 def _place(notices, token, openid, answers, channel, now, swap_to=""):
     hot.touch_user(openid, now)  # a visitor known only by cookie is recorded before ordering
-    share = orders_sql.share_locked(token)
+    share = orders_sql.share_locked(token, openid)  # with this person's order, if any
     if share is None:
         raise Invalid(Code.SHARE_UNKNOWN)
     if order := existing_order(share, openid):

@@ -134,12 +134,12 @@ def _warn_if_hoarding(giver: str, gift_id: str, now: dt.datetime) -> None:
         )
 
 
-def by_token(token: str) -> Share | None:
+def by_token(token: str, openid: str | None = None) -> Share | None:
     """The share behind a claim token, its gift with it; None for unknown or malformed tokens
-    alike."""
+    alike. With `openid`, their order from it is read with it (share_reads.share_by_token)."""
     if not TOKEN_RE.match(token or ""):
         return None
-    share = share_reads.share_by_token(token)
+    share = share_reads.share_by_token(token, openid)
     if share is not None:
         share.gift = catalogue.get(share.gift_id)
     return share
