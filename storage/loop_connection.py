@@ -74,7 +74,8 @@ class LoopConnection:
     message's opening statement, issue 27)."""
 
     __slots__ = (
-        "raw", "idle_since", "prepared", "unsure", "stale", "plain", "_loop", "_fd", "_job", "_busy",
+        "raw", "idle_since", "prepared", "unsure", "stale", "plain", "named_cursor", "_loop", "_fd",
+        "_job", "_busy",
     )  # fmt: skip
 
     def __init__(self, raw):
@@ -83,6 +84,7 @@ class LoopConnection:
         self.unsure = False  # a PREPARE is on its way: not known to have run yet
         self.stale = False  # what the server holds is unknown: DEALLOCATE ALL before the next
         self.plain = plain_text(raw)  # any text is written as quoted UTF-8 (_literal)
+        self.named_cursor: Any = None  # what prebuilt statements run on (storage/pipeline.py)
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop watching its socket
         self._fd = raw.fileno()  # kept: a connection that broke has none to ask for
         self._job: Job | None = None  # parked until the socket is readable

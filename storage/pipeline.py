@@ -137,12 +137,15 @@ class PipelinedPostgresqlDatabase(JobStates, PooledPostgresqlDatabase):
 
     def execute_named(self, name: str, sql: str, params: tuple | list = ()):
         """A prebuilt statement (storage/prebuilt.py) called `name`: on a job's connection
-        prepared once and then executed by name; elsewhere sent as text, as execute_sql does."""
+        prepared once and then executed by name, on a cursor kept for them (their callers read
+        each answer before the next statement); elsewhere sent as text, as execute_sql does."""
         conn = self._job_connection()
         if conn is None:
             return self.execute_sql(sql, params)
         statement = conn.named(name, sql, params)
-        cursor = self.cursor()
+        cursor = conn.named_cursor
+        if cursor is None:  # one for the connection's life: every caller reads its answer at once
+            cursor = conn.named_cursor = self.cursor()
         pending = self._pending()
         text = b"; ".join([*pending, statement])
         pending.clear()

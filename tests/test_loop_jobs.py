@@ -286,9 +286,13 @@ def test_a_jobs_connection_writes_any_text_as_quoted_utf8(runner, sent):
     text = "送你'一份'\\礼物 🎁"
 
     def job():
-        assert storage.db.obj._state.conn.plain
+        conn = storage.db.obj._state.conn
+        assert conn.plain
         prebuilt.defer("keep_reply", (text, "msg:plain"))  # no such row: nothing is written
-        return share_reads.share_by_token(text)
+        share = share_reads.share_by_token(text)
+        kept = conn.named_cursor  # the prebuilt statements' cursor, kept for the connection
+        assert hot.catalogue_version() >= 0 and conn.named_cursor is kept is not None
+        return share
 
     assert asyncio.run(runner.write(job)) is None
     assert "EXECUTE keep_reply('送你''一份''\\礼物 🎁', 'msg:plain')" in sent[0]
