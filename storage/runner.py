@@ -60,6 +60,7 @@ class Runner:
         self.threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="db")
         self._writer = _Writer() if group_commit else None
+        self.commits_alone = not group_commit  # write_alone's statements commit as they run
         self._closed = False
         self._on_loop = 0  # jobs under way on the loop (PostgreSQL)
         self._idle = threading.Condition()
@@ -81,11 +82,6 @@ class Runner:
         if self._writer is None:
             return await self._job(_fresh, _in_transaction, (fn, args))
         return await self._writer.write(fn, args)
-
-    @property
-    def commits_alone(self) -> bool:
-        """Whether `write_alone`'s statements commit as they run (PostgreSQL)."""
-        return self._writer is None
 
     async def write_alone(self, fn: Callable[..., T], *args: Any) -> T:
         """`write` for work whose statements each stand alone: on PostgreSQL each commits as
