@@ -319,6 +319,23 @@ def safe_bot(bot_factory) -> LiveBot:
 
 
 @pytest.fixture
+def round_trips(monkeypatch) -> list[str]:
+    """From now on, the text of each round trip of the PostgreSQL jobs on the loop (and, as
+    `send …` or the like, whatever a test appends between them)."""
+    from storage import loop_connection
+
+    texts: list[str] = []
+    original = loop_connection.LoopCursor.execute
+
+    def execute(self, sql, params=None):
+        texts.append(sql.decode() if isinstance(sql, bytes) else sql)
+        return original(self, sql, params)
+
+    monkeypatch.setattr(loop_connection.LoopCursor, "execute", execute)
+    return texts
+
+
+@pytest.fixture
 def log_lines():
     """Every log line the server writes during the test, as JSON objects, rendered as in production."""
     out = io.StringIO()

@@ -50,17 +50,9 @@ def sleep_in_database(seconds: float) -> None:
 
 
 @pytest.fixture
-def sent(config, monkeypatch):
+def sent(config, round_trips):
     """From now on, the text of each round trip of the jobs on the loop."""
-    texts: list[str] = []
-    original = loop_connection.LoopCursor.execute
-
-    def execute(self, sql, params=None):
-        texts.append(sql.decode() if isinstance(sql, bytes) else sql)
-        return original(self, sql, params)
-
-    monkeypatch.setattr(loop_connection.LoopCursor, "execute", execute)
-    return texts
+    return round_trips
 
 
 def test_jobs_interleave_each_in_its_own_transaction(runner):

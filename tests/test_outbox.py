@@ -393,23 +393,14 @@ def test_each_sends_record_goes_with_the_next_write_and_never_waits_behind_a_sen
 
 
 def test_on_postgresql_each_of_the_workers_statements_is_a_round_trip_of_its_own(
-    database, db_url, monkeypatch
+    database, db_url, round_trips
 ):
     """The round trips of a pass sending three WeChat texts: one statement leases all three,
     then before each later send the record of the one before; the last record goes with the
     next pass's claim. Each commits as it runs: no BEGIN, no COMMIT."""
     if not db_url.startswith("postgres"):
         pytest.skip("PostgreSQL's round trips (SQLite's writer commits them in one transaction)")
-    from storage import loop_connection
-
-    texts: list[str] = []
-    original = loop_connection.LoopCursor.execute
-
-    def execute(self, sql, params=None):
-        texts.append(sql.decode() if isinstance(sql, bytes) else sql)
-        return original(self, sql, params)
-
-    monkeypatch.setattr(loop_connection.LoopCursor, "execute", execute)
+    texts = round_trips
 
     async def send(payload, ref):
         texts.append(f"send {payload['n']}")
