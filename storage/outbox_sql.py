@@ -2,9 +2,9 @@
 notice a claim makes is leased, marked and recorded by the worker, and building those queries
 with peewee cost more than running them (issue 27: a fifth of a claim's background work).
 
-Usage (inside the worker's write transaction; bot/outgoing/outbox.py)::
+Usage (the worker's writes, each one statement; bot/outgoing/outbox.py)::
 
-    rows = claim(now, until, 20)              # free due rows leased, oldest first, an attempt counted
+    rows = claim(now, until, 20)              # due rows leased, oldest first, an attempt counted
     fenced(row.id, row.lease_until, {"status": "sent", …})   # True: the lease was still ours
     person("o_abc")                           # the User a notice goes to, or None (its sender)
 
