@@ -28,7 +28,7 @@ from bot.forms.base import Form
 from bot.replies import Reply
 from storage import hot
 from storage.db import db
-from storage.models.base import to_json
+from storage.models.base import Encoded, to_json
 from storage.runner import Retry
 
 SUMMARY = "summary"
@@ -116,7 +116,7 @@ def save(state: State, now: dt.datetime) -> None:
     kept = _kept(state)
     if state.flow is None and kept == (state.loaded or _EMPTY):
         return
-    # The JSON columns as _kept wrote them already (hot.Encoded): not written a second time.
+    # The JSON columns as _kept wrote them already (Encoded): not written a second time.
     values = dict(zip(_KEPT, kept, strict=True))
     values |= {"expires_at": state.expires_at, "updated_at": now, "version": state.version + 1}
     if not state.exists:
@@ -144,10 +144,10 @@ def _kept(state: State) -> tuple:
     )  # fmt: skip
 
 
-def _frozen(value: dict) -> hot.Encoded:
+def _frozen(value: dict) -> Encoded:
     """A dict as a JSON column keeps it (storage.models.JSONField), to compare with the row
     and to write."""
-    return hot.Encoded(to_json(value))
+    return Encoded(to_json(value))
 
 
 def _untouched(state: State) -> bool:
