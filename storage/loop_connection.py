@@ -216,7 +216,7 @@ def plain_text(connection) -> bool:
 _stamps: dict[dt.datetime, bytes] = {}  # timestamps written lately: a message repeats its now
 
 
-def _literal(value: Any, connection, plain: bool = False) -> bytes:
+def _literal(value: Any, connection, plain: bool) -> bytes:
     """`value` as psycopg2's `mogrify` writes it, byte for byte (tests/test_loop_jobs.py holds
     them equal), in a fraction of its time (issue 27; psycopg2 spends ~1–2 µs a parameter):
     the plain cases written directly — text (any, when `plain_text(connection)`; else ASCII
