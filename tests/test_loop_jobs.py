@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sys
 import threading
 
 import peewee
@@ -289,6 +290,31 @@ def test_a_jobs_connection_writes_any_text_as_quoted_utf8(runner, sent):
     assert asyncio.run(runner.write(job)) is None
     assert "EXECUTE keep_reply('送你''一份''\\礼物 🎁', 'msg:plain')" in sent[0]
     assert "EXECUTE share_by_token('送你''一份''\\礼物 🎁')" in sent[0]
+
+
+def test_the_names_an_answer_carries_are_decoded_in_c(runner):
+    """psycopg2 decodes each column's name (and the status, errors and notices) with the
+    connection's codec: C's UTF-8 decoder itself (loop_connection.C_UTF8), not a Python function
+    around it; names beyond ASCII come out whole."""
+    python_decodes = []
+
+    def watch(frame, event, arg):
+        if event == "call" and frame.f_code.co_name == "decode":
+            python_decodes.append(frame.f_code.co_filename)
+
+    def job():
+        cursor = storage.db.obj._state.conn.cursor()  # the job's connection, waiting on the loop
+        sys.setprofile(watch)
+        try:
+            cursor.execute('SELECT 1 AS "收货人", 2 AS plain, \'礼物\' AS "🎁"')
+            row = cursor.fetchone()
+        finally:
+            sys.setprofile(None)
+        return [c.name for c in cursor.description], row, cursor.statusmessage
+
+    names, row, status = asyncio.run(runner.write(job))
+    assert names == ["收货人", "plain", "🎁"] and row == (1, 2, "礼物")
+    assert status == "SELECT 1" and python_decodes == []
 
 
 def test_after_a_failed_text_with_a_prepare_the_next_starts_afresh(runner, sent):
