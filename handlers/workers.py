@@ -62,7 +62,8 @@ def serve_workers(config: Config, workers: int, sockets: list[socket.socket]) ->
             _die_with(parent)
             code = 0
             try:
-                run_loop(serve(Services.start(config, sync=False), sockets=sockets))
+                services = Services.start(config, sync=False, processes=workers)
+                run_loop(serve(services, sockets=sockets))
             except BaseException:
                 log.exception("worker %d failed", number)
                 code = 1
