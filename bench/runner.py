@@ -156,13 +156,15 @@ def settle(ctx: sc.Context, wait_outbox: bool = False) -> None:
         return
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        due = sc.db_counts(
-            ctx.bot.db_url,
-            {"due": ('SELECT COUNT(*) FROM "outbox" WHERE "status" = ?', ["pending"])},
-        )["due"]
-        if not due:
+        if not outbox_pending(ctx):
             return
         time.sleep(0.5)
+
+
+def outbox_pending(ctx: sc.Context) -> int:
+    """Outbox rows not sent yet: a whole claim's SMS and notice, queued by its messages."""
+    query = ('SELECT COUNT(*) FROM "outbox" WHERE "status" = ?', ["pending"])
+    return sc.db_counts(ctx.bot.db_url, {"due": query})["due"]
 
 
 def estimate(ctx: sc.Context, scenario: sc.Scenario, target: str, est: dict, opts) -> float:
@@ -257,7 +259,7 @@ def one_run(
         offset = ctx.bot.log_offset()
         # Both targets are sampled alike, so that the harness's own work is the same for both.
         sampler = RssSampler(ctx.bot.pid if target == "bot" else ctx.bare_pid)
-        cpu = (tree_cpu_ms(ctx.bot.pid), pg_sessions_cpu_ms(ctx.bot.db_url))
+        cpu = started = (tree_cpu_ms(ctx.bot.pid), pg_sessions_cpu_ms(ctx.bot.db_url))
         with sampler:
             result = ctx.load(target, batch.chains, opts.duration, route, scenario.cycle, aes, pace)
         cpu = (tree_cpu_ms(ctx.bot.pid) - cpu[0], pg_sessions_cpu_ms(ctx.bot.db_url) - cpu[1])
@@ -275,13 +277,23 @@ def one_run(
     peak = 0
     if target == "bot":
         peak = sampler.peak_kib
-        settle(ctx, wait_outbox=scenario.name == "claim")
+        sends = scenario.name == "claim"  # its SMS and notices: the outbox's work
+        behind = outbox_pending(ctx) if sends else 0
+        settle(ctx, wait_outbox=sends)
         found, facts = scenario.check(ctx, batch, result)
         facts["slowest reply ms"] = round(result.latency_ms["max"])
         replies = max(result.ok, 1)  # CPU per reply: the bot's process tree, its PG sessions
         facts["bot CPU µs/reply"] = round(cpu[0] * 1000 / replies)
         if cpu[1]:
             facts["PostgreSQL CPU µs/reply"] = round(cpu[1] * 1000 / replies)
+        if sends:  # what the window's messages cost once the outbox has sent all they queued
+            whole = (tree_cpu_ms(ctx.bot.pid) - started[0], pg_sessions_cpu_ms(ctx.bot.db_url))
+            facts["outbox rows left at the end"] = behind
+            facts["bot CPU µs/reply with its sends"] = round(whole[0] * 1000 / replies)
+            if cpu[1]:
+                facts["PostgreSQL CPU µs/reply with its sends"] = round(
+                    (whole[1] - started[1]) * 1000 / replies
+                )
         problems += found
         logged = ctx.bot.log_problems(offset)
         if logged:
