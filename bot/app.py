@@ -59,15 +59,6 @@ class Clock:
         return utcnow() + self.offset
 
 
-def jobs_per_process(threads: int, processes: int) -> int:
-    """PostgreSQL: the database jobs (each a connection) one of `processes` runs at once:
-    `[database] threads` is the server's, shared between them, each with at least 2. With
-    `serve --workers 2` on 2 cores, 8 jobs a process made 16 sessions of PostgreSQL's compete for
-    the cores the bot needs: a whole claim 10–15 % slower than one process (issue 27); and N
-    processes of 8 each run past PostgreSQL's default of 100 connections from N = 9."""
-    return max(min(threads, 2), -(-threads // processes))
-
-
 @dataclass
 class Services:
     config: Config
@@ -84,11 +75,8 @@ class Services:
     sms: Sender | None = None  # the outbox's SMS backend
 
     @classmethod
-    def start(
-        cls, config: Config, clock: Clock | None = None, sync: bool = True, processes: int = 1
-    ) -> Services:
-        """The bot's parts, for one of `processes` serving together (`serve --workers N`)."""
-        threads = jobs_per_process(config.database.threads, processes)
+    def start(cls, config: Config, clock: Clock | None = None, sync: bool = True) -> Services:
+        threads = config.database.threads  # PostgreSQL: jobs at once on the loop, a connection each
         storage.connect(config.database.url, max_connections=threads + 4, jobs=threads)
         storage.migrate()
         if sync:
@@ -97,7 +85,7 @@ class Services:
         numbers.converter()  # loaded now, not in a message's time
         renderer = Renderer(config)
         notices = Notices(config, renderer)
-        db = Runner.for_database(threads)
+        db = Runner.for_database(config.database.threads)
         wechat = WeChatApi(config.wechat, db)
         sms = make_sender(config.sms)
 

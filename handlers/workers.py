@@ -62,8 +62,7 @@ def serve_workers(config: Config, workers: int, sockets: list[socket.socket]) ->
             _die_with(parent)
             code = 0
             try:
-                services = Services.start(config, sync=False, processes=workers)
-                run_loop(serve(services, sockets=sockets))
+                run_loop(serve(Services.start(config, sync=False), sockets=sockets))
             except BaseException:
                 log.exception("worker %d failed", number)
                 code = 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import sqlite3
 import threading
 import time
@@ -17,9 +16,7 @@ import peewee
 import pytest
 import requests
 from helpers import BOTH_DATABASES, share_in_chat
-from storing import migrated
 
-from bot.app import Services, jobs_per_process
 from storage import db as storage
 from storage.loop import await_
 from storage.models import User, utcnow
@@ -460,26 +457,3 @@ def test_a_loop_closed_with_its_write_unfinished_leaves_the_writer_working(sqlit
     assert asyncio.run(asyncio.wait_for(runner.write(add_user, "o_next"), 5)) == "o_next"
     with sqlite3.connect(path) as other:  # what another process sees: committed, and alone
         assert other.execute('SELECT openid FROM "user"').fetchall() == [("o_next",)]
-
-
-@pytest.mark.parametrize(
-    ("threads", "processes", "jobs"),
-    [(8, 1, 8), (1, 1, 1), (8, 2, 4), (7, 2, 4), (8, 3, 3), (8, 16, 2)],
-)
-def test_the_processes_of_serve_workers_share_the_database_jobs(threads, processes, jobs):
-    """`[database] threads` is the server's: `serve --workers N` gives each process its share
-    (at least 2), so N processes hold about as many PostgreSQL sessions as one did."""
-    assert jobs_per_process(threads, processes) == jobs
-
-
-@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
-def test_a_worker_process_opens_its_share_of_the_connections(db_url):
-    with migrated(db_url) as config:
-        config = dataclasses.replace(
-            config, database=dataclasses.replace(config.database, threads=6)
-        )
-        services = Services.start(config, sync=False, processes=2)
-        try:
-            assert services.db.threads == 3 and storage.db.obj._jobs == 3
-        finally:
-            services.close()

@@ -53,8 +53,7 @@ class Server:
 @dataclass(frozen=True)
 class Database:
     url: str = "sqlite:///data/gift-bot.db"
-    threads: int = 8  # PostgreSQL: database jobs (and connections) at once, shared by the
-    # processes of `serve --workers N` (each at least 2; bot/app.py, jobs_per_process)
+    threads: int = 8  # PostgreSQL: database jobs (and connections) at once per process
 
 
 @dataclass(frozen=True)
