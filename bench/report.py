@@ -41,6 +41,9 @@ class Row:
     p99: list[float] = field(default_factory=list)
     units: list[float] = field(default_factory=list)  # claims/s per round
     unit: str = ""
+    # The ratio each round would have had with the CPU its outbox spent after it (a claim's
+    # sends): ratio × CPU a reply in the window ÷ CPU a reply once all was sent.
+    with_sends: list[float] = field(default_factory=list)
     peak_rss_kib: int = 0
     problems: list[str] = field(default_factory=list)
     facts: dict = field(default_factory=dict)
@@ -55,7 +58,8 @@ class Row:
     def cells(self, paced: bool = False) -> list[str]:
         name = self.scenario
         if self.units:
-            name += f" ({med(self.units):.1f} {self.unit}/s)"
+            with_sends = f"; {med(self.with_sends):.3f} with its sends" if self.with_sends else ""
+            name += f" ({med(self.units):.1f} {self.unit}/s{with_sends})"
         extra = 3 if paced else 0
         if self.note:
             failed = "FAILED" if self.problems else ""

@@ -206,6 +206,8 @@ def measure(ctx: sc.Context, scenario: sc.Scenario, opts: Options, kind, workers
             if not scenario.stateful:
                 ctx.bot_hint = ctx.bot_hint or result.rate
         row.ratios.append(rates["bot"] / rates["bare"] if rates["bare"] else float("nan"))
+        if whole := row.facts.get("bot CPU µs/reply with its sends"):
+            row.with_sends.append(row.ratios[-1] * row.facts["bot CPU µs/reply"] / whole)
         say(f"{label} {scenario.name} round {rnd}/{opts.rounds}: bare {rates['bare']:.0f} msg/s, "
             f"bot {rates['bot']:.0f} msg/s (p50 {row.p50[-1]:.1f} ms, p99 {row.p99[-1]:.1f} ms), "
             f"{'; '.join(f'{k} {v}' for k, v in row.facts.items())}")  # fmt: skip
