@@ -161,6 +161,16 @@ def settle(ctx: sc.Context, wait_outbox: bool = False) -> None:
         time.sleep(0.5)
 
 
+def cpu_now(ctx: sc.Context) -> tuple[float, float]:
+    """CPU ms so far of the bot's process tree and of its PostgreSQL sessions (0 on SQLite)."""
+    return tree_cpu_ms(ctx.bot.pid), pg_sessions_cpu_ms(ctx.bot.db_url)
+
+
+def cpu_since(ctx: sc.Context, started: tuple[float, float]) -> tuple[float, float]:
+    now = cpu_now(ctx)
+    return now[0] - started[0], now[1] - started[1]
+
+
 def outbox_pending(ctx: sc.Context) -> int:
     """Outbox rows not sent yet: a whole claim's SMS and notice, queued by its messages."""
     query = ('SELECT COUNT(*) FROM "outbox" WHERE "status" = ?', ["pending"])
@@ -261,10 +271,10 @@ def one_run(
         offset = ctx.bot.log_offset()
         # Both targets are sampled alike, so that the harness's own work is the same for both.
         sampler = RssSampler(ctx.bot.pid if target == "bot" else ctx.bare_pid)
-        cpu = started = (tree_cpu_ms(ctx.bot.pid), pg_sessions_cpu_ms(ctx.bot.db_url))
+        started = cpu_now(ctx)
         with sampler:
             result = ctx.load(target, batch.chains, opts.duration, route, scenario.cycle, aes, pace)
-        cpu = (tree_cpu_ms(ctx.bot.pid) - cpu[0], pg_sessions_cpu_ms(ctx.bot.db_url) - cpu[1])
+        cpu = cpu_since(ctx, started)
         if result.exhausted and not scenario.cycle:
             rate = max(rate, result.rate) * 2
             say(f"    the pool of {len(batch.chains)} chains ran dry: again with twice as many")
@@ -289,13 +299,11 @@ def one_run(
         if cpu[1]:
             facts["PostgreSQL CPU µs/reply"] = round(cpu[1] * 1000 / replies)
         if sends:  # what the window's messages cost once the outbox has sent all they queued
-            whole = (tree_cpu_ms(ctx.bot.pid) - started[0], pg_sessions_cpu_ms(ctx.bot.db_url))
+            whole = cpu_since(ctx, started)
             facts["outbox rows left at the end"] = behind
             facts["bot CPU µs/reply with its sends"] = round(whole[0] * 1000 / replies)
             if cpu[1]:
-                facts["PostgreSQL CPU µs/reply with its sends"] = round(
-                    (whole[1] - started[1]) * 1000 / replies
-                )
+                facts["PostgreSQL CPU µs/reply with its sends"] = round(whole[1] * 1000 / replies)
         problems += found
         logged = ctx.bot.log_problems(offset)
         if logged:
