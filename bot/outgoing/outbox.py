@@ -19,6 +19,9 @@ lease this worker holds (`WHERE id = ? AND lease_until = <mine> AND status =
 'pending'`), so a worker that lost its lease can neither mark a row sent twice
 nor put a sent row back to pending.
 
+A pass's rows leave side by side, a lane per person, each lane's rows in order
+(bot/outgoing/outbox_lanes.py).
+
 Failures back off exponentially; a permanent failure or the last attempt marks
 the row `dead`. Senders get the payload and the row's reference (`outbox-<id>`,
 which the SMS vendors echo as OutId / SessionContext), and raise an exception with a
@@ -42,6 +45,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot import logs, metrics
+from bot.outgoing import outbox_lanes
 from bot.outgoing.outbox_records import Records
 from storage import hot, outbox_sql
 from storage.models import Outbox, utcnow
@@ -91,18 +95,21 @@ class Worker:
         self.clock = clock
         self.wake = asyncio.Event()
         self.records = Records(db)  # each send's outcome goes with the next write
+        self.drained = False  # the last pass's last lease found no row due
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
         """Work the outbox until `stop` is set; `wake` cuts an idle wait short. A pass's last
-        record goes with the next pass's claim, which follows at once (bot/outgoing/
-        outbox_records.py); any left at the stop are written before it returns."""
+        record goes with the next pass's lease, which follows at once while rows are due
+        (bot/outgoing/outbox_records.py), or is written before an idle wait and at the stop."""
         while not stop.is_set():
             try:
                 done = await self.run_once(record=False)
+                if not done or self.drained:  # its last lease found none due: wait
+                    await self.records.flush()
             except Exception:
                 log.exception("outbox pass failed")
                 done = 0
-            if done:
+            if done and not self.drained:
                 continue
             self.wake.clear()
             waits = [asyncio.ensure_future(e.wait()) for e in (stop, self.wake)]
@@ -112,15 +119,23 @@ class Worker:
         await self.records.flush()
 
     async def run_once(self, record: bool = True) -> int:
-        """Send every due row once; returns how many were tried. With `record` false the last
-        send's record may still wait for the worker's next write."""
+        """Send every due row once (those that fall due as lanes free up too, up to
+        outbox_lanes.MOST_CLAIMED); returns how many were tried. With `record` false the
+        last send's record may still wait for the worker's next write."""
         rows = await self.records.write(self.claim)
-        for row in rows:
-            if self._just_claimed(row) or await self.records.write(self.renew, row):
-                await self.deliver(row)
+        sent, self.drained = await outbox_lanes.send(
+            rows, self._send, self.records.flush, self._claim_more, self.batch
+        )
         if record:
             await self.records.flush()
-        return len(rows)
+        return sent
+
+    async def _claim_more(self) -> list[Outbox]:
+        return await self.records.write(self.claim)
+
+    async def _send(self, row: Outbox) -> None:
+        if self._just_claimed(row) or await self.records.write(self.renew, row):
+            await self.deliver(row)
 
     def _just_claimed(self, row: Outbox) -> bool:
         """Claimed within FRESH: its lease is about as long as a renewal would make it."""

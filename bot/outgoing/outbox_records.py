@@ -9,8 +9,9 @@ Usage (bot/outgoing/outbox.py)::
     await records.flush()                     # before a call nobody could ask about later
 
 Before each send the worker writes anyway — the lease, its renewal, the in-doubt mark — or,
-when it would not, it flushes: so no record waits behind another send, and a worker killed
-mid-send leaves at most that one row unrecorded, as before. Each of these writes, and each
+when it would not, it flushes, as does a lane that ends while others still send: so no
+record waits behind another send, and a worker killed mid-send leaves unrecorded only the
+rows its lanes had in flight (bot/outgoing/outbox.py, LANES). Each of these writes, and each
 record, is one statement. On SQLite they go in one transaction (its writer's COMMIT is a
 wait for the disk); on PostgreSQL each commits as it runs (Runner.write_alone): a round trip
 each, where BEGIN and COMMIT around them added one more (issue 27).
@@ -54,11 +55,16 @@ class Records:
             await self.write(_nothing)
 
     def _each_then(self, fn: Callable[..., T], args: tuple) -> T:
-        """Each record, then fn: every statement committed as it runs."""
+        """Each record, then fn: every statement committed as it runs. A record is taken
+        before it runs, so another lane's write, running while this one waits for its
+        answer, goes on with the next; one that fails is put back."""
         while self._waiting:
-            record, record_args = self._waiting[0]
-            record(*record_args)
-            del self._waiting[0]
+            record, record_args = waiting = self._waiting.pop(0)
+            try:
+                record(*record_args)
+            except BaseException:
+                self._waiting.insert(0, waiting)
+                raise
         return fn(*args)
 
 
