@@ -6,6 +6,7 @@
                     [--big [--big-scale 1]] [--memory] [--paced 0.7] [--no-record]
     python -m bench profile [catalogue|form-step|claim|page] [--db sqlite] [--duration 15]
     python -m bench roundtrips [--db sqlite|postgres|both] [--messages 120]
+    python -m bench sends [--db sqlite|postgres|both] [--delay-ms 150] [--rate 120]
 
 See bench/README.md for what each scenario sends, what is checked and how to
 read the results and profiles.
@@ -124,6 +125,10 @@ def main(argv: list[str]) -> int:
         from bench.roundtrips import main as roundtrips_main
 
         return roundtrips_main(argv[1:])
+    if argv[:1] == ["sends"]:
+        from bench.sends import main as sends_main
+
+        return sends_main(argv[1:])
     args = run_parser().parse_args(argv)
     from bench.runner import Options, run
 

@@ -37,6 +37,15 @@ RECIPIENT_STEPS = (
     ("1", "请核对收货信息"),
     ("确认", "领取成功"),
 )
+
+
+def recipient_steps(i: int) -> tuple[tuple[str, str], ...]:
+    """The i-th claim's answers: each recipient their own mobile, as in a campaign (the
+    outbox sends a person's SMS one after another: bot/outgoing/outbox_lanes.py)."""
+    mobile = f"{PHONE[:3]}{i % 10**8:08d}"
+    return tuple((mobile if text == PHONE else text, expect) for text, expect in RECIPIENT_STEPS)
+
+
 UNITS_PER_SHARE = 10
 
 
@@ -257,7 +266,7 @@ class Claim(Scenario):
             r = f"{batch.users_prefix}{i:06d}"
             token = tokens[(i // UNITS_PER_SHARE) % len(tokens)] if tokens else "none"
             steps = []
-            for text, expect in ((f"领取 {token}", "收货人姓名"), *RECIPIENT_STEPS):
+            for text, expect in ((f"领取 {token}", "收货人姓名"), *recipient_steps(i)):
                 ids.append(ctx.msg_id())
                 steps.append(wrk.Step(wire.text_push(r, text, ids[-1]), expect=expect))
             batch.chains.append(wrk.Chain(r, steps))

@@ -1,6 +1,6 @@
 """What the bot under test calls outside: a local sink that says yes to everything.
 
-    python -m bench.sink --port 8092
+    python -m bench.sink --port 8092 [--delay-ms 150]
 
 POST /sms                             the SMS webhook: 200, counted
 POST /cgi-bin/stable_token            WeChat's access token: always the same one
@@ -9,6 +9,8 @@ GET  /counts                          {"sms": n, "wechat": n, "token": n}
 
 The bot's outbox sends the order SMS and the giver's notice here, so the
 claim scenario includes that work without any traffic leaving the machine.
+With --delay-ms each SMS and each message is answered that late, as a vendor
+would be (`python -m bench sends`); the token at once.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 
 COUNTS: Counter[str] = Counter()
+DELAY = [0.0]  # seconds before each SMS or message is answered
 
 
 class Sms(tornado.web.RequestHandler):
-    def post(self) -> None:
+    async def post(self) -> None:
+        if DELAY[0]:
+            await asyncio.sleep(DELAY[0])
         COUNTS["sms"] += 1
         self.finish({"ok": True})
 
@@ -37,7 +42,9 @@ class Token(tornado.web.RequestHandler):
 
 
 class Custom(tornado.web.RequestHandler):
-    def post(self) -> None:
+    async def post(self) -> None:
+        if DELAY[0]:
+            await asyncio.sleep(DELAY[0])
         COUNTS["wechat"] += 1
         self.finish({"errcode": 0, "errmsg": "ok"})
 
@@ -50,7 +57,9 @@ class Counts(tornado.web.RequestHandler):
 async def main() -> None:
     p = argparse.ArgumentParser(prog="python -m bench.sink")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--delay-ms", type=float, default=0.0, help="answer each send this late")
     args = p.parse_args()
+    DELAY[0] = args.delay_ms / 1000
     app = tornado.web.Application(
         [
             (r"/sms", Sms),
