@@ -86,6 +86,9 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
             *wechat_media.routes(),  # the stand-in of WeChat's getMedia (bot/sandbox.py)
             (r"/dev/draw/([^/]{1,128})", dev.DevDraw),
         ]
+    inflight = [0]  # requests being handled now (BaseHandler._execute, wechat.Front)
+    jobs = config.database.threads
+    services.worker.busy = lambda: inflight[0] >= jobs  # more in hand than jobs to run them
     return tornado.web.Application(
         routes,
         services=services,
@@ -101,7 +104,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         static_path=str(STATIC),
         default_handler_class=NotFound,
         log_function=log_request,
-        inflight=[0],  # requests being handled now (BaseHandler._execute, wechat.Front)
+        inflight=inflight,
     )
 
 

@@ -105,6 +105,27 @@ def test_a_giver_told_of_many_claims_keeps_one_lane_while_the_next_rows_go_on(da
     assert vendor.most >= 4
 
 
+def test_while_the_servers_messages_queue_no_lane_starts_beside_another(database):
+    """Under full load the answers come first: the pass sends one row at a time, as before
+    the lanes, and widens again as soon as the server has room."""
+    vendor = Vendor()
+    for n in range(1, 11):
+        enqueue("wechat_text", f"wechat_text:busy:{n}", {"openid": f"o_{n}", "n": n})
+    chosen = worker(vendor, batch=5)
+    chosen.busy = lambda: len(vendor.sent) < 5  # busy for the first lease's rows
+    assert asyncio.run(chosen.run_once()) == 10
+    assert [k for _, k in vendor.sent][:5] == [1, 2, 3, 4, 5], "one at a time, in order"
+    assert vendor.most > 1, "side by side once the server had room"
+    assert statuses() == ["sent"] * 10
+
+
+def test_the_server_is_busy_once_it_has_more_messages_in_hand_than_database_jobs(bot):
+    inflight, jobs = bot.app.settings["inflight"], bot.config.database.threads
+    busy = bot.services.worker.busy
+    assert [busy() for inflight[0] in (0, jobs - 1, jobs, jobs + 5)] == [False, False, True, True]
+    inflight[0] = 0
+
+
 def test_rows_to_nobody_go_one_at_a_time_as_before(database):
     vendor = Vendor()
     for n in range(1, 5):

@@ -96,6 +96,7 @@ class Worker:
         self.wake = asyncio.Event()
         self.records = Records(db)  # each send's outcome goes with the next write
         self.drained = False  # the last pass's last lease found no row due
+        self.busy: Callable[[], bool] = _never  # the server's: its messages queue (one lane)
 
     async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
         """Work the outbox until `stop` is set; `wake` cuts an idle wait short. A pass's last
@@ -124,7 +125,7 @@ class Worker:
         last send's record may still wait for the worker's next write."""
         rows = await self.records.write(self.claim)
         sent, self.drained = await outbox_lanes.send(
-            rows, self._send, self.records.flush, self._claim_more, self.batch
+            rows, self._send, self.records.flush, self._claim_more, self.batch, self.busy
         )
         if record:
             await self.records.flush()
@@ -272,6 +273,10 @@ class CannotTell(Exception):
     def __init__(self, exc: Exception):
         super().__init__(f"cannot tell whether it went: {type(exc).__name__}: {exc}")
         self.retryable = getattr(exc, "retryable", True)
+
+
+def _never() -> bool:
+    return False
 
 
 def iso(when: dt.datetime | None) -> str | None:
