@@ -1,5 +1,7 @@
-"""`python -m bench sends [--db sqlite|postgres|both] [--delay-ms 150] [--rate 120] [--duration 20]`:
-does the outbox keep up with a campaign's claims when the vendor takes its time?
+"""Does the outbox keep up with a campaign's claims when the vendor takes its time?
+
+    python -m bench sends [--db sqlite|postgres|both] [--delay-ms 150] [--rate 120]
+                          [--duration 20]
 
 The bot runs as in a benchmark, against the sink (bench/sink.py) answering each SMS and each
 WeChat message after --delay-ms, as a vendor does (100–300 ms). wrk plays whole claims, each

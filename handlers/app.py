@@ -88,7 +88,7 @@ def make_app(services: Services, port: int | None = None) -> tornado.web.Applica
         ]
     inflight = [0]  # requests being handled now (BaseHandler._execute, wechat.Front)
     jobs = config.database.threads
-    services.worker.busy = lambda: inflight[0] >= jobs  # more in hand than jobs to run them
+    services.worker.busy = lambda: inflight[0] >= jobs  # the next message would wait for a job
     return tornado.web.Application(
         routes,
         services=services,

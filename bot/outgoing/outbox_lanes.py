@@ -19,10 +19,11 @@ issue 27). So up to LANES rows are out at once:
   busy while the others go on with the next rows. A row for a person whose lane is still
   sending joins that lane.
 
-While the process's messages queue (`busy`: the server has more in hand than database jobs
-to run them; handlers/app.py), no new lane starts beside one still sending: the answers come
-first, and the outbox catches up once they are done, as it did when it sent one row at a time
-(under full load it sent about 40 rows a second while the claims queued 230).
+While the process's messages queue (`busy`: the server has as many in hand as database jobs
+to run them, so the next one waits; handlers/app.py), no new lane starts beside one still
+sending: the answers come first, and the outbox catches up once they are done, as it did
+when it sent one row at a time (under full load it sent about 40 rows a second while the
+claims queued 230).
 
 A lane that ends while others still send writes the records waiting (`flush`), so no send's
 record waits behind another's. A worker killed mid-pass leaves unrecorded the rows its lanes
