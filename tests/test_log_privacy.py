@@ -80,7 +80,7 @@ def test_draws_reminders_and_the_outbox_never_log_an_openid(bot, records):
 
     # The draw's messages: the chat joiner's is sent (after one retry), the page joiners' are
     # skipped (they never wrote to the account: outside WeChat's window).
-    bot.fake_wechat.fail_next("/cgi-bin/message/custom/send", -1)
+    bot.fake_wechat.fail_next("/cgi-bin/message/custom/send", -1, to=chat_joiner)
     at(bot, Share.get(Share.token == draw).draw_at + dt.timedelta(minutes=1))
     sweep(bot)
     at(bot, bot.clock() + dt.timedelta(hours=1))

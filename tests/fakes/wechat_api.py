@@ -110,7 +110,7 @@ class FakeWeChat:
         self._tokens: dict[str, float] = {}  # every live token -> monotonic expiry
         self.current_token: str | None = None  # what stable_token hands back
         self._codes: dict[str, _Grant] = {}
-        self._failures: dict[str, list[tuple[int, int]]] = {}
+        self._failures: dict[str, list[tuple[int, int, str | None]]] = {}
         self._slow: dict[str, float] = {}  # path → seconds its next answer waits
         self._lock = threading.RLock()  # knobs run in the test's thread, requests in ours
         self._thread: threading.Thread | None = None
@@ -178,10 +178,15 @@ class FakeWeChat:
         with self._lock:
             self._slow[path] = seconds
 
-    def fail_next(self, path: str, errcode: int = -1, *, status: int = 200, times: int = 1) -> None:
-        """The next `times` requests to `path` get `errcode` (or HTTP `status` if not 200)."""
+    def fail_next(
+        self, path: str, errcode: int = -1, *, status: int = 200, times: int = 1,
+        to: str | None = None,
+    ) -> None:  # fmt: skip
+        """The next `times` requests to `path` get `errcode` (or HTTP `status` if not 200);
+        with `to`, the next addressed to that `touser` (the outbox sends people's messages
+        side by side, so which of them comes first is not fixed)."""
         with self._lock:
-            self._failures.setdefault(path, []).extend([(errcode, status)] * times)
+            self._failures.setdefault(path, []).extend([(errcode, status, to)] * times)
 
     def expire_token(self) -> None:
         """Every token dies now; stable_token mints a new one on its next call."""
@@ -226,8 +231,10 @@ class FakeWeChat:
 
     def _route(self, path: str, query: dict, raw: bytes, body: Any) -> dict | Response:
         queued = self._failures.get(path)
-        if queued:
-            errcode, status = queued.pop(0)
+        touser = body.get("touser") if isinstance(body, dict) else None
+        matching = [i for i, (_, _, to) in enumerate(queued or []) if to in (None, touser)]
+        if matching:
+            errcode, status, _ = queued.pop(matching[0])
             if status != 200:
                 return _page(status, "an outage injected by fail_next")
             raise Refusal(errcode, "injected by FakeWeChat.fail_next")
