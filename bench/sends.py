@@ -52,7 +52,7 @@ def measure(db: str, args) -> bool:
             claim = sc.SCENARIOS["claim"]()
             for problem in claim.prepare(ctx):
                 print(f"[{db}] preparing: {problem}")
-            before = settled(ctx)
+            before = settled(ctx)  # what seeding queued
             batch = claim.batch(ctx, "bot", size(args.rate, args.duration + 3, ctx))
             result = ctx.load(
                 "bot", batch.chains, args.duration, claim.route, claim.cycle,
@@ -60,10 +60,8 @@ def measure(db: str, args) -> bool:
             )  # fmt: skip
             end = counts(ctx)
             started = time.monotonic()
-            while counts(ctx)["pending"] and time.monotonic() - started < DRAIN_LIMIT:
-                time.sleep(0.2)
+            after = settled(ctx)
             drained = time.monotonic() - started
-            after = counts(ctx)
         finally:
             bot.stop()
             sink.stop()
@@ -90,7 +88,7 @@ def counts(ctx: sc.Context) -> dict[str, int]:
 
 
 def settled(ctx: sc.Context) -> dict[str, int]:
-    """The counts once what seeding queued has gone."""
+    """The counts once every row queued has gone (or DRAIN_LIMIT has passed)."""
     started = time.monotonic()
     while (now := counts(ctx))["pending"] and time.monotonic() - started < DRAIN_LIMIT:
         time.sleep(0.2)
