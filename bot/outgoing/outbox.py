@@ -123,7 +123,7 @@ class Worker:
         """Send every due row once (those that fall due as lanes free up too, up to
         outbox_lanes.MOST_CLAIMED); returns how many were tried. With `record` false the
         last send's record may still wait for the worker's next write."""
-        rows = await self.records.write(self.claim)
+        rows = await self._claim_more()
         sent, self.drained = await outbox_lanes.send(
             rows, self._send, self.records.flush, self._claim_more, self.batch, self.busy
         )
@@ -132,6 +132,7 @@ class Worker:
         return sent
 
     async def _claim_more(self) -> list[Outbox]:
+        """The pass's next lease, after the records waiting."""
         return await self.records.write(self.claim)
 
     async def _send(self, row: Outbox) -> None:

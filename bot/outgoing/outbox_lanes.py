@@ -2,7 +2,7 @@
 
 Usage (bot/outgoing/outbox.py)::
 
-    sent, drained = await send(rows, worker_sends_one, records.flush, claim_more, batch=20)
+    sent, drained = await send(rows, worker_sends_one, records.flush, claim_more, 20, busy)
     # rows: as first leased, oldest first; drained: the last lease found no more rows due
 
 A vendor answers in 100–300 ms. One row at a time, one process sent about 6 rows a second
@@ -49,7 +49,7 @@ async def send(
     flush: Callable[[], Awaitable[None]],
     claim_more: Callable[[], Awaitable[list[Outbox]]],
     batch: int,
-    busy: Callable[[], bool] = lambda: False,
+    busy: Callable[[], bool],
 ) -> tuple[int, bool]:
     """Every row through `send_one`, in up to LANES lanes (one while `busy()`), leasing more
     (`claim_more`, up to `batch` rows each time) while a lane is free and the last lease

@@ -11,7 +11,7 @@ Usage (bot/outgoing/outbox.py)::
 Before each send the worker writes anyway — the lease, its renewal, the in-doubt mark — or,
 when it would not, it flushes, as does a lane that ends while others still send: so no
 record waits behind another send, and a worker killed mid-send leaves unrecorded only the
-rows its lanes had in flight (bot/outgoing/outbox.py, LANES). Each of these writes, and each
+rows its lanes had in flight (bot/outgoing/outbox_lanes.py, LANES). Each of these writes, and each
 record, is one statement. On SQLite they go in one transaction (its writer's COMMIT is a
 wait for the disk); on PostgreSQL each commits as it runs (Runner.write_alone): a round trip
 each, where BEGIN and COMMIT around them added one more (issue 27).
